@@ -1,0 +1,161 @@
+"""Analysis of a network and its trace: spectra, Jacobian products, connectivity.
+
+- :func:`spectra` — eigenvalues of every recurrent matrix, whole and per gate block.
+- :func:`jacobian_norms` — ‖∂h_last/∂h_t‖₂ for every t, where ``last`` is the final
+  step a cell processes (T−1 forward, 0 for a reverse cell).  The cells' own
+  backward rules are applied to the H rows of an identity matrix at once, so
+  each step is one vector–Jacobian product of H covectors.
+- :func:`connectivity` — ‖∂o_t/∂x_s‖ (Frobenius) for every output step t and input
+  step s: one backward pass over a batch of copies of a sample, each copy seeded
+  with one output coordinate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .cells import CELLS
+from .experiment import ModelConfig
+from .layout import GATES, directions
+from .network import Network, check_memory
+from .trace import Trace
+
+
+def spectra(model: ModelConfig, params: dict[str, Any]) -> tuple[dict, dict]:
+    """Eigenvalues and spectral radii of the recurrent matrices.
+
+    Returns ``({name: {block: complex eigenvalues}}, {name: spectral radius})``;
+    blocks are the gates (i, f, g, o / r, z, n) or ``"h"`` for an RNN, and the
+    radius is the largest over the blocks.  For ``output_recurrence`` with one
+    layer, the loop ``weight_oh_l0 · head.weight`` (H×H per block) is reported
+    as ``"loop_l0"``: the linearised output-to-hidden recurrence.
+    """
+    eigs: dict[str, dict[str, np.ndarray]] = {}
+    radius: dict[str, float] = {}
+    host = {k: np.asarray(v.get() if hasattr(v, "get") else v, dtype=np.float64)
+            for k, v in params.items()}
+    for k, layer in enumerate(model.layers):
+        H = layer.hidden_size
+        names = GATES[layer.cell] or ("h",)
+        for d in directions(layer):
+            if model.pattern == "output_recurrence":
+                if k > 0 or len(model.layers) > 1:
+                    continue
+                W = host["weight_oh_l0"] @ host["head.weight"]
+                name = "loop_l0"
+            else:
+                name = f"weight_hh_l{k}{d}"
+                W = host[name]
+            blocks = {}
+            for n, g in enumerate(names):
+                block = W[n * H:(n + 1) * H]
+                blocks[g] = (np.linalg.eigvals(block) if np.all(np.isfinite(block))
+                             else np.full(H, np.nan, dtype=complex))
+            eigs[name] = blocks
+            radius[name] = float(max(np.max(np.abs(e)) for e in blocks.values()))
+    return eigs, radius
+
+
+def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.ndarray]:
+    """{layer key: (T,) ‖∂h_last/∂h_t‖₂} for one batch element of a finished trace.
+
+    Only for hidden-to-hidden recurrence (``output_recurrence`` has none: empty dict).
+    """
+    if net.model.pattern == "output_recurrence":
+        return {}
+    xp, dt = net.xp, net.backend.dtype
+    out: dict[str, np.ndarray] = {}
+    for k, layer in enumerate(net.model.layers):
+        cell, H = CELLS[layer.cell], layer.hidden_size
+        P: dict[str, Any] = {"activation": layer.activation}
+        if layer.cell == "lstm":
+            from .cells.lstm import gate_scales  # noqa: PLC0415
+
+            P["s"], P["shift"], P["s2"] = gate_scales(xp, H, dt)
+        for d in directions(layer):
+            key = f"l{k}{d}"
+            if layer.peephole:
+                P["peep"] = net.params[f"weight_peep_l{k}{d}"]
+            W_hh = net.params[f"weight_hh_l{k}{d}"]
+            L = trace.layers[key]
+            S = {"h": L.h[:, sample:sample + 1]}
+            if L.c is not None:
+                S["c"] = L.c[:, sample:sample + 1]
+                S["tc"] = xp.tanh(S["c"])
+            if L.gates:
+                S["gates"] = xp.concatenate([L.gates[g][:, sample:sample + 1]
+                                             for g in cell.GATES], axis=-1)
+            if layer.cell == "gru":  # hp_n = W_hn h_{t-1} + b_hn, recomputed
+                h = L.h[:, sample]
+                order = range(h.shape[0] - 1, -1, -1) if d else range(h.shape[0])
+                prev = xp.zeros_like(h)
+                o = list(order)
+                for s in range(1, len(o)):
+                    prev[o[s]] = h[o[s - 1]]
+                hn = prev @ W_hh[2 * H:].T + net.params[f"bias_hh_l{k}{d}"][2 * H:]
+                S["hn"] = hn[:, None, :]
+            T = L.h.shape[0]
+            order = list(range(T - 1, -1, -1) if d else range(T))
+            G = cell.BLOCKS
+            dh = xp.eye(H, dtype=dt)
+            dc = xp.zeros((H, H), dtype=dt)
+            zero = xp.zeros((1, H), dtype=dt)
+            norms = np.zeros(T)
+            dxp = xp.empty((H, G * H), dtype=dt)
+            dhp = dxp if layer.cell != "gru" else xp.empty_like(dxp)
+            for s in range(T - 1, -1, -1):
+                t = order[s]
+                norms[t] = float(np.linalg.norm(net.backend.to_numpy(dh), 2))
+                if s == 0:
+                    break
+                h_prev = S["h"][order[s - 1]]
+                c_prev = S["c"][order[s - 1]] if "c" in S else zero
+                dc_in = dc.copy()
+                direct, dc_prev = cell.backward(xp, S, t, dh, dc_in, h_prev, c_prev, P, dxp, dhp)
+                new = dhp @ W_hh
+                if direct is not None:
+                    new += direct
+                dh = new
+                dc = dc_prev if dc_prev is not None else dc
+            out[key] = norms
+    return out
+
+
+def connectivity(net: Network, x: Any, y: Any = None, sample: int = 0,
+                 teacher_mask: Any = None, chunk: int = 64) -> np.ndarray:
+    """(T_out, T_in) array of ‖∂o_t/∂x_s‖ for batch element ``sample``.
+
+    T_out is T for sequence outputs and 1 for ``many_to_one``.
+    """
+    m = net.model
+    x = np.asarray(net.backend.to_numpy(net.backend.asarray(x)))
+    T = x.shape[0]
+    O = m.output_size
+    seq = m.pattern != "many_to_one"
+    T_out = T if seq else 1
+    seeds = [(t, o) for t in range(T_out) for o in range(O)]
+    result = np.zeros((T_out, T))
+    xs = x[:, sample:sample + 1]
+    ys = None
+    if y is not None and m.pattern == "output_recurrence":
+        ys = np.asarray(y)[:, sample:sample + 1]
+    for lo in range(0, len(seeds), chunk):
+        part = seeds[lo:lo + chunk]
+        n = len(part)
+        check_memory(m, T, n, np.dtype(net.backend.dtype).name)
+        xb = np.repeat(xs, n, axis=1)
+        yb = np.repeat(ys, n, axis=1) if ys is not None else None
+        seed = np.zeros((T, n, O) if seq else (n, O))
+        for j, (t, o) in enumerate(part):
+            if seq:
+                seed[t, j, o] = 1.0
+            else:
+                seed[j, o] = 1.0
+        tr = net.run(xb, yb, d_output=seed, teacher_mask=teacher_mask)
+        dx = net.backend.to_numpy(tr.dx)  # (T_in, n, D)
+        sq = (dx ** 2).sum(axis=-1)  # (T_in, n)
+        for j, (t, _o) in enumerate(part):
+            result[t] += sq[:, j]
+    return np.sqrt(result)

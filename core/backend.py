@@ -1,0 +1,111 @@
+"""Array backend: NumPy on the CPU or CuPy on a GPU, and the working dtype.
+
+All maths in ``core`` is written once against ``backend.xp``; nothing else in
+the package imports CuPy.
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+DEVICES = ("auto", "numpy", "cupy")
+DTYPES = ("float32", "float64")
+
+
+class BackendError(RuntimeError):
+    """The requested device cannot be used."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where arrays live (``xp``) and in which precision (``dtype``)."""
+
+    name: str  # "numpy" | "cupy"
+    xp: ModuleType
+    dtype: np.dtype
+    reason: str  # why this backend was chosen, for `gradlab info` and the status bar
+
+    def asarray(self, a: Any, dtype: Any = None) -> Any:
+        """Copy or move ``a`` onto this backend in ``dtype`` (default: the working dtype)."""
+        return self.xp.asarray(a, dtype=self.dtype if dtype is None else dtype)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """Bring ``a`` back to the host as a NumPy array."""
+        if self.name == "cupy":
+            return self.xp.asnumpy(a)
+        return np.asarray(a)
+
+    @property
+    def label(self) -> str:
+        return f"{'CuPy' if self.name == 'cupy' else 'NumPy'} · {np.dtype(self.dtype).name}"
+
+
+def probe_cupy() -> tuple[ModuleType | None, str]:
+    """Return ``(cupy, reason)``: the module when it imports and sees a GPU, else None."""
+    try:
+        import cupy  # noqa: PLC0415 - optional dependency
+    except Exception as exc:  # ImportError, or a CUDA library failing to load
+        return None, f"CuPy is not installed ({type(exc).__name__})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return None, f"CuPy imports but finds no GPU ({exc})"
+    if n < 1:
+        return None, "CuPy imports but finds no GPU"
+    return cupy, f"CuPy sees {n} GPU{'s' if n > 1 else ''}"
+
+
+def resolve_backend(device: str = "auto", dtype: str = "float32") -> Backend:
+    """Pick the array module for ``device`` ∈ auto|numpy|cupy and ``dtype`` ∈ float32|float64.
+
+    ``auto`` takes CuPy when it imports and sees a GPU, otherwise NumPy; the
+    returned ``reason`` says which and why.  Asking for ``cupy`` without a GPU
+    raises :class:`BackendError`.
+    """
+    if device not in DEVICES:
+        raise BackendError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if dtype not in DTYPES:
+        raise BackendError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    dt = np.dtype(dtype)
+    if device == "numpy":
+        return Backend("numpy", np, dt, "NumPy requested")
+    cupy, why = probe_cupy()
+    if cupy is not None:
+        return Backend("cupy", cupy, dt, f"{why}; using it" if device == "auto" else why)
+    if device == "cupy":
+        raise BackendError(f"device 'cupy' requested but {why[0].lower()}{why[1:]}")
+    return Backend("numpy", np, dt, f"{why}; using NumPy")
+
+
+def backend_info() -> dict[str, Any]:
+    """Versions, devices and the automatic choice, for ``gradlab info``."""
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+    }
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415 - optional
+
+        info["blas"] = [f"{p.get('internal_api')} ({p.get('num_threads')} threads)"
+                        for p in threadpool_info()]
+    except ImportError:
+        pass
+    cupy, why = probe_cupy()
+    info["cupy"] = why
+    if cupy is not None:
+        info["cupy_version"] = cupy.__version__
+        devices = []
+        for i in range(cupy.cuda.runtime.getDeviceCount()):
+            props = cupy.cuda.runtime.getDeviceProperties(i)
+            name = props["name"]
+            devices.append(name.decode() if isinstance(name, bytes) else str(name))
+        info["gpus"] = devices
+    auto = resolve_backend("auto")
+    info["auto"] = f"{auto.name} ({auto.reason})"
+    return info

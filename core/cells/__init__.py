@@ -1,0 +1,19 @@
+"""The three cells.  Each module holds one step's forward and, beside it, its backward.
+
+Module interface (``xp`` is NumPy or CuPy, ``S`` the per-sequence storage from
+``alloc``, ``P`` the step constants):
+
+- ``NAME``, ``BLOCKS`` (gate blocks stacked in W_ih rows), ``GATES`` (trace names),
+  ``HAS_CELL_STATE``
+- ``alloc(xp, T, B, H, dtype) -> S``
+- ``forward(xp, S, t, xp_t, hp_t, h_prev, c_prev, P)``: fills ``S[...][t]``
+- ``backward(xp, S, t, dh, dc, h_prev, c_prev, P, dxp, dhp) -> (dh_direct, dc_prev)``
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import gru, lstm, rnn
+
+CELLS: dict[str, ModuleType] = {"rnn": rnn, "lstm": lstm, "gru": gru}

@@ -1,0 +1,121 @@
+"""LSTM cell, gate rows in the order i, f, g, o (PyTorch's), optional diagonal peepholes.
+
+Forward (``a`` = pre-activations, ``xp + hp``)::
+
+    i = σ(a_i + p_i ⊙ c_{t-1})     f = σ(a_f + p_f ⊙ c_{t-1})     g = tanh(a_g)
+    c_t = f ⊙ c_{t-1} + i ⊙ g
+    o = σ(a_o + p_o ⊙ c_t)         h_t = o ⊙ tanh(c_t)
+
+Backward, read bottom to top against the forward::
+
+    do = dh ⊙ tanh(c_t)
+    dc = dc_next + dh ⊙ o ⊙ (1 − tanh²c_t)  [+ da_o ⊙ p_o]       total dL/dc_t
+    di = dc ⊙ g      df = dc ⊙ c_{t-1}      dg = dc ⊙ i
+    da = d(gate) ⊙ gate'      σ' = s(1 − s),  tanh' = 1 − s²
+    dc_{t-1} = dc ⊙ f  [+ da_i ⊙ p_i + da_f ⊙ p_f]
+
+Both sigmoid and tanh gates are evaluated with one ``tanh`` call over all four
+blocks: σ(a) = ½·tanh(a/2) + ½, so ``gate = tanh(a·s)·s + (1 − s)`` with s = ½ on
+sigmoid rows and 1 on the candidate rows; then ``gate' = s² − (gate − (1 − s))²``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAME = "lstm"
+BLOCKS = 4
+GATES = ("i", "f", "g", "o")
+HAS_CELL_STATE = True
+
+
+def gate_scales(xp: Any, H: int, dtype: Any) -> tuple[Any, Any, Any]:
+    """(s, 1 − s, s²), each (4H,): s = ½ for the sigmoid gates i, f, o and 1 for g."""
+    s = xp.full((4 * H,), 0.5, dtype=dtype)
+    s[2 * H:3 * H] = 1.0
+    return s, 1.0 - s, s * s
+
+
+def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
+    """Storage: gates (T, B, 4H), h, c and tanh(c) (T, B, H)."""
+    return {
+        "gates": xp.empty((T, B, 4 * H), dtype=dtype),
+        "h": xp.empty((T, B, H), dtype=dtype),
+        "c": xp.empty((T, B, H), dtype=dtype),
+        "tc": xp.empty((T, B, H), dtype=dtype),
+    }
+
+
+def _activate(xp: Any, a: Any, s: Any, shift: Any) -> None:
+    """In place: a ← tanh(a·s)·s + shift (σ on rows with s = ½, tanh where s = 1)."""
+    a *= s
+    xp.tanh(a, out=a)
+    a *= s
+    a += shift
+
+
+def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: Any,
+            P: dict) -> None:
+    """One step; writes S["gates"][t], S["c"][t], S["tc"][t], S["h"][t]."""
+    H = S["h"].shape[-1]
+    a = S["gates"][t]
+    c, tc, h = S["c"][t], S["tc"][t], S["h"][t]
+    s, shift = P["s"], P["shift"]
+    xp.add(xpj, hpj, out=a)
+    peep = P.get("peep")
+    if peep is None:
+        _activate(xp, a, s, shift)
+    else:
+        a[:, :H] += peep[0] * c_prev
+        a[:, H:2 * H] += peep[1] * c_prev
+        _activate(xp, a[:, :3 * H], s[:3 * H], shift[:3 * H])
+    i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+    xp.multiply(f, c_prev, out=c)
+    c += i * g
+    if peep is not None:
+        o += peep[2] * c
+        _activate(xp, o, s[3 * H:], shift[3 * H:])
+    xp.tanh(c, out=tc)
+    xp.multiply(o, tc, out=h)
+
+
+def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: Any,
+             P: dict, dxp: Any, dhp: Any) -> tuple[Any, Any]:
+    """Gate gradients dL/da_t (B, 4H) into ``dxp`` (``dhp`` is the same for an LSTM).
+
+    ``dc`` (B, H) enters as the gradient carried from step t+1 and is updated in
+    place to the total dL/dc_t.  Returns (None, dL/dc_{t-1}).
+    """
+    H = S["h"].shape[-1]
+    a, tc = S["gates"][t], S["tc"][t]
+    i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+    di, df, dg, do = dxp[:, :H], dxp[:, H:2 * H], dxp[:, 2 * H:3 * H], dxp[:, 3 * H:]
+    peep = P.get("peep")
+    xp.multiply(dh, tc, out=do)                 # do = dh ⊙ tanh c
+    xp.multiply(tc, tc, out=di)                 # (scratch) 1 − tanh² c
+    xp.subtract(1.0, di, out=di)
+    di *= o
+    di *= dh
+    dc += di                                    # dc += dh ⊙ o ⊙ (1 − tanh² c)
+    if peep is not None:                        # o saw c_t through p_o
+        xp.subtract(1.0, o, out=df)
+        df *= o
+        do *= df                                # da_o = do ⊙ σ'(o)
+        dc += do * peep[2]
+    xp.multiply(dc, g, out=di)                  # di = dc ⊙ g
+    xp.multiply(dc, c_prev, out=df)             # df = dc ⊙ c_{t-1}
+    xp.multiply(dc, i, out=dg)                  # dg = dc ⊙ i
+    # Multiply by each gate's derivative, all rows at once: s² − (gate − shift)².
+    s2, shift = P["s2"], P["shift"]
+    rows = slice(0, 3 * H) if peep is not None else slice(0, 4 * H)
+    tmp = a[:, rows] - shift[rows]
+    tmp *= tmp
+    xp.subtract(s2[rows], tmp, out=tmp)
+    dxp[:, rows] *= tmp
+    dc_prev = dc * f                            # dc_{t-1} = dc ⊙ f
+    if peep is not None:
+        dc_prev += di * peep[0]
+        dc_prev += df * peep[1]
+    if dhp is not dxp:
+        dhp[...] = dxp
+    return None, dc_prev

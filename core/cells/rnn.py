@@ -1,0 +1,62 @@
+"""Elman RNN cell: ``h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
+
+``xp`` is the input projection of step t and ``hp`` the recurrent one, both (B, H).
+The backward rule expresses φ' through the output h, so only h is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NAME = "rnn"
+BLOCKS = 1
+GATES: tuple[str, ...] = ()
+HAS_CELL_STATE = False
+
+
+def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
+    """Per-sequence storage: the hidden states h (T, B, H)."""
+    return {"h": xp.empty((T, B, H), dtype=dtype)}
+
+
+def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: Any,
+            P: dict) -> None:
+    """h_t = φ(xp + hp), written into S["h"][t]."""
+    h = S["h"][t]
+    xp.add(xpj, hpj, out=h)
+    act = P["activation"]
+    if act == "tanh":
+        xp.tanh(h, out=h)
+    elif act == "sigmoid":  # σ(a) = ½·tanh(a/2) + ½
+        h *= 0.5
+        xp.tanh(h, out=h)
+        h *= 0.5
+        h += 0.5
+    elif act == "relu":
+        xp.maximum(h, 0, out=h)
+    # linear: h = a
+
+
+def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: Any,
+             P: dict, dxp: Any, dhp: Any) -> tuple[Any, Any]:
+    """dL/da_t = dh · φ'(a_t) into ``dxp`` and ``dhp`` (B, H).
+
+    Returns (direct dL/dh_{t-1} not through W_hh, dL/dc_{t-1}): both None for an RNN.
+    """
+    h = S["h"][t]
+    act = P["activation"]
+    if act == "tanh":  # 1 − h²
+        xp.multiply(h, h, out=dxp)
+        xp.subtract(1.0, dxp, out=dxp)
+        dxp *= dh
+    elif act == "sigmoid":  # h (1 − h)
+        xp.subtract(1.0, h, out=dxp)
+        dxp *= h
+        dxp *= dh
+    elif act == "relu":  # 1[h > 0]
+        xp.multiply(dh, h > 0, out=dxp)
+    else:
+        dxp[...] = dh
+    if dhp is not dxp:
+        dhp[...] = dxp
+    return None, None

@@ -1,0 +1,322 @@
+"""The experiment file: model, initialisation, task, training and backend settings.
+
+An experiment is plain data (nested dataclasses).  :func:`experiment_from_dict`
+validates a JSON object field by field and names the first problem it finds
+(``model.layers[0].hidden_size: expected an integer, got 'big'``);
+:func:`load_experiment` adds the file name; :func:`save_experiment` writes atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+from .fileio import atomic_write_text
+
+FORMAT = "gradlab-experiment"
+VERSION = 1
+
+CELLS = ("rnn", "lstm", "gru")
+ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+PATTERNS = ("many_to_many", "many_to_one", "output_recurrence")
+LOSSES = ("mse", "cross_entropy")
+SCHEMES = ("uniform", "normal", "orthogonal", "identity", "xavier")
+MAX_HIDDEN = 65_536
+MAX_LAYERS = 64
+
+
+@dataclass
+class LayerConfig:
+    """One recurrent layer of the stack."""
+
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    hidden_size: int = 32
+    bidirectional: bool = False
+    peephole: bool = False
+    activation: Literal["tanh", "relu", "sigmoid", "linear"] = "tanh"
+
+
+@dataclass
+class ModelConfig:
+    """The network: a stack of layers, a design pattern, a linear head and a loss."""
+
+    input_size: int = 1
+    output_size: int = 1
+    layers: list[LayerConfig] = field(default_factory=lambda: [LayerConfig()])
+    pattern: Literal["many_to_many", "many_to_one", "output_recurrence"] = "many_to_many"
+    loss: Literal["mse", "cross_entropy"] = "mse"
+
+
+@dataclass
+class Scales:
+    """Multipliers on each matrix family: the lab's weight-scale knobs."""
+
+    input: float = 1.0
+    recurrent: float = 1.0
+    output: float = 1.0
+
+
+@dataclass
+class InitConfig:
+    scheme: Literal["uniform", "normal", "orthogonal", "identity", "xavier"] = "uniform"
+    scales: Scales = field(default_factory=Scales)
+    forget_bias: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class TaskConfig:
+    """The data: a task name, sizes, and the task's own fields (kept in ``options``)."""
+
+    name: str = "sine"
+    seq_len: int = 100
+    batch_size: int = 16
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ClipConfig:
+    mode: Literal["none", "norm", "value"] = "norm"
+    max_norm: float = 1.0
+    max_value: float = 1.0
+
+
+@dataclass
+class ScheduleConfig:
+    name: Literal["constant", "step", "cosine"] = "constant"
+    step_size: int = 100
+    gamma: float = 0.5
+    min_lr: float = 0.0
+
+
+@dataclass
+class TrainingConfig:
+    optimizer: Literal["sgd", "rmsprop", "adam"] = "adam"
+    lr: float = 0.001
+    momentum: float = 0.0
+    nesterov: bool = False
+    beta1: float = 0.9
+    beta2: float = 0.999
+    alpha: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    tbptt: int | None = None
+    teacher_forcing: float = 1.0
+    grad_reg: float = 0.0
+    steps: int = 500
+    eval_every: int = 10
+    trace_every: int = 10
+
+
+@dataclass
+class BackendConfig:
+    device: Literal["auto", "numpy", "cupy"] = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+@dataclass
+class Experiment:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    title: str = ""
+    description: str = ""
+    # Weights loaded beside the file (PyTorch names → arrays); never part of the JSON.
+    weights: dict[str, Any] | None = field(default=None, repr=False, compare=False,
+                                           metadata={"json": False})
+
+
+# ----------------------------------------------------------------------------- validation
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert it; raise ConfigError."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(value, inner, where)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {_describe(value)}")
+        return [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected an object, got {_describe(value)}")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}: expected an integer, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {_describe(value)}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}: expected a finite number, got {value}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported annotation {tp!r}")  # pragma: no cover - schema bug
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list)) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected an object, got {_describe(data)}")
+    hints = typing.get_type_hints(cls)
+    if cls is TaskConfig:  # task-specific fields are collected into `options`
+        known = {"name", "seq_len", "batch_size"}
+        kwargs = {k: _convert(data[k], hints[k], f"{where}.{k}") for k in known if k in data}
+        kwargs["options"] = {k: v for k, v in data.items() if k not in known}
+        return cls(**kwargs)
+    names = {f.name for f in dataclasses.fields(cls) if f.metadata.get("json", True)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"{where}.{key}: unknown field (expected one of {', '.join(sorted(names))})")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(data[f.name], hints[f.name], f"{where}.{f.name}")
+    return cls(**kwargs)
+
+
+def _check_ranges(exp: Experiment) -> None:
+    m = exp.model
+    if not 1 <= m.input_size <= MAX_HIDDEN:
+        raise ConfigError(f"model.input_size: must be between 1 and {MAX_HIDDEN}, got {m.input_size}")
+    if not 1 <= m.output_size <= MAX_HIDDEN:
+        raise ConfigError(f"model.output_size: must be between 1 and {MAX_HIDDEN}, got {m.output_size}")
+    if not m.layers:
+        raise ConfigError("model.layers: at least one recurrent layer is needed")
+    if len(m.layers) > MAX_LAYERS:
+        raise ConfigError(f"model.layers: at most {MAX_LAYERS} layers, got {len(m.layers)}")
+    for k, layer in enumerate(m.layers):
+        where = f"model.layers[{k}]"
+        if layer.hidden_size < 1:
+            raise ConfigError(f"{where}.hidden_size: must be at least 1, got {layer.hidden_size}")
+        if layer.peephole and layer.cell != "lstm":
+            raise ConfigError(f"{where}.peephole: peephole connections need an lstm cell, not {layer.cell}")
+        if layer.activation != "tanh" and layer.cell != "rnn":
+            raise ConfigError(f"{where}.activation: only rnn cells take an activation; "
+                              f"{layer.cell} gates are fixed")
+        if layer.bidirectional and m.pattern == "output_recurrence":
+            raise ConfigError(f"{where}.bidirectional: output_recurrence has no hidden-to-hidden "
+                              "recurrence to run backwards; use many_to_many or many_to_one")
+    if m.loss == "cross_entropy" and m.output_size < 2:
+        raise ConfigError("model.output_size: cross_entropy needs at least 2 classes")
+    t = exp.task
+    if t.seq_len < 1:
+        raise ConfigError(f"task.seq_len: must be at least 1, got {t.seq_len}")
+    if t.batch_size < 1:
+        raise ConfigError(f"task.batch_size: must be at least 1, got {t.batch_size}")
+    tr = exp.training
+    if tr.tbptt is not None and tr.tbptt < 1:
+        raise ConfigError(f"training.tbptt: must be a positive window length or null, got {tr.tbptt}")
+    if not 0.0 <= tr.teacher_forcing <= 1.0:
+        raise ConfigError(f"training.teacher_forcing: must lie in [0, 1], got {tr.teacher_forcing}")
+    if tr.lr <= 0:
+        raise ConfigError(f"training.lr: must be positive, got {tr.lr}")
+    if tr.steps < 0:
+        raise ConfigError(f"training.steps: must be zero or more, got {tr.steps}")
+    if tr.clip.max_norm <= 0 or tr.clip.max_value <= 0:
+        raise ConfigError("training.clip: max_norm and max_value must be positive")
+
+
+def experiment_from_dict(data: Any) -> Experiment:
+    """Validate a parsed experiment JSON object and build an :class:`Experiment`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a JSON object at the top level, got {_describe(data)}")
+    if data.get("format") != FORMAT:
+        raise ConfigError(f"format: expected {FORMAT!r}, got {data.get('format')!r}")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ConfigError(f"version: expected an integer, got {_describe(version)}")
+    if version > VERSION or version < 1:
+        raise ConfigError(f"version: this build reads version {VERSION}, the file is version {version}")
+    if "model" not in data:
+        raise ConfigError("model: missing (every experiment needs a model section)")
+    body = {k: v for k, v in data.items() if k not in ("format", "version")}
+    exp = _from_dict(Experiment, body, "experiment")
+    _check_ranges(exp)
+    from .tasks import validate_task  # noqa: PLC0415 - tasks import the schema
+
+    validate_task(exp)
+    return exp
+
+
+def experiment_to_dict(exp: Experiment) -> dict[str, Any]:
+    """The JSON object for ``exp`` (task options are written flat into ``task``)."""
+    body = dataclasses.asdict(dataclasses.replace(exp, weights=None))
+    body.pop("weights")
+    task = body["task"]
+    task.update(task.pop("options"))
+    out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    for key in ("title", "description"):
+        if not body[key]:
+            body.pop(key)
+    out.update(body)
+    return out
+
+
+def load_experiment_config(path: str | os.PathLike[str]) -> Experiment:
+    """Read and validate an experiment JSON file; errors name the file and field."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read ({exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    try:
+        return experiment_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def save_experiment(exp: Experiment, path: str | os.PathLike[str]) -> None:
+    """Write ``exp`` as JSON, atomically."""
+    atomic_write_text(path, json.dumps(experiment_to_dict(exp), indent=2) + "\n")
+
+
+def replace(obj: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` re-exported for callers that edit experiments."""
+    return dataclasses.replace(obj, **changes)

@@ -1,0 +1,505 @@
+"""The network: stacked, optionally bidirectional layers, a linear head and a loss.
+
+:meth:`Network.run` does one forward pass over a sequence and backpropagation
+through time, and returns a :class:`~core.trace.Trace` of every per-step array.
+
+Two loop shapes cover the three design patterns:
+
+- ``many_to_many`` / ``many_to_one`` (hidden-to-hidden recurrence): layer by layer,
+  and within a layer time step by time step.  All timesteps' input projections are
+  one matrix product before the loop, each step one product for all gates, and the
+  parameter gradients one product over all timesteps after the backward loop.
+- ``output_recurrence`` (no hidden-to-hidden connection; the previous output — the
+  target under teacher forcing, else the model's own — is fed back through
+  ``weight_oh_l0``): time step by time step, and within a step layer by layer.
+
+Truncated BPTT with window k cuts the recurrent gradient at every k-th step of
+each direction's processing order (the forward cell counts t = 0, 1, …; the reverse
+cell t = T−1, T−2, …): the gradient from step s does not reach step s−1 when
+s is a multiple of k.  Parameters still receive the gradient of every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend
+from .cells import CELLS
+from .cells.lstm import gate_scales
+from .errors import DataError, MemoryLimitError, WeightsError
+from .experiment import ModelConfig
+from .layout import directions, layer_keys, param_shapes
+from .losses import LOSSES, softmax
+from .trace import LayerTrace, Trace
+
+
+@dataclass
+class _Dir:
+    """One cell of one layer (a direction) during a pass: constants and storage."""
+
+    key: str  # trace key, e.g. "l0_reverse"
+    k: int
+    suffix: str
+    cell: ModuleType
+    H: int
+    reverse: bool
+    P: dict[str, Any]
+    S: dict[str, Any] = field(default_factory=dict)
+    X: Any = None  # the layer's input (T, B, D)
+    dxp: Any = None  # dL/d(input projection) (T, B, G·H)
+    dhp: Any = None  # dL/d(recurrent projection) (T, B, G·H), may alias dxp
+    dh: Any = None  # total dL/dh_t (T, B, H)
+    dc: Any = None  # total dL/dc_t (T, B, H), LSTM only
+
+    def order(self, T: int) -> range:
+        return range(T - 1, -1, -1) if self.reverse else range(T)
+
+
+class Network:
+    """A recurrent network on a backend.
+
+    ``params`` maps PyTorch parameter names to arrays (copied onto the backend in
+    its dtype; ``net.params`` can be updated in place by an optimizer).
+    """
+
+    def __init__(self, model: ModelConfig, params: Mapping[str, Any], backend: Backend):
+        self.model = model
+        self.backend = backend
+        self.xp = backend.xp
+        shapes = param_shapes(model)
+        missing = [n for n in shapes if n not in params]
+        if missing:
+            raise WeightsError(f"missing parameter(s): {', '.join(missing)}")
+        extra = [n for n in params if n not in shapes]
+        if extra:
+            raise WeightsError(f"unexpected parameter(s) for this model: {', '.join(extra)}")
+        for name, shape in shapes.items():
+            got = tuple(np.shape(params[name]))
+            if got != shape:
+                raise WeightsError(f"{name}: expected shape {shape}, got {got}")
+        self.params: dict[str, Any] = {n: backend.asarray(params[n]) for n in shapes}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _dirs(self) -> list[list[_Dir]]:
+        """Per layer, its directions with the step constants of the current params."""
+        xp, dt, p = self.xp, self.backend.dtype, self.params
+        out = []
+        for k, layer in enumerate(self.model.layers):
+            cell, H = CELLS[layer.cell], layer.hidden_size
+            row = []
+            for d in directions(layer):
+                P: dict[str, Any] = {"activation": layer.activation}
+                if layer.cell == "lstm":
+                    P["s"], P["shift"], P["s2"] = gate_scales(xp, H, dt)
+                    if layer.peephole:
+                        P["peep"] = p[f"weight_peep_l{k}{d}"]
+                row.append(_Dir(f"l{k}{d}", k, d, cell, H, d == "_reverse", P))
+            out.append(row)
+        return out
+
+    def _check_data(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """Move ``x`` (T, B, D) and ``y`` onto the backend, checking shapes."""
+        m, xp = self.model, self.xp
+        if getattr(x, "ndim", None) != 3:
+            raise DataError(f"input: expected an array of shape (T, B, D), got shape {np.shape(x)}")
+        T, B, D = x.shape
+        if D != m.input_size:
+            raise DataError(f"input: last axis must be input_size = {m.input_size}, got {D}")
+        if T < 1 or B < 1:
+            raise DataError(f"input: needs at least one timestep and one sample, got {x.shape}")
+        x = self.backend.asarray(x)
+        if y is None:
+            return x, None
+        seq = m.pattern != "many_to_one"
+        if m.loss == "cross_entropy":
+            want = (T, B) if seq else (B,)
+            y_arr = np.asarray(y) if not hasattr(y, "__cuda_array_interface__") else y
+            if tuple(y_arr.shape) == want + (1,):
+                y_arr = y_arr.reshape(want)
+            if tuple(y_arr.shape) != want:
+                raise DataError(f"target: expected integer classes of shape {want}, "
+                                f"got shape {tuple(y_arr.shape)}")
+            y_host = self.backend.to_numpy(y_arr) if self.backend.name == "cupy" else y_arr
+            if not np.issubdtype(y_host.dtype, np.integer):
+                if not np.all(np.isfinite(y_host)) or np.any(y_host != np.round(y_host)):
+                    raise DataError("target: cross_entropy needs integer class labels")
+            if y_host.size and (y_host.min() < 0 or y_host.max() >= m.output_size):
+                raise DataError(f"target: class labels must lie in 0…{m.output_size - 1}, "
+                                f"got {int(y_host.min())}…{int(y_host.max())}")
+            return x, xp.asarray(y_host.astype(np.int64))
+        want = (T, B, m.output_size) if seq else (B, m.output_size)
+        if tuple(np.shape(y)) != want:
+            raise DataError(f"target: expected shape {want}, got {tuple(np.shape(y))}")
+        return x, self.backend.asarray(y)
+
+    # ------------------------------------------------------------------ public API
+
+    def run(self, x: Any, y: Any, *, tbptt: int | None = None, teacher_mask: Any = None,
+            need_backward: bool = True, frozen: Trace | None = None,
+            d_output: Any = None) -> Trace:
+        """Forward pass, loss and (unless ``need_backward`` is False) BPTT.
+
+        x: (T, B, D).  y: (T, B, O) or (B, O) for ``many_to_one``; integer classes
+        (T, B) or (B,) for ``cross_entropy``.  ``teacher_mask`` (T,) bool, only for
+        ``output_recurrence``: step t is fed the target y_{t-1} where True, the
+        model's own previous output where False (default: all True).  ``frozen``
+        (a Trace of the same inputs) makes the states carried across truncation
+        boundaries constants, as truncated BPTT treats them — for gradient checks.
+        ``d_output`` (the shape of the output) replaces dL/d(output) to backpropagate
+        any cotangent instead of the loss's (the loss is then NaN).
+        """
+        x, y = self._check_data(x, y)
+        if tbptt is not None and tbptt < 1:
+            raise DataError(f"tbptt: window must be at least 1, got {tbptt}")
+        with np.errstate(all="ignore"):
+            if self.model.pattern == "output_recurrence":
+                return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
+                                          d_output)
+            return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output)
+
+    def loss(self, x: Any, y: Any, **kw: Any) -> float:
+        """The loss alone (a forward pass)."""
+        return self.run(x, y, need_backward=False, **kw).loss
+
+    # ------------------------------------------------------------------ hidden recurrence
+
+    def _forward_dir(self, D: _Dir, X: Any, tbptt: int | None, frozen: Trace | None) -> None:
+        xp, p, dt = self.xp, self.params, self.backend.dtype
+        T, B, Din = X.shape
+        H, G = D.H, D.cell.BLOCKS
+        sfx = f"_l{D.k}{D.suffix}"
+        W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+        b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
+        # Fold b_hh into the input projection, except GRU's b_hn, which r multiplies.
+        bias = b_ih + b_hh
+        b_step = None
+        if D.cell.NAME == "gru":
+            bias[2 * H:] = b_ih[2 * H:]
+            b_step = b_hh[2 * H:]
+        xproj = (X.reshape(T * B, Din) @ W_ih.T).reshape(T, B, G * H)
+        xproj += bias
+        D.X = X
+        D.S = S = D.cell.alloc(xp, T, B, H, dt)
+        W_hhT = xp.ascontiguousarray(W_hh.T)
+        hproj = xp.empty((B, G * H), dtype=dt)
+        zeros = xp.zeros((B, H), dtype=dt)
+        order = D.order(T)
+        fz = frozen.layers[D.key] if frozen is not None and tbptt else None
+        h_prev = c_prev = zeros
+        for s, t in enumerate(order):
+            if s > 0:
+                tp = order[s - 1]
+                if fz is not None and s % tbptt == 0:  # a constant at the window start
+                    h_prev = fz.h[tp]
+                    c_prev = fz.c[tp] if fz.c is not None else zeros
+                else:
+                    h_prev = S["h"][tp]
+                    c_prev = S["c"][tp] if "c" in S else zeros
+            xp.matmul(h_prev, W_hhT, out=hproj)
+            if b_step is not None:
+                hproj[:, 2 * H:] += b_step
+            D.cell.forward(xp, S, t, xproj[t], hproj, h_prev, c_prev, D.P)
+
+    def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict) -> Any:
+        """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX."""
+        xp, p, dt = self.xp, self.params, self.backend.dtype
+        S, X = D.S, D.X
+        T, B, Din = X.shape
+        H, G = D.H, D.cell.BLOCKS
+        sfx = f"_l{D.k}{D.suffix}"
+        W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+        lstm = D.cell.HAS_CELL_STATE
+        D.dxp = dxp = xp.empty((T, B, G * H), dtype=dt)
+        D.dhp = dhp = dxp if D.cell.NAME != "gru" else xp.empty_like(dxp)
+        D.dh = xp.empty((T, B, H), dtype=dt)
+        D.dc = xp.empty((T, B, H), dtype=dt) if lstm else None
+        zeros = xp.zeros((B, H), dtype=dt)
+        dh_carry = xp.zeros((B, H), dtype=dt)
+        dc_carry = zeros
+        order = D.order(T)
+        for s in range(T - 1, -1, -1):
+            t = order[s]
+            h_prev = S["h"][order[s - 1]] if s > 0 else zeros
+            c_prev = S["c"][order[s - 1]] if lstm and s > 0 else zeros
+            dh = D.dh[t]
+            xp.add(dH[t], dh_carry, out=dh)
+            dc = None
+            if lstm:
+                dc = D.dc[t]
+                dc[...] = dc_carry
+            dxp_t = dxp[t]
+            dhp_t = dxp_t if dhp is dxp else dhp[t]
+            direct, dc_prev = D.cell.backward(xp, S, t, dh, dc, h_prev, c_prev, D.P,
+                                              dxp_t, dhp_t)
+            if s == 0 or (tbptt and s % tbptt == 0):
+                dh_carry[...] = 0  # truncation: h_{s-1} is a constant here
+                dc_carry = zeros
+                continue
+            xp.matmul(dhp_t, W_hh, out=dh_carry)
+            if direct is not None:
+                dh_carry += direct
+            if lstm:
+                dc_carry = dc_prev
+        # Parameter gradients: one product over all timesteps.
+        flat_dxp = dxp.reshape(T * B, G * H)
+        grads["weight_ih" + sfx] = flat_dxp.T @ X.reshape(T * B, Din)
+        grads["bias_ih" + sfx] = flat_dxp.sum(axis=0)
+        grads["bias_hh" + sfx] = dhp.reshape(T * B, G * H).sum(axis=0)
+        # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = 0.
+        now, before = (slice(0, T - 1), slice(1, T)) if D.reverse else (slice(1, T), slice(0, T - 1))
+        grads["weight_hh" + sfx] = (
+            dhp[now].reshape(-1, G * H).T @ S["h"][before].reshape(-1, H)
+            if T > 1 else xp.zeros_like(W_hh))
+        if "peep" in D.P:
+            c = S["c"]
+            dpeep = xp.empty((3, H), dtype=dt)
+            dpeep[0] = (dxp[now][..., :H] * c[before]).sum(axis=(0, 1))
+            dpeep[1] = (dxp[now][..., H:2 * H] * c[before]).sum(axis=(0, 1))
+            dpeep[2] = (dxp[..., 3 * H:] * c).sum(axis=(0, 1))
+            grads["weight_peep" + sfx] = dpeep
+        return (flat_dxp @ W_ih).reshape(T, B, Din)
+
+    def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
+                       frozen: Trace | None, d_output: Any = None) -> Trace:
+        xp, p, m = self.xp, self.params, self.model
+        T, B, _ = x.shape
+        layers = self._dirs()
+        inp = x
+        for row in layers:
+            for D in row:
+                self._forward_dir(D, inp, tbptt, frozen)
+            hs = [D.S["h"] for D in row]
+            inp = hs[0] if len(hs) == 1 else xp.concatenate(hs, axis=-1)
+        top = layers[-1]
+        W, b = p["head.weight"], p["head.bias"]
+        if m.pattern == "many_to_one":
+            # PyTorch's h_n: the forward state at T−1 beside the reverse state at 0.
+            final = [D.S["h"][0 if D.reverse else T - 1] for D in top]
+            feat = final[0] if len(final) == 1 else xp.concatenate(final, axis=-1)
+        else:
+            feat = inp
+        out = feat @ W.T + b
+        trace = Trace(m, self.backend, out, layers_of(layers))
+        if d_output is not None:
+            d_out = self.backend.asarray(d_output).copy()
+        elif y is None:
+            return trace
+        else:
+            trace.loss, d_out = LOSSES[m.loss](xp, out, y)
+        if not need_backward:
+            return trace
+        grads: dict[str, Any] = {}
+        grads["head.weight"] = d_out.reshape(-1, m.output_size).T @ feat.reshape(-1, feat.shape[-1])
+        grads["head.bias"] = d_out.reshape(-1, m.output_size).sum(axis=0)
+        d_feat = d_out @ W
+        if m.pattern == "many_to_one":
+            d_inp = xp.zeros((T, B, feat.shape[-1]), dtype=self.backend.dtype)
+            lo = 0
+            for D in top:
+                d_inp[0 if D.reverse else T - 1, :, lo:lo + D.H] = d_feat[:, lo:lo + D.H]
+                lo += D.H
+        else:
+            d_inp = d_feat
+        for row in reversed(layers):
+            d_below = None
+            lo = 0
+            for D in row:
+                dx = self._backward_dir(D, d_inp[..., lo:lo + D.H], tbptt, grads)
+                lo += D.H
+                d_below = dx if d_below is None else d_below + dx
+            d_inp = d_below
+        trace.grads = grads
+        trace.dx = d_inp
+        trace.layers = layers_of(layers, with_grads=True)
+        return trace
+
+    # ------------------------------------------------------------------ output recurrence
+
+    def _run_feedback(self, x: Any, y: Any, tbptt: int | None, teacher_mask: Any,
+                      need_backward: bool, frozen: Trace | None, d_output: Any = None) -> Trace:
+        xp, p, m, dt = self.xp, self.params, self.model, self.backend.dtype
+        T, B, _ = x.shape
+        O = m.output_size
+        classes = m.loss == "cross_entropy"
+        mask = (np.ones(T, dtype=bool) if teacher_mask is None
+                else np.asarray(self.backend.to_numpy(xp.asarray(teacher_mask)), dtype=bool))
+        if mask.shape != (T,):
+            raise DataError(f"teacher_mask: expected shape ({T},), got {mask.shape}")
+        if y is None and mask[1:].any():
+            raise DataError("target: teacher forcing feeds the target, so a target is needed")
+        target_feed = None
+        if y is not None:
+            target_feed = xp.eye(O, dtype=dt)[y] if classes else y
+        layers = [row[0] for row in self._dirs()]
+        W_ih = [p[f"weight_ih_l{D.k}"] for D in layers]
+        b_ih = [p[f"bias_ih_l{D.k}"] for D in layers]
+        W_ohT = xp.ascontiguousarray(p["weight_oh_l0"].T)
+        W, b = p["head.weight"], p["head.bias"]
+        for D in layers:
+            D.S = D.cell.alloc(xp, T, B, D.H, dt)
+        zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
+        xproj0 = (x.reshape(T * B, -1) @ W_ih[0].T).reshape(T, B, -1)
+        xproj0 += b_ih[0]
+        feed = xp.zeros((T, B, O), dtype=dt)  # y'_{t-1}, the input fed back at step t
+        out = xp.empty((T, B, O), dtype=dt)
+        fz = frozen.feed if frozen is not None and tbptt else None
+        for t in range(T):
+            if t > 0:
+                if mask[t]:
+                    feed[t] = target_feed[t - 1]
+                elif fz is not None and t % tbptt == 0:
+                    feed[t] = fz[t]
+                else:
+                    feed[t] = softmax(xp, out[t - 1]) if classes else out[t - 1]
+            for j, D in enumerate(layers):
+                if j == 0:
+                    xpj, hpj = xproj0[t], feed[t] @ W_ohT
+                else:
+                    xpj = layers[j - 1].S["h"][t] @ W_ih[j].T + b_ih[j]
+                    hpj = xp.zeros_like(xpj)
+                D.cell.forward(xp, D.S, t, xpj, hpj, zeros[j], zeros[j], D.P)
+            out[t] = layers[-1].S["h"][t] @ W.T + b
+        trace = Trace(m, self.backend, out, layers_of([[D] for D in layers]))
+        trace.feed = feed
+        if d_output is not None:
+            d_out = self.backend.asarray(d_output).copy()
+        elif y is None:
+            return trace
+        else:
+            trace.loss, d_out = LOSSES[m.loss](xp, out, y)
+        if not need_backward:
+            return trace
+        for D in layers:
+            G = D.cell.BLOCKS
+            D.dxp = xp.empty((T, B, G * D.H), dtype=dt)
+            D.dhp = D.dxp if D.cell.NAME != "gru" else xp.empty_like(D.dxp)
+            D.dh = xp.empty((T, B, D.H), dtype=dt)
+            D.dc = xp.empty((T, B, D.H), dtype=dt) if D.cell.HAS_CELL_STATE else None
+        W_oh = p["weight_oh_l0"]
+        d_feed = xp.zeros((B, O), dtype=dt)  # dL/d(feed[t+1]), from the step after
+        for t in range(T - 1, -1, -1):
+            d_o = d_out[t]  # becomes the total dL/do_t, loss and feedback paths
+            fed_back = t + 1 < T and not mask[t + 1] and not (tbptt and (t + 1) % tbptt == 0)
+            if fed_back:  # out[t] was fed to step t+1: add that path's gradient
+                if classes:
+                    sm = softmax(xp, out[t])
+                    d_o += sm * (d_feed - (d_feed * sm).sum(axis=-1, keepdims=True))
+                else:
+                    d_o += d_feed
+            d_h = d_o @ W
+            for j in range(len(layers) - 1, -1, -1):
+                D = layers[j]
+                D.dh[t] = d_h
+                dc = None
+                if D.dc is not None:
+                    dc = D.dc[t]
+                    dc[...] = 0
+                dxp_t = D.dxp[t]
+                dhp_t = dxp_t if D.dhp is D.dxp else D.dhp[t]
+                D.cell.backward(xp, D.S, t, D.dh[t], dc, zeros[j], zeros[j], D.P, dxp_t, dhp_t)
+                if j > 0:
+                    d_h = dxp_t @ W_ih[j]
+            d_feed = layers[0].dhp[t] @ W_oh
+        grads: dict[str, Any] = {}
+        top_h = layers[-1].S["h"]
+        H_top = top_h.shape[-1]
+        grads["head.weight"] = d_out.reshape(-1, O).T @ top_h.reshape(-1, H_top)
+        grads["head.bias"] = d_out.reshape(-1, O).sum(axis=0)
+        for j, D in enumerate(layers):
+            G, H = D.cell.BLOCKS, D.H
+            inp = x if j == 0 else layers[j - 1].S["h"]
+            flat = D.dxp.reshape(T * B, G * H)
+            grads[f"weight_ih_l{D.k}"] = flat.T @ inp.reshape(T * B, -1)
+            grads[f"bias_ih_l{D.k}"] = flat.sum(axis=0)
+            if j == 0:
+                grads["weight_oh_l0"] = D.dhp.reshape(T * B, G * H).T @ feed.reshape(T * B, O)
+            if "peep" in D.P:  # c_{t-1} = 0 here, so only p_o receives a gradient
+                dpeep = xp.zeros((3, H), dtype=dt)
+                dpeep[2] = (D.dxp[..., 3 * H:] * D.S["c"]).sum(axis=(0, 1))
+                grads[f"weight_peep_l{D.k}"] = dpeep
+        trace.dx = layers[0].dxp @ W_ih[0]
+        trace.grads = grads
+        trace.layers = layers_of([[D] for D in layers], with_grads=True)
+        return trace
+
+
+def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, LayerTrace]:
+    """The per-layer arrays of a finished pass, keyed ``l{k}`` / ``l{k}_reverse``."""
+    out = {}
+    for row in rows:
+        for D in row:
+            H = D.H
+            gates = {}
+            if D.cell.GATES:
+                a = D.S["gates"]
+                gates = {g: a[..., n * H:(n + 1) * H] for n, g in enumerate(D.cell.GATES)}
+            out[D.key] = LayerTrace(h=D.S["h"], c=D.S.get("c"), gates=gates,
+                                    dh=D.dh if with_grads else None,
+                                    dc=D.dc if with_grads else None)
+    return out
+
+
+def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float32") -> int:
+    """Bytes one forward + BPTT pass with full traces needs, before allocating anything.
+
+    Counts the stored states and gates, the gradient buffers (G·H wide per step),
+    layer inputs and outputs, and parameters with their gradients.
+    """
+    item = np.dtype(dtype).itemsize
+    total = 0
+    d_in = model.input_size
+    for layer in model.layers:
+        H, G = layer.hidden_size, CELLS[layer.cell].BLOCKS
+        nd = 2 if layer.bidirectional else 1
+        per_step = G * H * 3 + H * 2  # gates, input projection, dL/d(projections); h, dL/dh
+        if layer.cell == "lstm":
+            per_step += 3 * H  # c, tanh c, dL/dc
+        if layer.cell == "gru":
+            per_step += G * H + H  # separate dL/d(hp), hp_n
+        total += nd * per_step * T * B
+        total += nd * (G * H * (d_in + H + 2) + 3 * H) * 2  # params and grads
+        total += (nd * H + d_in) * T * B  # layer output and dL/d(input)
+        d_in = nd * H
+    total += (d_in + 2 * model.output_size) * T * B
+    return int(total * item)
+
+
+def available_memory() -> int:
+    """Bytes of physical memory free now (Linux), else 8 GiB."""
+    try:
+        import os  # noqa: PLC0415
+
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def check_memory(model: ModelConfig, T: int, B: int, dtype: str = "float32",
+                 fraction: float = 0.8) -> int:
+    """Raise MemoryLimitError when a pass would need more than ``fraction`` of free memory."""
+    need = estimate_trace_bytes(model, T, B, dtype)
+    have = available_memory()
+    if need > fraction * have:
+        raise MemoryLimitError(
+            f"this run needs about {format_bytes(need)} for T={T}, batch={B} "
+            f"but only {format_bytes(have)} of memory is free; use a smaller hidden size, "
+            "sequence length or batch")
+    return need
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+__all__ = ["Network", "available_memory", "check_memory", "estimate_trace_bytes",
+           "layer_keys"]
