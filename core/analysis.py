@@ -71,7 +71,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
         cell, H = CELLS[layer.cell], layer.hidden_size
         P: dict[str, Any] = {"activation": layer.activation}
         if layer.cell == "lstm":
-            from .cells.lstm import gate_scales  # noqa: PLC0415
+            from .cells.lstm import gate_scales
 
             P["s"], P["shift"], P["s2"] = gate_scales(xp, H, dt)
         for d in directions(layer):

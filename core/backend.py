@@ -48,7 +48,7 @@ class Backend:
 def probe_cupy() -> tuple[ModuleType | None, str]:
     """Return ``(cupy, reason)``: the module when it imports and sees a GPU, else None."""
     try:
-        import cupy  # noqa: PLC0415 - optional dependency
+        import cupy
     except Exception as exc:  # ImportError, or a CUDA library failing to load
         return None, f"CuPy is not installed ({type(exc).__name__})"
     try:
@@ -90,7 +90,7 @@ def backend_info() -> dict[str, Any]:
         "numpy": np.__version__,
     }
     try:
-        from threadpoolctl import threadpool_info  # noqa: PLC0415 - optional
+        from threadpoolctl import threadpool_info
 
         info["blas"] = [f"{p.get('internal_api')} ({p.get('num_threads')} threads)"
                         for p in threadpool_info()]

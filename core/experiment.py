@@ -273,7 +273,7 @@ def experiment_from_dict(data: Any) -> Experiment:
     body = {k: v for k, v in data.items() if k not in ("format", "version")}
     exp = _from_dict(Experiment, body, "experiment")
     _check_ranges(exp)
-    from .tasks import validate_task  # noqa: PLC0415 - tasks import the schema
+    from .tasks import validate_task
 
     validate_task(exp)
     return exp

@@ -55,6 +55,10 @@ class _Dir:
     dhp: Any = None  # dL/d(recurrent projection) (T, B, G·H), may alias dxp
     dh: Any = None  # total dL/dh_t (T, B, H)
     dc: Any = None  # total dL/dc_t (T, B, H), LSTM only
+    h0: Any = None  # initial state (B, H); None means zeros
+    c0: Any = None
+    dh0: Any = None  # dL/d(initial state), after the backward pass
+    dc0: Any = None
 
     def order(self, T: int) -> range:
         return range(T - 1, -1, -1) if self.reverse else range(T)
@@ -120,7 +124,7 @@ class Network:
         if m.loss == "cross_entropy":
             want = (T, B) if seq else (B,)
             y_arr = np.asarray(y) if not hasattr(y, "__cuda_array_interface__") else y
-            if tuple(y_arr.shape) == want + (1,):
+            if tuple(y_arr.shape) == (*want, 1):
                 y_arr = y_arr.reshape(want)
             if tuple(y_arr.shape) != want:
                 raise DataError(f"target: expected integer classes of shape {want}, "
@@ -142,7 +146,7 @@ class Network:
 
     def run(self, x: Any, y: Any, *, tbptt: int | None = None, teacher_mask: Any = None,
             need_backward: bool = True, frozen: Trace | None = None,
-            d_output: Any = None) -> Trace:
+            d_output: Any = None, initial: Mapping[str, Any] | None = None) -> Trace:
         """Forward pass, loss and (unless ``need_backward`` is False) BPTT.
 
         x: (T, B, D).  y: (T, B, O) or (B, O) for ``many_to_one``; integer classes
@@ -152,7 +156,9 @@ class Network:
         (a Trace of the same inputs) makes the states carried across truncation
         boundaries constants, as truncated BPTT treats them — for gradient checks.
         ``d_output`` (the shape of the output) replaces dL/d(output) to backpropagate
-        any cotangent instead of the loss's (the loss is then NaN).
+        any cotangent instead of the loss's (the loss is then NaN).  ``initial`` maps
+        layer keys to initial states ``(h0, c0)`` (B, H) (c0 None except for LSTM);
+        the trace then holds their gradients in ``dh0``/``dc0``.
         """
         x, y = self._check_data(x, y)
         if tbptt is not None and tbptt < 1:
@@ -161,7 +167,9 @@ class Network:
             if self.model.pattern == "output_recurrence":
                 return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
                                           d_output)
-            return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output)
+            if initial and self.model.pattern == "output_recurrence":
+                raise DataError("initial states: output_recurrence carries no hidden state")
+            return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output, initial)
 
     def loss(self, x: Any, y: Any, **kw: Any) -> float:
         """The loss alone (a forward pass)."""
@@ -191,7 +199,8 @@ class Network:
         zeros = xp.zeros((B, H), dtype=dt)
         order = D.order(T)
         fz = frozen.layers[D.key] if frozen is not None and tbptt else None
-        h_prev = c_prev = zeros
+        h_prev = zeros if D.h0 is None else D.h0
+        c_prev = zeros if D.c0 is None else D.c0
         for s, t in enumerate(order):
             if s > 0:
                 tp = order[s - 1]
@@ -220,13 +229,15 @@ class Network:
         D.dh = xp.empty((T, B, H), dtype=dt)
         D.dc = xp.empty((T, B, H), dtype=dt) if lstm else None
         zeros = xp.zeros((B, H), dtype=dt)
+        h_first = zeros if D.h0 is None else D.h0
+        c_first = zeros if D.c0 is None else D.c0
         dh_carry = xp.zeros((B, H), dtype=dt)
         dc_carry = zeros
         order = D.order(T)
         for s in range(T - 1, -1, -1):
             t = order[s]
-            h_prev = S["h"][order[s - 1]] if s > 0 else zeros
-            c_prev = S["c"][order[s - 1]] if lstm and s > 0 else zeros
+            h_prev = S["h"][order[s - 1]] if s > 0 else h_first
+            c_prev = S["c"][order[s - 1]] if lstm and s > 0 else c_first
             dh = D.dh[t]
             xp.add(dH[t], dh_carry, out=dh)
             dc = None
@@ -237,7 +248,7 @@ class Network:
             dhp_t = dxp_t if dhp is dxp else dhp[t]
             direct, dc_prev = D.cell.backward(xp, S, t, dh, dc, h_prev, c_prev, D.P,
                                               dxp_t, dhp_t)
-            if s == 0 or (tbptt and s % tbptt == 0):
+            if s > 0 and tbptt and s % tbptt == 0:
                 dh_carry[...] = 0  # truncation: h_{s-1} is a constant here
                 dc_carry = zeros
                 continue
@@ -246,6 +257,7 @@ class Network:
                 dh_carry += direct
             if lstm:
                 dc_carry = dc_prev
+        D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
         # Parameter gradients: one product over all timesteps.
         flat_dxp = dxp.reshape(T * B, G * H)
         grads["weight_ih" + sfx] = flat_dxp.T @ X.reshape(T * B, Din)
@@ -253,23 +265,34 @@ class Network:
         grads["bias_hh" + sfx] = dhp.reshape(T * B, G * H).sum(axis=0)
         # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = 0.
         now, before = (slice(0, T - 1), slice(1, T)) if D.reverse else (slice(1, T), slice(0, T - 1))
-        grads["weight_hh" + sfx] = (
-            dhp[now].reshape(-1, G * H).T @ S["h"][before].reshape(-1, H)
-            if T > 1 else xp.zeros_like(W_hh))
+        first = order[0]
+        dW_hh = dhp[first].T @ h_first
+        if T > 1:
+            dW_hh += dhp[now].reshape(-1, G * H).T @ S["h"][before].reshape(-1, H)
+        grads["weight_hh" + sfx] = dW_hh
         if "peep" in D.P:
             c = S["c"]
             dpeep = xp.empty((3, H), dtype=dt)
             dpeep[0] = (dxp[now][..., :H] * c[before]).sum(axis=(0, 1))
             dpeep[1] = (dxp[now][..., H:2 * H] * c[before]).sum(axis=(0, 1))
             dpeep[2] = (dxp[..., 3 * H:] * c).sum(axis=(0, 1))
+            dpeep[0] += (dxp[first][:, :H] * c_first).sum(axis=0)
+            dpeep[1] += (dxp[first][:, H:2 * H] * c_first).sum(axis=0)
             grads["weight_peep" + sfx] = dpeep
         return (flat_dxp @ W_ih).reshape(T, B, Din)
 
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
-                       frozen: Trace | None, d_output: Any = None) -> Trace:
+                       frozen: Trace | None, d_output: Any = None,
+                       initial: Mapping[str, Any] | None = None) -> Trace:
         xp, p, m = self.xp, self.params, self.model
         T, B, _ = x.shape
         layers = self._dirs()
+        for row in layers:
+            for D in row:
+                if initial and D.key in initial:
+                    h0, c0 = initial[D.key]
+                    D.h0 = self.backend.asarray(h0)
+                    D.c0 = None if c0 is None else self.backend.asarray(c0)
         inp = x
         for row in layers:
             for D in row:
@@ -317,6 +340,8 @@ class Network:
         trace.grads = grads
         trace.dx = d_inp
         trace.layers = layers_of(layers, with_grads=True)
+        trace.dh0 = {D.key: D.dh0 for row in layers for D in row}
+        trace.dc0 = {D.key: D.dc0 for row in layers for D in row if D.dc0 is not None}
         return trace
 
     # ------------------------------------------------------------------ output recurrence
@@ -473,7 +498,7 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
 def available_memory() -> int:
     """Bytes of physical memory free now (Linux), else 8 GiB."""
     try:
-        import os  # noqa: PLC0415
+        import os
 
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):

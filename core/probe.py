@@ -43,7 +43,7 @@ def teacher_mask_for(exp: Experiment, T: int, seed: int | None = None) -> np.nda
 
 
 def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: bool = True,
-          connectivity: bool = True, tbptt: int | None | str = "experiment",
+          connectivity: bool = True, tbptt: int | str | None = "experiment",
           teacher_mask: Any = None, backend: Backend | None = None) -> ProbeResult:
     """Forward + BPTT on ``x`` (T, B, D), ``y``; with spectra and, on request, the
     Jacobian-product norms and the connectivity map.

@@ -36,6 +36,8 @@ class Trace:
     grads: dict[str, Any] = field(default_factory=dict)
     dx: Any = None  # dL/dx (T, B, D)
     feed: Any = None  # output_recurrence: the value fed back at each step (T, B, O)
+    dh0: dict[str, Any] = field(default_factory=dict)  # dL/d(initial h) per layer key
+    dc0: dict[str, Any] = field(default_factory=dict)  # dL/d(initial c), LSTM
 
     def gradnorm(self, key: str) -> Any:
         """(T,) mean over the batch of ‖dL/dh_t‖₂ for layer key ``key``."""

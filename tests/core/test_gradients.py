@@ -13,7 +13,14 @@ import itertools
 import numpy as np
 import pytest
 
-from tests.core.helpers import network, numeric_grad, rel_error, sample_indices, small_data, small_model
+from tests.core.helpers import (
+    network,
+    numeric_grad,
+    rel_error,
+    sample_indices,
+    small_data,
+    small_model,
+)
 
 CELLS = [
     ("rnn", "tanh", False),

@@ -1,0 +1,235 @@
+"""Behaviour of the network beyond raw gradients: directions, feedback, dtypes, states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.analysis import connectivity, jacobian_norms, spectra
+from core.backend import resolve_backend
+from core.errors import DataError, MemoryLimitError, WeightsError
+from core.experiment import LayerConfig, ModelConfig
+from core.init import init_params
+from core.network import Network, check_memory, estimate_trace_bytes
+from tests.core.helpers import network, numeric_grad, rel_error, small_data, small_model
+
+CELLS = [("rnn", False), ("lstm", False), ("lstm", True), ("gru", False)]
+
+
+@pytest.mark.parametrize(("cell", "peep"), CELLS)
+def test_reverse_direction_reads_the_sequence_backwards(cell, peep):
+    bi = small_model(cell, bidirectional=True, peephole=peep)
+    net = network(bi)
+    x, y = small_data(bi, T=7)
+    tr = net.run(x, y)
+    # The reverse cell, taken on its own, is a forward cell run on the reversed sequence.
+    uni = small_model(cell, peephole=peep)
+    params = {n.replace("_reverse", ""): v for n, v in net.params.items()
+              if n.endswith("_reverse") or n.startswith("head")}
+    params["head.weight"] = params["head.weight"][:, :3]
+    rev = Network(uni, params, net.backend).run(x[::-1].copy(), y)
+    np.testing.assert_allclose(tr.layers["l0_reverse"].h, rev.layers["l0"].h[::-1], atol=1e-12)
+    # Its state at t = T−1 has read x_{T−1} only: changing x_0 leaves it alone.
+    x2 = x.copy()
+    x2[0] += 1.0
+    tr2 = net.run(x2, y)
+    np.testing.assert_allclose(tr2.layers["l0_reverse"].h[-1], tr.layers["l0_reverse"].h[-1])
+    assert not np.allclose(tr2.layers["l0_reverse"].h[0], tr.layers["l0_reverse"].h[0])
+    assert not np.allclose(tr2.layers["l0"].h[-1], tr.layers["l0"].h[-1])
+
+
+def test_many_to_one_reads_pytorch_h_n():
+    model = small_model("gru", "many_to_one", bidirectional=True)
+    net = network(model)
+    x, y = small_data(model)
+    tr = net.run(x, y)
+    final = np.concatenate([tr.layers["l0"].h[-1], tr.layers["l0_reverse"].h[0]], axis=-1)
+    W, b = net.params["head.weight"], net.params["head.bias"]
+    np.testing.assert_allclose(tr.output, final @ W.T + b)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_teacher_forcing_feeds_the_target_and_free_running_the_output(cell):
+    model = small_model(cell, "output_recurrence")
+    net = network(model)
+    x, y = small_data(model, T=6)
+    forced = net.run(x, y, teacher_mask=np.ones(6, bool))
+    np.testing.assert_array_equal(forced.feed[0], 0.0)
+    np.testing.assert_array_equal(forced.feed[1:], y[:-1])
+    free = net.run(x, y, teacher_mask=np.zeros(6, bool))
+    np.testing.assert_array_equal(free.feed[1:], free.output[:-1])
+    assert not np.allclose(free.output, forced.output)
+    # The target never enters a free-running forward pass.
+    other = net.run(x, y + 5.0, teacher_mask=np.zeros(6, bool))
+    np.testing.assert_array_equal(other.output, free.output)
+
+
+def test_cross_entropy_feedback_is_one_hot_target_or_softmax():
+    model = small_model("rnn", "output_recurrence", loss="cross_entropy", O=3)
+    net = network(model)
+    x, y = small_data(model)
+    forced = net.run(x, y)
+    np.testing.assert_array_equal(forced.feed[1:], np.eye(3)[y[:-1]])
+    free = net.run(x, y, teacher_mask=np.zeros(5, bool))
+    np.testing.assert_allclose(free.feed[1:].sum(-1), 1.0)
+
+
+@pytest.mark.parametrize(("cell", "peep"), CELLS)
+@pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one", "output_recurrence"])
+def test_float32_agrees_with_float64(cell, peep, pattern):
+    model = small_model(cell, pattern, bidirectional=pattern != "output_recurrence",
+                        depth=2, peephole=peep, H=8)
+    x, y = small_data(model, T=20, B=4)
+    t64 = network(model, "float64").run(x, y)
+    t32 = network(model, "float32").run(x, y)
+    assert t32.output.dtype == np.float32
+    np.testing.assert_allclose(t32.loss, t64.loss, rtol=1e-5)
+    for name, g in t64.grads.items():
+        scale = np.abs(g).max() + 1e-3
+        np.testing.assert_allclose(t32.grads[name], g, atol=2e-5 * scale, rtol=1e-4, err_msg=name)
+    for key, L in t64.layers.items():
+        np.testing.assert_allclose(t32.layers[key].h, L.h, atol=2e-6)
+        np.testing.assert_allclose(t32.layers[key].dh, L.dh, atol=2e-5 * (np.abs(L.dh).max() + 1e-3))
+
+
+@pytest.mark.parametrize(("cell", "peep"), CELLS)
+def test_gradient_of_the_initial_state(cell, peep):
+    model = small_model(cell, peephole=peep)
+    net = network(model)
+    x, y = small_data(model)
+    rng = np.random.default_rng(0)
+    h0 = rng.normal(size=(2, 3))
+    c0 = rng.normal(size=(2, 3)) if cell == "lstm" else None
+    tr = net.run(x, y, initial={"l0": (h0, c0)})
+    idx = [(b, j) for b in range(2) for j in range(3)]
+
+    def f():
+        return net.run(x, y, need_backward=False, initial={"l0": (h0, c0)}).loss
+
+    assert rel_error(np.array([tr.dh0["l0"][i] for i in idx]), numeric_grad(f, h0, idx)) < 1e-6
+    if c0 is not None:
+        assert rel_error(np.array([tr.dc0["l0"][i] for i in idx]), numeric_grad(f, c0, idx)) < 1e-6
+    # The parameter gradients see the initial state too.
+    for name, p in net.params.items():
+        sel = [tuple(np.unravel_index(k, p.shape)) for k in range(min(p.size, 5))]
+        assert rel_error(np.array([tr.grads[name][i] for i in sel]), numeric_grad(f, p, sel)) < 1e-6
+
+
+@pytest.mark.parametrize(("cell", "peep"), CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_jacobian_norms_match_finite_differences(cell, peep, reverse):
+    """‖∂h_last/∂h_t‖₂, with ∂h_last/∂h_t built column by column from perturbed restarts."""
+    model = small_model(cell, bidirectional=reverse, peephole=peep, H=4)
+    net = network(model)
+    x, y = small_data(model, T=6, B=1)
+    tr = net.run(x, y)
+    key = "l0_reverse" if reverse else "l0"
+    norms = jacobian_norms(net, tr)[key]
+    L = tr.layers[key]
+    T, H = 6, 4
+    # A one-direction network holding just this cell, restarted from state (h_t, c_t).
+    uni = small_model(cell, peephole=peep, H=4)
+    sfx = "_reverse" if reverse else ""
+    params = {n.replace(sfx, "") if sfx else n: v for n, v in net.params.items()
+              if (n.endswith(sfx) if sfx else not n.endswith("_reverse"))
+              and not n.startswith("head")}
+    params["head.weight"] = np.zeros((2, H))
+    params["head.bias"] = np.zeros(2)
+    sub = Network(uni, params, net.backend)
+    for t in range(T - 1):
+        rest = x[t + 1:] if not reverse else x[:T - 1 - t][::-1].copy()
+        tt = t if not reverse else T - 1 - t
+        J = np.empty((H, H))
+        for j in range(H):
+            def last(h0j, j=j, tt=tt, rest=rest):
+                h0 = L.h[tt].copy()
+                h0[0, j] = h0j
+                c0 = None if L.c is None else L.c[tt]
+                return sub.run(rest, None, initial={"l0": (h0, c0)}).layers["l0"].h[-1, 0]
+            e = 1e-6
+            J[:, j] = (last(L.h[tt][0, j] + e) - last(L.h[tt][0, j] - e)) / (2 * e)
+        np.testing.assert_allclose(norms[tt], np.linalg.norm(J, 2), rtol=1e-6)
+    last_t = 0 if reverse else T - 1
+    assert norms[last_t] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one", "output_recurrence"])
+def test_connectivity_matches_finite_differences(pattern):
+    model = small_model("lstm", pattern, O=2, D=2)
+    net = network(model)
+    x, y = small_data(model, T=5, B=2)
+    mask = np.array([True, False, False, True, False]) if pattern == "output_recurrence" else None
+    conn = connectivity(net, x, y, sample=1, teacher_mask=mask, chunk=3)
+    T_out = 5 if pattern != "many_to_one" else 1
+    assert conn.shape == (T_out, 5)
+    xs = x.copy()
+    e = 1e-6
+    J = np.zeros((T_out, 2, 5, 2))  # (t, o, s, d)
+    for s in range(5):
+        for d in range(2):
+            outs = []
+            for sign in (1, -1):
+                xs[s, 1, d] = x[s, 1, d] + sign * e
+                out = net.run(xs, y, teacher_mask=mask, need_backward=False).output
+                outs.append(out[:, 1] if pattern != "many_to_one" else out[1][None])
+            xs[s, 1, d] = x[s, 1, d]
+            J[:, :, s, d] = (outs[0] - outs[1]) / (2 * e)
+    np.testing.assert_allclose(conn, np.sqrt((J ** 2).sum(axis=(1, 3))), rtol=1e-5, atol=1e-9)
+    if pattern == "many_to_many":  # causal: no output depends on a later input
+        assert np.all(np.triu(conn, 1) == 0)
+
+
+def test_spectral_radius_of_an_rnn():
+    model = ModelConfig(input_size=1, output_size=1, layers=[LayerConfig(cell="rnn", hidden_size=6)])
+    params = init_params(model, __import__("core.experiment", fromlist=["InitConfig"]).InitConfig())
+    eigs, radius = spectra(model, params)
+    assert radius["weight_hh_l0"] == pytest.approx(np.abs(np.linalg.eigvals(params["weight_hh_l0"])).max())
+    assert set(eigs["weight_hh_l0"]) == {"h"}
+
+
+def test_bad_shapes_are_named():
+    model = small_model("lstm")
+    net = network(model)
+    x, y = small_data(model)
+    with pytest.raises(DataError, match=r"\(T, B, D\)"):
+        net.run(x[0], y)
+    with pytest.raises(DataError, match="input_size = 2"):
+        net.run(x[..., :1], y)
+    with pytest.raises(DataError, match="target: expected shape"):
+        net.run(x, y[0])
+    with pytest.raises(WeightsError, match="weight_hh_l0: expected shape"):
+        p = dict(net.params)
+        p["weight_hh_l0"] = p["weight_hh_l0"][:, :2]
+        Network(model, p, net.backend)
+    with pytest.raises(WeightsError, match="missing parameter"):
+        p = dict(net.params)
+        del p["bias_ih_l0"]
+        Network(model, p, net.backend)
+
+
+def test_memory_estimate_refuses_before_allocating():
+    model = small_model("lstm", H=20_000)
+    with pytest.raises(MemoryLimitError, match="needs about"):
+        check_memory(model, 10_000, 512)
+    assert estimate_trace_bytes(model, 10, 2, "float64") == 2 * estimate_trace_bytes(model, 10, 2, "float32")
+
+
+def test_exploding_run_reports_where_it_began():
+    model = ModelConfig(input_size=1, output_size=1,
+                        layers=[LayerConfig(cell="rnn", hidden_size=8, activation="linear")])
+    net = network(model, scale=30.0)
+    x, y = small_data(model, T=400, B=2)
+    tr = net.run(x, y)
+    msg = tr.nonfinite
+    assert msg is not None and "layer l0" in msg and "timestep" in msg
+    step = int(msg.rsplit(" ", 1)[-1])
+    assert np.all(np.isfinite(tr.layers["l0"].h[:step]))
+    assert not np.all(np.isfinite(tr.layers["l0"].h[step]))
+    assert network(model).run(x, y).nonfinite is None
+
+
+def test_backend_resolution():
+    be = resolve_backend("numpy", "float64")
+    assert be.name == "numpy" and be.dtype == np.float64
+    auto = resolve_backend("auto")
+    assert auto.reason
