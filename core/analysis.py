@@ -20,7 +20,7 @@ from .cells import CELLS
 from .experiment import ModelConfig
 from .layout import GATES, directions
 from .network import Network, check_memory
-from .trace import Trace
+from .tracing import Trace
 
 
 def spectra(model: ModelConfig, params: dict[str, Any]) -> tuple[dict, dict]:

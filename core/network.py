@@ -1,7 +1,7 @@
 """The network: stacked, optionally bidirectional layers, a linear head and a loss.
 
 :meth:`Network.run` does one forward pass over a sequence and backpropagation
-through time, and returns a :class:`~core.trace.Trace` of every per-step array.
+through time, and returns a :class:`~core.tracing.Trace` of every per-step array.
 
 Two loop shapes cover the three design patterns:
 
@@ -33,9 +33,10 @@ from .cells import CELLS
 from .cells.lstm import gate_scales
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
-from .layout import directions, layer_keys, param_shapes
+from .layout import directions, param_shapes
 from .losses import LOSSES, softmax
-from .trace import LayerTrace, Trace
+from .memory import available_memory, format_bytes
+from .tracing import LayerTrace, Trace
 
 
 @dataclass
@@ -495,16 +496,6 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
     return int(total * item)
 
 
-def available_memory() -> int:
-    """Bytes of physical memory free now (Linux), else 8 GiB."""
-    try:
-        import os
-
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
-
-
 def check_memory(model: ModelConfig, T: int, B: int, dtype: str = "float32",
                  fraction: float = 0.8) -> int:
     """Raise MemoryLimitError when a pass would need more than ``fraction`` of free memory."""
@@ -518,13 +509,4 @@ def check_memory(model: ModelConfig, T: int, B: int, dtype: str = "float32",
     return need
 
 
-def format_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-__all__ = ["Network", "available_memory", "check_memory", "estimate_trace_bytes",
-           "layer_keys"]
+__all__ = ["Network", "check_memory", "estimate_trace_bytes"]
