@@ -1,0 +1,81 @@
+"""Gradient Flow Lab's engine: RNN, LSTM and GRU forward passes and BPTT on NumPy or CuPy.
+
+The Python API, the same engine as the app and the command line::
+
+    from core import load_experiment, trace
+    exp = load_experiment("experiment.json", weights="w.safetensors")  # weights optional
+    arrays = trace(exp, x, y)  # forward + BPTT: the trace.npz keys, NumPy arrays
+
+Importing ``core`` is light: no Qt, and the engine loads on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from .errors import UserError
+from .experiment import Experiment
+
+__all__ = ["Experiment", "UserError", "load_experiment", "trace"]
+
+
+def load_experiment(path: str | os.PathLike[str],
+                    weights: str | os.PathLike[str] | None = None) -> Experiment:
+    """Read and validate an experiment file; with ``weights`` (.safetensors or .npz),
+    load them for its model and attach them as ``exp.weights`` (name → float64 array).
+
+    Raises :class:`UserError` (a ConfigError or WeightsError) naming the file and field.
+    """
+    from .experiment import load_experiment_config
+
+    exp = load_experiment_config(path)
+    if weights is not None:
+        from .weights import load_weights
+
+        exp.weights = load_weights(weights, exp.model)
+    return exp
+
+
+def trace(exp: Experiment, x: Any = None, y: Any = None, *,
+          tbptt: int | str | None = "experiment") -> dict[str, np.ndarray]:
+    """One forward pass and BPTT; returns the trace arrays (the keys of ``trace.npz``).
+
+    x: (T, B, D) and y: (T, B, O), or (B, O) for ``many_to_one``; integer classes
+    (T, B) or (B,) for ``cross_entropy``.  Without ``x`` a batch of the experiment's
+    task is drawn with seed ``init.seed``.  Weights are ``exp.weights``, else a fresh
+    initialisation.  ``tbptt``: truncation window; by default the experiment's
+    ``training.tbptt``, None for full BPTT.  For ``output_recurrence`` the
+    teacher-forcing mask is drawn as the app's probe draws it, so the result equals
+    ``trace.npz`` of ``gradlab analyze``.
+    Raises :class:`UserError` for bad data or a size that would not fit in memory.
+    """
+    from .backend import resolve_backend
+    from .errors import DataError
+    from .init import init_params
+    from .network import Network, check_memory
+
+    if x is None and y is not None:
+        raise DataError("target given without an input; pass both x and y, or neither")
+    if x is None:
+        T, B = exp.task.seq_len, exp.task.batch_size
+    else:
+        shape = np.shape(x)
+        if len(shape) != 3:
+            raise DataError(f"input: expected an array of shape (T, B, D), got shape {shape}")
+        T, B = shape[0], shape[1]
+    check_memory(exp.model, T, B, exp.backend.dtype)
+    if x is None:
+        from .tasks import make_batch
+
+        x, y = make_batch(exp, np.random.default_rng(exp.init.seed), "train")
+    from .probe import teacher_mask_for
+
+    params = exp.weights if exp.weights is not None else init_params(exp.model, exp.init)
+    backend = resolve_backend(exp.backend.device, exp.backend.dtype)
+    net = Network(exp.model, params, backend)
+    window = exp.training.tbptt if tbptt == "experiment" else tbptt
+    mask = teacher_mask_for(exp, int(np.shape(x)[0]))
+    return net.run(x, y, tbptt=window, teacher_mask=mask).to_arrays()

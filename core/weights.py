@@ -1,0 +1,220 @@
+"""Weights files: PyTorch-named parameters in ``.safetensors`` or ``.npz``, never pickles.
+
+Names and shapes are exactly :func:`core.layout.param_shapes`: PyTorch's own
+``torch.nn.RNN/LSTM/GRU`` names (``weight_ih_l0`` (G·H, D), ``weight_hh_l0``
+(G·H, H), ``bias_ih_l0``, ``bias_hh_l0`` (G·H,), ``…_l0_reverse``) plus
+``head.weight`` (O, H_out), ``head.bias`` (O,), ``weight_peep_l{k}`` (3, H) and
+``weight_oh_l0`` (G·H, O).
+
+Bringing a model trained in PyTorch: an ``nn.LSTM`` (time-major, the default
+``batch_first=False``) followed by an ``nn.Linear`` used as the head::
+
+    import safetensors.torch
+    safetensors.torch.save_file(
+        {**lstm.state_dict(), **{"head." + k: v for k, v in head.state_dict().items()}},
+        "w.safetensors")
+
+and the experiment's ``model`` section describing the same sizes.  Going back,
+``lstm.load_state_dict`` takes the names without ``head.`` and ``head`` takes
+the two ``head.`` entries with the prefix removed.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import WeightsError
+from .experiment import ModelConfig
+from .fileio import atomic_write
+from .layout import param_shapes
+from .memory import available_memory, format_bytes
+
+SUFFIXES = (".safetensors", ".npz")
+# Reading a file holds its bytes and a float64 copy (twice a float32 file's size).
+_READ_FACTOR = 3
+_SAFETENSORS_NUMERIC = {"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _suffix(p: Path) -> str:
+    suffix = p.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise WeightsError(f"{p}: unknown weights format {p.suffix or '(no suffix)'!r}; "
+                           "use .safetensors or .npz")
+    return suffix
+
+
+def _check_size(p: Path) -> None:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise WeightsError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise WeightsError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if p.is_dir():
+        raise WeightsError(f"{p}: is a folder, not a weights file")
+    avail = available_memory()
+    if st.st_size * _READ_FACTOR > 0.8 * avail:
+        raise WeightsError(f"{p}: the file is {format_bytes(st.st_size)}; loading it would need "
+                           f"about {format_bytes(st.st_size * _READ_FACTOR)}, more than 80% of "
+                           f"the {format_bytes(avail)} of memory available")
+
+
+def _read_safetensors(p: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="np") as f:
+            names = list(f.keys())
+            _check_names(p, names, expected)
+            for name in expected:  # shapes and dtypes from the header, before reading data
+                sl = f.get_slice(name)
+                dtype = sl.get_dtype()
+                if dtype not in _SAFETENSORS_NUMERIC:
+                    extra = (" (NumPy has no bfloat16; convert with .float() before saving)"
+                             if dtype == "BF16" else "")
+                    raise WeightsError(f"{p}: {name}: dtype {dtype} is not a supported "
+                                       f"numeric type{extra}")
+                _check_shape(p, name, tuple(sl.get_shape()), expected[name])
+            return {name: f.get_tensor(name) for name in expected}
+    except WeightsError:
+        raise
+    except MemoryError:
+        raise WeightsError(f"{p}: not enough memory to load it") from None
+    except Exception as exc:  # SafetensorError, OSError: a corrupt or truncated file
+        raise WeightsError(f"{p}: not a readable .safetensors file ({_one_line(exc)})") from None
+
+
+def _read_npz(p: Path) -> dict[str, np.ndarray]:
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise WeightsError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if magic[:1] == b"\x80":
+        raise WeightsError(f"{p}: holds pickled objects, which are never loaded; "
+                           "save plain arrays with numpy.savez or use .safetensors")
+    if magic[:2] != b"PK":
+        kind = "a single .npy array" if magic == b"\x93NUM" else "not a zip archive"
+        raise WeightsError(f"{p}: not an .npz archive ({kind}); save with numpy.savez")
+    out: dict[str, np.ndarray] = {}
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            for name in npz.files:
+                try:
+                    value = npz[name]
+                except ValueError as exc:
+                    if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+                        raise WeightsError(f"{p}: holds pickled objects, which are never loaded "
+                                           f"({name}); save plain numeric arrays") from None
+                    raise
+                if not isinstance(value, np.ndarray):
+                    raise WeightsError(f"{p}: {name}: not a .npy array inside the archive")
+                out[name] = value
+    except WeightsError:
+        raise
+    except MemoryError:
+        raise WeightsError(f"{p}: not enough memory to load it") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+        raise WeightsError(f"{p}: corrupt or truncated .npz file ({_one_line(exc)})") from None
+    except Exception as exc:  # zlib.error and other decompression failures
+        raise WeightsError(f"{p}: corrupt or truncated .npz file ({_one_line(exc)})") from None
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _check_names(p: Path, names: list[str], expected: dict[str, tuple[int, ...]]) -> None:
+    missing = [n for n in expected if n not in names]
+    unexpected = [n for n in names if n not in expected]
+    if not missing and not unexpected:
+        return
+    parts = []
+    if missing:
+        parts.append(f"missing {_names(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {_names(unexpected)}")
+    hint = ""
+    prefixes = {n.split(".", 1)[0] + "." for n in unexpected if "." in n}
+    for prefix in sorted(prefixes):
+        stripped = {n[len(prefix):] for n in unexpected if n.startswith(prefix)}
+        if stripped & set(missing):
+            hint = f" (the names carry the prefix {prefix!r}; save the module's own state_dict)"
+            break
+    raise WeightsError(f"{p}: does not match the model: {'; '.join(parts)}{hint}")
+
+
+def _check_shape(p: Path, name: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
+    if tuple(got) != tuple(want):
+        raise WeightsError(f"{p}: {name}: expected shape {tuple(want)}, got {tuple(got)}")
+
+
+def load_weights(path: str | os.PathLike[str], model: ModelConfig) -> dict[str, np.ndarray]:
+    """Read PyTorch-named weights for ``model``: name → float64 array of ``param_shapes`` shape.
+
+    Raises :class:`WeightsError` naming the file, and the parameter where one is
+    at fault, for a missing or corrupt file, missing or unexpected names, a
+    wrong shape, a non-numeric dtype or non-finite values.
+    """
+    p = Path(path)
+    suffix = _suffix(p)
+    _check_size(p)
+    expected = param_shapes(model)
+    raw = _read_safetensors(p, expected) if suffix == ".safetensors" else _read_npz(p)
+    _check_names(p, list(raw), expected)
+    params: dict[str, np.ndarray] = {}
+    for name, want in expected.items():
+        a = raw[name]
+        if a.dtype.kind not in "iuf":
+            raise WeightsError(f"{p}: {name}: dtype {a.dtype} is not a real number type")
+        _check_shape(p, name, a.shape, want)
+        value = np.array(a, dtype=np.float64, copy=True, order="C")
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        if bad:
+            raise WeightsError(f"{p}: {name}: holds {bad} non-finite value{'s' * (bad > 1)} "
+                               "(NaN or infinity)")
+        params[name] = value
+    return params
+
+
+def _host(a: Any) -> np.ndarray:
+    if hasattr(a, "get") and not isinstance(a, np.ndarray):  # a CuPy array
+        a = a.get()
+    return np.ascontiguousarray(np.asarray(a))
+
+
+def save_weights(path: str | os.PathLike[str], params: dict[str, Any]) -> None:
+    """Write ``params`` (name → array, kept in its dtype) as ``.safetensors`` or ``.npz``.
+
+    The format follows the suffix; the write is atomic.
+    """
+    p = Path(path)
+    suffix = _suffix(p)
+    arrays = {name: _host(a) for name, a in params.items()}
+    for name, a in arrays.items():
+        if a.dtype.kind not in "iuf":
+            raise WeightsError(f"{p}: {name}: dtype {a.dtype} cannot be saved as weights")
+
+    if suffix == ".safetensors":
+        from safetensors.numpy import save_file
+
+        def write(tmp: str) -> None:
+            save_file(arrays, tmp)
+    else:
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+    atomic_write(p, write)

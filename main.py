@@ -1,0 +1,633 @@
+"""Gradient Flow Lab's command line: ``python main.py …``, installed as ``gradlab``.
+
+Without a subcommand it opens the desktop app; ``analyze``, ``train``, ``presets``
+and ``info`` run headless and never import Qt.  Exit status: 0 success, 2 bad
+input (one ``error: …`` line on stderr), 1 internal error (set GRADLAB_DEBUG=1
+for the traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+PROG = "gradlab"
+DEBUG_ENV = "GRADLAB_DEBUG"
+SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+EXPORT_FORMATS = ("png", "svg", "csv")
+
+
+class UsageError(Exception):
+    """A command-line mistake (argparse's own errors included): exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage block
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _experiment(path: str) -> Any:
+    from core.experiment import load_experiment_config
+
+    return load_experiment_config(path)
+
+
+def _out_dir(path: str) -> Path:
+    from core.errors import UserError
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
+    return out
+
+
+def _writing(path: Path, write: Any) -> Path:
+    """Run ``write()`` and turn an OSError (disk full, no permission) into a UserError."""
+    from core.errors import UserError
+
+    try:
+        write()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path
+
+
+def _check_memory(exp_path: str, exp: Any, T: int, B: int) -> None:
+    from core.errors import MemoryLimitError
+    from core.network import check_memory
+
+    try:
+        check_memory(exp.model, T, B, exp.backend.dtype)
+    except MemoryLimitError as exc:
+        raise MemoryLimitError(f"{exp_path}: {exc}") from None
+
+
+def _params(args: argparse.Namespace, exp: Any) -> dict:
+    if args.weights:
+        from core.weights import load_weights
+
+        return load_weights(args.weights, exp.model)
+    from core.init import init_params
+
+    return init_params(exp.model, exp.init)
+
+
+def _user_data(args: argparse.Namespace, exp: Any) -> tuple[Any, Any] | None:
+    """``(x, y)`` from ``--input``/``--target``, validated, or None for the task's data."""
+    from core.errors import DataError
+
+    if args.target and not args.input:
+        raise DataError("--target given without --input; give both, or neither to use "
+                        "the experiment's task")
+    if args.input and not args.target:
+        raise DataError("--input given without --target; the loss, and so every gradient, "
+                        "needs a target")
+    if not args.input:
+        return None
+    x = load_input(args.input, exp.model)
+    y = load_target(args.target, exp.model, T=x.shape[0], B=x.shape[1])
+    return x, y
+
+
+def _read_npy(path: str) -> Any:
+    """One array from a .npy file; never unpickles.  DataError naming the file."""
+    import numpy as np
+
+    from core.errors import DataError
+    from core.memory import available_memory, format_bytes
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder, not a .npy file")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if magic[:1] == b"\x80":
+        raise DataError(f"{p}: holds pickled objects, which are never loaded; save a numeric "
+                        "array with numpy.save")
+    if magic[:2] == b"PK":
+        raise DataError(f"{p}: is an .npz archive; give a single array saved with numpy.save")
+    if magic != b"\x93NUMPY":
+        raise DataError(f"{p}: not a .npy file; save the array with numpy.save")
+    avail = available_memory()
+    if 3 * size > 0.8 * avail:
+        raise DataError(f"{p}: the file is {format_bytes(size)}; loading it would need about "
+                        f"{format_bytes(3 * size)}, more than 80% of the {format_bytes(avail)} "
+                        "of memory available")
+    try:
+        return np.load(p, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise DataError(f"{p}: holds pickled objects, which are never loaded; save a "
+                            "numeric array with numpy.save") from None
+        raise DataError(f"{p}: corrupt .npy file ({_one_line(exc)})") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{p}: corrupt or truncated .npy file ({_one_line(exc)})") from None
+
+
+def _first_bad(p: Path, a: Any) -> None:
+    import numpy as np
+
+    from core.errors import DataError
+
+    bad = ~np.isfinite(a)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{p}: {int(bad.sum())} non-finite value(s) (NaN or infinity), the first "
+                        f"at index {list(where)}")
+
+
+def load_input(path: str, model: Any) -> Any:
+    """``--input``: a (T, B, D) array with D = model.input_size → float64."""
+    import numpy as np
+
+    from core.errors import DataError
+
+    p, D = Path(path), model.input_size
+    a = _read_npy(path)
+    want = f"(T, B, D) with D = model.input_size = {D}"
+    if a.ndim != 3:
+        raise DataError(f"{p}: expected an input of shape {want}, got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{p}: expected numbers, got dtype {a.dtype}")
+    if a.shape[2] != D:
+        raise DataError(f"{p}: expected an input of shape {want}, got shape {a.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise DataError(f"{p}: needs at least one timestep and one sequence, got shape {a.shape}")
+    x = a.astype(np.float64)
+    _first_bad(p, x)
+    return x
+
+
+def load_target(path: str, model: Any, T: int, B: int) -> Any:
+    """``--target``: (T, B, O), or (B, O) for many_to_one; for cross_entropy integer
+    classes (T, B) or (B,)."""
+    import numpy as np
+
+    from core.errors import DataError
+
+    p, O = Path(path), model.output_size
+    a = _read_npy(path)
+    seq = model.pattern != "many_to_one"
+    what = f"a {model.pattern} model with {model.loss} loss"
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{p}: expected numbers, got dtype {a.dtype}")
+    if model.loss == "cross_entropy":
+        want, desc = ((T, B), "(T, B)") if seq else ((B,), "(B,)")
+        if a.shape == (*want, 1):
+            a = a.reshape(want)
+        if a.shape != want:
+            raise DataError(f"{p}: expected integer class labels of shape {desc} = {want} for "
+                            f"{what}, got shape {a.shape}")
+        if a.dtype.kind == "f":
+            _first_bad(p, a)
+            if np.any(a != np.round(a)):
+                raise DataError(f"{p}: class labels must be whole numbers")
+        y = a.astype(np.int64)
+        if y.size and (y.min() < 0 or y.max() >= O):
+            raise DataError(f"{p}: class labels must lie in 0..{O - 1} (output_size = {O}), "
+                            f"got {int(y.min())}..{int(y.max())}")
+        return y
+    want, desc = ((T, B, O), "(T, B, O)") if seq else ((B, O), "(B, O)")
+    if a.shape != want:
+        raise DataError(f"{p}: expected a target of shape {desc} = {want} for {what}, "
+                        f"got shape {a.shape}")
+    y = a.astype(np.float64)
+    _first_bad(p, y)
+    return y
+
+
+def _task_batch(exp: Any) -> tuple[Any, Any]:
+    """The experiment's task batch drawn with ``init.seed``: the one the app probes."""
+    import numpy as np
+
+    from core.tasks import make_batch
+
+    return make_batch(exp, np.random.default_rng(exp.init.seed), "train")
+
+
+def _write_results(out: Path, exp: Any, res: Any, extras: bool = True) -> list[Path]:
+    """trace.npz and summary.json of a ProbeResult; with ``extras``, also its Jacobian
+    norms (jacobian.npz, key → (T,)) and connectivity map (connectivity.npy) if present."""
+    import numpy as np
+
+    from core.fileio import atomic_write
+    from core.tracefile import save_summary, save_trace, summary
+
+    written = []
+    p = out / "trace.npz"
+    written.append(_writing(p, lambda: save_trace(p, res.arrays)))
+    s = summary(exp, res.arrays, res.spectral_radius, res.backend_label,
+                getattr(res, "nonfinite", None))
+    q = out / "summary.json"
+    written.append(_writing(q, lambda: save_summary(q, s)))
+    if not extras:
+        return written
+    jac = getattr(res, "jacobian", None)
+    if jac:
+        j = out / "jacobian.npz"
+
+        def write_jac(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **{k: np.asarray(v) for k, v in jac.items()})
+
+        written.append(_writing(j, lambda: atomic_write(j, write_jac)))
+    conn = getattr(res, "connectivity", None)
+    if conn is not None:
+        c = out / "connectivity.npy"
+
+        def write_conn(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(conn), allow_pickle=False)
+
+        written.append(_writing(c, lambda: atomic_write(c, write_conn)))
+    return written
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    """Open the desktop app (optionally on a preset, optionally saving a screenshot)."""
+    if args.preset:
+        from core.lessons import lesson_path
+
+        lesson_path(args.preset)  # unknown names fail here, listing the presets
+    if args.screenshot:
+        if Path(args.screenshot).suffix.lower() not in SCREENSHOT_SUFFIXES:
+            raise UsageError(f"--screenshot {args.screenshot}: use one of "
+                             f"{', '.join(SCREENSHOT_SUFFIXES)}")
+        headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+        if headless and sys.platform not in ("darwin", "win32"):
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from gui.app import run_app
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
+            raise UsageError(f"the desktop app needs PySide6 and pyqtgraph ({exc}); "
+                             "install them with `pip install -e .`") from None
+        raise
+    return int(run_app(preset=args.preset, screenshot=args.screenshot) or 0)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Forward + BPTT on one batch; write trace.npz and summary.json."""
+    from core.backend import resolve_backend
+
+    exp = _experiment(args.experiment)
+    out = _out_dir(args.out)
+    data = _user_data(args, exp)
+    T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
+                                                              exp.task.batch_size)
+    _check_memory(args.experiment, exp, T, B)
+    resolve_backend(exp.backend.device, exp.backend.dtype)  # fail early: no GPU for 'cupy'
+    params = _params(args, exp)
+    x, y = data if data else _task_batch(exp)
+    from core.probe import probe
+
+    res = probe(exp, params, x, y, jacobian=args.jacobian, connectivity=args.connectivity)
+    for path in _write_results(out, exp, res):
+        print(f"wrote {path}")
+    if getattr(res, "nonfinite", None):
+        _warn(res.nonfinite)
+    return 0
+
+
+class _Progress:
+    """A progress line on stderr: rewritten in place on a terminal, else every few seconds."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.width = 0
+
+    def update(self, snap: Any, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        rate = snap.steps_per_s
+        left = max(self.total - snap.step, 0) / rate if rate > 0 else float("nan")
+        text = (f"step {snap.step}/{self.total}  loss {snap.loss:.4g}  "
+                f"{rate:.1f} steps/s  {_duration(left)} left")
+        if self.tty:
+            pad = max(self.width - len(text), 0)
+            self.width = len(text)
+            sys.stderr.write("\r" + text + " " * pad + ("\n" if final else ""))
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds:
+        return "?"
+    s = round(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else (
+        f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train; write experiment.json, weights.safetensors, history.csv, trace.npz, summary.json."""
+    from core.backend import resolve_backend
+    from core.experiment import save_experiment
+    from core.training.history import History
+    from core.training.loop import train
+    from core.weights import save_weights
+
+    exp = _experiment(args.experiment)
+    out = _out_dir(args.out)
+    data = _user_data(args, exp)
+    T = data[0].shape[0] if data else exp.task.seq_len
+    B = exp.task.batch_size
+    # Training batches run forward and backward; the validation batch (every given
+    # sequence, or max(4B, 64) of the task) runs forward only: about half the storage.
+    n_val = data[0].shape[1] if data else max(4 * B, 64)
+    _check_memory(args.experiment, exp, T, max(B, n_val // 2))
+    resolve_backend(exp.backend.device, exp.backend.dtype)
+    params = _params(args, exp)
+    total = exp.training.steps if args.steps is None else args.steps
+
+    stop = {"asked": False}
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+        sys.stderr.write("\nstopping after this step (Ctrl-C again to abort without saving)\n")
+
+    history = History()
+    progress = _Progress(total)
+    last = None
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        for snap in train(exp, params, data, steps=total, cancel=lambda: stop["asked"]):
+            history.record(snap)
+            last = snap
+            progress.update(snap, final=snap.done)
+            if snap.nonfinite:
+                _warn(snap.nonfinite)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if last is not None and not last.done:
+        progress.update(last, final=True)
+    final = last.params() if last is not None else params
+
+    written = []
+    p = out / "experiment.json"
+    written.append(_writing(p, lambda: save_experiment(exp, p)))
+    w = out / "weights.safetensors"
+    written.append(_writing(w, lambda: save_weights(w, final)))
+    h = out / "history.csv"
+    written.append(_writing(h, lambda: history.write_csv(h)))
+    res = last.probe if last is not None and last.done and last.probe is not None else None
+    if res is None:
+        from core.probe import probe
+
+        # The training loop's probe batch: the first B given sequences, or the task
+        # batch drawn with init.seed (the one `analyze` and the app show).
+        if data is not None:
+            x, y = data[0][:, :exp.task.batch_size], _first(data[1], exp, exp.task.batch_size)
+        else:
+            x, y = _task_batch(exp)
+        res = probe(exp, final, x, y, jacobian=False, connectivity=False)
+    written += _write_results(out, exp, res, extras=False)
+    for path in written:
+        print(f"wrote {path}")
+    if stop["asked"]:
+        print(f"stopped at step {last.step if last else 0} of {total}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _first(y: Any, exp: Any, n: int) -> Any:
+    return y[:n] if exp.model.pattern == "many_to_one" else y[:, :n]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export every plot of an experiment or preset, headless."""
+    import importlib.util
+
+    from core.errors import UserError
+
+    if bool(args.experiment) == bool(args.preset):
+        raise UsageError(f"{PROG} export: give an EXPERIMENT file or --preset NAME, not both "
+                         f"and not neither (see {PROG} export --help)")
+    formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
+    bad = [f for f in formats if f not in EXPORT_FORMATS]
+    if bad or not formats:
+        raise UsageError(f"{PROG} export: --formats {args.formats!r}: choose from "
+                         f"{','.join(EXPORT_FORMATS)}")
+    exp = _experiment(args.experiment) if args.experiment else None
+    if args.preset:
+        from core.lessons import load_lesson
+
+        exp = load_lesson(args.preset)
+    out = _out_dir(args.out)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if importlib.util.find_spec("gui.export") is None:
+        raise UserError("export: headless export is not yet available in this build; "
+                        "export plots from the app instead")
+    import gui.export
+
+    export_headless = getattr(gui.export, "export_headless", None)
+    if export_headless is None:
+        raise UserError("export: headless export is not yet available in this build; "
+                        "export plots from the app instead")
+    for path in export_headless(exp, out, formats):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    """List the lesson presets: name, then title."""
+    from core.lessons import list_lessons
+
+    lessons = list_lessons()
+    width = max((len(n) for n, _ in lessons), default=0)
+    for name, title in lessons:
+        print(f"{name.ljust(width)}  {title}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Backends, devices and versions."""
+    from core.backend import backend_info
+
+    for key, value in backend_info().items():
+        text = "; ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        print(f"{key}: {text}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {n}")
+    return n
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment file (.json)")
+    p.add_argument("--weights", metavar="W",
+                   help="PyTorch-named weights (.safetensors or .npz); default: a fresh "
+                        "initialisation from the experiment's init section")
+    p.add_argument("--input", metavar="X.npy",
+                   help="input sequences, shape (T, B, input_size); default: a batch of the "
+                        "experiment's task")
+    p.add_argument("--target", metavar="Y.npy",
+                   help="targets: (T, B, O) for many_to_many and output_recurrence, (B, O) for "
+                        "many_to_one; integer classes (T, B) or (B,) for cross_entropy")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Gradient Flow Lab: see how gradients flow through RNNs, LSTMs and GRUs. "
+                    "Without a command, opens the desktop app.",
+        epilog="Exit status: 0 success, 2 bad input (one 'error:' line), 1 internal error "
+               f"(set {DEBUG_ENV}=1 for a traceback), 130 interrupted.")
+    parser.add_argument("--preset", metavar="NAME",
+                        help="open the app on a lesson preset (see `gradlab presets`)")
+    parser.add_argument("--screenshot", metavar="F.png",
+                        help="wait for the first results, save the window to F.png and exit "
+                             "(runs offscreen when there is no display)")
+    parser.set_defaults(func=cmd_app)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    p = sub.add_parser(
+        "analyze", help="forward + BPTT on one batch; write trace.npz and summary.json",
+        description="Run one forward pass and backpropagation through time on one batch "
+                    "and write DIR/trace.npz (every per-step array: states, gates, dL/dh, "
+                    "gradient norms, parameter gradients) and "
+                    "DIR/summary.json (loss, spectral radii, gradient-norm ratio "
+                    "||dL/dh_0|| / ||dL/dh_T-1|| per layer, backend).")
+    _data_args(p)
+    p.add_argument("--jacobian", action="store_true",
+                   help="also write DIR/jacobian.npz: per layer, ||dh_T-1/dh_t|| for every t")
+    p.add_argument("--connectivity", action="store_true",
+                   help="also write DIR/connectivity.npy: the (T_out, T_in) connectivity map")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser(
+        "train", help="train the model; write weights, history and the final trace",
+        description="Train the experiment's model (its training section: optimizer, "
+                    "clipping, truncated BPTT, teacher forcing) and write DIR/experiment.json, "
+                    "DIR/weights.safetensors (trained weights, PyTorch names), "
+                    "DIR/history.csv (one row per step), DIR/trace.npz and DIR/summary.json "
+                    "of the final model.  A progress line goes to stderr.  Ctrl-C stops after "
+                    "the current step and still writes every file (exit status 130); "
+                    "exploding gradients stop training with a warning and keep the last "
+                    "finite weights.")
+    _data_args(p)
+    p.add_argument("--steps", metavar="N", type=_nonneg_int,
+                   help="number of updates (default: training.steps of the experiment)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "export", help="export the plots of an experiment or preset (png, svg, csv)",
+        description="Compute an experiment's or preset's results headless and export every "
+                    "plot into DIR.")
+    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?", help="experiment file (.json)")
+    p.add_argument("--preset", metavar="NAME", help="a lesson preset instead of a file")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
+    p.add_argument("--formats", default="png,svg,csv", metavar="LIST",
+                   help="comma-separated, from png,svg,csv (default: all three)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("presets", help="list lesson presets: name, then title",
+                       description="List the lesson presets, one a line: its name, then its "
+                                   "title.  Open one with `gradlab --preset NAME`.")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("info", help="backends, devices and versions",
+                       description="Print the Python, NumPy and CuPy versions, the GPUs CuPy "
+                                   "sees and which backend 'auto' picks, one 'key: value' a line.")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def _fail(message: str) -> None:
+    print(f"error: {_one_line(message)}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command and (args.preset or args.screenshot):
+            raise UsageError(f"{PROG}: --preset and --screenshot open the app; they do not go "
+                             f"with '{args.command}' (see {PROG} --help)")
+        return int(args.func(args) or 0)
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except UsageError as exc:
+        _fail(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _fail("interrupted")
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0
+    except MemoryError:
+        _fail("out of memory; use a smaller hidden size, sequence length or batch")
+        return 2
+    except Exception as exc:
+        from core.backend import BackendError
+        from core.errors import UserError
+
+        if isinstance(exc, (UserError, BackendError)):
+            _fail(str(exc))
+            return 2
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        _fail(f"internal error: {type(exc).__name__}: {exc} — please report it, with the "
+              f"traceback that {DEBUG_ENV}=1 prints")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
