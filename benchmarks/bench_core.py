@@ -1,0 +1,191 @@
+"""Forward + BPTT with full per-step traces: Gradient Flow Lab's engine against PyTorch.
+
+For each cell and size (B, H, T) it times, interleaved in one process:
+
+- ``lab``: ``Network.run`` (forward, loss, BPTT; every h, c, gate, dL/dh_t, dL/dc_t and
+  parameter gradient kept) plus the per-step norms ‖dL/dh_t‖;
+- ``torch-loop``: PyTorch's unrolled ``LSTMCell``/``GRUCell``/``RNNCell`` loop with
+  ``retain_grad()`` on every h_t — what a user writes to get per-step gradients;
+- ``torch-fused``: PyTorch's fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` forward + backward,
+  which gives no per-step gradients at all.
+
+and reports medians, ratios, and the FLOP rate reached as a fraction of this machine's
+own float32 matrix-product peak, measured in the same run.  PyTorch is optional
+(``pip install -e '.[bench]'``); without it only the lab's column is filled.
+
+    python benchmarks/bench_core.py                  # all cells, all sizes
+    python benchmarks/bench_core.py --cells lstm --sizes 32,128,200
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.backend import resolve_backend
+from core.experiment import InitConfig, LayerConfig, ModelConfig
+from core.init import init_params
+from core.layout import BLOCKS
+from core.network import Network
+
+SIZES = [(1, 32, 100), (32, 128, 200), (64, 256, 500)]
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """float32 FLOP/s of one large square matrix product (the machine's practical peak)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = a.copy()
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / min(times)
+
+
+def flops(cell: str, B: int, H: int, T: int, D: int) -> float:
+    """Matrix-product FLOPs of forward + BPTT: three products each for W_ih and W_hh."""
+    GH = BLOCKS[cell] * H
+    return 6.0 * T * B * GH * (D + H)
+
+
+def lab_runner(cell: str, B: int, H: int, T: int, D: int, device: str = "numpy"):
+    model = ModelConfig(input_size=D, output_size=1,
+                        layers=[LayerConfig(cell=cell, hidden_size=H)])
+    be = resolve_backend(device, "float32")
+    net = Network(model, init_params(model, InitConfig()), be)
+    rng = np.random.default_rng(0)
+    x = be.asarray(rng.standard_normal((T, B, D)))
+    y = be.asarray(rng.standard_normal((T, B, 1)))
+
+    def run() -> None:
+        tr = net.run(x, y)
+        norm = tr.gradnorm("l0")
+        if be.name == "cupy":
+            norm.get()
+
+    return run
+
+
+def torch_runners(cell: str, B: int, H: int, T: int, D: int):
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(T, B, D)
+    y = torch.randn(T, B, 1)
+    Cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}[cell]
+    Seq = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
+    step_cell, head = Cell(D, H), torch.nn.Linear(H, 1)
+    seq = Seq(D, H)
+
+    def loop() -> None:
+        h = torch.zeros(B, H)
+        c = torch.zeros(B, H)
+        hs = []
+        for t in range(T):
+            if cell == "lstm":
+                h, c = step_cell(x[t], (h, c))
+            else:
+                h = step_cell(x[t], h)
+            h.retain_grad()
+            hs.append(h)
+        out = head(torch.stack(hs))
+        loss = torch.nn.functional.mse_loss(out, y)
+        step_cell.zero_grad()
+        loss.backward()
+        torch.stack([h.grad.norm(dim=1).mean() for h in hs])
+
+    def fused() -> None:
+        out, _ = seq(x)
+        loss = torch.nn.functional.mse_loss(head(out), y)
+        seq.zero_grad()
+        loss.backward()
+
+    return loop, fused
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds of each function, run in turn so drift hits all alike."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cells", default="lstm,gru,rnn")
+    ap.add_argument("--sizes", nargs="*", default=None,
+                    help="B,H,T triples (default: 1,32,100 32,128,200 64,256,500)")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--device", default="numpy", choices=["numpy", "cupy"])
+    ap.add_argument("--no-torch", action="store_true", help="time the lab's engine only")
+    args = ap.parse_args(argv)
+    sizes = ([tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else SIZES)
+    try:
+        if args.no_torch:
+            raise ImportError
+        import torch
+
+        torch.set_grad_enabled(True)
+        have_torch = True
+        threads = torch.get_num_threads()
+    except ImportError:
+        have_torch = False
+        threads = None
+    peak = matmul_peak()
+    print(f"# {date.today()} · {platform.processor() or platform.machine()} · "
+          f"{os.cpu_count()} CPUs · NumPy {np.__version__}"
+          + (f" · torch {torch.__version__} ({threads} threads)" if have_torch else "")
+          + f" · float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+    print("| cell | B | H | T | lab ms | torch loop ms | lab / loop | torch fused ms | "
+          "lab / fused | lab GFLOP/s | % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for cell in args.cells.split(","):
+        for B, H, T in sizes:
+            D = H
+            fns = {"lab": lab_runner(cell, B, H, T, D, args.device)}
+            if have_torch:
+                fns["loop"], fns["fused"] = torch_runners(cell, B, H, T, D)
+            med = interleaved(fns, args.repeats)
+            lab = med["lab"]
+            rate = flops(cell, B, H, T, D) / lab
+            cols = [cell, B, H, T, f"{lab * 1e3:.1f}"]
+            if have_torch:
+                cols += [f"{med['loop'] * 1e3:.1f}", f"{lab / med['loop']:.2f}×",
+                         f"{med['fused'] * 1e3:.1f}", f"{lab / med['fused']:.2f}×"]
+            else:
+                cols += ["–", "–", "–", "–"]
+            cols += [f"{rate / 1e9:.1f}", f"{100 * rate / peak:.0f} %"]
+            print("| " + " | ".join(str(c) for c in cols) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
