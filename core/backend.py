@@ -6,8 +6,9 @@ the package imports CuPy.
 
 from __future__ import annotations
 
+import contextlib
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -29,6 +30,17 @@ class Backend:
     xp: ModuleType
     dtype: np.dtype
     reason: str  # why this backend was chosen, for `gradlab info` and the status bar
+    blas: Any = field(default=None, repr=False, compare=False)  # threadpoolctl controller
+
+    # Below this many FLOPs per product, a multi-threaded BLAS spends more time waking
+    # and syncing threads than multiplying: the step loop then runs on one thread.
+    SMALL_PRODUCT_FLOPS = 100_000_000
+
+    def step_loop(self, flops_per_step: float) -> contextlib.AbstractContextManager:
+        """Context for a loop of small per-step products: one BLAS thread on the CPU."""
+        if self.blas is None or flops_per_step >= self.SMALL_PRODUCT_FLOPS:
+            return contextlib.nullcontext()
+        return self.blas.limit(limits=1, user_api="blas")
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """Copy or move ``a`` onto this backend in ``dtype`` (default: the working dtype)."""
@@ -73,13 +85,22 @@ def resolve_backend(device: str = "auto", dtype: str = "float32") -> Backend:
         raise BackendError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     dt = np.dtype(dtype)
     if device == "numpy":
-        return Backend("numpy", np, dt, "NumPy requested")
+        return Backend("numpy", np, dt, "NumPy requested", _blas_controller())
     cupy, why = probe_cupy()
     if cupy is not None:
         return Backend("cupy", cupy, dt, f"{why}; using it" if device == "auto" else why)
     if device == "cupy":
         raise BackendError(f"device 'cupy' requested but {why[0].lower()}{why[1:]}")
-    return Backend("numpy", np, dt, f"{why}; using NumPy")
+    return Backend("numpy", np, dt, f"{why}; using NumPy", _blas_controller())
+
+
+def _blas_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+
+        return ThreadpoolController()
+    except Exception:  # not installed, or an unknown BLAS: leave threads alone
+        return None
 
 
 def backend_info() -> dict[str, Any]:

@@ -194,7 +194,7 @@ class Network:
         xproj = (X.reshape(T * B, Din) @ W_ih.T).reshape(T, B, G * H)
         xproj += bias
         D.X = X
-        D.S = S = D.cell.alloc(xp, T, B, H, dt)
+        D.S = D.cell.alloc(xp, T, B, H, dt)
         W_hhT = xp.ascontiguousarray(W_hh.T)
         hproj = xp.empty((B, G * H), dtype=dt)
         zeros = xp.zeros((B, H), dtype=dt)
@@ -202,6 +202,15 @@ class Network:
         fz = frozen.layers[D.key] if frozen is not None and tbptt else None
         h_prev = zeros if D.h0 is None else D.h0
         c_prev = zeros if D.c0 is None else D.c0
+        with self.backend.step_loop(2.0 * B * H * G * H):
+            self._forward_steps(D, order, xproj, hproj, W_hhT, b_step, h_prev, c_prev, zeros,
+                                fz, tbptt)
+
+    def _forward_steps(self, D: _Dir, order: range, xproj: Any, hproj: Any, W_hhT: Any,
+                       b_step: Any, h_prev: Any, c_prev: Any, zeros: Any, fz: Any,
+                       tbptt: int | None) -> None:
+        xp, S = self.xp, D.S
+        H = D.H
         for s, t in enumerate(order):
             if s > 0:
                 tp = order[s - 1]
@@ -219,14 +228,13 @@ class Network:
     def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict) -> Any:
         """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX."""
         xp, p, dt = self.xp, self.params, self.backend.dtype
-        S, X = D.S, D.X
-        T, B, Din = X.shape
+        T, B, Din = D.X.shape
         H, G = D.H, D.cell.BLOCKS
         sfx = f"_l{D.k}{D.suffix}"
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         lstm = D.cell.HAS_CELL_STATE
-        D.dxp = dxp = xp.empty((T, B, G * H), dtype=dt)
-        D.dhp = dhp = dxp if D.cell.NAME != "gru" else xp.empty_like(dxp)
+        D.dxp = xp.empty((T, B, G * H), dtype=dt)
+        D.dhp = D.dxp if D.cell.NAME != "gru" else xp.empty_like(D.dxp)
         D.dh = xp.empty((T, B, H), dtype=dt)
         D.dc = xp.empty((T, B, H), dtype=dt) if lstm else None
         zeros = xp.zeros((B, H), dtype=dt)
@@ -235,7 +243,21 @@ class Network:
         dh_carry = xp.zeros((B, H), dtype=dt)
         dc_carry = zeros
         order = D.order(T)
-        for s in range(T - 1, -1, -1):
+        with self.backend.step_loop(2.0 * B * H * G * H):
+            dh_carry, dc_carry = self._backward_steps(D, order, dH, W_hh, h_first, c_first,
+                                                      dh_carry, dc_carry, zeros, tbptt)
+        D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
+        self._dir_param_grads(D, h_first, c_first, grads)
+        return (D.dxp.reshape(T * B, G * H) @ W_ih).reshape(T, B, Din)
+
+    def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh: Any, h_first: Any,
+                        c_first: Any, dh_carry: Any, dc_carry: Any, zeros: Any,
+                        tbptt: int | None) -> tuple[Any, Any]:
+        """The backward loop, from the last step processed to the first."""
+        xp, S = self.xp, D.S
+        lstm = D.cell.HAS_CELL_STATE
+        dxp, dhp = D.dxp, D.dhp
+        for s in range(len(order) - 1, -1, -1):
             t = order[s]
             h_prev = S["h"][order[s - 1]] if s > 0 else h_first
             c_prev = S["c"][order[s - 1]] if lstm and s > 0 else c_first
@@ -258,8 +280,16 @@ class Network:
                 dh_carry += direct
             if lstm:
                 dc_carry = dc_prev
-        D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
-        # Parameter gradients: one product over all timesteps.
+        return dh_carry, dc_carry
+
+    def _dir_param_grads(self, D: _Dir, h_first: Any, c_first: Any, grads: dict) -> None:
+        """Parameter gradients of one direction: one product over all timesteps."""
+        xp, dt, S, X = self.xp, self.backend.dtype, D.S, D.X
+        T, B, Din = X.shape
+        H, G = D.H, D.cell.BLOCKS
+        sfx = f"_l{D.k}{D.suffix}"
+        dxp, dhp = D.dxp, D.dhp
+        order = D.order(T)
         flat_dxp = dxp.reshape(T * B, G * H)
         grads["weight_ih" + sfx] = flat_dxp.T @ X.reshape(T * B, Din)
         grads["bias_ih" + sfx] = flat_dxp.sum(axis=0)
@@ -280,7 +310,6 @@ class Network:
             dpeep[0] += (dxp[first][:, :H] * c_first).sum(axis=0)
             dpeep[1] += (dxp[first][:, H:2 * H] * c_first).sum(axis=0)
             grads["weight_peep" + sfx] = dpeep
-        return (flat_dxp @ W_ih).reshape(T, B, Din)
 
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
                        frozen: Trace | None, d_output: Any = None,
@@ -375,22 +404,10 @@ class Network:
         feed = xp.zeros((T, B, O), dtype=dt)  # y'_{t-1}, the input fed back at step t
         out = xp.empty((T, B, O), dtype=dt)
         fz = frozen.feed if frozen is not None and tbptt else None
-        for t in range(T):
-            if t > 0:
-                if mask[t]:
-                    feed[t] = target_feed[t - 1]
-                elif fz is not None and t % tbptt == 0:
-                    feed[t] = fz[t]
-                else:
-                    feed[t] = softmax(xp, out[t - 1]) if classes else out[t - 1]
-            for j, D in enumerate(layers):
-                if j == 0:
-                    xpj, hpj = xproj0[t], feed[t] @ W_ohT
-                else:
-                    xpj = layers[j - 1].S["h"][t] @ W_ih[j].T + b_ih[j]
-                    hpj = xp.zeros_like(xpj)
-                D.cell.forward(xp, D.S, t, xpj, hpj, zeros[j], zeros[j], D.P)
-            out[t] = layers[-1].S["h"][t] @ W.T + b
+        step_flops = 2.0 * B * max(D.H * D.cell.BLOCKS * D.H for D in layers)
+        with self.backend.step_loop(step_flops):
+            self._feedback_forward(layers, x, T, mask, target_feed, fz, tbptt, feed, out,
+                                   xproj0, W_ih, b_ih, W_ohT, W, b, zeros, classes)
         trace = Trace(m, self.backend, out, layers_of([[D] for D in layers]))
         trace.feed = feed
         if d_output is not None:
@@ -454,6 +471,29 @@ class Network:
         trace.layers = layers_of([[D] for D in layers], with_grads=True)
         return trace
 
+
+    def _feedback_forward(self, layers: list[_Dir], x: Any, T: int, mask: np.ndarray,
+                          target_feed: Any, fz: Any, tbptt: int | None, feed: Any, out: Any,
+                          xproj0: Any, W_ih: list, b_ih: list, W_ohT: Any, W: Any, b: Any,
+                          zeros: list, classes: bool) -> None:
+        """The output-recurrence forward loop: time outside, layers inside."""
+        xp = self.xp
+        for t in range(T):
+            if t > 0:
+                if mask[t]:
+                    feed[t] = target_feed[t - 1]
+                elif fz is not None and t % tbptt == 0:
+                    feed[t] = fz[t]
+                else:
+                    feed[t] = softmax(xp, out[t - 1]) if classes else out[t - 1]
+            for j, D in enumerate(layers):
+                if j == 0:
+                    xpj, hpj = xproj0[t], feed[t] @ W_ohT
+                else:
+                    xpj = layers[j - 1].S["h"][t] @ W_ih[j].T + b_ih[j]
+                    hpj = xp.zeros_like(xpj)
+                D.cell.forward(xp, D.S, t, xpj, hpj, zeros[j], zeros[j], D.P)
+            out[t] = layers[-1].S["h"][t] @ W.T + b
 
 def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, LayerTrace]:
     """The per-layer arrays of a finished pass, keyed ``l{k}`` / ``l{k}_reverse``."""
