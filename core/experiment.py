@@ -182,7 +182,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a number, got {_describe(value)}")
         if value != value or value in (float("inf"), float("-inf")):
             raise ConfigError(f"{where}: expected a finite number, got {value}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ConfigError(f"{where}: expected a finite number, got {_describe(value)}") from None
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {_describe(value)}")
@@ -195,23 +198,29 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
 def _from_dict(cls: type, data: Any, where: str) -> Any:
+    """Build ``cls`` from ``data``; ``where`` is the field path so far ("" at the top)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected an object, got {_describe(data)}")
+        raise ConfigError(f"{where or 'experiment'}: expected an object, got {_describe(data)}")
     hints = typing.get_type_hints(cls)
     if cls is TaskConfig:  # task-specific fields are collected into `options`
         known = {"name", "seq_len", "batch_size"}
-        kwargs = {k: _convert(data[k], hints[k], f"{where}.{k}") for k in known if k in data}
+        kwargs = {k: _convert(data[k], hints[k], _join(where, k)) for k in known if k in data}
         kwargs["options"] = {k: v for k, v in data.items() if k not in known}
         return cls(**kwargs)
     names = {f.name for f in dataclasses.fields(cls) if f.metadata.get("json", True)}
     for key in data:
         if key not in names:
-            raise ConfigError(f"{where}.{key}: unknown field (expected one of {', '.join(sorted(names))})")
+            raise ConfigError(f"{_join(where, key)}: unknown field "
+                              f"(expected one of {', '.join(sorted(names))})")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
-            kwargs[f.name] = _convert(data[f.name], hints[f.name], f"{where}.{f.name}")
+            kwargs[f.name] = _convert(data[f.name], hints[f.name], _join(where, f.name))
     return cls(**kwargs)
 
 
@@ -271,7 +280,7 @@ def experiment_from_dict(data: Any) -> Experiment:
     if "model" not in data:
         raise ConfigError("model: missing (every experiment needs a model section)")
     body = {k: v for k, v in data.items() if k not in ("format", "version")}
-    exp = _from_dict(Experiment, body, "experiment")
+    exp = _from_dict(Experiment, body, "")
     _check_ranges(exp)
     from .tasks import validate_task
 
@@ -306,6 +315,8 @@ def load_experiment_config(path: str | os.PathLike[str]) -> Experiment:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; deep nesting
+        raise ConfigError(f"{p}: not usable JSON ({exc})") from None
     try:
         return experiment_from_dict(data)
     except ConfigError as exc:

@@ -78,12 +78,7 @@ def _read_safetensors(p: Path, expected: dict[str, tuple[int, ...]]) -> dict[str
             _check_names(p, names, expected)
             for name in expected:  # shapes and dtypes from the header, before reading data
                 sl = f.get_slice(name)
-                dtype = sl.get_dtype()
-                if dtype not in _SAFETENSORS_NUMERIC:
-                    extra = (" (NumPy has no bfloat16; convert with .float() before saving)"
-                             if dtype == "BF16" else "")
-                    raise WeightsError(f"{p}: {name}: dtype {dtype} is not a supported "
-                                       f"numeric type{extra}")
+                _check_safetensors_dtype(p, name, sl.get_dtype())
                 _check_shape(p, name, tuple(sl.get_shape()), expected[name])
             return {name: f.get_tensor(name) for name in expected}
     except WeightsError:
@@ -136,7 +131,8 @@ def _one_line(exc: BaseException) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
-def _check_names(p: Path, names: list[str], expected: dict[str, tuple[int, ...]]) -> None:
+def _check_names(p: Path | str, names: list[str],
+                 expected: dict[str, tuple[int, ...]]) -> None:
     missing = [n for n in expected if n not in names]
     unexpected = [n for n in names if n not in expected]
     if not missing and not unexpected:
@@ -156,9 +152,35 @@ def _check_names(p: Path, names: list[str], expected: dict[str, tuple[int, ...]]
     raise WeightsError(f"{p}: does not match the model: {'; '.join(parts)}{hint}")
 
 
-def _check_shape(p: Path, name: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
+def _check_shape(p: Path | str, name: str, got: tuple[int, ...],
+                 want: tuple[int, ...]) -> None:
     if tuple(got) != tuple(want):
         raise WeightsError(f"{p}: {name}: expected shape {tuple(want)}, got {tuple(got)}")
+
+
+def _check_safetensors_dtype(p: Path | str, name: str, dtype: str) -> None:
+    if dtype not in _SAFETENSORS_NUMERIC:
+        extra = (" (NumPy has no bfloat16; convert with .float() before saving)"
+                 if dtype == "BF16" else "")
+        raise WeightsError(f"{p}: {name}: dtype {dtype} is not a supported numeric type{extra}")
+
+
+def _validated(p: Path | str, raw: dict[str, np.ndarray],
+               expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Float64 copies of ``raw[name]`` for every expected name: real dtype, shape, finite."""
+    params: dict[str, np.ndarray] = {}
+    for name, want in expected.items():
+        a = raw[name]
+        if a.dtype.kind not in "iuf":
+            raise WeightsError(f"{p}: {name}: dtype {a.dtype} is not a real number type")
+        _check_shape(p, name, a.shape, want)
+        value = np.array(a, dtype=np.float64, copy=True, order="C")
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        if bad:
+            raise WeightsError(f"{p}: {name}: holds {bad} non-finite value{'s' * (bad > 1)} "
+                               "(NaN or infinity)")
+        params[name] = value
+    return params
 
 
 def load_weights(path: str | os.PathLike[str], model: ModelConfig) -> dict[str, np.ndarray]:
@@ -174,19 +196,7 @@ def load_weights(path: str | os.PathLike[str], model: ModelConfig) -> dict[str, 
     expected = param_shapes(model)
     raw = _read_safetensors(p, expected) if suffix == ".safetensors" else _read_npz(p)
     _check_names(p, list(raw), expected)
-    params: dict[str, np.ndarray] = {}
-    for name, want in expected.items():
-        a = raw[name]
-        if a.dtype.kind not in "iuf":
-            raise WeightsError(f"{p}: {name}: dtype {a.dtype} is not a real number type")
-        _check_shape(p, name, a.shape, want)
-        value = np.array(a, dtype=np.float64, copy=True, order="C")
-        bad = int(np.count_nonzero(~np.isfinite(value)))
-        if bad:
-            raise WeightsError(f"{p}: {name}: holds {bad} non-finite value{'s' * (bad > 1)} "
-                               "(NaN or infinity)")
-        params[name] = value
-    return params
+    return _validated(p, raw, expected)
 
 
 def _host(a: Any) -> np.ndarray:
@@ -218,3 +228,59 @@ def save_weights(path: str | os.PathLike[str], params: dict[str, Any]) -> None:
                 np.savez(fh, **arrays)
 
     atomic_write(p, write)
+
+
+# ----------------------------------------------------------------------------- in memory
+
+_SAFETENSORS_TO_NUMPY = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2",
+                         "I32": "<i4", "I64": "<i8", "U8": "u1", "U16": "<u2", "U32": "<u4",
+                         "U64": "<u8"}
+
+
+def read_safetensors_bytes(data: bytes, label: str,
+                           expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The arrays of a ``.safetensors`` file held in memory, in their own dtypes.
+
+    Names, dtypes and shapes are checked against ``expected`` (name → shape) as
+    :func:`load_weights` checks them; :class:`WeightsError` messages start with ``label``.
+    """
+    from safetensors import deserialize
+
+    try:
+        views = dict(deserialize(data))
+    except MemoryError:
+        raise WeightsError(f"{label}: not enough memory to load it") from None
+    except Exception as exc:  # SafetensorError: a corrupt or truncated file
+        raise WeightsError(f"{label}: not a readable .safetensors file ({_one_line(exc)})") from None
+    _check_names(label, list(views), expected)
+    for name, want in expected.items():
+        _check_safetensors_dtype(label, name, views[name]["dtype"])
+        _check_shape(label, name, tuple(views[name]["shape"]), want)
+    try:
+        return {name: np.frombuffer(views[name]["data"],
+                                    dtype=_SAFETENSORS_TO_NUMPY[views[name]["dtype"]]
+                                    ).reshape(want)
+                for name, want in expected.items()}
+    except ValueError as exc:  # data length does not match the header
+        raise WeightsError(f"{label}: not a readable .safetensors file ({_one_line(exc)})") from None
+
+
+def validate_arrays(label: str, arrays: dict[str, Any],
+                    expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Check arrays in memory (NumPy or CuPy) as :func:`load_weights` checks a file.
+
+    Names, real dtype, shape and finite values against ``expected`` (name → shape);
+    returns float64 host copies.  :class:`WeightsError` messages start with ``label``.
+    """
+    _check_names(label, list(arrays), expected)
+    return _validated(label, {name: _host(arrays[name]) for name in expected}, expected)
+
+
+def weights_from_bytes(data: bytes, model: ModelConfig, label: str) -> dict[str, np.ndarray]:
+    """:func:`load_weights` for the bytes of a ``.safetensors`` file (an archive member).
+
+    Same checks and result (name → float64 array); messages start with ``label``.
+    """
+    expected = param_shapes(model)
+    return _validated(label, read_safetensors_bytes(data, label, expected), expected)
+

@@ -85,13 +85,20 @@ def describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _g(value: float) -> str:
+    try:
+        return f"{value:g}"
+    except OverflowError:  # an integer beyond the float range
+        return describe(value)
+
+
 def _bounds(value: float, where: str, low: float | None, high: float | None,
             low_open: bool = False) -> None:
     if low is not None and (value <= low if low_open else value < low):
         word = "greater than" if low_open else "at least"
-        raise ConfigError(f"{where}: must be {word} {low:g}, got {value:g}")
+        raise ConfigError(f"{where}: must be {word} {low:g}, got {_g(value)}")
     if high is not None and value > high:
-        raise ConfigError(f"{where}: must be at most {high:g}, got {value:g}")
+        raise ConfigError(f"{where}: must be at most {high:g}, got {_g(value)}")
 
 
 def integer(low: int | None = None, high: int | None = None) -> Parser:
@@ -111,7 +118,10 @@ def number(low: float | None = None, high: float | None = None, low_open: bool =
     def parse(value: Any, where: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {describe(value)}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise ConfigError(f"{where}: expected a finite number, got {describe(value)}") from None
         if not np.isfinite(value):
             raise ConfigError(f"{where}: expected a finite number, got {value}")
         _bounds(value, where, low, high, low_open)

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,8 @@ def _read_text(path: Path, display: str) -> str:
         raise DataError(f"{display}: no such file") from None
     except OSError as exc:
         raise DataError(f"{display}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:  # a NUL character in the path
+        raise DataError(f"{display}: cannot read ({exc})") from None
     if path.is_dir():
         raise DataError(f"{display}: is a folder, not a CSV file")
     if size > MAX_CSV_BYTES:
@@ -206,6 +209,9 @@ def max_seq_len_for(n: int, horizon: int, val_fraction: float) -> int:
 def min_length(seq_len: int, horizon: int, val_fraction: float) -> int:
     """The shortest series that holds one training and one validation window."""
     m = seq_len + horizon
+    if m > 2**40:  # beyond float precision (n += 1 no longer moves n·f): a close upper bound
+        f = Fraction(val_fraction)
+        return math.ceil(m / min(f, 1 - f)) + 1
     n = max(2 * m, math.floor((m - 0.5) / val_fraction) - 2, math.floor(m / (1 - val_fraction)) - 2)
     while max_seq_len_for(n, horizon, val_fraction) < seq_len:
         n += 1
@@ -299,7 +305,7 @@ def load_csv(opts: dict) -> PreparedSeries:
     try:
         st = path.stat()
         stamp: tuple = (str(path.resolve()), st.st_mtime_ns, st.st_size)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL character in the path
         stamp = (str(path), None, None)
 
     def build() -> PreparedSeries:

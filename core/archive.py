@@ -1,0 +1,412 @@
+"""Saved experiments: one ``.gradlab`` file (a zip) with everything needed to come back.
+
+Members, read in memory and never extracted to disk:
+
+``meta.json``               ``{"format": "gradlab-archive", "version": 1, "app_version": …}``
+``experiment.json``         the experiment file (:mod:`core.experiment`), required
+``weights.safetensors``     PyTorch-named weights (:mod:`core.weights`), float64
+``optimizer.safetensors``   the optimizer state for resuming training (needs the weights)
+``history.csv``             training history, columns of :data:`core.training.history.COLUMNS`
+
+:func:`save_archive` writes atomically; :func:`load_archive` checks every member
+(names, sizes, JSON, weights, optimizer state, CSV) before it returns anything, and
+raises a :class:`~core.errors.UserError` naming the file and the member at fault.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, DataError, MemoryLimitError, UserError, WeightsError
+from .experiment import Experiment, experiment_from_dict, experiment_to_dict
+from .fileio import atomic_write
+from .layout import param_shapes
+from .memory import available_memory, format_bytes
+from .training.history import COLUMNS
+
+SUFFIX = ".gradlab"
+FORMAT = "gradlab-archive"
+VERSION = 1
+
+META = "meta.json"
+EXPERIMENT = "experiment.json"
+WEIGHTS = "weights.safetensors"
+OPTIMIZER = "optimizer.safetensors"
+HISTORY = "history.csv"
+MEMBERS = (META, EXPERIMENT, WEIGHTS, OPTIMIZER, HISTORY)
+
+# Memory needed per byte of a member while loading it (bytes, arrays, float64 copies,
+# Python objects for JSON and CSV), and the limits that stop zip bombs.
+_LOAD_FACTOR = {META: 10, EXPERIMENT: 10, WEIGHTS: 3, OPTIMIZER: 3, HISTORY: 8}
+MAX_JSON_BYTES = 16 * 1024**2
+MAX_RATIO = 100  # uncompressed / compressed size of a member larger than RATIO_FLOOR
+RATIO_FLOOR = 1024**2
+_MEMORY_SHARE = 0.8
+
+_NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|nan)")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+@dataclass
+class SavedExperiment:
+    """What an archive holds.
+
+    ``params``: name → float64 array, or None; also attached as ``experiment.weights``.
+    ``history``: column → array (``step`` int64, the others float64 with NaN for an
+    empty cell), or empty.  ``optimizer_state``: ``Optimizer.state_dict()`` form, or None.
+    ``meta``: the archive's ``meta.json`` (format, version, app_version).
+    """
+
+    experiment: Experiment
+    params: dict[str, np.ndarray] | None = None
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    optimizer_state: dict[str, np.ndarray] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def app_version() -> str:
+    """The installed version of Gradient Flow Lab, or "unknown" when run from a checkout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gradient-flow-lab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- shared checks
+
+
+def _optimizer_expected(exp: Experiment) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of ``Optimizer.state_dict()`` for the experiment (``step`` excluded)."""
+    from .training.optim import make_optimizer
+
+    slots = make_optimizer(exp.training, {}).slots
+    shapes = param_shapes(exp.model)
+    return {f"{slot}.{name}": shape for slot in slots for name, shape in shapes.items()}
+
+
+def _step_count(label: str, value: Any) -> np.ndarray:
+    a = np.asarray(value)  # a 0-d array or a Python int (np.ascontiguousarray would add a dim)
+    if a.shape != () or a.dtype.kind not in "iu" or not 0 <= int(a) < 2**63:
+        raise WeightsError(f"{label}: step: expected a whole number of steps, got "
+                           f"{a.dtype} of shape {a.shape}")
+    return np.array(int(a), dtype=np.int64)
+
+
+def _optimizer_state(label: str, raw: Mapping[str, Any], exp: Experiment) -> dict[str, np.ndarray]:
+    """Check an optimizer state against the experiment; float64 slots and an int64 ``step``."""
+    from .weights import validate_arrays
+
+    expected = _optimizer_expected(exp)
+    if set(raw) != {"step", *expected}:  # raises, naming what is missing or unexpected
+        validate_arrays(label, dict(raw), {"step": (), **expected})
+    step = raw["step"]
+    state = {"step": _step_count(label, step.get() if hasattr(step, "get") else step)}
+    state.update(validate_arrays(label, {k: raw[k] for k in expected}, expected))
+    return state
+
+
+# ----------------------------------------------------------------------------- history
+
+
+def _history_columns(history: Any) -> dict[str, np.ndarray]:
+    """Columns of a History or a mapping, checked: known names, equal lengths, numbers."""
+    if hasattr(history, "column") and hasattr(history, "columns"):
+        history = {c: history.column(c) for c in history.columns}
+    out: dict[str, np.ndarray] = {}
+    for name, values in history.items():
+        if name not in COLUMNS:
+            raise DataError(f"history: unknown column {name!r} (expected {', '.join(COLUMNS)})")
+        try:
+            if name == "step":
+                out[name] = np.asarray(values, dtype=np.int64)
+            else:
+                out[name] = np.array([np.nan if v is None else v for v in values],
+                                     dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise DataError(f"history: {name}: not numbers ({_one_line(exc)})") from None
+        if out[name].ndim != 1:
+            raise DataError(f"history: {name}: expected one value per step")
+    lengths = {len(v) for v in out.values()}
+    if len(lengths) > 1:
+        raise DataError(f"history: the columns differ in length ({sorted(lengths)})")
+    return out
+
+
+def _cell(value: float) -> str:
+    if math.isnan(value):
+        return ""
+    return repr(float(value)) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+
+
+def history_to_csv(columns: Mapping[str, np.ndarray]) -> str:
+    """CSV text of history columns; an empty cell is a missing value (NaN)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(columns))
+    cols = [[str(int(v)) for v in a] if n == "step" else [_cell(float(v)) for v in a]
+            for n, a in columns.items()]
+    w.writerows(zip(*cols, strict=True))
+    return buf.getvalue()
+
+
+def history_from_csv(text: str, label: str) -> dict[str, np.ndarray]:
+    """Parse ``history.csv`` strictly: known header, numbers or empty cells, one line each.
+
+    ``step`` cells are whole numbers; the other cells numbers (``inf`` and ``nan``
+    included) or empty (NaN).  Raises :class:`DataError` naming ``label`` and the line.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        if not header or header == [""]:
+            raise DataError(f"{label} line 1: no header row (expected column names from "
+                            f"{', '.join(COLUMNS)})")
+        for name in header:
+            if name not in COLUMNS:
+                raise DataError(f"{label} line 1: unknown column {name[:40]!r} "
+                                f"(expected {', '.join(COLUMNS)})")
+        if len(set(header)) != len(header):
+            raise DataError(f"{label} line 1: a column appears twice")
+        cols: list[list[Any]] = [[] for _ in header]
+        for row in reader:
+            line = reader.line_num
+            if len(row) != len(header):
+                raise DataError(f"{label} line {line}: {len(row)} cells, expected {len(header)}")
+            for name, cell, col in zip(header, row, cols, strict=True):
+                col.append(_history_cell(cell.strip(), name, f"{label} line {line}"))
+    except csv.Error as exc:
+        raise DataError(f"{label} line {reader.line_num}: malformed CSV ({exc})") from None
+    return {name: np.array(col, dtype=np.int64 if name == "step" else np.float64)
+            for name, col in zip(header, cols, strict=True)}
+
+
+def _history_cell(cell: str, name: str, where: str) -> int | float:
+    if name == "step":
+        if not _INTEGER.fullmatch(cell) or len(cell) > 19 or abs(int(cell)) >= 2**63:
+            raise DataError(f"{where}, column step: expected a whole number, got {cell[:40]!r}")
+        return int(cell)
+    if not cell:
+        return math.nan
+    if not _NUMBER.fullmatch(cell.lower()):
+        raise DataError(f"{where}, column {name}: expected a number or an empty cell, "
+                        f"got {cell[:40]!r}")
+    return float(cell)
+
+
+# ----------------------------------------------------------------------------- save
+
+
+def save_archive(path: str | os.PathLike[str], exp: Experiment,
+                 params: Mapping[str, Any] | None,
+                 history: Mapping[str, Any] | None = None,
+                 optimizer_state: Mapping[str, Any] | None = None) -> None:
+    """Write ``exp`` with its weights, history and optimizer state to one ``.gradlab`` file.
+
+    Everything is checked first (the experiment validates; weights and optimizer state
+    fit its model and optimizer and are finite); the zip is built in a temporary file and renamed
+    over ``path``, so a failure part-way leaves the previous file intact.
+    """
+    from safetensors.numpy import save as safetensors_bytes
+
+    from .weights import validate_arrays
+
+    p = Path(path)
+    doc = experiment_to_dict(exp)
+    try:  # never write an archive that would not load
+        experiment_from_dict(json.loads(json.dumps(doc)))
+    except UserError as exc:
+        raise type(exc)(f"{p}: {EXPERIMENT}: {exc}") from None
+    members: list[tuple[str, bytes, int]] = []
+    meta = {"format": FORMAT, "version": VERSION, "app_version": app_version()}
+    members.append((META, json.dumps(meta, indent=2).encode(), zipfile.ZIP_DEFLATED))
+    text = json.dumps(doc, indent=2) + "\n"
+    members.append((EXPERIMENT, text.encode("utf-8"), zipfile.ZIP_DEFLATED))
+    if params is not None:
+        weights = validate_arrays(f"{p}: {WEIGHTS}", dict(params), param_shapes(exp.model))
+        members.append((WEIGHTS, safetensors_bytes(weights), zipfile.ZIP_STORED))
+    if optimizer_state is not None:
+        if params is None:
+            raise WeightsError(f"{p}: an optimizer state is saved only with the weights it "
+                               "belongs to")
+        state = _optimizer_state(f"{p}: {OPTIMIZER}", optimizer_state, exp)
+        members.append((OPTIMIZER, safetensors_bytes(state), zipfile.ZIP_STORED))
+    if history is not None:
+        columns = _history_columns(history)
+        if columns:
+            members.append((HISTORY, history_to_csv(columns).encode("utf-8"),
+                            zipfile.ZIP_DEFLATED))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            with zipfile.ZipFile(fh, "w") as zf:
+                for name, data, method in members:
+                    zf.writestr(name, data, compress_type=method)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    atomic_write(p, write)
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def _unsafe(name: str) -> bool:
+    parts = re.split(r"[/\\]", name)
+    return (name.startswith(("/", "\\")) or bool(re.match(r"[A-Za-z]:", name))
+            or ".." in parts or "\0" in name)
+
+
+def _check_members(p: Path, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
+    """The archive's entries by name: safe, expected, unique, plain, and not a bomb."""
+    found: dict[str, zipfile.ZipInfo] = {}
+    for info in infos:
+        name = info.orig_filename
+        shown = repr(name[:80])
+        if _unsafe(name) or _unsafe(info.filename):
+            raise UserError(f"{p}: refusing entry {shown}: an absolute path or one that "
+                            "leaves the archive")
+        if name not in MEMBERS:
+            raise UserError(f"{p}: unexpected entry {shown} (a Gradient Flow Lab archive "
+                            f"holds {', '.join(MEMBERS)})")
+        if name in found:
+            raise UserError(f"{p}: the entry {shown} appears twice")
+        if info.flag_bits & 0x1:
+            raise UserError(f"{p}: {name}: encrypted entries are not supported")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise UserError(f"{p}: {name}: unsupported compression method {info.compress_type}")
+        if (info.file_size > RATIO_FLOOR
+                and info.file_size > MAX_RATIO * max(info.compress_size, 1)):
+            raise MemoryLimitError(
+                f"{p}: {name}: would expand from {format_bytes(info.compress_size)} to "
+                f"{format_bytes(info.file_size)} (more than {MAX_RATIO} times); refusing a "
+                "suspected zip bomb")
+        if name in (META, EXPERIMENT) and info.file_size > MAX_JSON_BYTES:
+            raise UserError(f"{p}: {name}: {format_bytes(info.file_size)}, larger than the "
+                            f"{format_bytes(MAX_JSON_BYTES)} an experiment file may be")
+        found[name] = info
+    if EXPERIMENT not in found:
+        raise UserError(f"{p}: no {EXPERIMENT} inside; not a Gradient Flow Lab archive")
+    need = sum(info.file_size * _LOAD_FACTOR[name] for name, info in found.items())
+    avail = available_memory()
+    if need > _MEMORY_SHARE * avail:
+        total = sum(info.file_size for info in found.values())
+        raise MemoryLimitError(f"{p}: unpacks to {format_bytes(total)}; loading it would need "
+                               f"about {format_bytes(need)}, more than 80% of the "
+                               f"{format_bytes(avail)} of memory available")
+    return found
+
+
+def _read_members(p: Path) -> dict[str, bytes]:
+    """Every entry's bytes, after the checks of :func:`_check_members`."""
+    try:
+        with zipfile.ZipFile(p) as zf:
+            infos = _check_members(p, zf.infolist())
+            out: dict[str, bytes] = {}
+            for name, info in infos.items():
+                try:
+                    out[name] = zf.read(info)
+                except UserError:
+                    raise
+                except MemoryError:
+                    raise MemoryLimitError(f"{p}: {name}: not enough memory to read it") from None
+                except Exception as exc:  # BadZipFile (CRC), zlib.error, EOFError, OSError
+                    raise UserError(f"{p}: {name}: corrupt entry ({_one_line(exc)})") from None
+            return out
+    except UserError:
+        raise
+    except FileNotFoundError:
+        raise UserError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{p}: is a folder, not a {SUFFIX} file") from None
+    except PermissionError as exc:
+        raise UserError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    except MemoryError:
+        raise MemoryLimitError(f"{p}: not enough memory to open it") from None
+    except Exception as exc:  # BadZipFile, a truncated file, a corrupt directory
+        raise UserError(f"{p}: not a Gradient Flow Lab archive (not a readable zip file: "
+                        f"{_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _json(p: Path, name: str, data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: {name}: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{p}: {name}: not valid JSON (line {exc.lineno}, column "
+                          f"{exc.colno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits; deep nesting
+        raise ConfigError(f"{p}: {name}: not usable JSON ({_one_line(exc)})") from None
+
+
+def _check_meta(p: Path, data: bytes | None) -> dict[str, Any]:
+    if data is None:
+        return {}
+    meta = _json(p, META, data)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError(f"{p}: {META}: not a Gradient Flow Lab archive (format should be "
+                        f"{FORMAT!r})")
+    version = meta.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise UserError(f"{p}: {META}: version: expected a positive integer, got "
+                        f"{str(version)[:40]!r}")
+    if version > VERSION:
+        raise UserError(f"{p}: archive format version {version} is newer than this build "
+                        f"reads (version {VERSION}); update Gradient Flow Lab")
+    return meta
+
+
+def load_archive(path: str | os.PathLike[str]) -> SavedExperiment:
+    """Read and validate a ``.gradlab`` file; nothing is returned until every part checks out.
+
+    Raises :class:`UserError` (a ConfigError, WeightsError, DataError or
+    MemoryLimitError where one fits) naming the file, the member and the field or line.
+    """
+    from .weights import read_safetensors_bytes, weights_from_bytes
+
+    p = Path(path)
+    raw = _read_members(p)
+    meta = _check_meta(p, raw.get(META))
+    data = _json(p, EXPERIMENT, raw[EXPERIMENT])
+    try:
+        exp = experiment_from_dict(data)
+    except UserError as exc:
+        raise type(exc)(f"{p}: {EXPERIMENT}: {exc}") from None
+    params = None
+    if WEIGHTS in raw:
+        params = weights_from_bytes(raw[WEIGHTS], exp.model, f"{p}: {WEIGHTS}")
+    state = None
+    if OPTIMIZER in raw:
+        label = f"{p}: {OPTIMIZER}"
+        if params is None:
+            raise WeightsError(f"{label}: an optimizer state without {WEIGHTS} cannot be resumed")
+        names = {"step": (), **_optimizer_expected(exp)}
+        state = _optimizer_state(label, read_safetensors_bytes(raw[OPTIMIZER], label, names), exp)
+    history: dict[str, np.ndarray] = {}
+    if HISTORY in raw:
+        try:
+            text = raw[HISTORY].decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{p}: {HISTORY}: not UTF-8 text") from None
+        history = history_from_csv(text, f"{p}: {HISTORY}")
+    exp.weights = params
+    return SavedExperiment(exp, params, history, state, meta)
