@@ -19,7 +19,7 @@ import numpy as np
 from .cells import CELLS
 from .experiment import ModelConfig
 from .layout import GATES, directions
-from .network import Network, check_memory
+from .network import Network, check_memory, gate_major, vjp
 from .tracing import Trace
 
 
@@ -73,7 +73,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
         if layer.cell == "lstm":
             from .cells.lstm import gate_scales
 
-            P["s"], P["shift"], P["s2"] = gate_scales(xp, H, dt)
+            P["s"], P["shift"], P["s2"] = gate_scales(xp, dt)
         for d in directions(layer):
             key = f"l{k}{d}"
             if layer.peephole:
@@ -84,9 +84,9 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             if L.c is not None:
                 S["c"] = L.c[:, sample:sample + 1]
                 S["tc"] = xp.tanh(S["c"])
-            if L.gates:
-                S["gates"] = xp.concatenate([L.gates[g][:, sample:sample + 1]
-                                             for g in cell.GATES], axis=-1)
+            if L.gates:  # (T, G, 1, H): the gate-major layout of one sample
+                S["gates"] = xp.stack([L.gates[g][:, sample:sample + 1] for g in cell.GATES],
+                                      axis=1)
             if layer.cell == "gru":  # hp_n = W_hn h_{t-1} + b_hn, recomputed
                 h = L.h[:, sample]
                 order = range(h.shape[0] - 1, -1, -1) if d else range(h.shape[0])
@@ -103,8 +103,11 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             dc = xp.zeros((H, H), dtype=dt)
             zero = xp.zeros((1, H), dtype=dt)
             norms = np.zeros(T)
-            dxp = xp.empty((H, G * H), dtype=dt)
+            # The H rows of dh are H covectors at once: they take the batch axis.
+            dxp = xp.empty((G, H, H), dtype=dt)
             dhp = dxp if layer.cell != "gru" else xp.empty_like(dxp)
+            W_hh4 = gate_major(W_hh, G)
+            scratch = xp.empty((G, H, H), dtype=dt)
             for s in range(T - 1, -1, -1):
                 t = order[s]
                 norms[t] = float(np.linalg.norm(net.backend.to_numpy(dh), 2))
@@ -114,7 +117,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                 c_prev = S["c"][order[s - 1]] if "c" in S else zero
                 dc_in = dc.copy()
                 direct, dc_prev = cell.backward(xp, S, t, dh, dc_in, h_prev, c_prev, P, dxp, dhp)
-                new = dhp @ W_hh
+                new = vjp(xp, dhp, W_hh4, xp.empty((H, H), dtype=dt), scratch)
                 if direct is not None:
                     new += direct
                 dh = new

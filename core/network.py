@@ -101,7 +101,7 @@ class Network:
             for d in directions(layer):
                 P: dict[str, Any] = {"activation": layer.activation}
                 if layer.cell == "lstm":
-                    P["s"], P["shift"], P["s2"] = gate_scales(xp, H, dt)
+                    P["s"], P["shift"], P["s2"] = gate_scales(xp, dt)
                     if layer.peephole:
                         P["peep"] = p[f"weight_peep_l{k}{d}"]
                 row.append(_Dir(f"l{k}{d}", k, d, cell, H, d == "_reverse", P))
@@ -183,23 +183,23 @@ class Network:
 
     def _forward_dir(self, D: _Dir, X: Any, tbptt: int | None, frozen: Trace | None) -> None:
         xp, p, dt = self.xp, self.params, self.backend.dtype
-        T, B, Din = X.shape
+        T, B, _ = X.shape
         H, G = D.H, D.cell.BLOCKS
         sfx = f"_l{D.k}{D.suffix}"
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
         # Fold b_hh into the input projection, except GRU's b_hn, which r multiplies.
-        bias = b_ih + b_hh
+        bias = (b_ih + b_hh).reshape(G, 1, H)
         b_step = None
         if D.cell.NAME == "gru":
-            bias[2 * H:] = b_ih[2 * H:]
+            bias[2, 0] = b_ih[2 * H:]
             b_step = b_hh[2 * H:]
-        xproj = (X.reshape(T * B, Din) @ W_ih.T).reshape(T, B, G * H)
+        xproj = project(xp, X, W_ih, G)  # (T, G, B, H): all timesteps in one product
         xproj += bias
         D.X = X
         D.S = D.cell.alloc(xp, T, B, H, dt)
-        W_hhT = xp.ascontiguousarray(W_hh.T)
-        hproj = xp.empty((B, G * H), dtype=dt)
+        W_hhT = xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1))  # (G, H, H)
+        hproj = xp.empty((G, B, H), dtype=dt)
         zeros = xp.zeros((B, H), dtype=dt)
         order = D.order(T)
         fz = frozen.layers[D.key] if frozen is not None and tbptt else None
@@ -212,8 +212,8 @@ class Network:
     def _forward_steps(self, D: _Dir, order: range, xproj: Any, hproj: Any, W_hhT: Any,
                        b_step: Any, h_prev: Any, c_prev: Any, zeros: Any, fz: Any,
                        tbptt: int | None) -> None:
+        """The forward loop: one product for all gates, then the cell's step."""
         xp, S = self.xp, D.S
-        H = D.H
         for s, t in enumerate(order):
             if s > 0:
                 tp = order[s - 1]
@@ -225,18 +225,18 @@ class Network:
                     c_prev = S["c"][tp] if "c" in S else zeros
             xp.matmul(h_prev, W_hhT, out=hproj)
             if b_step is not None:
-                hproj[:, 2 * H:] += b_step
+                hproj[2] += b_step
             D.cell.forward(xp, S, t, xproj[t], hproj, h_prev, c_prev, D.P)
 
     def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict) -> Any:
         """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX."""
         xp, p, dt = self.xp, self.params, self.backend.dtype
-        T, B, Din = D.X.shape
+        T, B, _ = D.X.shape
         H, G = D.H, D.cell.BLOCKS
         sfx = f"_l{D.k}{D.suffix}"
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         lstm = D.cell.HAS_CELL_STATE
-        D.dxp = xp.empty((T, B, G * H), dtype=dt)
+        D.dxp = xp.empty((T, G, B, H), dtype=dt)
         D.dhp = D.dxp if D.cell.NAME != "gru" else xp.empty_like(D.dxp)
         D.dh = xp.empty((T, B, H), dtype=dt)
         D.dc = xp.empty((T, B, H), dtype=dt) if lstm else None
@@ -247,19 +247,20 @@ class Network:
         dc_carry = zeros
         order = D.order(T)
         with self.backend.step_loop(2.0 * B * H * G * H):
-            dh_carry, dc_carry = self._backward_steps(D, order, dH, W_hh, h_first, c_first,
-                                                      dh_carry, dc_carry, zeros, tbptt)
+            dh_carry, dc_carry = self._backward_steps(D, order, dH, gate_major(W_hh, G), h_first,
+                                                      c_first, dh_carry, dc_carry, zeros, tbptt)
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
         self._dir_param_grads(D, h_first, c_first, grads)
-        return (D.dxp.reshape(T * B, G * H) @ W_ih).reshape(T, B, Din)
+        return xp.tensordot(D.dxp, gate_major(W_ih, G), axes=([1, 3], [0, 1]))  # (T, B, Din)
 
-    def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh: Any, h_first: Any,
+    def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh4: Any, h_first: Any,
                         c_first: Any, dh_carry: Any, dc_carry: Any, zeros: Any,
                         tbptt: int | None) -> tuple[Any, Any]:
         """The backward loop, from the last step processed to the first."""
         xp, S = self.xp, D.S
         lstm = D.cell.HAS_CELL_STATE
         dxp, dhp = D.dxp, D.dhp
+        scratch = xp.empty(dxp.shape[1:], dtype=dxp.dtype)
         for s in range(len(order) - 1, -1, -1):
             t = order[s]
             h_prev = S["h"][order[s - 1]] if s > 0 else h_first
@@ -278,7 +279,7 @@ class Network:
                 dh_carry[...] = 0  # truncation: h_{s-1} is a constant here
                 dc_carry = zeros
                 continue
-            xp.matmul(dhp_t, W_hh, out=dh_carry)
+            vjp(xp, dhp_t, W_hh4, dh_carry, scratch)  # dh_{t-1} = Σ_gates dhp · W_hh
             if direct is not None:
                 dh_carry += direct
             if lstm:
@@ -288,30 +289,29 @@ class Network:
     def _dir_param_grads(self, D: _Dir, h_first: Any, c_first: Any, grads: dict) -> None:
         """Parameter gradients of one direction: one product over all timesteps."""
         xp, dt, S, X = self.xp, self.backend.dtype, D.S, D.X
-        T, B, Din = X.shape
+        T = X.shape[0]
         H, G = D.H, D.cell.BLOCKS
         sfx = f"_l{D.k}{D.suffix}"
         dxp, dhp = D.dxp, D.dhp
         order = D.order(T)
-        flat_dxp = dxp.reshape(T * B, G * H)
-        grads["weight_ih" + sfx] = flat_dxp.T @ X.reshape(T * B, Din)
-        grads["bias_ih" + sfx] = flat_dxp.sum(axis=0)
-        grads["bias_hh" + sfx] = dhp.reshape(T * B, G * H).sum(axis=0)
-        # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = 0.
+        grads["weight_ih" + sfx] = xp.tensordot(dxp, X, axes=([0, 2], [0, 1])).reshape(G * H, -1)
+        grads["bias_ih" + sfx] = dxp.sum(axis=(0, 2)).reshape(G * H)
+        grads["bias_hh" + sfx] = dhp.sum(axis=(0, 2)).reshape(G * H)
+        # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = h0.
         now, before = (slice(0, T - 1), slice(1, T)) if D.reverse else (slice(1, T), slice(0, T - 1))
         first = order[0]
-        dW_hh = dhp[first].T @ h_first
+        dW_hh = xp.tensordot(dhp[first], h_first, axes=([1], [0]))  # (G, H, H)
         if T > 1:
-            dW_hh += dhp[now].reshape(-1, G * H).T @ S["h"][before].reshape(-1, H)
-        grads["weight_hh" + sfx] = dW_hh
+            dW_hh += xp.tensordot(dhp[now], S["h"][before], axes=([0, 2], [0, 1]))
+        grads["weight_hh" + sfx] = dW_hh.reshape(G * H, H)
         if "peep" in D.P:
             c = S["c"]
             dpeep = xp.empty((3, H), dtype=dt)
-            dpeep[0] = (dxp[now][..., :H] * c[before]).sum(axis=(0, 1))
-            dpeep[1] = (dxp[now][..., H:2 * H] * c[before]).sum(axis=(0, 1))
-            dpeep[2] = (dxp[..., 3 * H:] * c).sum(axis=(0, 1))
-            dpeep[0] += (dxp[first][:, :H] * c_first).sum(axis=0)
-            dpeep[1] += (dxp[first][:, H:2 * H] * c_first).sum(axis=0)
+            dpeep[0] = (dxp[now, 0] * c[before]).sum(axis=(0, 1))
+            dpeep[1] = (dxp[now, 1] * c[before]).sum(axis=(0, 1))
+            dpeep[2] = (dxp[:, 3] * c).sum(axis=(0, 1))
+            dpeep[0] += (dxp[first, 0] * c_first).sum(axis=0)
+            dpeep[1] += (dxp[first, 1] * c_first).sum(axis=0)
             grads["weight_peep" + sfx] = dpeep
 
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
@@ -400,22 +400,18 @@ class Network:
         if y is not None:
             target_feed = xp.eye(O, dtype=dt)[y] if classes else y
         layers = [row[0] for row in self._dirs()]
-        W_ih = [p[f"weight_ih_l{D.k}"] for D in layers]
-        b_ih = [p[f"bias_ih_l{D.k}"] for D in layers]
-        W_ohT = xp.ascontiguousarray(p["weight_oh_l0"].T)
-        W, b = p["head.weight"], p["head.bias"]
+        W_ih4 = [gate_major(p[f"weight_ih_l{D.k}"], D.cell.BLOCKS) for D in layers]
+        b_ih = [p[f"bias_ih_l{D.k}"].reshape(D.cell.BLOCKS, 1, D.H) for D in layers]
+        W_oh4 = gate_major(p["weight_oh_l0"], layers[0].cell.BLOCKS)  # (G, H, O)
         for D in layers:
             D.S = D.cell.alloc(xp, T, B, D.H, dt)
-        zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
-        xproj0 = (x.reshape(T * B, -1) @ W_ih[0].T).reshape(T, B, -1)
-        xproj0 += b_ih[0]
         feed = xp.zeros((T, B, O), dtype=dt)  # y'_{t-1}, the input fed back at step t
         out = xp.empty((T, B, O), dtype=dt)
         fz = frozen.feed if frozen is not None and tbptt else None
         step_flops = 2.0 * B * max(D.H * D.cell.BLOCKS * D.H for D in layers)
         with self.backend.step_loop(step_flops):
-            self._feedback_forward(layers, x, T, mask, target_feed, fz, tbptt, feed, out,
-                                   xproj0, W_ih, b_ih, W_ohT, W, b, zeros, classes)
+            self._feedback_forward(layers, x, mask, target_feed, fz, tbptt, feed, out,
+                                   W_ih4, b_ih, W_oh4, classes)
         trace = Trace(m, self.backend, out, layers_of([[D] for D in layers]))
         trace.feed = feed
         if d_output is not None:
@@ -431,11 +427,74 @@ class Network:
             return trace
         for D in layers:
             G = D.cell.BLOCKS
-            D.dxp = xp.empty((T, B, G * D.H), dtype=dt)
+            D.dxp = xp.empty((T, G, B, D.H), dtype=dt)
             D.dhp = D.dxp if D.cell.NAME != "gru" else xp.empty_like(D.dxp)
             D.dh = xp.empty((T, B, D.H), dtype=dt)
             D.dc = xp.empty((T, B, D.H), dtype=dt) if D.cell.HAS_CELL_STATE else None
-        W_oh = p["weight_oh_l0"]
+        with self.backend.step_loop(step_flops):
+            self._feedback_backward(layers, out, d_out, mask, tbptt, W_ih4, W_oh4, classes)
+        grads: dict[str, Any] = {}
+        top_h = layers[-1].S["h"]
+        grads["head.weight"] = d_out.reshape(-1, O).T @ top_h.reshape(-1, top_h.shape[-1])
+        grads["head.bias"] = d_out.reshape(-1, O).sum(axis=0)
+        for j, D in enumerate(layers):
+            G, H = D.cell.BLOCKS, D.H
+            inp = x if j == 0 else layers[j - 1].S["h"]
+            grads[f"weight_ih_l{D.k}"] = xp.tensordot(D.dxp, inp, axes=([0, 2], [0, 1])).reshape(G * H, -1)
+            grads[f"bias_ih_l{D.k}"] = D.dxp.sum(axis=(0, 2)).reshape(G * H)
+            if j == 0:
+                grads["weight_oh_l0"] = xp.tensordot(D.dhp, feed, axes=([0, 2], [0, 1])).reshape(G * H, O)
+            if "peep" in D.P:  # c_{t-1} = 0 here, so only p_o receives a gradient
+                dpeep = xp.zeros((3, H), dtype=dt)
+                dpeep[2] = (D.dxp[:, 3] * D.S["c"]).sum(axis=(0, 1))
+                grads[f"weight_peep_l{D.k}"] = dpeep
+        trace.dx = xp.tensordot(layers[0].dxp, W_ih4[0], axes=([1, 3], [0, 1]))
+        trace.grads = grads
+        trace.layers = layers_of([[D] for D in layers], with_grads=True)
+        return trace
+
+    def _feedback_forward(self, layers: list[_Dir], x: Any, mask: np.ndarray, target_feed: Any,
+                          fz: Any, tbptt: int | None, feed: Any, out: Any, W_ih4: list,
+                          b_ih: list, W_oh4: Any, classes: bool) -> None:
+        """The output-recurrence forward loop: time outside, layers inside."""
+        xp, p, dt = self.xp, self.params, self.backend.dtype
+        T, B, _ = x.shape
+        W, b = p["head.weight"], p["head.bias"]
+        xproj0 = project(xp, x, p["weight_ih_l0"], layers[0].cell.BLOCKS)
+        xproj0 += b_ih[0]
+        W_ihT = [xp.ascontiguousarray(w.transpose(0, 2, 1)) for w in W_ih4]  # (G, K, H)
+        W_ohT = xp.ascontiguousarray(W_oh4.transpose(0, 2, 1))
+        zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
+        hproj = [xp.empty((D.cell.BLOCKS, B, D.H), dtype=dt) for D in layers]
+        for t in range(T):
+            if t > 0:
+                if mask[t]:
+                    feed[t] = target_feed[t - 1]
+                elif fz is not None and t % tbptt == 0:
+                    feed[t] = fz[t]
+                else:
+                    feed[t] = softmax(xp, out[t - 1]) if classes else out[t - 1]
+            for j, D in enumerate(layers):
+                if j == 0:
+                    xpj = xproj0[t]
+                    xp.matmul(feed[t], W_ohT, out=hproj[0])
+                else:
+                    xpj = xp.matmul(layers[j - 1].S["h"][t], W_ihT[j])
+                    xpj += b_ih[j]
+                    hproj[j][...] = 0
+                D.cell.forward(xp, D.S, t, xpj, hproj[j], zeros[j], zeros[j], D.P)
+            out[t] = layers[-1].S["h"][t] @ W.T + b
+
+    def _feedback_backward(self, layers: list[_Dir], out: Any, d_out: Any, mask: np.ndarray,
+                           tbptt: int | None, W_ih4: list, W_oh4: Any, classes: bool) -> None:
+        """The output-recurrence backward loop; turns ``d_out`` into the total dL/do_t."""
+        xp, dt = self.xp, self.backend.dtype
+        T, B, O = out.shape
+        W = self.params["head.weight"]
+        zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
+        scratch = [xp.empty((D.cell.BLOCKS, B, D.H if j == 0 else layers[j - 1].H), dtype=dt)
+                   for j, D in enumerate(layers)]
+        feed_scratch = xp.empty((layers[0].cell.BLOCKS, B, O), dtype=dt)
         d_feed = xp.zeros((B, O), dtype=dt)  # dL/d(feed[t+1]), from the step after
         for t in range(T - 1, -1, -1):
             d_o = d_out[t]  # becomes the total dL/do_t, loss and feedback paths
@@ -458,64 +517,39 @@ class Network:
                 dhp_t = dxp_t if D.dhp is D.dxp else D.dhp[t]
                 D.cell.backward(xp, D.S, t, D.dh[t], dc, zeros[j], zeros[j], D.P, dxp_t, dhp_t)
                 if j > 0:
-                    d_h = dxp_t @ W_ih[j]
-            d_feed = layers[0].dhp[t] @ W_oh
-        grads: dict[str, Any] = {}
-        top_h = layers[-1].S["h"]
-        H_top = top_h.shape[-1]
-        grads["head.weight"] = d_out.reshape(-1, O).T @ top_h.reshape(-1, H_top)
-        grads["head.bias"] = d_out.reshape(-1, O).sum(axis=0)
-        for j, D in enumerate(layers):
-            G, H = D.cell.BLOCKS, D.H
-            inp = x if j == 0 else layers[j - 1].S["h"]
-            flat = D.dxp.reshape(T * B, G * H)
-            grads[f"weight_ih_l{D.k}"] = flat.T @ inp.reshape(T * B, -1)
-            grads[f"bias_ih_l{D.k}"] = flat.sum(axis=0)
-            if j == 0:
-                grads["weight_oh_l0"] = D.dhp.reshape(T * B, G * H).T @ feed.reshape(T * B, O)
-            if "peep" in D.P:  # c_{t-1} = 0 here, so only p_o receives a gradient
-                dpeep = xp.zeros((3, H), dtype=dt)
-                dpeep[2] = (D.dxp[..., 3 * H:] * D.S["c"]).sum(axis=(0, 1))
-                grads[f"weight_peep_l{D.k}"] = dpeep
-        trace.dx = layers[0].dxp @ W_ih[0]
-        trace.grads = grads
-        trace.layers = layers_of([[D] for D in layers], with_grads=True)
-        return trace
+                    d_h = vjp(xp, dxp_t, W_ih4[j], xp.empty((B, layers[j - 1].H), dtype=dt),
+                              scratch[j])
+            vjp(xp, layers[0].dhp[t], W_oh4, d_feed, feed_scratch)
+
+def gate_major(W: Any, G: int) -> Any:
+    """View a (G·H, K) weight as (G, H, K): one block of rows per gate."""
+    return W.reshape(G, W.shape[0] // G, W.shape[1])
 
 
-    def _feedback_forward(self, layers: list[_Dir], x: Any, T: int, mask: np.ndarray,
-                          target_feed: Any, fz: Any, tbptt: int | None, feed: Any, out: Any,
-                          xproj0: Any, W_ih: list, b_ih: list, W_ohT: Any, W: Any, b: Any,
-                          zeros: list, classes: bool) -> None:
-        """The output-recurrence forward loop: time outside, layers inside."""
-        xp = self.xp
-        for t in range(T):
-            if t > 0:
-                if mask[t]:
-                    feed[t] = target_feed[t - 1]
-                elif fz is not None and t % tbptt == 0:
-                    feed[t] = fz[t]
-                else:
-                    feed[t] = softmax(xp, out[t - 1]) if classes else out[t - 1]
-            for j, D in enumerate(layers):
-                if j == 0:
-                    xpj, hpj = xproj0[t], feed[t] @ W_ohT
-                else:
-                    xpj = layers[j - 1].S["h"][t] @ W_ih[j].T + b_ih[j]
-                    hpj = xp.zeros_like(xpj)
-                D.cell.forward(xp, D.S, t, xpj, hpj, zeros[j], zeros[j], D.P)
-            out[t] = layers[-1].S["h"][t] @ W.T + b
+def project(xp: Any, X: Any, W: Any, G: int) -> Any:
+    """X (T, B, D) times Wᵀ (W is (G·H, D)) in one product, as gate-major (T, G, B, H)."""
+    T, B, D = X.shape
+    out = (X.reshape(T * B, D) @ W.T).reshape(T, B, G, W.shape[0] // G)
+    return xp.ascontiguousarray(out.transpose(0, 2, 1, 3))
+
+
+def vjp(xp: Any, d: Any, W4: Any, out: Any, scratch: Any) -> Any:
+    """out (B, K) = Σ_g d[g] @ W4[g]: a gradient (G, B, H) back through (G, H, K) blocks."""
+    if d.shape[0] == 1:
+        return xp.matmul(d[0], W4[0], out=out)
+    xp.matmul(d, W4, out=scratch)
+    return scratch.sum(axis=0, out=out)
+
 
 def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, LayerTrace]:
     """The per-layer arrays of a finished pass, keyed ``l{k}`` / ``l{k}_reverse``."""
     out = {}
     for row in rows:
         for D in row:
-            H = D.H
             gates = {}
             if D.cell.GATES:
-                a = D.S["gates"]
-                gates = {g: a[..., n * H:(n + 1) * H] for n, g in enumerate(D.cell.GATES)}
+                a = D.S["gates"]  # (T, G, B, H)
+                gates = {g: a[:, n] for n, g in enumerate(D.cell.GATES)}
             out[D.key] = LayerTrace(h=D.S["h"], c=D.S.get("c"), gates=gates,
                                     dh=D.dh if with_grads else None,
                                     dc=D.dc if with_grads else None)
@@ -551,9 +585,11 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
             units += d_in  # the concatenated input
         params += nd * (G * H * (d_in + H + 2) + 3 * H) * 2
         d_in = nd * H
-    units += d_in + 2 * model.output_size  # the head's dL/d(features), output and its gradient
+    units += 2 * model.output_size  # the output and its gradient
     if model.pattern == "output_recurrence":
-        units += 2 * model.output_size  # the fed-back values
+        units += 2 * model.output_size  # the fed-back values (the head's gradient is per step)
+    else:
+        units += d_in  # the head's dL/d(features), all steps at once
     params += (d_in + 1) * model.output_size * 2
     return int((units * T * B + params) * item)
 

@@ -6,7 +6,8 @@ Module interface (``xp`` is NumPy or CuPy, ``S`` the per-sequence storage from
 - ``NAME``, ``BLOCKS`` (gate blocks stacked in W_ih rows), ``GATES`` (trace names),
   ``HAS_CELL_STATE``
 - ``alloc(xp, T, B, H, dtype) -> S``
-- ``forward(xp, S, t, xp_t, hp_t, h_prev, c_prev, P)``: fills ``S[...][t]``
+- ``forward(xp, S, t, xp_t, hp_t, h_prev, c_prev, P)``: fills ``S[...][t]``; the
+  projections are gate-major, (BLOCKS, B, H)
 - ``backward(xp, S, t, dh, dc, h_prev, c_prev, P, dxp, dhp) -> (dh_direct, dc_prev)``
 """
 

@@ -12,6 +12,8 @@ Backward::
     da_n = dn ⊙ (1 − n²)       dr = da_n ⊙ hp_n
     da_r = dr ⊙ r(1 − r)       da_z = dz ⊙ z(1 − z)
     d(xp) = [da_r, da_z, da_n]       d(hp) = [da_r, da_z, da_n ⊙ r]
+
+Arrays are gate-major — gates (3, B, H) per step — so each gate is contiguous.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ HAS_CELL_STATE = False
 
 
 def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
-    """Storage: gates (T, B, 3H), h (T, B, H) and hp_n = W_hn h_{t-1} + b_hn (T, B, H)."""
+    """Storage: gates (T, 3, B, H), h (T, B, H) and hp_n = W_hn h_{t-1} + b_hn (T, B, H)."""
     return {
-        "gates": xp.empty((T, B, 3 * H), dtype=dtype),
+        "gates": xp.empty((T, 3, B, H), dtype=dtype),
         "h": xp.empty((T, B, H), dtype=dtype),
         "hn": xp.empty((T, B, H), dtype=dtype),
     }
@@ -35,19 +37,18 @@ def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
 
 def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: Any,
             P: dict) -> None:
-    """One step; writes S["gates"][t], S["hn"][t], S["h"][t]."""
-    H = S["h"].shape[-1]
+    """One step from ``xpj``, ``hpj`` (3, B, H); writes S["gates"][t], S["hn"][t], S["h"][t]."""
     a, h, hn = S["gates"][t], S["h"][t], S["hn"][t]
-    rz = a[:, :2 * H]
-    xp.add(xpj[:, :2 * H], hpj[:, :2 * H], out=rz)
+    rz = a[:2]
+    xp.add(xpj[:2], hpj[:2], out=rz)
     rz *= 0.5                                   # σ(v) = ½·tanh(v/2) + ½
     xp.tanh(rz, out=rz)
     rz *= 0.5
     rz += 0.5
-    r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-    hn[...] = hpj[:, 2 * H:]
+    r, z, n = a
+    hn[...] = hpj[2]
     xp.multiply(r, hn, out=n)
-    n += xpj[:, 2 * H:]
+    n += xpj[2]
     xp.tanh(n, out=n)
     xp.subtract(h_prev, n, out=h)               # h = n + z ⊙ (h_{t-1} − n)
     h *= z
@@ -56,14 +57,13 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
 
 def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: Any,
              P: dict, dxp: Any, dhp: Any) -> tuple[Any, Any]:
-    """d(xp) into ``dxp`` and d(hp) into ``dhp`` (B, 3H).
+    """d(xp) into ``dxp`` and d(hp) into ``dhp`` (3, B, H).
 
     Returns (direct dL/dh_{t-1} = dh ⊙ z, None).
     """
-    H = S["h"].shape[-1]
     a, hn = S["gates"][t], S["hn"][t]
-    r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-    dar, daz, dan = dxp[:, :H], dxp[:, H:2 * H], dxp[:, 2 * H:]
+    r, z, n = a
+    dar, daz, dan = dxp
     xp.subtract(h_prev, n, out=daz)             # dz = dh ⊙ (h_{t-1} − n)
     daz *= dh
     tmp = 1.0 - z
@@ -78,6 +78,6 @@ def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: An
     xp.subtract(1.0, z, out=tmp)
     tmp *= z
     daz *= tmp                                  # da_z = dz ⊙ σ'(z)
-    dhp[:, :2 * H] = dxp[:, :2 * H]
-    xp.multiply(dan, r, out=dhp[:, 2 * H:])     # d(hp_n) = da_n ⊙ r
+    dhp[:2] = dxp[:2]
+    xp.multiply(dan, r, out=dhp[2])             # d(hp_n) = da_n ⊙ r
     return dh * z, None

@@ -17,6 +17,9 @@ Backward, read bottom to top against the forward::
 Both sigmoid and tanh gates are evaluated with one ``tanh`` call over all four
 blocks: σ(a) = ½·tanh(a/2) + ½, so ``gate = tanh(a·s)·s + (1 − s)`` with s = ½ on
 sigmoid rows and 1 on the candidate rows; then ``gate' = s² − (gate − (1 − s))²``.
+
+Arrays are gate-major — gates (4, B, H) per step — so each gate is one contiguous
+block and every elementwise operation runs over contiguous memory.
 """
 
 from __future__ import annotations
@@ -29,17 +32,17 @@ GATES = ("i", "f", "g", "o")
 HAS_CELL_STATE = True
 
 
-def gate_scales(xp: Any, H: int, dtype: Any) -> tuple[Any, Any, Any]:
-    """(s, 1 − s, s²), each (4H,): s = ½ for the sigmoid gates i, f, o and 1 for g."""
-    s = xp.full((4 * H,), 0.5, dtype=dtype)
-    s[2 * H:3 * H] = 1.0
+def gate_scales(xp: Any, dtype: Any) -> tuple[Any, Any, Any]:
+    """(s, 1 − s, s²), each (4, 1, 1): s = ½ for the sigmoid gates i, f, o and 1 for g."""
+    s = xp.full((4, 1, 1), 0.5, dtype=dtype)
+    s[2] = 1.0
     return s, 1.0 - s, s * s
 
 
 def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
-    """Storage: gates (T, B, 4H), h, c and tanh(c) (T, B, H)."""
+    """Storage: gates (T, 4, B, H), h, c and tanh(c) (T, B, H)."""
     return {
-        "gates": xp.empty((T, B, 4 * H), dtype=dtype),
+        "gates": xp.empty((T, 4, B, H), dtype=dtype),
         "h": xp.empty((T, B, H), dtype=dtype),
         "c": xp.empty((T, B, H), dtype=dtype),
         "tc": xp.empty((T, B, H), dtype=dtype),
@@ -56,8 +59,7 @@ def _activate(xp: Any, a: Any, s: Any, shift: Any) -> None:
 
 def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: Any,
             P: dict) -> None:
-    """One step; writes S["gates"][t], S["c"][t], S["tc"][t], S["h"][t]."""
-    H = S["h"].shape[-1]
+    """One step from pre-activations ``xpj + hpj`` (4, B, H); writes S[...][t]."""
     a = S["gates"][t]
     c, tc, h = S["c"][t], S["tc"][t], S["h"][t]
     s, shift = P["s"], P["shift"]
@@ -66,30 +68,29 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     if peep is None:
         _activate(xp, a, s, shift)
     else:
-        a[:, :H] += peep[0] * c_prev
-        a[:, H:2 * H] += peep[1] * c_prev
-        _activate(xp, a[:, :3 * H], s[:3 * H], shift[:3 * H])
-    i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        a[0] += peep[0] * c_prev
+        a[1] += peep[1] * c_prev
+        _activate(xp, a[:3], s[:3], shift[:3])
+    i, f, g, o = a
     xp.multiply(f, c_prev, out=c)
     c += i * g
     if peep is not None:
         o += peep[2] * c
-        _activate(xp, o, s[3 * H:], shift[3 * H:])
+        _activate(xp, o, s[3], shift[3])
     xp.tanh(c, out=tc)
     xp.multiply(o, tc, out=h)
 
 
 def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: Any,
              P: dict, dxp: Any, dhp: Any) -> tuple[Any, Any]:
-    """Gate gradients dL/da_t (B, 4H) into ``dxp`` (``dhp`` is the same for an LSTM).
+    """Gate gradients dL/da_t (4, B, H) into ``dxp`` (``dhp`` is the same for an LSTM).
 
     ``dc`` (B, H) enters as the gradient carried from step t+1 and is updated in
     place to the total dL/dc_t.  Returns (None, dL/dc_{t-1}).
     """
-    H = S["h"].shape[-1]
     a, tc = S["gates"][t], S["tc"][t]
-    i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-    di, df, dg, do = dxp[:, :H], dxp[:, H:2 * H], dxp[:, 2 * H:3 * H], dxp[:, 3 * H:]
+    i, f, g, o = a
+    di, df, dg, do = dxp
     peep = P.get("peep")
     xp.multiply(dh, tc, out=do)                 # do = dh ⊙ tanh c
     xp.multiply(tc, tc, out=di)                 # (scratch) 1 − tanh² c
@@ -107,11 +108,11 @@ def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: An
     xp.multiply(dc, i, out=dg)                  # dg = dc ⊙ i
     # Multiply by each gate's derivative, all rows at once: s² − (gate − shift)².
     s2, shift = P["s2"], P["shift"]
-    rows = slice(0, 3 * H) if peep is not None else slice(0, 4 * H)
-    tmp = a[:, rows] - shift[rows]
+    n = 3 if peep is not None else 4
+    tmp = a[:n] - shift[:n]
     tmp *= tmp
-    xp.subtract(s2[rows], tmp, out=tmp)
-    dxp[:, rows] *= tmp
+    xp.subtract(s2[:n], tmp, out=tmp)
+    dxp[:n] *= tmp
     dc_prev = dc * f                            # dc_{t-1} = dc ⊙ f
     if peep is not None:
         dc_prev += di * peep[0]

@@ -1,6 +1,7 @@
 """Elman RNN cell: ``h_t = φ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
 
-``xp`` is the input projection of step t and ``hp`` the recurrent one, both (B, H).
+``xp`` is the input projection of step t and ``hp`` the recurrent one, both (1, B, H)
+(gate-major, like the gated cells, with one block).
 The backward rule expresses φ' through the output h, so only h is stored.
 """
 
@@ -23,7 +24,7 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
             P: dict) -> None:
     """h_t = φ(xp + hp), written into S["h"][t]."""
     h = S["h"][t]
-    xp.add(xpj, hpj, out=h)
+    xp.add(xpj[0], hpj[0], out=h)
     act = P["activation"]
     if act == "tanh":
         xp.tanh(h, out=h)
@@ -39,24 +40,25 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
 
 def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: Any,
              P: dict, dxp: Any, dhp: Any) -> tuple[Any, Any]:
-    """dL/da_t = dh · φ'(a_t) into ``dxp`` and ``dhp`` (B, H).
+    """dL/da_t = dh · φ'(a_t) into ``dxp`` and ``dhp`` (1, B, H).
 
     Returns (direct dL/dh_{t-1} not through W_hh, dL/dc_{t-1}): both None for an RNN.
     """
     h = S["h"][t]
     act = P["activation"]
+    da = dxp[0]
     if act == "tanh":  # 1 − h²
-        xp.multiply(h, h, out=dxp)
-        xp.subtract(1.0, dxp, out=dxp)
-        dxp *= dh
+        xp.multiply(h, h, out=da)
+        xp.subtract(1.0, da, out=da)
+        da *= dh
     elif act == "sigmoid":  # h (1 − h)
-        xp.subtract(1.0, h, out=dxp)
-        dxp *= h
-        dxp *= dh
+        xp.subtract(1.0, h, out=da)
+        da *= h
+        da *= dh
     elif act == "relu":  # 1[h > 0]
-        xp.multiply(dh, h > 0, out=dxp)
+        xp.multiply(dh, h > 0, out=da)
     else:
-        dxp[...] = dh
+        da[...] = dh
     if dhp is not dxp:
         dhp[...] = dxp
     return None, None
