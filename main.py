@@ -433,12 +433,8 @@ def _first(y: Any, exp: Any, n: int) -> Any:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Export every plot of an experiment or preset, headless."""
-    import importlib.util
-
-    from core.errors import UserError
-
-    if bool(args.experiment) == bool(args.preset):
+    """Export every plot of an experiment or preset, headless: PNG, SVG, CSV."""
+    if bool(args.experiment) == bool(args.export_preset):
         raise UsageError(f"{PROG} export: give an EXPERIMENT file or --preset NAME, not both "
                          f"and not neither (see {PROG} export --help)")
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
@@ -446,25 +442,55 @@ def cmd_export(args: argparse.Namespace) -> int:
     if bad or not formats:
         raise UsageError(f"{PROG} export: --formats {args.formats!r}: choose from "
                          f"{','.join(EXPORT_FORMATS)}")
-    exp = _experiment(args.experiment) if args.experiment else None
-    if args.preset:
+    if args.export_preset:
         from core.lessons import load_lesson
 
-        exp = load_lesson(args.preset)
+        exp = load_lesson(args.export_preset)
+    else:
+        exp = _experiment(args.experiment)
+    _check_memory(args.experiment or f"preset {args.export_preset}", exp, exp.task.seq_len,
+                  exp.task.batch_size)
+    params = _params(args, exp) if args.weights else None
     out = _out_dir(args.out)
+    # A headless command: never open a window, whatever the display.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    if importlib.util.find_spec("gui.export") is None:
-        raise UserError("export: headless export is not yet available in this build; "
-                        "export plots from the app instead")
-    import gui.export
-
-    export_headless = getattr(gui.export, "export_headless", None)
-    if export_headless is None:
-        raise UserError("export: headless export is not yet available in this build; "
-                        "export plots from the app instead")
-    for path in export_headless(exp, out, formats):
+    try:
+        from gui.export import ExportError, export_headless
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
+            raise UsageError(f"exporting plots needs PySide6 and pyqtgraph ({exc}); "
+                             "install them with `pip install -e .`") from None
+        raise
+    try:
+        written = export_headless(exp, out, formats, params=params, width=args.width,
+                                  height=args.height, scale=args.scale)
+    except ExportError as exc:
+        for path in exc.written:
+            print(f"wrote {path}")
+        raise
+    for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _size(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
+    if not 100 <= n <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be 100 to 10000 pixels, got {n}")
+    return n
+
+
+def _scale(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.25 <= x <= 8:
+        raise argparse.ArgumentTypeError(f"must be 0.25 to 8, got {text}")
+    return x
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -560,14 +586,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(
-        "export", help="export the plots of an experiment or preset (png, svg, csv)",
-        description="Compute an experiment's or preset's results headless and export every "
-                    "plot into DIR.")
+        "export", help="export every plot of an experiment or preset (png, svg, csv)",
+        description="Run the probe the app runs (forward + BPTT on the experiment's task batch "
+                    "drawn with init.seed) headless and export every plot into DIR: "
+                    "NAME.png, NAME.svg, NAME.csv (the plotted columns, a header row of names) "
+                    "and NAME.KEY.csv for each heatmap (a header row of column indices, each "
+                    "row led by its index), plus DIR/experiment.json.  Non-finite values are "
+                    "written as nan, inf, -inf.")
     p.add_argument("experiment", metavar="EXPERIMENT", nargs="?", help="experiment file (.json)")
-    p.add_argument("--preset", metavar="NAME", help="a lesson preset instead of a file")
+    p.add_argument("--preset", metavar="NAME", dest="export_preset",
+                   help="a lesson preset instead of a file (see `gradlab presets`)")
+    p.add_argument("--weights", metavar="W",
+                   help="PyTorch-named weights (.safetensors or .npz); default: a fresh "
+                        "initialisation from the experiment's init section")
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
     p.add_argument("--formats", default="png,svg,csv", metavar="LIST",
                    help="comma-separated, from png,svg,csv (default: all three)")
+    p.add_argument("--width", metavar="PX", type=_size, default=900,
+                   help="width of each plot in pixels, 100 to 10000 (default: 900)")
+    p.add_argument("--height", metavar="PX", type=_size, default=600,
+                   help="height of each plot in pixels, 100 to 10000 (default: 600)")
+    p.add_argument("--scale", metavar="S", type=_scale, default=1.0,
+                   help="PNG resolution factor, 0.25 to 8 (default: 1; 2 for sharp slides)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("presets", help="list lesson presets: name, then title",

@@ -1,0 +1,72 @@
+"""Lesson presets: full experiment files in ``resources/lessons/``, one per lesson.
+
+A lesson's name is its file name without ``.json``; its ``title`` and
+``description`` fields say what it shows.  Used by the app's Lessons menu and by
+``gradlab presets`` / ``--preset`` (no Qt here).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ConfigError
+from .experiment import Experiment, experiment_from_dict
+
+LESSONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "lessons"
+
+# Teaching order; any other lesson file is listed after these, alphabetically.
+ORDER = (
+    "vanishing_tanh",
+    "exploding_clipping",
+    "sigmoid_flattening",
+    "forget_gate",
+    "peephole",
+    "gru_gates",
+    "bidirectional",
+    "sequence_to_one",
+    "teacher_forcing",
+    "one_weights_every_length",
+)
+
+
+def _names() -> list[str]:
+    found = {p.stem for p in LESSONS_DIR.glob("*.json")}
+    first = [n for n in ORDER if n in found]
+    return first + sorted(found - set(first))
+
+
+def lesson_path(name: str) -> Path:
+    """The file of lesson ``name``; ConfigError listing the lessons if there is none."""
+    names = _names()
+    if name not in names:
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(names) or 'none'}")
+    return LESSONS_DIR / f"{name}.json"
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path.name}: cannot read lesson ({exc})") from None
+
+
+def list_lessons() -> list[tuple[str, str]]:
+    """Every lesson as ``(name, title)``, in teaching order."""
+    out = []
+    for name in _names():
+        try:
+            title = str(_read(LESSONS_DIR / f"{name}.json").get("title") or name)
+        except ConfigError:
+            title = name
+        out.append((name, title))
+    return out
+
+
+def load_lesson(name: str) -> Experiment:
+    """The validated experiment of lesson ``name``."""
+    data = _read(lesson_path(name))
+    try:
+        return experiment_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"lesson {name}: {exc}") from None

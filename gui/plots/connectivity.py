@@ -1,0 +1,99 @@
+"""(i) Connectivity map: how much each output depends on each input, ‖∂o_t/∂x_s‖."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from .. import colormaps
+from .base import MARKER_COLOR, Overlay, PlotPanel
+
+DECADES = 8  # the colour scale spans at most this many powers of ten below the peak
+
+
+class ConnectivityPanel(PlotPanel):
+    name = "connectivity"
+    title = "Input–output connectivity"
+    tooltip = ("How strongly output o_t (rows) depends on input x_s (columns): "
+               "log₁₀‖∂o_t/∂x_s‖. The band along the diagonal shows how far back the network "
+               "remembers; a causal model leaves the upper triangle empty (s > t).")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.plot = self._add_plot(0, 0, "Connectivity", "input timestep s",
+                                   "output timestep t")
+        self.image, self.bar = self._add_heatmap(self.plot, colormaps.sequential(),
+                                                 "log<sub>10</sub> ‖∂o<sub>t</sub>/∂x<sub>s</sub>‖",
+                                                 row=0, col=1)
+        self.plot.vb.setDefaultPadding(0.0)
+        self.plot.setAspectLocked(False)
+        self.hline = pg.InfiniteLine(angle=0, movable=False,
+                                     pen=pg.mkPen(MARKER_COLOR, width=1.5,
+                                                  style=Qt.PenStyle.DashLine))
+        self.hline.hide()
+        self.plot.addItem(self.hline, ignoreBounds=True)
+        self.overlay = Overlay(self.plot)
+        self._shown: np.ndarray | None = None
+        self._row0 = 0
+        self._connect_hover(self.plot, self._describe)
+
+    def mark_timestep(self, t: int | None) -> None:
+        super().mark_timestep(t)
+        rows = 0 if self._shown is None else self._shown.shape[0]
+        show = t is not None and rows > 1
+        self.hline.setVisible(show)
+        if show:
+            self.hline.setPos(t)
+
+    def _draw(self) -> None:
+        r = self._result
+        conn = getattr(r, "connectivity", None)
+        T = int(np.shape(r.x)[0])
+        self._n_steps = T
+        if conn is None or np.size(conn) == 0:
+            self.image.clear()
+            self._shown = None
+            self._table = {}
+            self.overlay.set("No connectivity map in this result.", hide=(self.bar,))
+            return
+        self.overlay.set(None, hide=(self.bar,))
+        conn = np.asarray(conn, dtype=np.float64)
+        if conn.ndim == 1:
+            conn = conn[None, :]
+        rows, cols = conn.shape
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logc = np.where(conn > 0, np.log10(np.abs(conn)), np.nan)
+        finite = logc[np.isfinite(logc)]
+        hi = float(finite.max()) if finite.size else 0.0
+        lo = max(float(finite.min()), hi - DECADES) if finite.size else hi - 1.0
+        if hi - lo < 1e-9:
+            lo = hi - 1.0
+        # a single row (many_to_one) is the output at the last step
+        self._row0 = cols - rows if rows < cols else 0
+        self.image.setImage(logc, autoLevels=False)
+        self.image.setRect(-0.5, self._row0 - 0.5, cols, rows)
+        self.bar.setLevels((lo, hi))
+        self.plot.setXRange(-0.5, cols - 0.5, padding=0)
+        self.plot.setYRange(self._row0 - 0.5, self._row0 + rows - 0.5, padding=0)
+        final = " (final output)" if rows == 1 else ""
+        self.plot.setTitle(f"Connectivity log₁₀ ‖∂o<sub>t</sub>/∂x<sub>s</sub>‖{final}",
+                           size="10pt")
+        self.plot.setLabel("left", "final output" if rows == 1 else "output timestep t")
+        self.plot.getAxis("left").setStyle(showValues=rows > 1)
+        self._shown = logc
+        self._table = {"connectivity": conn, "log10_connectivity": logc}
+
+    def _describe(self, x: float, y: float) -> str | None:
+        data = self._shown
+        if data is None:
+            return None
+        s, t = round(x), round(y)
+        row = t - self._row0
+        if 0 <= s < data.shape[1] and 0 <= row < data.shape[0]:
+            v = data[row, s]
+            value = f"{10 ** v:.3g} (log₁₀ {v:.2f})" if np.isfinite(v) else "0"
+            return f"o at t = {t}, x at s = {s}: {value}"
+        return None

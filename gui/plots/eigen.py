@@ -1,0 +1,124 @@
+"""(g) Eigenvalues of a recurrent matrix (or one gate block) in the complex plane."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QComboBox
+
+from .. import colormaps
+from .base import Overlay, PlotPanel, mkpen
+
+BLOCK_LABELS = {
+    "all": "whole matrix",
+    "h": "h (recurrent)",
+    "i": "i — input (learn)",
+    "f": "f — forget",
+    "g": "g — candidate (remember)",
+    "o": "o — output (use)",
+    "r": "r — reset",
+    "z": "z — update",
+    "n": "n — candidate",
+}
+DEFAULT_BLOCKS = ("all", "h", "f", "z")  # whole matrix, else the gate that keeps memory
+INSIDE = colormaps.line_color(0)
+OUTSIDE = colormaps.line_color(6)
+
+
+class EigenPanel(PlotPanel):
+    name = "eigen"
+    title = "Recurrent eigenvalues"
+    tooltip = ("Eigenvalues λ of the recurrent weight matrix (or of one gate's H×H block) "
+               "with the unit circle. The spectral radius ρ = max|λ| is in the title: "
+               "ρ < 1 tends to shrink gradients over time, ρ > 1 to grow them. Points "
+               "outside the circle are drawn in orange.")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.matrix_selector = QComboBox(self._bar)
+        self.matrix_selector.setToolTip("Which recurrent weight matrix")
+        self.matrix_selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.matrix_selector.currentIndexChanged.connect(self._matrix_changed)
+        self._add_control("Matrix", self.matrix_selector)
+        self.block_selector = QComboBox(self._bar)
+        self.block_selector.setToolTip("The whole matrix or one gate's block")
+        self.block_selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.block_selector.currentIndexChanged.connect(self._redraw)
+        self._add_control("Block", self.block_selector)
+
+        self.plot = self._add_plot(0, 0, "Eigenvalues", "Re λ", "Im λ", time_axis=False)
+        self.plot.setAspectLocked(True)
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        fg = pg.getConfigOption("foreground")
+        theta = np.linspace(0, 2 * np.pi, 241)
+        self.circle = pg.PlotDataItem(np.cos(theta), np.sin(theta), pen=mkpen(fg, 1.5, "dash"))
+        self.plot.addItem(self.circle)
+        self.rho_circle = pg.PlotDataItem(pen=mkpen(OUTSIDE, 1, "dot"))
+        self.plot.addItem(self.rho_circle)
+        self.plot.addLine(x=0, pen=pg.mkPen((128, 128, 128), width=1))
+        self.plot.addLine(y=0, pen=pg.mkPen((128, 128, 128), width=1))
+        self.points = pg.ScatterPlotItem(size=8, pen=pg.mkPen(None), brush=INSIDE)
+        self.outside = pg.ScatterPlotItem(size=9, pen=pg.mkPen(None), brush=OUTSIDE)
+        self.plot.addItem(self.points)
+        self.plot.addItem(self.outside)
+        self.overlay = Overlay(self.plot)
+        self._theta = theta
+
+    def _matrix_changed(self, *_: Any) -> None:
+        if self._result is not None:
+            self._sync_blocks()
+            self._draw()
+
+    def _sync_selectors(self, result: Any) -> None:
+        spectra = getattr(result, "spectra", None) or {}
+        self._fill_combo(self.matrix_selector, [(name, name) for name in spectra])
+        self._sync_blocks()
+
+    def _sync_blocks(self) -> None:
+        spectra = getattr(self._result, "spectra", None) or {}
+        blocks = spectra.get(self.matrix_selector.currentData(), {})
+        order = ["all", *[b for b in blocks if b != "all"]]
+        keys = [b for b in order if b in blocks]
+        keep = self.block_selector.currentData()
+        self._fill_combo(self.block_selector, [(BLOCK_LABELS.get(b, b), b) for b in keys])
+        if keys and keep not in keys:  # a new kind of matrix: start on the telling block
+            default = next(b for b in (*DEFAULT_BLOCKS, keys[0]) if b in keys)
+            self.block_selector.blockSignals(True)
+            self.block_selector.setCurrentIndex(keys.index(default))
+            self.block_selector.blockSignals(False)
+
+    def _draw(self) -> None:
+        spectra = getattr(self._result, "spectra", None) or {}
+        name = self.matrix_selector.currentData()
+        block = self.block_selector.currentData()
+        eig = spectra.get(name, {}).get(block) if name else None
+        if eig is None or len(eig) == 0:
+            self.points.setData([], [])
+            self.outside.setData([], [])
+            self.rho_circle.setData([], [])
+            self._table = {}
+            self.overlay.set("No recurrent weight matrix in this model.<br>"
+                             "(output recurrence feeds back outputs, not hidden states)"
+                             if not spectra else "No eigenvalues for this block.")
+            self.plot.setTitle("Eigenvalues", size="10pt")
+            return
+        self.overlay.set(None)
+        eig = np.asarray(eig).astype(np.complex128).ravel()
+        ok = np.isfinite(eig)
+        eig = eig[ok]
+        mag = np.abs(eig)
+        rho = float(mag.max()) if mag.size else float("nan")
+        out = mag > 1
+        self.points.setData(eig.real[~out], eig.imag[~out])
+        self.outside.setData(eig.real[out], eig.imag[out])
+        if np.isfinite(rho) and abs(rho - 1) > 1e-3:
+            self.rho_circle.setData(rho * np.cos(self._theta), rho * np.sin(self._theta))
+        else:
+            self.rho_circle.setData([], [])
+        extent = max(1.15, 1.1 * rho if np.isfinite(rho) else 1.15)
+        self.plot.setRange(xRange=(-extent, extent), yRange=(-extent, extent), padding=0)
+        where = f" · {block} block" if block not in ("all", "h") else ""
+        self.plot.setTitle(f"Eigenvalues of {name}{where} — ρ = {rho:.3f}", size="10pt")
+        self._table = {"real": eig.real.copy(), "imag": eig.imag.copy(), "abs": mag}

@@ -1,0 +1,165 @@
+"""(c) Gate activations: one gate as a units × time heatmap, and every gate's mean over units."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QComboBox
+
+from .. import colormaps
+from .base import Overlay, PlotPanel, gate_names, layer_label, mkpen
+
+GATE_LABELS = {
+    "i": "input (learn)",
+    "f": "forget",
+    "g": "candidate (remember)",
+    "o": "output (use)",
+    "r": "reset",
+    "z": "update",
+    "n": "candidate",
+}
+TANH_GATES = ("g", "n")  # candidates are tanh (signed); the rest are sigmoid gates in 0..1
+MAX_GATES = 4
+
+
+class GatesPanel(PlotPanel):
+    name = "gates"
+    title = "Gate activations"
+    tooltip = ("Top: one gate's activation for every unit over time (sigmoid gates 0..1; the "
+               "tanh candidate is signed). Bottom: each gate's mean over units. A forget gate "
+               "near 1 keeps the cell state, and lets gradients through.")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._make_layer_selector()
+        self.gate_selector = QComboBox(self._bar)
+        self.gate_selector.setToolTip("Which gate the heatmap shows")
+        self.gate_selector.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.gate_selector.setMinimumContentsLength(11)
+        self.gate_selector.currentIndexChanged.connect(self._redraw)
+        self._add_control("Gate", self.gate_selector)
+        self._make_sample_selector()
+
+        self.plot = self._add_plot(0, 0, "Gate", "", "unit index")
+        self.image, self.bar = self._add_heatmap(self.plot, colormaps.sequential(), "activation",
+                                                 row=0, col=1)
+        self.plot.vb.setDefaultPadding(0.0)
+        self.trace_plot = self._add_plot(1, 0, "Mean over units", "timestep", "mean over units")
+        self.trace_plot.setXLink(self.plot)
+        self.trace_plot.setYRange(-1.05, 1.05, padding=0)
+        self._zero = self.trace_plot.addLine(y=0, pen=pg.mkPen((128, 128, 128), width=1))
+        self.glw.ci.layout.setRowStretchFactor(0, 3)
+        self.glw.ci.layout.setRowStretchFactor(1, 2)
+        self.curves = [pg.PlotDataItem(pen=mkpen(colormaps.line_color(i), 2))
+                       for i in range(MAX_GATES)]
+        for c in self.curves:
+            self.trace_plot.addItem(c)
+        self.overlay = Overlay(self.plot)
+        self.trace_overlay = Overlay(self.trace_plot)
+        self._gates: tuple[str, ...] | None = None
+        self._legend_html = ""
+        self._shown: np.ndarray | None = None
+        self._connect_hover(self.plot, self._describe)
+
+    def _sync_selectors(self, result: Any) -> None:
+        super()._sync_selectors(result)
+        self._sync_gates()
+
+    def _sync_gates(self) -> None:
+        _key, cell = self._layer()
+        items = [(f"{g} — {GATE_LABELS[g]}", g) for g in gate_names(cell)]
+        self.gate_selector.setEnabled(bool(items))
+        if not items:
+            self.gate_selector.blockSignals(True)
+            self.gate_selector.clear()
+            self.gate_selector.blockSignals(False)
+            return
+        keys = [g for _label, g in items]
+        keep = self.gate_selector.currentData()
+        self._fill_combo(self.gate_selector, items)
+        if keep not in keys:  # a new cell type: start on the gate that matters most
+            default = "f" if "f" in keys else ("z" if "z" in keys else keys[0])
+            self.gate_selector.blockSignals(True)
+            self.gate_selector.setCurrentIndex(keys.index(default))
+            self.gate_selector.blockSignals(False)
+
+    def _set_gates(self, gates: tuple[str, ...]) -> None:
+        if gates == self._gates:
+            return
+        self._gates = gates
+        self._zero.setVisible(bool(gates))
+        for i, c in enumerate(self.curves):
+            c.setVisible(i < len(gates))
+            c.setData([], [])
+        # The title doubles as the legend: it never covers the curves.
+        self._legend_html = "&nbsp; ".join(
+            f'<span style="color:{colormaps.line_color(i)}">━ {g} {GATE_LABELS[g]}</span>'
+            for i, g in enumerate(gates))
+
+    def _draw(self) -> None:
+        self._sync_gates()  # the layer may have changed cell type
+        r = self._result
+        key, cell = self._layer()
+        gates = gate_names(cell)
+        self._set_gates(gates)
+        if not gates:
+            self.image.clear()
+            self._shown = None
+            self._table = {}
+            msg = (f"{layer_label(key)} is a plain RNN cell: it has no gates.<br>"
+                   "Gates belong to LSTM (i, f, g, o) and GRU (r, z, n) cells.")
+            self.overlay.set(msg, hide=(self.bar,))
+            self.trace_overlay.set("No gates to average.")
+            self.trace_plot.setTitle("Mean over units", size="9pt")
+            self.plot.setTitle("Gate activations", size="10pt")
+            return
+        self.overlay.set(None, hide=(self.bar,))
+        self.trace_overlay.set(None)
+        gate = self.gate_selector.currentData() or gates[0]
+        b = self._sample()
+        T = np.shape(r.x)[0]
+        self._n_steps = T
+        table: dict[str, np.ndarray] = {}
+        steps = np.arange(T, dtype=np.float64)
+        for i, g in enumerate(gates):
+            arr = r.arrays.get(f"gate.{g}.{key}")
+            if arr is None:
+                self.curves[i].setData([], [])
+                continue
+            sample = np.asarray(arr)[:, min(b, arr.shape[1] - 1), :]
+            mean = sample.mean(axis=1).astype(np.float64)
+            self.curves[i].setData(steps, mean)
+            table[f"mean_{g}"] = mean
+            if g == gate:
+                self._shown = sample.T
+        data = self._shown if gate in gates else None
+        if data is not None:
+            H = data.shape[0]
+            self.image.setImage(data, autoLevels=False)
+            self.image.setRect(-0.5, -0.5, T, H)
+            if gate in TANH_GATES:
+                self.bar.setColorMap(colormaps.diverging())
+                self.bar.setLevels(colormaps.symmetric_levels(data, bounded=1.0))
+            else:
+                self.bar.setColorMap(colormaps.sequential())
+                self.bar.setLevels((0.0, 1.0))
+            self.plot.setYRange(-0.5, H - 0.5, padding=0)
+            table = {f"gate.{gate}.{key}": data, "timestep": steps, **table}
+        self._set_time_range(self.plot, T, padding=0)
+        self.plot.setTitle(f"{GATE_LABELS[gate].capitalize()} gate {gate}<sub>t</sub> — "
+                           f"{layer_label(key)}, sample {b}", size="10pt")
+        self.trace_plot.setTitle(self._legend_html, size="8pt")
+        self._table = table
+
+    def _describe(self, x: float, y: float) -> str | None:
+        data = self._shown
+        if data is None:
+            return None
+        t, unit = round(x), round(y)
+        if 0 <= t < data.shape[1] and 0 <= unit < data.shape[0]:
+            gate = self.gate_selector.currentData() or "?"
+            return f"t = {t}, unit {unit}: {gate} = {data[unit, t]:.3f}"
+        return None

@@ -1,0 +1,448 @@
+"""The plot panels: they draw every kind of model, plot exactly the data given, export."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from pyqtgraph.exporters import ImageExporter, SVGExporter
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QImage
+
+from gui.plots import ALL_PANELS, panel_by_name
+from gui.plots.base import batch_norm
+from gui.plots.gates import GATE_LABELS
+
+from .conftest import VARIANTS, make_fake_history, make_fake_result
+
+NAMES = ["signals", "hidden", "gates", "cell", "gradients", "jacobian", "eigen", "training",
+         "connectivity", "graph"]
+
+
+def make_panel(qtbot, name: str, size: tuple[int, int] = (600, 380)):
+    panel = panel_by_name(name)()
+    qtbot.addWidget(panel)
+    panel.resize(*size)
+    panel.show()
+    return panel
+
+
+def select(combo, key) -> None:
+    """Pick the combo item whose data is ``key`` (as a user would)."""
+    index = combo.findData(key)
+    assert index >= 0, f"{key!r} not offered"
+    combo.setCurrentIndex(index)
+
+
+def check_table(table: dict) -> None:
+    assert table, "nothing to export"
+    lengths = {v.shape[0] for v in table.values() if v.ndim == 1}
+    assert len(lengths) <= 1, f"1-D columns differ in length: {lengths}"
+    assert all(v.ndim in (1, 2) for v in table.values())
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_registry_order_and_lookup():
+    assert [p.name for p in ALL_PANELS] == NAMES
+    for panel in ALL_PANELS:
+        assert panel_by_name(panel.name) is panel
+        assert panel.title and panel.tooltip.count(".") >= 1
+    with pytest.raises(KeyError):
+        panel_by_name("nope")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_panel_draws_every_model(qtbot, name, any_result, fake_history):
+    panel = make_panel(qtbot, name)
+    assert panel.toolTip() == panel.tooltip != ""
+    panel.show_result(any_result)
+    panel.set_history(fake_history)
+    panel.mark_timestep(7)
+    panel.mark_timestep(None)
+    panel.mark_timestep(10_000)  # out of range: harmless
+    panel.show_result(any_result)  # redraw on the same items
+    qtbot.wait(1)
+    table = panel.to_csv_table()
+    if table:
+        check_table(table)
+    assert panel.export_items()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_panels_survive_non_finite_values(qtbot, name):
+    r = make_fake_result("lstm", T=20, B=3, H=4)
+    for value in r.arrays.values():
+        if value.ndim >= 1 and value.dtype.kind == "f" and value.shape[0] == 20:
+            value[12:] = np.inf
+            value[15:] = np.nan
+    r.arrays["gradnorm.l0"][:3] = 0.0
+    r.connectivity[:] = np.nan
+    r.jacobian["l0"][:] = np.nan
+    r.spectra["weight_hh_l0"]["f"][0] = np.nan
+    r.nonfinite = "non-finite gradient at step 3, timestep 12"
+    panel = make_panel(qtbot, name)
+    panel.show_result(r)
+    panel.set_history({"step": [0, 1, 2], "loss": [1.0, np.inf, np.nan],
+                       "val_loss": [np.nan] * 3, "grad_norm_before": [1.0, 1e30, np.nan],
+                       "grad_norm_after": [1.0, 1.0, np.nan]})
+    panel.mark_timestep(13)
+    panel.grab()
+
+
+# ----------------------------------------------------------------------------- data shown
+
+
+def test_gradients_curves_are_the_gradient_norms(qtbot):
+    r = make_fake_result("lstm", num_layers=2, bidirectional=True)
+    panel = make_panel(qtbot, "gradients")
+    panel.show_result(r)
+    assert panel.plot.getAxis("left").logMode
+    table = panel.to_csv_table()
+    for key in ("l0", "l0_reverse", "l1", "l1_reverse"):
+        g = r.arrays[f"gradnorm.{key}"]
+        np.testing.assert_allclose(panel.curves[f"h.{key}"].yData, g, rtol=1e-6)
+        np.testing.assert_allclose(table[f"gradnorm.{key}"], g, rtol=1e-6)
+        dc = batch_norm(r.arrays[f"dc.{key}"])
+        np.testing.assert_allclose(panel.curves[f"c.{key}"].yData, dc, rtol=1e-6)
+        assert panel.curves[f"c.{key}"].opts["pen"].style() == Qt.PenStyle.DashLine
+    assert not panel.theory.isVisible()
+
+
+def test_gradients_theory_line_for_a_linear_rnn(qtbot):
+    r = make_fake_result("rnn", activation="linear", decay=0.9)
+    panel = make_panel(qtbot, "gradients")
+    panel.show_result(r)
+    rho = r.spectral_radius["weight_hh_l0"]
+    g = r.arrays["gradnorm.l0"]
+    theory = panel.theory.yData
+    T = len(g)
+    np.testing.assert_allclose(theory[-1], g[-1], rtol=1e-6)
+    np.testing.assert_allclose(theory, g[-1] * rho ** (T - 1 - np.arange(T)), rtol=1e-6)
+    assert panel.theory.isVisible()
+    assert "ρ" in panel.plot.titleLabel.text
+
+
+def test_gradients_flag_vanishing_and_exploding(qtbot):
+    panel = make_panel(qtbot, "gradients")
+    panel.show_result(make_fake_result("lstm", decay=0.85))
+    assert "vanished" in panel.note.text and "exploding" not in panel.note.text
+    vanish = panel.glows["l0"][0].yData
+    assert np.isfinite(vanish[:5]).all() and np.isnan(vanish[-5:]).all()
+    panel.show_result(make_fake_result("rnn", activation="linear", decay=1.15))
+    assert "exploding" in panel.note.text and "vanished" not in panel.note.text
+    explode = panel.glows["l0"][1].yData
+    assert np.isfinite(explode[0]) and np.isnan(explode[-1])
+
+
+def test_hidden_heatmap_is_h_transposed_and_follows_selectors(qtbot):
+    r = make_fake_result("lstm", num_layers=2, bidirectional=True, B=4)
+    panel = make_panel(qtbot, "hidden")
+    panel.show_result(r)
+    np.testing.assert_array_equal(panel.image.image, r.arrays["h.l0"][:, 0, :].T)
+    keys = [panel.layer_selector.itemData(i) for i in range(panel.layer_selector.count())]
+    assert keys == ["l0", "l0_reverse", "l1", "l1_reverse"]
+    select(panel.layer_selector, "l1_reverse")
+    panel.sample_selector.setValue(3)
+    np.testing.assert_array_equal(panel.image.image, r.arrays["h.l1_reverse"][:, 3, :].T)
+    np.testing.assert_array_equal(panel.to_csv_table()["h.l1_reverse"],
+                                  r.arrays["h.l1_reverse"][:, 3, :].T)
+    low, high = panel.bar.levels()
+    assert low == -high  # diverging map centred on zero
+    assert panel.sample_selector.maximum() == 3
+    # a new result keeps the user's choices
+    panel.show_result(make_fake_result("lstm", num_layers=2, bidirectional=True, B=4, seed=1))
+    assert panel.layer_selector.currentData() == "l1_reverse"
+    assert panel.sample_selector.value() == 3
+
+
+def test_hidden_hover_reads_out_unit_time_and_value(qtbot):
+    r = make_fake_result("gru", T=30, H=8)
+    panel = make_panel(qtbot, "hidden")
+    panel.show_result(r)
+    text = panel._describe(12.2, 5.1)
+    assert "t = 12" in text and "unit 5" in text
+    assert f"{r.arrays['h.l0'][12, 0, 5]:+.3f}" in text
+    assert panel._describe(-3, 2) is None
+
+
+def test_cell_panel_shows_c_or_explains_its_absence(qtbot):
+    panel = make_panel(qtbot, "cell")
+    r = make_fake_result("lstm")
+    panel.show_result(r)
+    np.testing.assert_array_equal(panel.image.image, r.arrays["c.l0"][:, 0, :].T)
+    assert panel.overlay.text == ""
+    panel.show_result(make_fake_result("gru"))
+    assert "No cell state for this cell" in panel.overlay.text
+    assert panel.to_csv_table() == {}
+    panel.mark_timestep(4)
+    assert not panel.plot._time_marker.isVisible()
+
+
+def test_gates_heatmap_traces_and_labels(qtbot):
+    r = make_fake_result("lstm", B=3)
+    panel = make_panel(qtbot, "gates")
+    panel.show_result(r)
+    labels = [panel.gate_selector.itemText(i) for i in range(panel.gate_selector.count())]
+    assert labels == ["i — input (learn)", "f — forget", "g — candidate (remember)",
+                      "o — output (use)"]
+    assert panel.gate_selector.currentData() == "f"
+    np.testing.assert_array_equal(panel.image.image, r.arrays["gate.f.l0"][:, 0, :].T)
+    assert panel.bar.levels() == (0.0, 1.0)
+    for i, g in enumerate("ifgo"):
+        np.testing.assert_allclose(panel.curves[i].yData, r.arrays[f"gate.{g}.l0"][:, 0].mean(1),
+                                   rtol=1e-6)
+    select(panel.gate_selector, "g")  # tanh candidate: diverging levels
+    low, high = panel.bar.levels()
+    assert low == -high
+    gru = make_fake_result("gru")
+    panel.show_result(gru)
+    assert [panel.gate_selector.itemData(i) for i in range(3)] == ["r", "z", "n"]
+    assert GATE_LABELS["z"] == "update"
+    assert "update" in panel.trace_plot.titleLabel.text
+    panel.show_result(make_fake_result("rnn"))
+    assert "no gates" in panel.overlay.text
+
+
+def test_signals_regression_classification_and_many_to_one(qtbot):
+    panel = make_panel(qtbot, "signals")
+    r = make_fake_result("lstm", D=2, O=2, B=4)
+    panel.show_result(r)
+    panel.sample_selector.setValue(2)
+    np.testing.assert_array_equal(panel.input_curves[1].yData, r.x[:, 2, 1])
+    np.testing.assert_array_equal(panel.target_curves[1].yData, r.y[:, 2, 1])
+    np.testing.assert_array_equal(panel.pred_curves[0].yData, r.arrays["output"][:, 2, 0])
+    check_table(panel.to_csv_table())
+
+    c = make_fake_result("lstm", loss="cross_entropy", O=3)
+    panel.show_result(c)
+    probs = panel.prob_image.image
+    assert probs.shape == (3, c.x.shape[0])
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(panel.class_targets.data["y"], c.y[:, 2])
+    assert panel.prob_bar.isVisible()
+
+    m = make_fake_result("gru", pattern="many_to_one", O=1)
+    panel.show_result(m)
+    T = m.x.shape[0]
+    np.testing.assert_array_equal(panel.pred_curves[0].xData, [T - 1])
+    np.testing.assert_allclose(panel.pred_curves[0].yData, m.arrays["output"][2, :1])
+    np.testing.assert_allclose(panel.target_curves[0].yData, m.y[2, :1])
+    check_table(panel.to_csv_table())
+
+    mc = make_fake_result("gru", pattern="many_to_one", loss="cross_entropy", O=4)
+    panel.show_result(mc)
+    assert panel.pred_curves[0].yData[0] == np.argmax(mc.arrays["output"][2])
+
+
+def test_jacobian_curves_and_placeholder(qtbot):
+    r = make_fake_result("gru", num_layers=2)
+    panel = make_panel(qtbot, "jacobian")
+    panel.show_result(r)
+    for key in ("l0", "l1"):
+        np.testing.assert_allclose(panel.curves[key].yData, r.jacobian[key])
+    assert panel.plot.getAxis("left").logMode
+    panel.show_result(make_fake_result("gru", jacobian=False))
+    assert "No Jacobian" in panel.overlay.text
+    assert panel.to_csv_table() == {}
+
+
+def test_eigen_points_blocks_and_radius(qtbot):
+    r = make_fake_result("lstm")
+    panel = make_panel(qtbot, "eigen")
+    panel.show_result(r)
+    assert panel.matrix_selector.currentData() == "weight_hh_l0"
+    select(panel.block_selector, "f")
+    eig = r.spectra["weight_hh_l0"]["f"]
+    table = panel.to_csv_table()
+    np.testing.assert_allclose(np.sort_complex(table["real"] + 1j * table["imag"]),
+                               np.sort_complex(eig))
+    shown = np.concatenate([panel.points.data["x"], panel.outside.data["x"]])
+    np.testing.assert_allclose(np.sort(shown), np.sort(eig.real))
+    assert f"ρ = {np.abs(eig).max():.3f}" in panel.plot.titleLabel.text
+    assert (np.abs(panel.outside.data["x"] + 1j * panel.outside.data["y"]) > 1).all()
+    rnn = make_fake_result("rnn")
+    panel.show_result(rnn)
+    assert panel.block_selector.currentData() == "all"
+    no_rec = make_fake_result("rnn", pattern="output_recurrence")
+    no_rec.spectra = {}
+    panel.show_result(no_rec)
+    assert "No recurrent weight matrix" in panel.overlay.text
+
+
+def test_training_history(qtbot, fake_history):
+    panel = make_panel(qtbot, "training")
+    assert "No training yet" in panel.overlay.text
+    panel.show_result(make_fake_result("lstm"))
+    assert panel.clip_line.isVisible()  # the default experiment clips by norm at 1.0
+    panel.set_history(fake_history)
+    np.testing.assert_allclose(panel.loss.yData, fake_history["loss"])
+    seen = np.isfinite(fake_history["val_loss"])
+    np.testing.assert_allclose(panel.val.xData, fake_history["step"][seen])
+    np.testing.assert_allclose(panel.after.yData, fake_history["grad_norm_after"])
+    np.testing.assert_allclose(panel.to_csv_table()["grad_norm_before"],
+                               fake_history["grad_norm_before"])
+    assert panel.overlay.text == ""
+    panel.set_history({k: [] for k in fake_history})
+    assert panel.to_csv_table() == {}
+    panel.set_history({"loss": [1.0, 0.5]})  # missing columns are tolerated
+    np.testing.assert_array_equal(panel.to_csv_table()["step"], [0, 1])
+
+
+def test_connectivity_is_log10_with_colour_bar(qtbot):
+    r = make_fake_result("lstm", T=40)
+    panel = make_panel(qtbot, "connectivity")
+    panel.show_result(r)
+    expected = np.where(r.connectivity > 0, np.log10(np.where(r.connectivity > 0,
+                                                              r.connectivity, 1)), np.nan)
+    np.testing.assert_allclose(panel.image.image, expected)
+    assert "log" in panel.bar.getAxis("left").labelText
+    lo, hi = panel.bar.levels()
+    assert hi == pytest.approx(np.nanmax(expected)) and hi - lo <= 8
+    m = make_fake_result("lstm", T=40, pattern="many_to_one")
+    panel.show_result(m)
+    assert panel.image.image.shape == (1, 40)
+    panel.show_result(make_fake_result("lstm", connectivity=False))
+    assert "No connectivity" in panel.overlay.text
+
+
+def test_graph_edges_follow_gradient(qtbot):
+    r = make_fake_result("lstm", T=100)
+    panel = make_panel(qtbot, "graph", size=(600, 300))
+    panel.show_result(r)
+    table = panel.to_csv_table()
+    steps = table["timestep"].astype(int)
+    assert 3 <= len(steps) <= 12 and steps[0] == 0 and steps[-1] == 99
+    np.testing.assert_allclose(table["gradnorm"], r.arrays["gradnorm.l0"][steps], rtol=1e-6)
+    widths = [panel.rec_edges[j].width for j in range(1, len(steps))]
+    assert widths[-1] > widths[0]  # the fake gradient grows towards the end
+    panel.resize(1400, 400)
+    qtbot.wait(10)
+    panel.show_result(r)
+    assert len(panel.to_csv_table()["timestep"]) == 12
+    short = make_fake_result("gru", T=5, pattern="many_to_one")
+    panel.show_result(short)
+    assert list(panel.to_csv_table()["timestep"]) == [0, 1, 2, 3, 4]
+    panel.show_result(make_fake_result("rnn", pattern="output_recurrence"))
+
+
+# ----------------------------------------------------------------------------- real engine
+
+ENGINE_MODELS = {
+    "lstm_seq": ({"cell": "lstm"}, "many_to_many", "mse", 2),
+    "gru_bidir2": ({"cell": "gru", "bidirectional": True}, "many_to_many", "mse", 2),
+    "rnn_feedback": ({"cell": "rnn"}, "output_recurrence", "mse", 1),
+    "lstm_classes_final": ({"cell": "lstm", "peephole": True}, "many_to_one",
+                           "cross_entropy", 1),
+}
+
+
+@pytest.mark.parametrize("model", sorted(ENGINE_MODELS))
+def test_panels_draw_real_probe_results(qtbot, model):
+    from core.experiment import Experiment, LayerConfig, ModelConfig
+    from core.init import init_params
+    from core.probe import probe
+
+    layer, pattern, loss, n_layers = ENGINE_MODELS[model]
+    O = 3 if loss == "cross_entropy" else 1
+    m = ModelConfig(input_size=2, output_size=O, pattern=pattern, loss=loss,
+                    layers=[LayerConfig(hidden_size=6, **layer) for _ in range(n_layers)])
+    exp = Experiment(model=m)
+    rng = np.random.default_rng(0)
+    T, B = 15, 3
+    x = rng.normal(size=(T, B, 2))
+    shape = (B,) if pattern == "many_to_one" else (T, B)
+    y = rng.integers(0, O, size=shape) if loss == "cross_entropy" else rng.normal(size=(*shape, O))
+    result = probe(exp, init_params(m, exp.init), x, y)
+    for name in NAMES:
+        panel = make_panel(qtbot, name, size=(450, 300))
+        panel.show_result(result)
+        panel.mark_timestep(3)
+        table = panel.to_csv_table()
+        if table:
+            check_table(table)
+    grads = make_panel(qtbot, "gradients")
+    grads.show_result(result)
+    np.testing.assert_allclose(grads.curves["h.l0"].yData, result.arrays["gradnorm.l0"],
+                               rtol=1e-6)
+
+
+# ----------------------------------------------------------------------------- interaction
+
+
+def test_click_on_a_time_plot_emits_the_timestep(qtbot):
+    panel = make_panel(qtbot, "gradients")
+    panel.show_result(make_fake_result("gru", T=50))
+    qtbot.wait(20)
+    vb = panel.plot.vb
+    scene_pt = vb.mapViewToScene(pg.Point(30, vb.viewRange()[1][0] * 0.5
+                                          + vb.viewRange()[1][1] * 0.5))
+    view_pt = panel.glw.mapFromScene(scene_pt)
+    with qtbot.waitSignal(panel.timestep_clicked, timeout=1000) as blocker:
+        qtbot.mouseClick(panel.glw.viewport(), Qt.MouseButton.LeftButton,
+                         pos=QPoint(view_pt.x(), view_pt.y()))
+    assert blocker.args == [30]
+
+
+def test_mark_timestep_moves_the_markers(qtbot):
+    panel = make_panel(qtbot, "gates")
+    panel.show_result(make_fake_result("lstm"))
+    panel.mark_timestep(42)
+    lines = [line for _plot, line in panel._time_plots]
+    assert len(lines) == 2 and all(line.isVisible() and line.value() == 42 for line in lines)
+    panel.mark_timestep(None)
+    assert not any(line.isVisible() for line in lines)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _non_blank(img: QImage) -> bool:
+    img = img.convertToFormat(QImage.Format.Format_RGB32)
+    w, h = img.width(), img.height()
+    colours = {img.pixel(x, y) for x in range(0, w, 7) for y in range(0, h, 7)}
+    return w > 100 and h > 100 and len(colours) > 5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_png_export_is_not_blank(qtbot, name):
+    panel = make_panel(qtbot, name)
+    panel.show_result(make_fake_result(**VARIANTS["lstm"]))
+    panel.set_history(make_fake_history())
+    qtbot.wait(1)
+    for item in panel.export_items():
+        exporter = ImageExporter(item)
+        img = exporter.export(toBytes=True)
+        assert isinstance(img, QImage) and _non_blank(img)
+
+
+def test_svg_export_of_every_panel(qtbot, tmp_path):
+    for name in NAMES:
+        panel = make_panel(qtbot, name)
+        panel.show_result(make_fake_result("lstm", T=30))
+        panel.set_history(make_fake_history(30))
+        for i, item in enumerate(panel.export_items()):
+            path = tmp_path / f"{name}_{i}.svg"
+            SVGExporter(item).export(str(path))
+            text = path.read_text(encoding="utf-8")
+            assert "<svg" in text and len(text) > 2000, name
+
+
+def test_redraw_of_every_panel_is_fast(qtbot):
+    """Default sizes (T=100, B=16, H=32): all ten panels redraw well within a frame budget."""
+    r = make_fake_result("lstm")
+    panels = [make_panel(qtbot, name) for name in NAMES]
+    for p in panels:
+        p.show_result(r)
+    qtbot.wait(1)
+    runs = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for p in panels:
+            p.show_result(r)
+        runs.append(time.perf_counter() - t0)
+    # The target is 50 ms; the bound leaves room for a busy test machine.
+    assert min(runs) < 0.15, f"redraw took {min(runs) * 1e3:.0f} ms"

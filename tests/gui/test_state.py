@@ -1,0 +1,97 @@
+"""LabState without a window: edits, weights policy, undo, training control."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from core.experiment import Experiment, LayerConfig, ModelConfig, TaskConfig, TrainingConfig
+from core.init import init_params
+from gui.state import IDLE, PAUSED, RUNNING, LabState, layer_label
+
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def state(qtbot):
+    exp = Experiment(model=ModelConfig(layers=[LayerConfig(cell="gru", hidden_size=6)]),
+                     task=TaskConfig(name="sine", seq_len=12, batch_size=3),
+                     training=TrainingConfig(steps=100_000))
+    s = LabState(exp)
+    yield s
+    s.shutdown()
+
+
+def test_scales_redraw_weights_reproducibly(state):
+    original = {k: v.copy() for k, v in state.params.items()}
+    assert state.set_scale("recurrent", 2.5)
+    assert np.allclose(state.params["weight_hh_l0"], 2.5 * original["weight_hh_l0"])
+    assert state.set_scale("recurrent", 1.0)
+    assert all(np.array_equal(state.params[k], v) for k, v in original.items())
+    assert state.undo_stack.count() == 0  # only architecture edits are undoable
+
+
+def test_refused_edit_reports_the_field_and_changes_nothing(state):
+    errors = []
+    state.error.connect(errors.append)
+    before = state.experiment
+    assert not state.set_training(teacher_forcing=1.5)
+    assert not state.update_layer(0, peephole=True)
+    assert state.experiment == before
+    assert "training.teacher_forcing" in errors[0]
+    assert "peephole" in errors[1]
+
+
+def test_loaded_weights_are_used_until_an_edit_redraws(state):
+    exp = dataclasses.replace(state.experiment)
+    weights = {k: np.full_like(v, 0.01) for k, v in init_params(exp.model, exp.init).items()}
+    exp.weights = weights
+    assert state.load(exp)
+    assert np.array_equal(state.params["weight_hh_l0"], weights["weight_hh_l0"])
+    state.set_task(seq_len=20)  # keeps them
+    assert np.array_equal(state.params["weight_hh_l0"], weights["weight_hh_l0"])
+    state.set_init(seed=5)  # re-draws from the seed
+    assert not np.array_equal(state.params["weight_hh_l0"], weights["weight_hh_l0"])
+
+
+def test_undo_redo_of_architecture(state):
+    assert state.insert_layer(1, LayerConfig(cell="lstm", hidden_size=4))
+    assert state.update_layer(1, hidden_size=9)
+    assert state.set_pattern("many_to_one")
+    assert [layer_label(lay) for lay in state.experiment.model.layers] == ["GRU", "LSTM"]
+    state.undo_stack.undo()
+    assert state.experiment.model.pattern == "many_to_many"
+    state.undo_stack.undo()
+    assert state.experiment.model.layers[1].hidden_size == 4
+    state.undo_stack.undo()
+    assert len(state.experiment.model.layers) == 1
+    state.undo_stack.redo()
+    assert len(state.experiment.model.layers) == 2
+    assert state.modified
+
+
+def test_settings_change_while_training_pauses_then_continues(qtbot, state):
+    state.train()
+    qtbot.waitUntil(lambda: len(state.history["step"]) >= 3, timeout=WAIT_MS)
+    assert state.set_training(lr=0.005)
+    assert state.training_state == PAUSED
+    qtbot.waitUntil(lambda: not state._awaiting_rest, timeout=WAIT_MS)
+    trained = {k: v.copy() for k, v in state.params.items()}
+    steps = len(state.history["step"])
+    state.train()  # a new run with the new learning rate, from the trained weights
+    assert state.training_state == RUNNING
+    qtbot.waitUntil(lambda: len(state.history["step"]) >= steps + 3, timeout=WAIT_MS)
+    state.pause()
+    qtbot.waitUntil(lambda: not state._awaiting_rest, timeout=WAIT_MS)
+    assert state.history["lr"][-1] == pytest.approx(0.005)
+    assert state.history["step"] == list(range(1, len(state.history["step"]) + 1))
+    assert not np.array_equal(state.params["weight_hh_l0"], trained["weight_hh_l0"])
+    state.reset()
+    assert state.training_state == IDLE
+    assert state.history["step"] == []
