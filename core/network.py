@@ -250,8 +250,15 @@ class Network:
             dh_carry, dc_carry = self._backward_steps(D, order, dH, gate_major(W_hh, G), h_first,
                                                       c_first, dh_carry, dc_carry, zeros, tbptt)
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
-        self._dir_param_grads(D, h_first, c_first, grads)
-        return xp.tensordot(D.dxp, gate_major(W_ih, G), axes=([1, 3], [0, 1]))  # (T, B, Din)
+        # Time-major copies for the products over all timesteps; the gate-major
+        # buffers are dropped as soon as they are copied.
+        flat_dxp = time_major(xp, D.dxp)
+        gru = D.dhp is not D.dxp
+        D.dxp = None
+        flat_dhp = time_major(xp, D.dhp) if gru else flat_dxp
+        D.dhp = None
+        self._dir_param_grads(D, flat_dxp, flat_dhp, h_first, c_first, grads)
+        return (flat_dxp @ W_ih).reshape(T, B, -1)  # dL/dX
 
     def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh4: Any, h_first: Any,
                         c_first: Any, dh_carry: Any, dc_carry: Any, zeros: Any,
@@ -286,32 +293,39 @@ class Network:
                 dc_carry = dc_prev
         return dh_carry, dc_carry
 
-    def _dir_param_grads(self, D: _Dir, h_first: Any, c_first: Any, grads: dict) -> None:
-        """Parameter gradients of one direction: one product over all timesteps."""
+    def _dir_param_grads(self, D: _Dir, flat_dxp: Any, flat_dhp: Any, h_first: Any,
+                         c_first: Any, grads: dict) -> None:
+        """Parameter gradients of one direction: one product over all timesteps.
+
+        ``flat_dxp``, ``flat_dhp``: dL/d(input and recurrent projections) as
+        (T·B, G·H), time-major.
+        """
         xp, dt, S, X = self.xp, self.backend.dtype, D.S, D.X
-        T = X.shape[0]
-        H, G = D.H, D.cell.BLOCKS
+        T, B, _ = X.shape
+        H = D.H
         sfx = f"_l{D.k}{D.suffix}"
-        dxp, dhp = D.dxp, D.dhp
         order = D.order(T)
-        grads["weight_ih" + sfx] = xp.tensordot(dxp, X, axes=([0, 2], [0, 1])).reshape(G * H, -1)
-        grads["bias_ih" + sfx] = dxp.sum(axis=(0, 2)).reshape(G * H)
-        grads["bias_hh" + sfx] = dhp.sum(axis=(0, 2)).reshape(G * H)
+        grads["weight_ih" + sfx] = flat_dxp.T @ X.reshape(T * B, -1)
+        grads["bias_ih" + sfx] = flat_dxp.sum(axis=0)
+        grads["bias_hh" + sfx] = flat_dhp.sum(axis=0)
         # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = h0.
         now, before = (slice(0, T - 1), slice(1, T)) if D.reverse else (slice(1, T), slice(0, T - 1))
         first = order[0]
-        dW_hh = xp.tensordot(dhp[first], h_first, axes=([1], [0]))  # (G, H, H)
+        rows = slice(first * B, (first + 1) * B)
+        dW_hh = flat_dhp[rows].T @ h_first
         if T > 1:
-            dW_hh += xp.tensordot(dhp[now], S["h"][before], axes=([0, 2], [0, 1]))
-        grads["weight_hh" + sfx] = dW_hh.reshape(G * H, H)
+            dW_hh += (flat_dhp[now.start * B:now.stop * B].T
+                      @ S["h"][before].reshape(-1, H))
+        grads["weight_hh" + sfx] = dW_hh
         if "peep" in D.P:
             c = S["c"]
+            da = flat_dxp.reshape(T, B, 4, H)
             dpeep = xp.empty((3, H), dtype=dt)
-            dpeep[0] = (dxp[now, 0] * c[before]).sum(axis=(0, 1))
-            dpeep[1] = (dxp[now, 1] * c[before]).sum(axis=(0, 1))
-            dpeep[2] = (dxp[:, 3] * c).sum(axis=(0, 1))
-            dpeep[0] += (dxp[first, 0] * c_first).sum(axis=0)
-            dpeep[1] += (dxp[first, 1] * c_first).sum(axis=0)
+            dpeep[0] = (da[now, :, 0] * c[before]).sum(axis=(0, 1))
+            dpeep[1] = (da[now, :, 1] * c[before]).sum(axis=(0, 1))
+            dpeep[2] = (da[:, :, 3] * c).sum(axis=(0, 1))
+            dpeep[0] += (da[first, :, 0] * c_first).sum(axis=0)
+            dpeep[1] += (da[first, :, 1] * c_first).sum(axis=0)
             grads["weight_peep" + sfx] = dpeep
 
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
@@ -533,6 +547,12 @@ def project(xp: Any, X: Any, W: Any, G: int) -> Any:
     return xp.ascontiguousarray(out.transpose(0, 2, 1, 3))
 
 
+def time_major(xp: Any, d: Any) -> Any:
+    """(T, G, B, H) gate-major gradients as one (T·B, G·H) matrix (a single copy)."""
+    T, G, B, H = d.shape
+    return xp.ascontiguousarray(d.transpose(0, 2, 1, 3)).reshape(T * B, G * H)
+
+
 def vjp(xp: Any, d: Any, W4: Any, out: Any, scratch: Any) -> Any:
     """out (B, K) = Σ_g d[g] @ W4[g]: a gradient (G, B, H) back through (G, H, K) blocks."""
     if d.shape[0] == 1:
@@ -556,38 +576,47 @@ def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, Lay
     return out
 
 
-# Arrays one direction keeps per timestep and sample, in units of H, at the peak of a
-# pass (the end of BPTT): its states (S), dL/d(projections) (G, twice for a GRU),
-# dL/dh and, for an LSTM, dL/dc.
-_STORED = {"rnn": 1, "lstm": 7, "gru": 5}  # h | gates, h, c, tanh c | gates, h, hp_n
+# Arrays one direction keeps per timestep and sample, in units of H, through a pass:
+# its states — h | gates, h, c, tanh c | gates, h, hp_n — and dL/dh (and dL/dc).
+_STORED = {"rnn": 1 + 1, "lstm": 7 + 2, "gru": 5 + 1}
 
 
 def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float32") -> int:
     """Bytes one forward + BPTT pass with full traces needs, before allocating anything.
 
-    Counts what is alive at the end of BPTT: every direction's stored states and
-    gates, its gradient buffers, the inputs between layers, the head's output and
-    gradient, and parameters with their gradients.  Matches measured peaks
-    (tracemalloc) within 25 %.
+    Counts what is alive at the peak, during the last direction's backward pass:
+    every direction's states, gates and dL/dh, the gradient buffers of the
+    direction at work (gate-major and time-major copies), the inputs between
+    layers, the head's output and gradient, and parameters with their gradients.
+    Matches measured peaks (tracemalloc) within 25 %.
     """
     item = np.dtype(dtype).itemsize
+    feedback = model.pattern == "output_recurrence"
     units = 0  # numbers per (timestep, sample)
+    work = 0  # the largest set of gradient buffers one direction holds at once
     params = 0
     d_in = model.input_size
     for k, layer in enumerate(model.layers):
         H, cell = layer.hidden_size, layer.cell
         G = CELLS[cell].BLOCKS
         nd = 2 if layer.bidirectional else 1
-        per_dir = (_STORED[cell] + G * (2 if cell == "gru" else 1) + 1
-                   + (1 if cell == "lstm" else 0)) * H
-        units += nd * (per_dir + d_in)  # and each direction's dL/d(input)
+        grad_buffers = G * H * (2 if cell == "gru" else 1)
+        if feedback:  # every layer keeps its gradient buffers to the end
+            units += nd * (_STORED[cell] * H + grad_buffers)
+        else:  # gate-major buffers, their time-major copy, and dL/d(input)
+            units += nd * _STORED[cell] * H
+            copy = G * H if G > 1 else 0  # a single gate needs no reordering
+            work = max(work, grad_buffers + copy + d_in)
         if k > 0 and model.layers[k - 1].bidirectional:
             units += d_in  # the concatenated input
         params += nd * (G * H * (d_in + H + 2) + 3 * H) * 2
         d_in = nd * H
-    units += 2 * model.output_size  # the output and its gradient
-    if model.pattern == "output_recurrence":
+    units += work + 2 * model.output_size  # the output and its gradient
+    if feedback:
         units += 2 * model.output_size  # the fed-back values (the head's gradient is per step)
+        first = model.layers[0]  # reordering the projection of every input step at once
+        if CELLS[first.cell].BLOCKS > 1:
+            units += CELLS[first.cell].BLOCKS * first.hidden_size
     else:
         units += d_in  # the head's dL/d(features), all steps at once
     params += (d_in + 1) * model.output_size * 2
