@@ -179,6 +179,19 @@ class Network:
         """The loss alone (a forward pass)."""
         return self.run(x, y, need_backward=False, **kw).loss
 
+    def _loss_gradient(self, trace: Trace, y: Any, d_output: Any, loss_scale: float) -> Any:
+        """Set ``trace.loss`` and return dL/d(output), or ``d_output`` when one is given;
+        None when there is no target and so nothing to backpropagate."""
+        if d_output is not None:
+            return self.backend.asarray(d_output).copy()
+        if y is None:
+            return None
+        trace.loss, d_out = LOSSES[self.model.loss](self.xp, trace.output, y)
+        if loss_scale != 1.0:
+            trace.loss *= loss_scale
+            d_out *= loss_scale
+        return d_out
+
     # ------------------------------------------------------------------ hidden recurrence
 
     def _forward_dir(self, D: _Dir, X: Any, tbptt: int | None, frozen: Trace | None) -> None:
@@ -357,16 +370,8 @@ class Network:
             feat = inp
         out = feat @ W.T + b
         trace = Trace(m, self.backend, out, layers_of(layers))
-        if d_output is not None:
-            d_out = self.backend.asarray(d_output).copy()
-        elif y is None:
-            return trace
-        else:
-            trace.loss, d_out = LOSSES[m.loss](xp, out, y)
-            if loss_scale != 1.0:
-                trace.loss *= loss_scale
-                d_out *= loss_scale
-        if not need_backward:
+        d_out = self._loss_gradient(trace, y, d_output, loss_scale)
+        if d_out is None or not need_backward:
             return trace
         grads: dict[str, Any] = {}
         grads["head.weight"] = d_out.reshape(-1, m.output_size).T @ feat.reshape(-1, feat.shape[-1])
@@ -428,16 +433,8 @@ class Network:
                                    W_ih4, b_ih, W_oh4, classes)
         trace = Trace(m, self.backend, out, layers_of([[D] for D in layers]))
         trace.feed = feed
-        if d_output is not None:
-            d_out = self.backend.asarray(d_output).copy()
-        elif y is None:
-            return trace
-        else:
-            trace.loss, d_out = LOSSES[m.loss](xp, out, y)
-            if loss_scale != 1.0:
-                trace.loss *= loss_scale
-                d_out *= loss_scale
-        if not need_backward:
+        d_out = self._loss_gradient(trace, y, d_output, loss_scale)
+        if d_out is None or not need_backward:
             return trace
         for D in layers:
             G = D.cell.BLOCKS
