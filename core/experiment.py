@@ -111,7 +111,6 @@ class TrainingConfig:
     clip: ClipConfig = field(default_factory=ClipConfig)
     tbptt: int | None = None
     teacher_forcing: float = 1.0
-    grad_reg: float = 0.0
     steps: int = 500
     eval_every: int = 10
     trace_every: int = 10

@@ -17,8 +17,7 @@ gradient or updated weight ends the run with a snapshot whose ``nonfinite``
 says at which step, layer and timestep it began; the weights stay at the last
 finite values (a non-finite update is never kept).
 
-Not implemented: the Pascanu et al. (2013) Ω regulariser — ``training.grad_reg``
-is accepted by the schema but ignored here.
+The Pascanu et al. (2013) Ω regulariser is not offered: the schema has no field for it.
 """
 
 from __future__ import annotations
