@@ -71,9 +71,9 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
         cell, H = CELLS[layer.cell], layer.hidden_size
         P: dict[str, Any] = {"activation": layer.activation}
         if layer.cell == "lstm":
-            from .cells.lstm import gate_scales
+            from .cells.lstm import step_constants as lstm_constants
 
-            P["s"], P["shift"], P["s2"] = gate_scales(xp, dt)
+            P.update(lstm_constants(xp, dt))
         for d in directions(layer):
             key = f"l{k}{d}"
             if layer.peephole:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .backend import Backend
 from .cells import CELLS
-from .cells.lstm import gate_scales
+from .cells.lstm import step_constants as lstm_constants
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
 from .layout import directions, param_shapes
@@ -101,7 +101,7 @@ class Network:
             for d in directions(layer):
                 P: dict[str, Any] = {"activation": layer.activation}
                 if layer.cell == "lstm":
-                    P["s"], P["shift"], P["s2"] = gate_scales(xp, dt)
+                    P.update(lstm_constants(xp, dt))
                     if layer.peephole:
                         P["peep"] = p[f"weight_peep_l{k}{d}"]
                 row.append(_Dir(f"l{k}{d}", k, d, cell, H, d == "_reverse", P))

@@ -41,10 +41,10 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     a, h, hn = S["gates"][t], S["h"][t], S["hn"][t]
     rz = a[:2]
     xp.add(xpj[:2], hpj[:2], out=rz)
-    rz *= 0.5                                   # σ(v) = ½·tanh(v/2) + ½
-    xp.tanh(rz, out=rz)
-    rz *= 0.5
-    rz += 0.5
+    rz *= -1.0                                  # σ(v) = 1 / (1 + e^(−v))
+    xp.exp(rz, out=rz)
+    rz += 1.0
+    xp.reciprocal(rz, out=rz)
     r, z, n = a
     hn[...] = hpj[2]
     xp.multiply(r, hn, out=n)

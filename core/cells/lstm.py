@@ -14,9 +14,10 @@ Backward, read bottom to top against the forward::
     da = d(gate) ⊙ gate'      σ' = s(1 − s),  tanh' = 1 − s²
     dc_{t-1} = dc ⊙ f  [+ da_i ⊙ p_i + da_f ⊙ p_f]
 
-Both sigmoid and tanh gates are evaluated with one ``tanh`` call over all four
-blocks: σ(a) = ½·tanh(a/2) + ½, so ``gate = tanh(a·s)·s + (1 − s)`` with s = ½ on
-sigmoid rows and 1 on the candidate rows; then ``gate' = s² − (gate − (1 − s))²``.
+All four gates are evaluated with one ``exp`` over all blocks (NumPy's exp is much
+faster than its tanh): σ(a) = 1 / (1 + e^(−a)) and tanh(a) = 2σ(2a) − 1.  Written with
+s = ½ on the sigmoid rows and s = 1 on the candidate row, ``gate = tanh(a·s)·s + (1 − s)``
+for every row, so one rule serves the backward pass: ``gate' = s² − (gate − (1 − s))²``.
 
 Arrays are gate-major — gates (4, B, H) per step — so each gate is one contiguous
 block and every elementwise operation runs over contiguous memory.
@@ -39,6 +40,12 @@ def gate_scales(xp: Any, dtype: Any) -> tuple[Any, Any, Any]:
     return s, 1.0 - s, s * s
 
 
+def step_constants(xp: Any, dtype: Any) -> dict[str, Any]:
+    """The constants ``forward`` and ``backward`` read from P."""
+    s, shift, s2 = gate_scales(xp, dtype)
+    return {"s": s, "shift": shift, "s2": s2, "neg2s": -2.0 * s}
+
+
 def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
     """Storage: gates (T, 4, B, H), h, c and tanh(c) (T, B, H)."""
     return {
@@ -49,12 +56,17 @@ def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
     }
 
 
-def _activate(xp: Any, a: Any, s: Any, shift: Any) -> None:
-    """In place: a ← tanh(a·s)·s + shift (σ on rows with s = ½, tanh where s = 1)."""
-    a *= s
-    xp.tanh(a, out=a)
-    a *= s
-    a += shift
+def _activate(xp: Any, a: Any, neg2s: Any, candidate: bool) -> None:
+    """In place: a ← σ(a) on the sigmoid rows, and tanh(a) = 2σ(2a) − 1 on the candidate
+    row a[2] when ``candidate``; ``neg2s`` is −2s per row (−1, or −2 for the candidate)."""
+    a *= neg2s
+    xp.exp(a, out=a)
+    a += 1.0
+    xp.reciprocal(a, out=a)
+    if candidate:
+        g = a[2]
+        g *= 2.0
+        g -= 1.0
 
 
 def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: Any,
@@ -62,21 +74,21 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     """One step from pre-activations ``xpj + hpj`` (4, B, H); writes S[...][t]."""
     a = S["gates"][t]
     c, tc, h = S["c"][t], S["tc"][t], S["h"][t]
-    s, shift = P["s"], P["shift"]
+    neg2s = P["neg2s"]
     xp.add(xpj, hpj, out=a)
     peep = P.get("peep")
     if peep is None:
-        _activate(xp, a, s, shift)
+        _activate(xp, a, neg2s, True)
     else:
         a[0] += peep[0] * c_prev
         a[1] += peep[1] * c_prev
-        _activate(xp, a[:3], s[:3], shift[:3])
+        _activate(xp, a[:3], neg2s[:3], True)
     i, f, g, o = a
     xp.multiply(f, c_prev, out=c)
     c += i * g
     if peep is not None:
         o += peep[2] * c
-        _activate(xp, o, s[3], shift[3])
+        _activate(xp, o, neg2s[3], False)
     xp.tanh(c, out=tc)
     xp.multiply(o, tc, out=h)
 

@@ -28,11 +28,11 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     act = P["activation"]
     if act == "tanh":
         xp.tanh(h, out=h)
-    elif act == "sigmoid":  # σ(a) = ½·tanh(a/2) + ½
-        h *= 0.5
-        xp.tanh(h, out=h)
-        h *= 0.5
-        h += 0.5
+    elif act == "sigmoid":  # σ(a) = 1 / (1 + e^(−a))
+        h *= -1.0
+        xp.exp(h, out=h)
+        h += 1.0
+        xp.reciprocal(h, out=h)
     elif act == "relu":
         xp.maximum(h, 0, out=h)
     # linear: h = a
