@@ -52,8 +52,8 @@ class _Dir:
     P: dict[str, Any]
     S: dict[str, Any] = field(default_factory=dict)
     X: Any = None  # the layer's input (T, B, D)
-    dxp: Any = None  # dL/d(input projection) (T, B, G·H)
-    dhp: Any = None  # dL/d(recurrent projection) (T, B, G·H), may alias dxp
+    dxp: Any = None  # dL/d(input projection), gate-major (G, T, B, H)
+    dhp: Any = None  # dL/d(recurrent projection) (G, T, B, H), may alias dxp
     dh: Any = None  # total dL/dh_t (T, B, H)
     dc: Any = None  # total dL/dc_t (T, B, H), LSTM only
     h0: Any = None  # initial state (B, H); None means zeros
@@ -202,12 +202,12 @@ class Network:
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
         # Fold b_hh into the input projection, except GRU's b_hn, which r multiplies.
-        bias = (b_ih + b_hh).reshape(G, 1, H)
+        bias = (b_ih + b_hh).reshape(G, 1, 1, H)
         b_step = None
         if D.cell.NAME == "gru":
-            bias[2, 0] = b_ih[2 * H:]
+            bias[2, 0, 0] = b_ih[2 * H:]
             b_step = b_hh[2 * H:]
-        xproj = project(xp, X, W_ih, G)  # (T, G, B, H): all timesteps in one product
+        xproj = project(xp, X, W_ih, G)  # (G, T, B, H): all timesteps in one product
         xproj += bias
         D.X = X
         D.S = D.cell.alloc(xp, T, B, H, dt)
@@ -239,7 +239,7 @@ class Network:
             xp.matmul(h_prev, W_hhT, out=hproj)
             if b_step is not None:
                 hproj[2] += b_step
-            D.cell.forward(xp, S, t, xproj[t], hproj, h_prev, c_prev, D.P)
+            D.cell.forward(xp, S, t, xproj[:, t], hproj, h_prev, c_prev, D.P)
 
     def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict) -> Any:
         """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX."""
@@ -249,7 +249,7 @@ class Network:
         sfx = f"_l{D.k}{D.suffix}"
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         lstm = D.cell.HAS_CELL_STATE
-        D.dxp = xp.empty((T, G, B, H), dtype=dt)
+        D.dxp = xp.empty((G, T, B, H), dtype=dt)
         D.dhp = D.dxp if D.cell.NAME != "gru" else xp.empty_like(D.dxp)
         D.dh = xp.empty((T, B, H), dtype=dt)
         D.dc = xp.empty((T, B, H), dtype=dt) if lstm else None
@@ -263,15 +263,10 @@ class Network:
             dh_carry, dc_carry = self._backward_steps(D, order, dH, gate_major(W_hh, G), h_first,
                                                       c_first, dh_carry, dc_carry, zeros, tbptt)
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
-        # Time-major copies for the products over all timesteps; the gate-major
-        # buffers are dropped as soon as they are copied.
-        flat_dxp = time_major(xp, D.dxp)
-        gru = D.dhp is not D.dxp
-        D.dxp = None
-        flat_dhp = time_major(xp, D.dhp) if gru else flat_dxp
-        D.dhp = None
-        self._dir_param_grads(D, flat_dxp, flat_dhp, h_first, c_first, grads)
-        return (flat_dxp @ W_ih).reshape(T, B, -1)  # dL/dX
+        self._dir_param_grads(D, h_first, c_first, grads)
+        dX = back_project(xp, D.dxp, W_ih)
+        D.dxp = D.dhp = None  # no longer needed: release them before the layer below runs
+        return dX
 
     def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh4: Any, h_first: Any,
                         c_first: Any, dh_carry: Any, dc_carry: Any, zeros: Any,
@@ -280,7 +275,7 @@ class Network:
         xp, S = self.xp, D.S
         lstm = D.cell.HAS_CELL_STATE
         dxp, dhp = D.dxp, D.dhp
-        scratch = xp.empty(dxp.shape[1:], dtype=dxp.dtype)
+        scratch = xp.empty(dxp[:, 0].shape, dtype=dxp.dtype)
         for s in range(len(order) - 1, -1, -1):
             t = order[s]
             h_prev = S["h"][order[s - 1]] if s > 0 else h_first
@@ -291,8 +286,8 @@ class Network:
             if lstm:
                 dc = D.dc[t]
                 dc[...] = dc_carry
-            dxp_t = dxp[t]
-            dhp_t = dxp_t if dhp is dxp else dhp[t]
+            dxp_t = dxp[:, t]
+            dhp_t = dxp_t if dhp is dxp else dhp[:, t]
             direct, dc_prev = D.cell.backward(xp, S, t, dh, dc, h_prev, c_prev, D.P,
                                               dxp_t, dhp_t)
             if s > 0 and tbptt and s % tbptt == 0:
@@ -306,39 +301,32 @@ class Network:
                 dc_carry = dc_prev
         return dh_carry, dc_carry
 
-    def _dir_param_grads(self, D: _Dir, flat_dxp: Any, flat_dhp: Any, h_first: Any,
-                         c_first: Any, grads: dict) -> None:
-        """Parameter gradients of one direction: one product over all timesteps.
-
-        ``flat_dxp``, ``flat_dhp``: dL/d(input and recurrent projections) as
-        (T·B, G·H), time-major.
-        """
+    def _dir_param_grads(self, D: _Dir, h_first: Any, c_first: Any, grads: dict) -> None:
+        """Parameter gradients of one direction: one product per gate over all timesteps."""
         xp, dt, S, X = self.xp, self.backend.dtype, D.S, D.X
-        T, B, _ = X.shape
+        T = X.shape[0]
         H = D.H
         sfx = f"_l{D.k}{D.suffix}"
+        dxp, dhp = D.dxp, D.dhp
         order = D.order(T)
-        grads["weight_ih" + sfx] = flat_dxp.T @ X.reshape(T * B, -1)
-        grads["bias_ih" + sfx] = flat_dxp.sum(axis=0)
-        grads["bias_hh" + sfx] = flat_dhp.sum(axis=0)
+        grads["weight_ih" + sfx] = outer_sum(xp, dxp, X)
+        grads["bias_ih" + sfx] = dxp.sum(axis=(1, 2)).reshape(-1)
+        grads["bias_hh" + sfx] = dhp.sum(axis=(1, 2)).reshape(-1)
         # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = h0.
         now, before = (slice(0, T - 1), slice(1, T)) if D.reverse else (slice(1, T), slice(0, T - 1))
         first = order[0]
-        rows = slice(first * B, (first + 1) * B)
-        dW_hh = flat_dhp[rows].T @ h_first
+        dW_hh = outer_sum(xp, dhp[:, first:first + 1], h_first[None])
         if T > 1:
-            dW_hh += (flat_dhp[now.start * B:now.stop * B].T
-                      @ S["h"][before].reshape(-1, H))
+            dW_hh += outer_sum(xp, dhp[:, now], S["h"][before])
         grads["weight_hh" + sfx] = dW_hh
         if "peep" in D.P:
             c = S["c"]
-            da = flat_dxp.reshape(T, B, 4, H)
             dpeep = xp.empty((3, H), dtype=dt)
-            dpeep[0] = (da[now, :, 0] * c[before]).sum(axis=(0, 1))
-            dpeep[1] = (da[now, :, 1] * c[before]).sum(axis=(0, 1))
-            dpeep[2] = (da[:, :, 3] * c).sum(axis=(0, 1))
-            dpeep[0] += (da[first, :, 0] * c_first).sum(axis=0)
-            dpeep[1] += (da[first, :, 1] * c_first).sum(axis=0)
+            dpeep[0] = (dxp[0, now] * c[before]).sum(axis=(0, 1))
+            dpeep[1] = (dxp[1, now] * c[before]).sum(axis=(0, 1))
+            dpeep[2] = (dxp[3] * c).sum(axis=(0, 1))
+            dpeep[0] += (dxp[0, first] * c_first).sum(axis=0)
+            dpeep[1] += (dxp[1, first] * c_first).sum(axis=0)
             grads["weight_peep" + sfx] = dpeep
 
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
@@ -438,7 +426,7 @@ class Network:
             return trace
         for D in layers:
             G = D.cell.BLOCKS
-            D.dxp = xp.empty((T, G, B, D.H), dtype=dt)
+            D.dxp = xp.empty((G, T, B, D.H), dtype=dt)
             D.dhp = D.dxp if D.cell.NAME != "gru" else xp.empty_like(D.dxp)
             D.dh = xp.empty((T, B, D.H), dtype=dt)
             D.dc = xp.empty((T, B, D.H), dtype=dt) if D.cell.HAS_CELL_STATE else None
@@ -451,15 +439,15 @@ class Network:
         for j, D in enumerate(layers):
             G, H = D.cell.BLOCKS, D.H
             inp = x if j == 0 else layers[j - 1].S["h"]
-            grads[f"weight_ih_l{D.k}"] = xp.tensordot(D.dxp, inp, axes=([0, 2], [0, 1])).reshape(G * H, -1)
-            grads[f"bias_ih_l{D.k}"] = D.dxp.sum(axis=(0, 2)).reshape(G * H)
+            grads[f"weight_ih_l{D.k}"] = outer_sum(xp, D.dxp, inp)
+            grads[f"bias_ih_l{D.k}"] = D.dxp.sum(axis=(1, 2)).reshape(G * H)
             if j == 0:
-                grads["weight_oh_l0"] = xp.tensordot(D.dhp, feed, axes=([0, 2], [0, 1])).reshape(G * H, O)
+                grads["weight_oh_l0"] = outer_sum(xp, D.dhp, feed)
             if "peep" in D.P:  # c_{t-1} = 0 here, so only p_o receives a gradient
                 dpeep = xp.zeros((3, H), dtype=dt)
-                dpeep[2] = (D.dxp[:, 3] * D.S["c"]).sum(axis=(0, 1))
+                dpeep[2] = (D.dxp[3] * D.S["c"]).sum(axis=(0, 1))
                 grads[f"weight_peep_l{D.k}"] = dpeep
-        trace.dx = xp.tensordot(layers[0].dxp, W_ih4[0], axes=([1, 3], [0, 1]))
+        trace.dx = back_project(xp, layers[0].dxp, p["weight_ih_l0"])
         trace.grads = grads
         trace.layers = layers_of([[D] for D in layers], with_grads=True)
         return trace
@@ -472,7 +460,7 @@ class Network:
         T, B, _ = x.shape
         W, b = p["head.weight"], p["head.bias"]
         xproj0 = project(xp, x, p["weight_ih_l0"], layers[0].cell.BLOCKS)
-        xproj0 += b_ih[0]
+        xproj0 += b_ih[0][:, None]
         W_ihT = [xp.ascontiguousarray(w.transpose(0, 2, 1)) for w in W_ih4]  # (G, K, H)
         W_ohT = xp.ascontiguousarray(W_oh4.transpose(0, 2, 1))
         zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
@@ -487,7 +475,7 @@ class Network:
                     feed[t] = softmax(xp, out[t - 1]) if classes else out[t - 1]
             for j, D in enumerate(layers):
                 if j == 0:
-                    xpj = xproj0[t]
+                    xpj = xproj0[:, t]
                     xp.matmul(feed[t], W_ohT, out=hproj[0])
                 else:
                     xpj = xp.matmul(layers[j - 1].S["h"][t], W_ihT[j])
@@ -524,13 +512,13 @@ class Network:
                 if D.dc is not None:
                     dc = D.dc[t]
                     dc[...] = 0
-                dxp_t = D.dxp[t]
-                dhp_t = dxp_t if D.dhp is D.dxp else D.dhp[t]
+                dxp_t = D.dxp[:, t]
+                dhp_t = dxp_t if D.dhp is D.dxp else D.dhp[:, t]
                 D.cell.backward(xp, D.S, t, D.dh[t], dc, zeros[j], zeros[j], D.P, dxp_t, dhp_t)
                 if j > 0:
                     d_h = vjp(xp, dxp_t, W_ih4[j], xp.empty((B, layers[j - 1].H), dtype=dt),
                               scratch[j])
-            vjp(xp, layers[0].dhp[t], W_oh4, d_feed, feed_scratch)
+            vjp(xp, layers[0].dhp[:, t], W_oh4, d_feed, feed_scratch)
 
 def gate_major(W: Any, G: int) -> Any:
     """View a (G·H, K) weight as (G, H, K): one block of rows per gate."""
@@ -538,16 +526,32 @@ def gate_major(W: Any, G: int) -> Any:
 
 
 def project(xp: Any, X: Any, W: Any, G: int) -> Any:
-    """X (T, B, D) times Wᵀ (W is (G·H, D)) in one product, as gate-major (T, G, B, H)."""
+    """X (T, B, D) times Wᵀ (W is (G·H, D)), all timesteps at once, as gate-major
+    (G, T, B, H): one product per gate block, written where the steps read it."""
     T, B, D = X.shape
-    out = (X.reshape(T * B, D) @ W.T).reshape(T, B, G, W.shape[0] // G)
-    return xp.ascontiguousarray(out.transpose(0, 2, 1, 3))
+    H = W.shape[0] // G
+    out = xp.empty((G, T, B, H), dtype=X.dtype)
+    xp.matmul(X.reshape(1, T * B, D), gate_major(W, G).transpose(0, 2, 1),
+              out=out.reshape(G, T * B, H))
+    return out
 
 
-def time_major(xp: Any, d: Any) -> Any:
-    """(T, G, B, H) gate-major gradients as one (T·B, G·H) matrix (a single copy)."""
-    T, G, B, H = d.shape
-    return xp.ascontiguousarray(d.transpose(0, 2, 1, 3)).reshape(T * B, G * H)
+def back_project(xp: Any, d: Any, W: Any) -> Any:
+    """dL/dX (T, B, D) from gate-major d (G, T, B, H) through W (G·H, D): Σ_g d_g W_g."""
+    G, T, B, H = d.shape
+    W4 = gate_major(W, G)
+    flat = d.reshape(G, T * B, H)
+    out = flat[0] @ W4[0]
+    for g in range(1, G):
+        out += flat[g] @ W4[g]
+    return out.reshape(T, B, W.shape[1])
+
+
+def outer_sum(xp: Any, d: Any, X: Any) -> Any:
+    """Σ over steps and samples of d_g ⊗ x: d (G, T, B, H), X (T, B, K) → (G·H, K)."""
+    G, T, B, H = d.shape
+    out = xp.matmul(d.reshape(G, T * B, H).transpose(0, 2, 1), X.reshape(1, T * B, -1))
+    return out.reshape(G * H, -1)
 
 
 def vjp(xp: Any, d: Any, W4: Any, out: Any, scratch: Any) -> Any:
@@ -600,10 +604,9 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
         grad_buffers = G * H * (2 if cell == "gru" else 1)
         if feedback:  # every layer keeps its gradient buffers to the end
             units += nd * (_STORED[cell] * H + grad_buffers)
-        else:  # gate-major buffers, their time-major copy, and dL/d(input)
+        else:  # released after each direction: gradient buffers and dL/d(input)
             units += nd * _STORED[cell] * H
-            copy = G * H if G > 1 else 0  # a single gate needs no reordering
-            work = max(work, grad_buffers + copy + d_in)
+            work = max(work, grad_buffers + d_in)
         if k > 0 and model.layers[k - 1].bidirectional:
             units += d_in  # the concatenated input
         params += nd * (G * H * (d_in + H + 2) + 3 * H) * 2
@@ -611,9 +614,6 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
     units += work + 2 * model.output_size  # the output and its gradient
     if feedback:
         units += 2 * model.output_size  # the fed-back values (the head's gradient is per step)
-        first = model.layers[0]  # reordering the projection of every input step at once
-        if CELLS[first.cell].BLOCKS > 1:
-            units += CELLS[first.cell].BLOCKS * first.hidden_size
     else:
         units += d_in  # the head's dL/d(features), all steps at once
     params += (d_in + 1) * model.output_size * 2
