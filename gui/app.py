@@ -1,6 +1,7 @@
 """The main window: docks for the builder, the controls, the lesson and every plot.
 
 ``run_app`` is the entry point of the desktop app and of ``--screenshot``.
+Documents (open, save, recent files, autosave and recovery) follow :mod:`gui.files`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QMimeData, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QStyle,
     QToolBar,
     QToolButton,
     QVBoxLayout,
@@ -36,6 +38,22 @@ from core.lessons import list_lessons, load_lesson
 
 from .builder import BuilderPanel
 from .controls import ControlPanel
+from .files import (
+    ARCHIVE_SUFFIX,
+    DOCUMENT_SUFFIXES,
+    OPEN_FILTER,
+    OPENABLE_SUFFIXES,
+    SAVE_FILTERS,
+    Autosave,
+    AutosaveEntry,
+    add_recent,
+    data_dir,
+    file_kind,
+    parse_recent,
+    read_document,
+    read_weights,
+    split_missing,
+)
 from .lessons import LessonPanel
 from .state import DIVERGED, FINISHED, PAUSED, RUNNING, LabState
 from .worker import Throttle
@@ -44,6 +62,7 @@ ORGANISATION, APPLICATION = "GradientFlowLab", "gradlab"
 DEFAULT_LESSON = "vanishing_tanh"
 SCREENSHOT_SIZE = (1600, 1000)
 BUSY_DELAY_MS = 250
+AUTOSAVE_MS = 60_000
 # Where the plot panels go: columns of cells, a cell's panels share it as tabs.
 PLOT_LAYOUT = (
     (("gradients",), ("hidden", "cell"), ("training",)),
@@ -120,17 +139,30 @@ class Banner(QFrame):
 
 
 class MainWindow(QMainWindow):
-    """Gradient Flow Lab's window.  ``settings=None`` remembers nothing between runs."""
+    """Gradient Flow Lab's window.
+
+    ``settings=None`` remembers nothing between runs (no recent files, no layout);
+    ``data_dir`` is the per-user data folder that holds ``autosave/`` (None: no
+    autosave and no recovery); ``autosave_ms`` is the autosave interval.
+    """
 
     def __init__(self, state: LabState | None = None, settings: QSettings | None = None,
-                 panels: Sequence[type] | None = None, parent: QWidget | None = None) -> None:
+                 panels: Sequence[type] | None = None, parent: QWidget | None = None,
+                 data_dir: str | os.PathLike[str] | None = None,
+                 autosave_ms: int = AUTOSAVE_MS) -> None:
         super().__init__(parent)
         from pyqtgraph.dockarea import Dock, DockArea
 
         self.state = state or LabState(parent=self)
         self.settings = settings
         self.confirm_discard = self._ask_discard  # replaceable (tests)
+        self.ask_recover = self._ask_recover  # replaceable (tests)
+        self.autosave = Autosave(Path(data_dir) / "autosave") if data_dir is not None else None
+        self._autosave_pending = False
+        self._closed = False
+        self._recent: list[str] = parse_recent(settings.value("files/recent")) if settings else []
         self.setWindowTitle("Gradient Flow Lab")
+        self.setAcceptDrops(True)
         self.resize(1500, 950)
 
         self.banner = Banner()
@@ -182,7 +214,16 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._update_title()
         self._on_training_state(self.state.training_state)
-        if self.state.result is None:
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(autosave_ms)
+        self.autosave_timer.timeout.connect(self.autosave_now)
+        if self.autosave is not None:
+            self.autosave_timer.start()
+        QTimer.singleShot(0, self._first_probe)
+
+    def _first_probe(self) -> None:
+        """Probe the starting experiment unless something else already asked."""
+        if self.state.result is None and not self.state.probe_runner.is_busy:
             self.state.request_probe()
 
     # ------------------------------------------------------------------ layout
@@ -295,16 +336,28 @@ class MainWindow(QMainWindow):
                                        QKeySequence(QKeySequence.StandardKey.Redo)])
         for a in (self.undo_action, self.redo_action):
             self.addAction(a)
-        self.train_action = self._action("▶ Train", s.toggle_training, Qt.Key.Key_Space,
+        self.train_action = self._action("Train", s.toggle_training, Qt.Key.Key_Space,
                                          "Train the network / pause (Space)")
         self.step_action = self._action("Step", s.step, "Ctrl+T", "One training step")
         self.reset_action = self._action("Reset", s.reset, "Ctrl+R",
                                          "Stop training and re-draw the weights from the seed")
+        icons = QStyle.StandardPixmap
+        self._icons = {name: self.style().standardIcon(icon) for name, icon in (
+            ("play", icons.SP_MediaPlay), ("pause", icons.SP_MediaPause))}
+        self.step_action.setIcon(self.style().standardIcon(icons.SP_MediaSkipForward))
+        self.reset_action.setIcon(self.style().standardIcon(icons.SP_BrowserReload))
 
         menu = self.menuBar().addMenu("&File")
         menu.addAction(self._action("&New", self.new_experiment, QKeySequence.StandardKey.New))
-        menu.addAction(self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open))
-        menu.addAction(self._action("&Save", self.save, QKeySequence.StandardKey.Save))
+        menu.addAction(self._action(
+            "&Open…", self.open_dialog, QKeySequence.StandardKey.Open,
+            "Open a saved experiment (.gradlab), experiment settings (.json), or weights "
+            "(.safetensors, .npz) for the current model"))
+        self.recent_menu = menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._fill_recent_menu(prune=False)
+        menu.addAction(self._action("&Save", self.save, QKeySequence.StandardKey.Save,
+                                    "Save the experiment, its weights and training history"))
         menu.addAction(self._action("Save &As…", self.save_as, "Ctrl+Shift+S"))
         menu.addSeparator()
         menu.addAction(self._action("&Export all…", self.export_all, "Ctrl+E",
@@ -337,7 +390,7 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Training")
         bar.setObjectName("training-toolbar")
         bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         for a in (self.train_action, self.step_action, self.reset_action):
             bar.addAction(a)
         bar.addSeparator()
@@ -359,7 +412,8 @@ class MainWindow(QMainWindow):
         s.training_state_changed.connect(self._on_training_state)
         s.training_progress.connect(self._on_progress)
         s.experiment_changed.connect(self._on_experiment)
-        s.file_changed.connect(self._update_title)
+        s.file_changed.connect(self._on_file_changed)
+        s.history_changed.connect(self._note_change)
         s.params_reset.connect(lambda: self.statusBar().showMessage(
             f"Weights drawn afresh from seed {s.experiment.init.seed}", 3000))
         self._on_experiment(s.experiment)
@@ -409,7 +463,8 @@ class MainWindow(QMainWindow):
 
     def _on_training_state(self, value: str) -> None:
         running = value == RUNNING
-        self.train_action.setText("⏸ Pause" if running else "▶ Train")
+        self.train_action.setText("Pause" if running else "Train")
+        self.train_action.setIcon(self._icons["pause" if running else "play"])
         self.train_action.setToolTip("Pause training (Space)" if running
                                      else "Train the network (Space)")
         self.step_action.setEnabled(not running)
@@ -422,23 +477,37 @@ class MainWindow(QMainWindow):
 
     def _on_experiment(self, exp: Experiment) -> None:
         self.backend_label.setText(self.state.backend_label)
+        self._note_change()
         self._update_title()
+
+    def _on_file_changed(self) -> None:
+        self._update_title()
+        if self.state.modified:
+            self._note_change()
+        else:  # saved, opened or undone back to the file: nothing to recover
+            self._autosave_pending = False
+            if self.autosave is not None:
+                self.autosave.clear()
 
     def _update_title(self) -> None:
         s = self.state
-        name = s.experiment.title or (s.path.name if s.path else "untitled")
+        name = s.path.name if s.path else (s.experiment.title or "untitled")
         self.setWindowTitle(f"{name}[*] — Gradient Flow Lab")
         self.setWindowModified(s.modified)
 
     # ------------------------------------------------------------------ files and lessons
 
     def _ask_discard(self) -> bool:
+        """Save / Discard / Cancel when there are unsaved changes; True: go on."""
         if not self.state.modified:
             return True
+        s = self.state
+        name = s.path.name if s.path else (s.experiment.title or "The experiment")
+        buttons = QMessageBox.StandardButton
         answer = QMessageBox.question(
-            self, "Unsaved changes", "The experiment has unsaved changes. Save them first?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel)
+            self, "Unsaved changes",
+            f"{name} has unsaved changes (settings, trained weights or training history). "
+            "Save them first?", buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
         if answer == QMessageBox.StandardButton.Save:
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
@@ -448,30 +517,216 @@ class MainWindow(QMainWindow):
             self.state.load(Experiment())
 
     def open_dialog(self) -> None:
-        if not self.confirm_discard():
-            return
-        path, _ = QFileDialog.getOpenFileName(self, "Open experiment", self._folder(),
-                                              "Experiments (*.json);;All files (*)")
+        """File → Open…: an experiment, a saved archive or weights for the current model."""
+        path, _ = QFileDialog.getOpenFileName(self, "Open", self._folder(), OPEN_FILTER)
         if path:
-            self.state.open_file(path)
+            self.open_path(path)
+
+    def open_path(self, path: str | os.PathLike[str]) -> bool:
+        """Open ``path`` (see :meth:`LabState.open_file`), asking first about unsaved
+        changes it would replace; a failure changes nothing and says why."""
+        kind = file_kind(path)
+        if kind is None:
+            self._on_error(f"{path}: not a file Gradient Flow Lab opens (it opens "
+                           f"{', '.join(OPENABLE_SUFFIXES)})")
+            return False
+        try:  # read and check everything before asking or changing anything
+            if kind == "weights":
+                loaded: Any = read_weights(path, self.state.experiment.model)
+            else:
+                loaded = read_document(path)
+        except UserError as exc:
+            self._on_error(str(exc))
+            return False
+        replaces_work = kind != "weights" or bool(self.state.history["step"])
+        if replaces_work and not self.confirm_discard():
+            return False
+        if kind == "weights":
+            self.state.set_weights(loaded)
+        elif not self.state.load_document(loaded, path=path):
+            return False
+        self._add_recent(path)
+        what = "Loaded weights from" if kind == "weights" else "Opened"
+        self.statusBar().showMessage(f"{what} {Path(path).name}", 5000)
+        return True
 
     def save(self) -> bool:
-        if self.state.path is None:
+        """File → Save: into the open ``.gradlab`` file, else as a new one."""
+        path = self.state.path
+        if path is None or file_kind(path) != "archive":
             return self.save_as()
-        return self.state.save()
+        return self._save_to(path)
 
-    def save_as(self) -> bool:
-        suggestion = str(Path(self._folder()) / f"{self.state.lesson or 'experiment'}.json")
-        path, _ = QFileDialog.getSaveFileName(self, "Save experiment", suggestion,
-                                              "Experiments (*.json)")
-        if not path:
-            return False
-        if not path.endswith(".json"):
-            path += ".json"
-        return self.state.save(path)
+    def save_as(self, path: str | os.PathLike[str] | None = None) -> bool:
+        """File → Save As…: ``path``, or one asked for (``.gradlab`` unless chosen)."""
+        if path is None:
+            stem = (self.state.path.stem if self.state.path
+                    else self.state.lesson or "experiment")
+            suggestion = str(Path(self._folder()) / f"{stem}{ARCHIVE_SUFFIX}")
+            chosen, selected = QFileDialog.getSaveFileName(
+                self, "Save experiment", suggestion, ";;".join(SAVE_FILTERS))
+            if not chosen:
+                return False
+            if Path(chosen).suffix.lower() not in DOCUMENT_SUFFIXES:
+                chosen += SAVE_FILTERS.get(selected, ARCHIVE_SUFFIX)
+            path = chosen
+        return self._save_to(path)
+
+    def _save_to(self, path: str | os.PathLike[str]) -> bool:
+        resume = self.state.wait_for_rest()  # save the weights of the latest step
+        ok = self.state.save(path)
+        if ok:
+            self._add_recent(path)
+            self.statusBar().showMessage(f"Saved {Path(path).name}", 5000)
+        if resume:
+            self.state.train()
+        return ok
 
     def _folder(self) -> str:
         return str(self.state.path.parent) if self.state.path else str(Path.home())
+
+    # ------------------------------------------------------------------ recent files
+
+    def _add_recent(self, path: str | os.PathLike[str]) -> None:
+        self._set_recent(add_recent(self._recent, path))
+
+    def _set_recent(self, paths: list[str]) -> None:
+        self._recent = paths
+        if self.settings is not None:
+            self.settings.setValue("files/recent", json.dumps(paths))
+        self._fill_recent_menu(prune=False)
+
+    def recent_files(self) -> list[str]:
+        """The Open Recent list, most recent first."""
+        return list(self._recent)
+
+    def _fill_recent_menu(self, prune: bool = True) -> None:
+        """Rebuild Open Recent; files no longer there are dropped, with a message."""
+        if prune:
+            kept, gone = split_missing(self._recent)
+            if gone:
+                self._set_recent(kept)
+                names = ", ".join(Path(p).name for p in gone)
+                self.statusBar().showMessage(
+                    f"Removed from Open Recent (no longer found): {names}", 8000)
+                return
+        menu = self.recent_menu
+        menu.clear()
+        for i, path in enumerate(self._recent, 1):
+            p = Path(path)
+            action = menu.addAction(f"&{i} {p.name} — {p.parent}")
+            action.setData(path)
+            action.setToolTip(path)
+            action.triggered.connect(lambda _checked=False, path=path: self.open_recent(path))
+        if not self._recent:
+            menu.addAction("No recent files").setEnabled(False)
+        else:
+            menu.addSeparator()
+            menu.addAction("Clear list").triggered.connect(lambda: self._set_recent([]))
+
+    def open_recent(self, path: str) -> bool:
+        """Open a file of the Open Recent list; one that is gone leaves the list."""
+        if not Path(path).is_file():
+            self._set_recent([p for p in self._recent if p != path])
+            self._on_error(f"{path}: no longer there; removed from Open Recent")
+            return False
+        return self.open_path(path)
+
+    # ------------------------------------------------------------------ drag and drop
+
+    @staticmethod
+    def _dropped_file(mime: QMimeData) -> str | None:
+        """The first local file among ``mime``'s URLs that the lab opens, or None."""
+        if not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile() and file_kind(url.toLocalFile()) is not None:
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_file(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = self._dropped_file(event.mimeData())
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        QTimer.singleShot(0, lambda: self.open_path(path))  # not inside the drag's loop
+
+    # ------------------------------------------------------------------ autosave and recovery
+
+    def _note_change(self, *_args: Any) -> None:
+        if self.state.modified:
+            self._autosave_pending = True
+
+    def autosave_now(self) -> bool:
+        """Write the autosave if there are unsaved changes it does not hold yet."""
+        if self.autosave is None or not self.state.modified or not self._autosave_pending:
+            return False
+        try:
+            self.autosave.write(self.state.document(), self.state.path)
+        except Exception as exc:  # never interrupt the user's work for this
+            self.statusBar().showMessage(f"Autosave failed: {exc}", 10000)
+            return False
+        self._autosave_pending = False
+        return True
+
+    def _ask_recover(self, entry: AutosaveEntry) -> str | None:
+        """Ask about an autosave left by a run that did not exit cleanly:
+        ``"recover"``, ``"discard"`` or None (ask again next time)."""
+        from datetime import datetime
+
+        when = datetime.fromtimestamp(entry.time).strftime("%Y-%m-%d %H:%M")
+        what = Path(entry.path).name if entry.path else "an untitled experiment"
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work?",
+                          f"Gradient Flow Lab did not close properly. Unsaved changes to "
+                          f"{what} were kept automatically at {when}.",
+                          QMessageBox.StandardButton.NoButton, self)
+        box.setInformativeText("Recover them, or discard them for good?")
+        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton(QMessageBox.StandardButton.Discard)
+        box.setDefaultButton(recover)
+        try:
+            box.exec()
+            clicked = box.clickedButton()
+        finally:
+            box.deleteLater()
+        return {id(recover): "recover", id(discard): "discard"}.get(id(clicked))
+
+    def offer_recovery(self) -> bool:
+        """Offer the newest autosave of a run that did not exit cleanly; Recover
+        opens it as an unsaved document that remembers its file.  True if recovered."""
+        if self.autosave is None:
+            return False
+        entries = self.autosave.orphans()
+        if not entries:
+            return False
+        entry = entries[0]
+        choice = self.ask_recover(entry)
+        if choice == "discard":
+            entry.discard()
+        if choice != "recover" or not self.confirm_discard():
+            return False
+        try:
+            doc = read_document(entry.archive)
+        except UserError as exc:
+            self._on_error(f"could not recover the autosave: {exc}")
+            return False
+        if not self.state.load_document(doc, path=entry.path, modified=True):
+            return False
+        self._autosave_pending = True
+        if self.autosave_now():  # the work belongs to this run now
+            entry.discard()
+        self.statusBar().showMessage("Recovered unsaved work; save it to keep it", 8000)
+        return True
 
     def open_lesson(self, name: str) -> bool:
         """Open lesson ``name`` (a preset); False if it cannot be loaded."""
@@ -495,25 +750,29 @@ class MainWindow(QMainWindow):
         for _pos, p in sorted((m for m in mentioned if m[0] >= 0), key=lambda m: -m[0]):
             raise_dock(self.docks[f"plot.{p.name}"])
 
-    def export_all(self) -> None:
-        """Export every plot (PNG, SVG, CSV) into a chosen folder (see gui.export)."""
-        try:
-            from .export import export_panels
-        except ImportError:
-            self._on_error("exporting from the app is not available in this build; "
-                           "use `gradlab export` on the command line")
-            return
-        folder = QFileDialog.getExistingDirectory(self, "Export every plot into", self._folder())
+    def export_all(self, folder: str | None = None) -> bool:
+        """Write every plot (PNG, SVG, CSV) and the experiment into ``folder`` (asked
+        for when None); see :mod:`gui.export`."""
+        from .export import export_all
+
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Export every plot into",
+                                                      self._folder())
         if not folder:
-            return
+            return False
         self.flush_redraws()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        QApplication.processEvents()
         try:
-            written = export_panels(self.panels, folder)
-        except (OSError, UserError, ValueError) as exc:
-            self._on_error(f"export failed: {exc}")
-            return
-        count = len(written) if hasattr(written, "__len__") else 0
-        self.statusBar().showMessage(f"Exported {count} files to {folder}", 8000)
+            written = export_all(self.panels, self.state.experiment, folder)
+        except (OSError, UserError) as exc:
+            self._on_error(f"export: {exc}")
+            return False
+        finally:
+            self.progress.hide()
+        self.statusBar().showMessage(f"Exported {len(written)} files to {folder}", 8000)
+        return True
 
     def about(self) -> None:
         QMessageBox.about(
@@ -540,39 +799,65 @@ class MainWindow(QMainWindow):
                 self.area.restoreState(self._default_layout, missing="ignore")
 
     def restore_last_experiment(self) -> bool:
-        """Reopen the experiment of the previous run, if one was remembered."""
+        """Reopen what the previous run ended with: its file, else its settings (unless
+        they were discarded), else its lesson."""
         st = self.settings
         if st is None:
             return False
-        text = st.value("experiment/last")
-        if not isinstance(text, str) or not text:
-            return False
-        try:
-            exp = experiment_from_dict(json.loads(text))
-        except (ValueError, UserError):
-            return False
-        path = st.value("experiment/path") or None
+        path = st.value("experiment/path") or ""
         lesson = st.value("experiment/lesson") or None
-        if not self.state.load(exp, path=path, lesson=lesson):
-            return False
-        if st.value("experiment/modified") in (True, "true"):
-            self.state._set_modified(True)
-        return True
+        if isinstance(path, str) and path and Path(path).is_file():
+            try:
+                doc = read_document(path)
+            except UserError:
+                pass  # changed or broken since: fall back to the remembered settings
+            else:
+                return self.state.load_document(doc, path=path, lesson=lesson)
+        text = st.value("experiment/last")
+        if isinstance(text, str) and text:
+            try:
+                exp = experiment_from_dict(json.loads(text))
+            except (ValueError, UserError):
+                exp = None
+            if exp is not None and self.state.load(exp, lesson=lesson):
+                return True
+        if isinstance(lesson, str) and lesson:
+            try:
+                return self.state.load(load_lesson(lesson), lesson=lesson)
+            except UserError:
+                return False
+        return False
 
     def save_settings(self) -> None:
+        """Remember the layout, recent files and the experiment (unless its changes
+        were just discarded)."""
         st = self.settings
         if st is None:
             return
+        s = self.state
         st.setValue("window/geometry", self.saveGeometry())
         st.setValue("window/docks", json.dumps(self.area.saveState()))
-        st.setValue("experiment/last", json.dumps(experiment_to_dict(self.state.experiment)))
-        st.setValue("experiment/path", str(self.state.path) if self.state.path else "")
-        st.setValue("experiment/lesson", self.state.lesson or "")
-        st.setValue("experiment/modified", self.state.modified)
+        kept = "" if s.modified else json.dumps(experiment_to_dict(s.experiment))
+        st.setValue("experiment/last", kept)
+        document = s.path is not None and file_kind(s.path) in ("archive", "experiment")
+        st.setValue("experiment/path", str(s.path) if document else "")
+        st.setValue("experiment/lesson", s.lesson or "")
+        st.remove("experiment/modified")
+        st.setValue("files/recent", json.dumps(self._recent))
         st.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.save_settings()  # the experiment is remembered, so closing loses nothing
+        if self._closed:
+            super().closeEvent(event)
+            return
+        if not self.confirm_discard():  # Save / Discard / Cancel
+            event.ignore()
+            return
+        self._closed = True
+        self.autosave_timer.stop()
+        self.save_settings()
+        if self.autosave is not None:
+            self.autosave.clear()  # a clean exit: nothing to recover
         self.state.shutdown()
         super().closeEvent(event)
 
@@ -645,9 +930,12 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Gradient Flow Lab")
-    # A screenshot is independent of (and leaves alone) the user's remembered layout.
+    # A screenshot is independent of (and leaves alone) the user's remembered layout,
+    # files and autosave, and never asks anything.
     settings = None if screenshot else QSettings(ORGANISATION, APPLICATION)
-    window = MainWindow(settings=settings)
+    window = MainWindow(settings=settings, data_dir=None if screenshot else data_dir())
+    if screenshot:
+        window.confirm_discard = lambda: True
     if exp is not None:
         window.state.load(exp, lesson=preset)
     elif not window.restore_last_experiment():
@@ -656,6 +944,8 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
         window.resize(*SCREENSHOT_SIZE)
         _screenshot_when_ready(app, window, screenshot)
     window.show()
+    if not screenshot:
+        QTimer.singleShot(0, window.offer_recovery)
     status = app.exec()
     outcome = getattr(window, "_screenshot_outcome", {})
     if window.isVisible():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QPoint, Qt, Signal
+from PySide6.QtCore import QMimeData, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QDrag, QDragEnterEvent, QDragMoveEvent, QDropEvent, QMouseEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -419,7 +419,8 @@ class ArchitectureCanvas(QWidget):
                 dst -= 1
             if dst == src:
                 return False
-            self._move(src, dst)
+            # The dragged card is rebuilt by the move: do it once the drag has returned.
+            QTimer.singleShot(0, lambda: self._move(src, dst))
             return True
         spec = spec_from_mime(mime)
         if spec is None:

@@ -165,7 +165,7 @@ class ControlPanel(QScrollArea):
         self.state = state
         self._widgets: list[QWidget] = []
         self.setWidgetResizable(True)
-        self.setMinimumWidth(330)
+        self.setMinimumWidth(290)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QWidget()
         column = QVBoxLayout(body)

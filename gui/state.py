@@ -9,6 +9,10 @@ Weights policy: a change of architecture, task or initialisation (scheme,
 scales, forget bias, seed) re-draws the weights from the seed, so a slider
 position always means the same weights; anything else (sequence length, batch,
 training settings, backend) keeps the current, possibly trained, weights.
+
+Document: ``path`` is the file the experiment came from or was saved to;
+``modified`` says there are unsaved changes (an edit, a training step, loaded
+weights).  :meth:`LabState.document` is what a save writes.
 """
 
 from __future__ import annotations
@@ -32,11 +36,10 @@ from core.experiment import (
     ModelConfig,
     experiment_from_dict,
     experiment_to_dict,
-    load_experiment_config,
-    save_experiment,
 )
 from core.init import init_params
 
+from .files import Document, file_kind, read_document, read_weights, write_document
 from .worker import ProbeRunner, Rest, TrainingRunner
 
 HISTORY_COLUMNS = ("step", "loss", "val_loss", "grad_norm_before", "grad_norm_after", "lr")
@@ -69,6 +72,14 @@ def task_sizes(name: str, options: dict[str, Any]) -> dict[str, Any] | None:
     except ImportError:
         return None
     return task_shapes(name, options)
+
+
+def _max_seq_len(name: str, options: dict[str, Any]) -> int | None:
+    try:
+        sizes = task_sizes(name, options)
+    except UserError:
+        return None
+    return None if sizes is None else sizes.get("max_seq_len")
 
 
 class _EditCommand(QUndoCommand):
@@ -107,6 +118,10 @@ def _with_parts(exp: Experiment, parts: dict[str, Any]) -> Experiment:
 
 class LabState(QObject):
     """The one source of truth the views observe.
+
+    ``experiment`` (treat as read-only: change it through the methods), ``params``
+    (name → float64 array), ``result`` (latest ProbeResult), ``history`` (training
+    columns), ``undo_stack`` (architecture and task edits).
 
     Signals: ``experiment_changed(Experiment)``, ``result_changed(ProbeResult)``,
     ``history_changed(dict)`` (columns of numpy arrays), ``training_state_changed(str)``
@@ -156,6 +171,7 @@ class LabState(QObject):
         self._resume_on_rest = False
         self._run_total = 0
         self._optimizer_state: dict[str, Any] | None = None
+        self._rest_steps = 0  # history rows that the weights in ``params`` have seen
         self._run_steps = 0
         self.history: dict[str, list[float]] = {c: [] for c in HISTORY_COLUMNS}
         self.experiment = validate(experiment or Experiment())
@@ -172,10 +188,14 @@ class LabState(QObject):
     def _on_clean_changed(self, _clean: bool) -> None:
         self.file_changed.emit()
 
-    def _set_modified(self, value: bool) -> None:
+    def set_modified(self, value: bool = True) -> None:
+        """Mark unsaved changes (or none: the document matches its file)."""
+        if not value:
+            self.undo_stack.setClean()
         if value != self._modified:
             self._modified = value
             self.file_changed.emit()
+
 
     def history_arrays(self) -> dict[str, np.ndarray]:
         """The training history as float64 columns (NaN where a value was not measured)."""
@@ -206,29 +226,120 @@ class LabState(QObject):
         return True
 
     def open_file(self, path: str | Path) -> bool:
-        """Load an experiment file; a bad file is reported and changes nothing."""
+        """Open a ``.gradlab`` archive or experiment ``.json`` as the document, or load
+        a weights file onto the current model.  Everything is validated before anything
+        changes: a bad file is reported and leaves the current experiment as it was."""
+        if file_kind(path) == "weights":
+            return self.load_weights_file(path)
         try:
-            exp = load_experiment_config(path)
+            doc = read_document(path)
         except UserError as exc:
             self._report(str(exc))
             return False
-        return self.load(exp, path=path)
+        except OSError as exc:
+            self._report(f"{path}: could not open ({exc})")
+            return False
+        return self.load_document(doc, path=path)
+
+    def load_document(self, doc: Document, path: str | Path | None = None,
+                      lesson: str | None = None, modified: bool = False) -> bool:
+        """Replace the document: experiment, weights (else drawn from the seed), training
+        history and optimizer state (so that Train resumes where the file left off)."""
+        exp = doc.experiment
+        if doc.params is not None:
+            exp = dataclasses.replace(exp)
+            exp.weights = doc.params
+        if not self.load(exp, path=path, lesson=lesson):
+            return False
+        if doc.history:
+            rows = len(next(iter(doc.history.values())))
+            self.history = {c: _column_list(doc.history.get(c), c, rows)
+                            for c in HISTORY_COLUMNS}
+            self._rest_steps = rows
+            self.history_changed.emit(self.history_arrays())
+        self._optimizer_state = dict(doc.optimizer_state) if doc.optimizer_state else None
+        if modified:
+            self.set_modified(True)
+        return True
+
+    def load_weights_file(self, path: str | Path) -> bool:
+        """Put the weights of a ``.safetensors``/``.npz`` file on the current model.
+
+        They must fit the model exactly (names and shapes); otherwise a message says
+        what does not fit and nothing changes.
+        """
+        try:
+            params = read_weights(path, self.experiment.model)
+        except UserError as exc:
+            self._report(str(exc))
+            return False
+        self.set_weights(params)
+        return True
+
+    def set_weights(self, params: dict[str, np.ndarray]) -> None:
+        """Use ``params`` (checked to fit the model) as the weights; training starts
+        afresh from them, with an empty history."""
+        self.trainer.stop()
+        self.experiment = dataclasses.replace(self.experiment)
+        self.experiment.weights = params
+        self._reset_weights(keep_loaded=True, announce=False)
+        self.set_modified(True)
+        self.experiment_changed.emit(self.experiment)
+        self.request_probe()
+
+    def document(self) -> Document:
+        """What a save writes: the experiment, the weights at rest with the history rows
+        they have seen, and the optimizer state (a running training keeps going)."""
+        rows = self._rest_steps
+        history = {c: np.asarray(v[:rows], dtype=np.int64 if c == "step" else np.float64)
+                   for c, v in self.history.items()}
+        return Document(self.experiment, self.params, history, self._optimizer_state)
 
     def save(self, path: str | Path | None = None) -> bool:
-        """Write the experiment atomically to ``path`` (default: the current file)."""
+        """Write the document atomically to ``path`` (default: the current file): a
+        ``.gradlab`` archive, or only the settings for a ``.json`` name.  A failure is
+        reported, leaves any previous file intact and the document unsaved."""
         target = Path(path) if path else self.path
         if target is None:
             raise ValueError("no file name to save to")
         try:
-            save_experiment(self.experiment, target)
-        except (OSError, UserError) as exc:
-            self._report(f"{target}: could not save ({exc})")
+            write_document(target, self.document())
+        except Exception as exc:  # OSError, UserError, or anything a writer raises
+            self._report(f"{target}: could not save ({exc or type(exc).__name__})")
             return False
         self.path = target
-        self.undo_stack.setClean()
-        self._modified = False
+        self.set_modified(False)
         self.file_changed.emit()
         return True
+
+    def wait_for_rest(self, timeout_ms: int = 10_000) -> bool:
+        """Pause training and wait until the worker hands back its weights, so that
+        :meth:`document` is up to date; returns whether training was running."""
+        from PySide6.QtCore import QEventLoop, QTimer
+
+        was_running = self.training_state == RUNNING
+        self.pause()
+        if not (self._awaiting_rest and self.trainer.active):
+            return was_running
+        loop = QEventLoop()
+
+        def check(*_args: Any) -> None:
+            if not (self._awaiting_rest and self.trainer.active):
+                loop.quit()
+
+        timer = QTimer()
+        timer.setSingleShot(True)
+        timer.timeout.connect(loop.quit)
+        self.trainer.snapshots.connect(check)
+        self.trainer.finished.connect(check)
+        try:
+            timer.start(timeout_ms)
+            loop.exec(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+        finally:
+            timer.stop()
+            self.trainer.snapshots.disconnect(check)
+            self.trainer.finished.disconnect(check)
+        return was_running
 
     # ------------------------------------------------------------------ architecture (undoable)
 
@@ -296,7 +407,7 @@ class LabState(QObject):
         except UserError as exc:
             self._report(str(exc))
             return
-        self._commit(exp, reinit=True)
+        self._commit(exp, reinit=True, undoable=True)
         self.file_changed.emit()
 
     # ------------------------------------------------------------------ settings
@@ -323,6 +434,10 @@ class LabState(QObject):
         common = {k: changes.pop(k) for k in ("seq_len", "batch_size") if k in changes}
         options = {**task.options, **changes}
         options = {k: v for k, v in options.items() if v is not None}
+        if changes and "seq_len" not in common:  # another series may be shorter
+            longest = _max_seq_len(task.name, options)
+            if longest is not None and task.seq_len > longest:
+                common["seq_len"] = longest
         new_task = dataclasses.replace(task, options=options, **common)
         return self._edit(dataclasses.replace(self.experiment, task=new_task), reinit=False)
 
@@ -340,8 +455,11 @@ class LabState(QObject):
             model = dataclasses.replace(model, input_size=int(sizes["input_size"]),
                                         output_size=int(sizes["output_size"]),
                                         loss=sizes.get("loss", model.loss), pattern=pattern)
-        return self._push(f"Task {name}", {"task.name": name, "task.options": dict(options),
-                                           "model": model})
+        parts = {"task.name": name, "task.options": dict(options), "model": model}
+        longest = sizes.get("max_seq_len") if sizes else None
+        if longest is not None and self.experiment.task.seq_len > longest:
+            parts["task.seq_len"] = int(longest)  # a short real series: fit the window to it
+        return self._push(f"Task {name}", parts)
 
     def set_training(self, **changes: Any) -> bool:
         """Change training fields (optimizer, lr, tbptt, teacher_forcing, …)."""
@@ -365,7 +483,7 @@ class LabState(QObject):
         self.experiment = dataclasses.replace(
             exp, title=exp.title if title is None else title,
             description=exp.description if description is None else description)
-        self._set_modified(True)
+        self.set_modified(True)
         self.experiment_changed.emit(self.experiment)
 
     def _edit(self, candidate: Experiment, reinit: bool) -> bool:
@@ -381,10 +499,11 @@ class LabState(QObject):
         self._commit(exp, reinit=reinit)
         return True
 
-    def _commit(self, exp: Experiment, reinit: bool) -> None:
+    def _commit(self, exp: Experiment, reinit: bool, undoable: bool = False) -> None:
         self.experiment = exp
         self.backend_label = self._backend_label(exp)
-        self._set_modified(True)
+        if not undoable:  # the undo stack's clean state tracks undoable edits
+            self.set_modified(True)
         if reinit:
             self._reset_weights()
         elif self.trainer.active:
@@ -410,6 +529,7 @@ class LabState(QObject):
             self.experiment.weights = None  # edits re-draw from the seed
         self.params = self._fresh_params(self.experiment)
         self._optimizer_state = None
+        self._rest_steps = 0
         self._run_stale = False
         self._resume_on_rest = False
         self._awaiting_rest = False
@@ -538,6 +658,8 @@ class LabState(QObject):
                 latest_probe, probe_step = snap.probe, step
             if getattr(snap, "nonfinite", None):
                 message = snap.nonfinite
+        if len(batch) > sum(isinstance(snap, Rest) for snap in batch):
+            self.set_modified(True)  # the weights moved
         self.history_changed.emit(self.history_arrays())
         self.training_progress.emit(self._run_steps, getattr(self, "_run_total", 0))
         if latest_probe is not None:
@@ -551,6 +673,7 @@ class LabState(QObject):
         if rest.params is not None:
             self.params = {k: np.asarray(v, dtype=np.float64) for k, v in rest.params.items()}
         self._optimizer_state = rest.optimizer_state
+        self._rest_steps = len(self.history["step"])
         self._awaiting_rest = False
         if self._resume_on_rest:
             self._resume_on_rest = False
@@ -574,6 +697,15 @@ class LabState(QObject):
         """Stop background work (window closing)."""
         self.trainer.shutdown()
         self.probe_runner.shutdown()
+
+
+def _column_list(values: Any, name: str, rows: int) -> list[Any]:
+    """A history column from a file as Python numbers (NaN where the file has none)."""
+    if values is None:
+        return [np.nan] * rows
+    if name == "step":
+        return [int(v) for v in values]
+    return [float(v) for v in values]
 
 
 def layer_label(layer: LayerConfig) -> str:

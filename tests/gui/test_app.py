@@ -101,14 +101,14 @@ def test_dropping_a_block_adds_a_layer_and_undo_restores(qtbot, window):
     assert layers(window) == [("rnn", False), ("gru", False)]
 
 
-def test_layers_reorder_and_delete(window):
+def test_layers_reorder_and_delete(qtbot, window):
     canvas = window.builder.canvas
     canvas.add_block({"kind": "layer", "cell": "lstm"})
     assert layers(window) == [("rnn", False), ("lstm", False)]
     mime = QMimeData()  # dragging layer 1 (on top of the stack) above layer 0
     mime.setData(LAYER_MIME, b'{"index": 1}')
     assert canvas.handle_drop(mime, canvas.stack.cards[1].geometry().topLeft())
-    assert layers(window) == [("lstm", False), ("rnn", False)]
+    qtbot.waitUntil(lambda: layers(window) == [("lstm", False), ("rnn", False)])
     canvas._move(1, 0)  # the arrow buttons
     assert layers(window) == [("rnn", False), ("lstm", False)]
     canvas._move(1, 0)
@@ -191,7 +191,7 @@ def test_train_grows_the_loss_curve_and_pause_stops_it(qtbot, window):
     state = window.state
     window.train_action.trigger()
     assert state.training_state == RUNNING
-    assert window.train_action.text().endswith("Pause")
+    assert window.train_action.text() == "Pause"
     qtbot.waitUntil(lambda: len(state.history["step"]) >= 5, timeout=WAIT_MS)
     window.flush_redraws()
     assert np.isfinite(panel(window, "training").to_csv_table()["loss"]).sum() >= 5
@@ -328,6 +328,14 @@ def json_roundtrip(value):
     import json
 
     return json.loads(json.dumps(value))
+
+
+def test_export_all_writes_every_plot(window, tmp_path):
+    assert window.export_all(str(tmp_path / "out"))
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert "experiment.json" in names
+    assert {f"{p.name}.png" for p in window.panels} <= names
+    assert any(n.endswith(".svg") for n in names) and any(n.endswith(".csv") for n in names)
 
 
 def test_run_app_screenshot(qtbot, tmp_path):

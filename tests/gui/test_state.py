@@ -74,6 +74,8 @@ def test_undo_redo_of_architecture(state):
     state.undo_stack.redo()
     assert len(state.experiment.model.layers) == 2
     assert state.modified
+    state.undo_stack.undo()
+    assert not state.modified  # back where it was loaded
 
 
 def test_settings_change_while_training_pauses_then_continues(qtbot, state):
@@ -95,3 +97,13 @@ def test_settings_change_while_training_pauses_then_continues(qtbot, state):
     state.reset()
     assert state.training_state == IDLE
     assert state.history["step"] == []
+
+
+def test_a_short_real_series_fits_the_window_to_it(state):
+    state.set_task(seq_len=500)
+    assert state.set_task("dataset", series="nile")
+    exp = state.experiment
+    assert exp.task.name == "dataset" and exp.task.seq_len < 500
+    assert exp.model.output_size == 1
+    state.undo_stack.undo()
+    assert (state.experiment.task.name, state.experiment.task.seq_len) == ("sine", 500)
