@@ -2,7 +2,12 @@
 
 A panel is a QWidget holding a row of selectors (layer, sample, …) above a
 ``pg.GraphicsLayoutWidget``.  Panels build their plot items once and only feed
-them new data on each :meth:`PlotPanel.show_result`, so redraws stay cheap.
+them new data on each :meth:`PlotPanel.show_result`, so redraws stay cheap: view
+ranges are set explicitly (snapped, so axes are rarely redrawn) and settled before
+painting, so a new result costs one paint; a panel behind a dock tab draws when
+shown.  Items are never removed from a scene, only hidden (an item left without a
+scene is freed at an arbitrary time).  Titles show the fullest of a few variants
+that fits (:func:`fit_title`), the full text being the tooltip.
 
 Table convention for :meth:`PlotPanel.to_csv_table`: every 1-D column of one
 table has the same length (one CSV file); a 2-D entry is a matrix on its own
@@ -11,12 +16,16 @@ table has the same length (one CSV file); a 2-D entry is a matrix on its own
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+import shiboken6
 from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QFontMetricsF, QTextDocument
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from core.layout import GATES, layer_keys
@@ -24,6 +33,8 @@ from core.layout import GATES, layer_keys
 from .. import colormaps
 
 MARKER_COLOR = "#FF44FF"  # magenta: distinct from every colour map and line colour
+TITLE_SIZE = "10pt"
+TITLE_ROW_PX = 22  # pyqtgraph reserves 30 px; a title line needs about 20
 
 
 def layer_label(key: str) -> str:
@@ -87,10 +98,16 @@ class LogAxis(pg.AxisItem):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.setStyle(textFillLimits=[(0, 0.5)])
+        # Room for the widest label from the start ("5·10⁻¹⁰"): a wider label would
+        # resize the axis, re-lay out the plot and cost a second paint.
+        self.textWidth = QFontMetricsF(self.font()).horizontalAdvance("5·10⁻¹⁰")
+        self._updateWidth()
 
     def logTickValues(self, minVal: float, maxVal: float, size: float, stdTicks: list) -> list:
         ticks = super().logTickValues(minVal, maxVal, size, stdTicks)
-        if ticks and ticks[-1][0] is None:
+        if ticks and ticks[-1][0] is None and maxVal - minVal > 3:
+            ticks.pop()  # over many decades minor ticks (and their grid lines) are only clutter
+        elif ticks and ticks[-1][0] is None:
             minor = np.asarray(ticks.pop()[1], dtype=np.float64)
             mantissa = np.round(10 ** (minor % 1)).astype(int)
             main = np.isin(mantissa, (1, 2, 5))
@@ -108,20 +125,26 @@ class Overlay:
         self._item.setParentItem(self._vb)
         self._item.setZValue(1000)
         self._size = size
+        self._html = ""
         self._item.hide()
         self._vb.sigResized.connect(self._place)
 
     def _place(self, *_: Any) -> None:
-        self._item.setPos(self._vb.rect().center())
+        rect = self._vb.rect()
+        width = max(rect.width() - 16, 80.0)
+        if self._item.textItem.textWidth() != width:  # wrap long messages in narrow plots
+            self._item.setTextWidth(width)
+        self._item.setPos(rect.center())
 
     def set(self, text: str | None, hide: tuple[Any, ...] = ()) -> None:
         """Show ``text`` (HTML allowed), or hide the overlay for ``None``/empty.
 
-        While a message shows, the plot's axes and the items in ``hide`` (a colour bar)
-        are hidden, since they would describe nothing.
+        While a message shows, the plot's axes and the items in ``hide`` (a colour bar,
+        a legend) are hidden, since they would describe nothing.  Long text wraps.
         """
         for axis in ("left", "bottom"):
-            self._plot.showAxis(axis, not text)
+            if self._plot.getAxis(axis).isVisible() != (not text):  # showing redraws the axis
+                self._plot.showAxis(axis, not text)
         for item in hide:
             item.setVisible(not text)
         self._plot._message_shown = bool(text)
@@ -131,7 +154,10 @@ class Overlay:
         if not text:
             self._item.hide()
             return
-        self._item.setHtml(f'<div style="font-size:{self._size}; text-align:center">{text}</div>')
+        html = f'<div style="font-size:{self._size}; text-align:center">{text}</div>'
+        if html != self._html:  # setHtml lays the text out again
+            self._html = html
+            self._item.setHtml(html)
         self._place()
         self._item.show()
 
@@ -156,8 +182,10 @@ class PlotPanel(QWidget):
         self.layer_selector: QComboBox | None = None
         self.sample_selector: QSpinBox | None = None
         self._result: Any = None
+        self._stale = False  # a result arrived while hidden and is not drawn yet
         self._table: dict[str, np.ndarray] = {}
         self._time_plots: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
+        self._views: list[pg.ViewBox] = []  # settled after each redraw (see _settle)
         self._n_steps = 0
         self._marked: int | None = None
 
@@ -181,10 +209,28 @@ class PlotPanel(QWidget):
     # ------------------------------------------------------------------ public API
 
     def show_result(self, result: Any) -> None:
-        """Redraw from a ProbeResult."""
+        """Redraw from a ProbeResult (later, when shown, if hidden behind a dock tab)."""
         self._result = result
-        self._sync_selectors(result)
-        self._draw()
+        self._stale = True
+        if not self._hidden_in_window():
+            self._catch_up()
+
+    def _hidden_in_window(self) -> bool:
+        """Behind a tab of a shown window: a redraw now would be seen by nobody."""
+        window = self.window()
+        return window is not self and window.isVisible() and not self.isVisible()
+
+    def _catch_up(self) -> None:
+        """Draw the latest result if it has not been drawn yet."""
+        if self._stale and self._result is not None:
+            self._stale = False
+            self._sync_selectors(self._result)
+            self._draw()
+            self._settle()
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self._catch_up()
 
     def set_history(self, history: dict) -> None:
         """Show a training history (only the training panel uses it)."""
@@ -200,10 +246,12 @@ class PlotPanel(QWidget):
 
     def export_items(self) -> list:
         """The pyqtgraph items to hand to an exporter (the whole panel scene)."""
+        self._catch_up()
         return [self.glw.scene()]
 
     def to_csv_table(self) -> dict[str, np.ndarray]:
         """The numbers currently plotted: column name → 1-D array, or a 2-D heatmap array."""
+        self._catch_up()
         return {k: np.array(v, copy=True) for k, v in self._table.items()}
 
     # ------------------------------------------------------------------ for subclasses
@@ -219,10 +267,26 @@ class PlotPanel(QWidget):
     def _redraw(self, *_: Any) -> None:
         if self._result is not None:
             self._draw()
+            self._settle()
+
+    def _settle(self) -> None:
+        """Apply new view ranges now rather than while painting.
+
+        pyqtgraph moves a view's contents to a new range in its first paint, and
+        that move asks for a second paint; done here, one paint shows the result.
+        """
+        for vb in self._views:
+            vb.prepareForPaint()
 
     def _add_control(self, label: str, widget: QWidget) -> QWidget:
-        """Put a labelled selector in the row above the plots."""
+        """Put a selector in the row above the plots, after a caption if ``label`` is given.
+
+        The selectors here say what they choose ("layer 0 →", "sample 3"), so they need
+        no caption, which leaves room for them in a narrow panel.
+        """
         index = self._bar_layout.count() - 2  # before the stretch and the readout
+        if isinstance(widget, QComboBox):  # in a narrow panel a selector gives way, not overlaps
+            widget.setMinimumWidth(56)
         if label:
             self._bar_layout.insertWidget(index, QLabel(label, self._bar))
             index += 1
@@ -236,15 +300,16 @@ class PlotPanel(QWidget):
         combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         combo.currentIndexChanged.connect(self._redraw)
         self.layer_selector = combo
-        return self._add_control("Layer", combo)
+        return self._add_control("", combo)
 
     def _make_sample_selector(self) -> QSpinBox:
         spin = QSpinBox(self._bar)
         spin.setToolTip("Which sequence of the batch to show")
         spin.setRange(0, 0)
+        spin.setPrefix("sample ")
         spin.valueChanged.connect(self._redraw)
         self.sample_selector = spin
-        return self._add_control("Sample", spin)
+        return self._add_control("", spin)
 
     @staticmethod
     def _fill_combo(combo: QComboBox, items: list[tuple[str, str]]) -> None:
@@ -294,17 +359,21 @@ class PlotPanel(QWidget):
         if log_y:
             kwargs["axisItems"] = {"left": LogAxis("left")}
         plot = self.glw.addPlot(row=row, col=col, **kwargs)
+        self._views.append(plot.vb)
         if log_y:
             plot.setLogMode(y=True)
             plot.showGrid(y=True, alpha=0.25)
-        plot.setTitle(title, size="10pt")
         plot.setLabel("bottom", xlabel)
         plot.setLabel("left", ylabel)
         for axis in ("left", "bottom"):
             plot.getAxis(axis).enableAutoSIPrefix(False)
+        # a y axis that only grows with its labels is not re-laid out (and repainted) as
+        # they change from one result to the next
+        plot.getAxis("left").setStyle(autoReduceTextSpace=False)
         plot.setMenuEnabled(False)
         plot.hideButtons()
         _let_title_shrink(plot)
+        fit_title(plot, title)
         if time_axis:
             line = pg.InfiniteLine(angle=90, movable=False,
                                    pen=pg.mkPen(MARKER_COLOR, width=1.5,
@@ -322,10 +391,10 @@ class PlotPanel(QWidget):
         image = pg.ImageItem(axisOrder="row-major")
         image.setZValue(-10)
         plot.addItem(image)
-        bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=cmap, label=label,
-                              interactive=False, width=14, colorMapMenu=False)
+        bar = color_bar(cmap, label)
         bar.setImageItem(image)
         self.glw.addItem(bar, row=row, col=col)
+        align_bar(bar, plot)
         return image, bar
 
     @staticmethod
@@ -371,6 +440,43 @@ class PlotPanel(QWidget):
         self._bar.show()
 
 
+def color_bar(cmap: pg.ColorMap, label: str, width: int = 12) -> pg.ColorBarItem:
+    """A slim, fixed colour bar with its label beside the values (not on the far side)."""
+    bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=cmap, interactive=False, width=width,
+                          colorMapMenu=False)
+    axis = bar.getAxis("right")
+    axis.setLabel(label)
+    axis.setWidth(None)  # fit the values and the label, no fixed 45 px
+    axis.setStyle(tickTextOffset=3)
+    return bar
+
+
+def set_levels(bar: pg.ColorBarItem, levels: tuple[float, float]) -> None:
+    """Set a colour bar's levels unless they are already set (that redraws its axis)."""
+    levels = (float(levels[0]), float(levels[1]))
+    if tuple(bar.levels()) != levels:
+        bar.setLevels(levels)
+
+
+def set_color_map(bar: pg.ColorBarItem, cmap: pg.ColorMap) -> None:
+    """Set a colour bar's map unless it is already that map."""
+    if bar.colorMap() is not cmap:
+        bar.setColorMap(cmap)
+
+
+def align_bar(bar: pg.ColorBarItem, plot: pg.PlotItem) -> None:
+    """Keep ``bar``'s gradient level with ``plot``'s view box (not its title and axis)."""
+
+    def align(*_: Any) -> None:
+        top = plot.vb.geometry().top()
+        bottom = plot.height() - plot.vb.geometry().bottom()
+        margins = (0.0, top, 0.0, bottom)
+        if tuple(bar.layout.getContentsMargins()) != margins and plot.height() > 0:
+            bar.layout.setContentsMargins(*margins)
+
+    plot.vb.sigResized.connect(align)
+
+
 def _let_title_shrink(plot: pg.PlotItem) -> None:
     """Stop a long title from forcing its column wider (it would squeeze out colour bars)."""
     let_label_shrink(plot.titleLabel)
@@ -392,6 +498,158 @@ def let_label_shrink(label: pg.LabelItem) -> pg.LabelItem:
     return label
 
 
+@functools.lru_cache(maxsize=2048)
+def text_width(html: str, size: str) -> float:
+    """Width in pixels of ``html`` drawn at font ``size`` in the application font."""
+    doc = QTextDocument()
+    doc.setDocumentMargin(0)
+    doc.setHtml(f"<span style='font-size:{size}'>{html}</span>")
+    return doc.idealWidth()
+
+
+def fit_label(label: pg.LabelItem, variants: Sequence[str], size: str = TITLE_SIZE,
+              room: Callable[[], float] | None = None) -> None:
+    """Show the fullest of ``variants`` (HTML, fullest first) that fits the label's room.
+
+    ``room()`` gives the width available (default: the label's width); the choice is
+    made again whenever the label is resized.  The fullest variant is the tooltip, so
+    nothing is lost when a shorter one shows.  Unchanged text is not set again.
+    """
+    label._fit = (tuple(variants), size, room or label.width)
+    if not getattr(label, "_fit_hooked", False):
+        label._fit_hooked = True
+        label.geometryChanged.connect(lambda: _refit(label))
+    _refit(label)
+
+
+def _refit(label: pg.LabelItem) -> None:
+    if not shiboken6.isValid(label):  # a resize while the scene is torn down
+        return
+    variants, size, room = label._fit
+    width = room()
+    choice = variants[0]
+    if width > 1:  # not laid out yet: show everything (a resize chooses again)
+        choice = next((v for v in variants if text_width(v, size) <= width), variants[-1])
+    if getattr(label, "_fit_shown", None) != (choice, size):
+        label._fit_shown = (choice, size)
+        label.setText(choice, size=size)
+    tip = variants[0] if choice != variants[0] else ""
+    if label.toolTip() != tip:
+        label.setToolTip(tip)
+
+
+def fit_title(plot: pg.PlotItem, *variants: str, size: str = TITLE_SIZE) -> None:
+    """Give ``plot`` the fullest title of ``variants`` that fits above it (see :func:`fit_label`)."""
+    label = plot.titleLabel
+
+    def room() -> float:
+        # the title is centred over the view box; it may spill over the axis, not the plot
+        centre = label.geometry().center().x()
+        return 2 * min(centre, plot.width() - centre) - 8
+
+    if not label.isVisible():
+        plot.setTitle("", size=size)
+        compact_title_row(plot)
+    fit_label(label, variants, size, room)
+
+
+def compact_title_row(plot: pg.PlotItem, height: int = TITLE_ROW_PX) -> None:
+    """A title row of ``height`` pixels (pyqtgraph gives every title 30)."""
+    plot.titleLabel.setMaximumHeight(height)
+    plot.layout.setRowFixedHeight(0, height)
+
+
+def nice_step(span: float) -> float:
+    """A 1-2-5 step of about a tenth of ``span``."""
+    raw = span / 10 if span > 0 and math.isfinite(span) else 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+
+
+def linear_range(*arrays: Any, pad: float = 0.04) -> tuple[float, float] | None:
+    """A view range covering the finite values, padded and snapped outward to a 1-2-5 step.
+
+    Snapping keeps the range (and the axis, which pyqtgraph redraws on every range
+    change) the same while the data moves a little.
+    """
+    values = [np.asarray(a, dtype=np.float64).ravel() for a in arrays if np.size(a)]
+    values = [v[np.isfinite(v)] for v in values]
+    values = [v for v in values if v.size]
+    if not values:
+        return None
+    lo = min(float(v.min()) for v in values)
+    hi = max(float(v.max()) for v in values)
+    span = hi - lo if hi > lo else max(abs(hi), 1.0)
+    lo, hi = lo - pad * span, hi + pad * span
+    step = nice_step(hi - lo)
+    return math.floor(lo / step) * step, math.ceil(hi / step) * step
+
+
+def log_range(*arrays: Any, pad: float = 0.03) -> tuple[float, float] | None:
+    """A log-axis view range (log10 units) covering the finite positive values.
+
+    The ends snap outward to whole decades over a wide range, finer over a narrow
+    one, so the range stays put while the data moves a little.
+    """
+    values = [np.asarray(a, dtype=np.float64).ravel() for a in arrays if np.size(a)]
+    values = [v[np.isfinite(v) & (v > 0)] for v in values]
+    values = [v for v in values if v.size]
+    if not values:
+        return None
+    lo = math.log10(min(float(v.min()) for v in values))
+    hi = math.log10(max(float(v.max()) for v in values))
+    span = max(hi - lo, 0.1)
+    lo, hi = lo - pad * span, hi + pad * span
+    if span < 1:
+        a, b = math.floor(lo / 0.05) * 0.05, math.ceil(hi / 0.05) * 0.05
+        ticks = [k + math.log10(m) for k in range(math.floor(a), math.floor(b) + 1)
+                 for m in range(1, 10)]
+        if sum(a <= t <= b for t in ticks) >= 2:
+            return a, b
+        # fewer than two ticks (1…9 × 10^k) inside: end on ticks, so the axis has labels
+        return _log_tick(lo, up=False) - 0.01, _log_tick(hi, up=True) + 0.01
+    step = 1.0 if span >= 2 else 0.25
+    lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
+    return lo, max(hi, lo + step)
+
+
+def _log_tick(v: float, up: bool) -> float:
+    """log10 of the tick m × 10^k (m = 1…10) next below (or above) ``10**v``."""
+    k = math.floor(v)
+    m = 10 ** (v - k)
+    m = math.ceil(m - 1e-9) if up else math.floor(m + 1e-9)
+    return k + math.log10(min(max(m, 1), 10))
+
+
+def set_y_range(plot: pg.PlotItem, span: tuple[float, float] | None, keep: float = 0.6) -> None:
+    """Set the y range (view units: log10 on a log axis); ``None`` leaves it as it is.
+
+    An explicit range, unlike auto-range, is final before painting, so the plot
+    paints once instead of painting, re-ranging and painting again.  The range in
+    place is kept while ``span`` lies inside it and fills at least ``keep`` of it:
+    every new range makes pyqtgraph lay out and draw the axis afresh.
+    """
+    if span is None:
+        return
+    lo, hi = plot.vb.viewRange()[1]
+    inside = lo <= span[0] and span[1] <= hi
+    if inside and span[1] - span[0] >= keep * (hi - lo) and getattr(plot, "_ranged", False):
+        return
+    plot._ranged = True
+    plot.setYRange(*span, padding=0)
+
+
+def grow_range(current: float, needed: float) -> float:
+    """An axis end at or above ``needed`` from 1, 1.5, 2, 3, 4, 5, 6, 8 × 10^k, kept while
+    ``needed`` stays below ``current`` and above half of it (so it changes rarely)."""
+    if needed <= 0 or not math.isfinite(needed):
+        return current if current > 0 else 1.0
+    if needed <= current <= 2 * needed:
+        return current
+    magnitude = 10 ** math.floor(math.log10(needed))
+    return next(m * magnitude for m in (1, 1.5, 2, 3, 4, 5, 6, 8, 10) if m * magnitude >= needed)
+
+
 def placeholder_curve(plot: pg.PlotItem, **kwargs: Any) -> pg.PlotDataItem:
     """An empty PlotDataItem added to ``plot``, ready for ``setData``."""
     item = pg.PlotDataItem([], [], **kwargs)
@@ -405,6 +663,25 @@ def mkpen(color: str, width: float = 2.0, style: str = "solid") -> Any:
     return pg.mkPen(color, width=width, style=styles[style])
 
 
-__all__ = ["Overlay", "PlotPanel", "batch_norm", "colormaps", "fmt_sci", "gate_names",
-           "layer_label", "let_label_shrink", "mkpen", "model_layers", "placeholder_curve", "positive",
-           "short_layer_label"]
+LINE_MARKS = {"solid": "━", "dash": "╌", "dot": "┈", "marker": "●"}
+
+
+def legend_html(entries: Sequence[tuple[str, str] | tuple[str, str, str]]) -> str:
+    """A one-line legend for a title (it never covers data, unlike a legend box).
+
+    ``entries``: ``(colour, text)`` or ``(colour, text, style)``, style one of
+    :data:`LINE_MARKS` (default solid): a coloured line mark before each text.
+    """
+    parts = []
+    for colour, text, *style in entries:
+        mark = LINE_MARKS[style[0] if style else "solid"]
+        parts.append(f'<span style="color:{colour}">{mark} {text}</span>')
+    return "&nbsp; ".join(parts)
+
+
+__all__ = ["LINE_MARKS", "LogAxis", "Overlay", "PlotPanel", "align_bar", "batch_norm",
+           "color_bar", "colormaps", "compact_title_row", "fit_label", "fit_title", "fmt_sci",
+           "gate_names", "grow_range", "layer_label", "legend_html", "let_label_shrink",
+           "linear_range", "log_range", "mkpen", "model_layers", "nice_step",
+           "placeholder_curve", "positive", "set_color_map", "set_levels", "set_y_range",
+           "short_layer_label", "text_width"]

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from .. import colormaps
-from .base import MARKER_COLOR, Overlay, PlotPanel
+from .base import MARKER_COLOR, Overlay, PlotPanel, fit_title, set_levels
 
 DECADES = 8  # the colour scale spans at most this many powers of ten below the peak
 
@@ -75,12 +75,13 @@ class ConnectivityPanel(PlotPanel):
         self._row0 = cols - rows if rows < cols else 0
         self.image.setImage(logc, autoLevels=False)
         self.image.setRect(-0.5, self._row0 - 0.5, cols, rows)
-        self.bar.setLevels((lo, hi))
+        set_levels(self.bar, (lo, hi))
         self.plot.setXRange(-0.5, cols - 0.5, padding=0)
         self.plot.setYRange(self._row0 - 0.5, self._row0 + rows - 0.5, padding=0)
         final = " (final output)" if rows == 1 else ""
-        self.plot.setTitle(f"Connectivity log₁₀ ‖∂o<sub>t</sub>/∂x<sub>s</sub>‖{final}",
-                           size="10pt")
+        norm = "‖∂o<sub>t</sub>/∂x<sub>s</sub>‖"
+        fit_title(self.plot, f"Connectivity log₁₀ {norm}{final}", f"log₁₀ {norm}{final}",
+                  f"log₁₀ {norm}")
         self.plot.setLabel("left", "final output" if rows == 1 else "output timestep t")
         self.plot.getAxis("left").setStyle(showValues=rows > 1)
         self._shown = logc

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox
 
 from .. import colormaps
-from .base import Overlay, PlotPanel, mkpen
+from .base import Overlay, PlotPanel, fit_title, mkpen
 
 BLOCK_LABELS = {
     "all": "whole matrix",
@@ -27,6 +27,12 @@ INSIDE = colormaps.line_color(0)
 OUTSIDE = colormaps.line_color(6)
 
 
+def matrix_label(name: str) -> str:
+    """A short selector text: ``weight_hh_l1_reverse`` → ``W_hh l1 ←``."""
+    label = name.replace("weight_", "W_").replace("_l", " l", 1)
+    return label.replace("_reverse", " ←")
+
+
 class EigenPanel(PlotPanel):
     name = "eigen"
     title = "Recurrent eigenvalues"
@@ -41,12 +47,12 @@ class EigenPanel(PlotPanel):
         self.matrix_selector.setToolTip("Which recurrent weight matrix")
         self.matrix_selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.matrix_selector.currentIndexChanged.connect(self._matrix_changed)
-        self._add_control("Matrix", self.matrix_selector)
+        self._add_control("", self.matrix_selector)
         self.block_selector = QComboBox(self._bar)
         self.block_selector.setToolTip("The whole matrix or one gate's block")
         self.block_selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.block_selector.currentIndexChanged.connect(self._redraw)
-        self._add_control("Block", self.block_selector)
+        self._add_control("", self.block_selector)
 
         self.plot = self._add_plot(0, 0, "Eigenvalues", "Re λ", "Im λ", time_axis=False)
         self.plot.setAspectLocked(True)
@@ -73,7 +79,7 @@ class EigenPanel(PlotPanel):
 
     def _sync_selectors(self, result: Any) -> None:
         spectra = getattr(result, "spectra", None) or {}
-        self._fill_combo(self.matrix_selector, [(name, name) for name in spectra])
+        self._fill_combo(self.matrix_selector, [(matrix_label(name), name) for name in spectra])
         self._sync_blocks()
 
     def _sync_blocks(self) -> None:
@@ -102,7 +108,7 @@ class EigenPanel(PlotPanel):
             self.overlay.set("No recurrent weight matrix in this model.<br>"
                              "(output recurrence feeds back outputs, not hidden states)"
                              if not spectra else "No eigenvalues for this block.")
-            self.plot.setTitle("Eigenvalues", size="10pt")
+            fit_title(self.plot, "Eigenvalues")
             return
         self.overlay.set(None)
         eig = np.asarray(eig).astype(np.complex128).ravel()
@@ -120,5 +126,7 @@ class EigenPanel(PlotPanel):
         extent = max(1.15, 1.1 * rho if np.isfinite(rho) else 1.15)
         self.plot.setRange(xRange=(-extent, extent), yRange=(-extent, extent), padding=0)
         where = f" · {block} block" if block not in ("all", "h") else ""
-        self.plot.setTitle(f"Eigenvalues of {name}{where} — ρ = {rho:.3f}", size="10pt")
+        short = f" · {block}" if block not in ("all", "h") else ""
+        fit_title(self.plot, f"Eigenvalues of {name}{where} — ρ = {rho:.3f}",
+                  f"λ of {name}{short} · ρ = {rho:.3f}", f"ρ = {rho:.3f}")
         self._table = {"real": eig.real.copy(), "imag": eig.imag.copy(), "abs": mag}

@@ -9,7 +9,19 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox
 
 from .. import colormaps
-from .base import Overlay, PlotPanel, gate_names, layer_label, mkpen
+from .base import (
+    Overlay,
+    PlotPanel,
+    compact_title_row,
+    fit_title,
+    gate_names,
+    layer_label,
+    legend_html,
+    mkpen,
+    set_color_map,
+    set_levels,
+    short_layer_label,
+)
 
 GATE_LABELS = {
     "i": "input (learn)",
@@ -36,21 +48,24 @@ class GatesPanel(PlotPanel):
         self._make_layer_selector()
         self.gate_selector = QComboBox(self._bar)
         self.gate_selector.setToolTip("Which gate the heatmap shows")
-        self.gate_selector.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.gate_selector.setMinimumContentsLength(11)
+        self.gate_selector.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.gate_selector.currentIndexChanged.connect(self._redraw)
-        self._add_control("Gate", self.gate_selector)
+        self._add_control("", self.gate_selector)
         self._make_sample_selector()
 
         self.plot = self._add_plot(0, 0, "Gate", "", "unit index")
         self.image, self.bar = self._add_heatmap(self.plot, colormaps.sequential(), "activation",
                                                  row=0, col=1)
         self.plot.vb.setDefaultPadding(0.0)
-        self.trace_plot = self._add_plot(1, 0, "Mean over units", "timestep", "mean over units")
+        self.trace_plot = self._add_plot(1, 0, "Mean over units", "timestep", "mean")
+        compact_title_row(self.trace_plot, 18)
         self.trace_plot.setXLink(self.plot)
         self.trace_plot.setYRange(-1.05, 1.05, padding=0)
+        self.trace_plot.getAxis("left").setTicks([[(v, f"{v:g}") for v in (-1, 0, 1)]])
         self._zero = self.trace_plot.addLine(y=0, pen=pg.mkPen((128, 128, 128), width=1))
+        # the time axis below serves both plots: the heatmap keeps its height for the units
+        self.plot.getAxis("bottom").setStyle(showValues=False)
+        self.plot.getAxis("bottom").setHeight(6)
         self.glw.ci.layout.setRowStretchFactor(0, 3)
         self.glw.ci.layout.setRowStretchFactor(1, 2)
         self.curves = [pg.PlotDataItem(pen=mkpen(colormaps.line_color(i), 2))
@@ -60,7 +75,7 @@ class GatesPanel(PlotPanel):
         self.overlay = Overlay(self.plot)
         self.trace_overlay = Overlay(self.trace_plot)
         self._gates: tuple[str, ...] | None = None
-        self._legend_html = ""
+        self._legend_html: tuple[str, ...] = ("",)
         self._shown: np.ndarray | None = None
         self._connect_hover(self.plot, self._describe)
 
@@ -94,10 +109,13 @@ class GatesPanel(PlotPanel):
         for i, c in enumerate(self.curves):
             c.setVisible(i < len(gates))
             c.setData([], [])
-        # The title doubles as the legend: it never covers the curves.
-        self._legend_html = "&nbsp; ".join(
-            f'<span style="color:{colormaps.line_color(i)}">━ {g} {GATE_LABELS[g]}</span>'
-            for i, g in enumerate(gates))
+        # The title doubles as the legend (it never covers the curves); shorter when narrow.
+        colors = [colormaps.line_color(i) for i in range(len(gates))]
+        self._legend_html = (
+            legend_html([(c, f"{g} {GATE_LABELS[g]}") for c, g in zip(colors, gates, strict=True)]),
+            legend_html([(c, f"{g} {GATE_LABELS[g].split(' (')[0]}")
+                         for c, g in zip(colors, gates, strict=True)]),
+            legend_html([(c, g) for c, g in zip(colors, gates, strict=True)]))
 
     def _draw(self) -> None:
         self._sync_gates()  # the layer may have changed cell type
@@ -113,8 +131,8 @@ class GatesPanel(PlotPanel):
                    "Gates belong to LSTM (i, f, g, o) and GRU (r, z, n) cells.")
             self.overlay.set(msg, hide=(self.bar,))
             self.trace_overlay.set("No gates to average.")
-            self.trace_plot.setTitle("Mean over units", size="9pt")
-            self.plot.setTitle("Gate activations", size="10pt")
+            fit_title(self.trace_plot, "Mean over units", size="8pt")
+            fit_title(self.plot, "Gate activations")
             return
         self.overlay.set(None, hide=(self.bar,))
         self.trace_overlay.set(None)
@@ -141,17 +159,19 @@ class GatesPanel(PlotPanel):
             self.image.setImage(data, autoLevels=False)
             self.image.setRect(-0.5, -0.5, T, H)
             if gate in TANH_GATES:
-                self.bar.setColorMap(colormaps.diverging())
-                self.bar.setLevels(colormaps.symmetric_levels(data, bounded=1.0))
+                set_color_map(self.bar, colormaps.diverging())
+                set_levels(self.bar, colormaps.symmetric_levels(data, bounded=1.0))
             else:
-                self.bar.setColorMap(colormaps.sequential())
-                self.bar.setLevels((0.0, 1.0))
+                set_color_map(self.bar, colormaps.sequential())
+                set_levels(self.bar, (0.0, 1.0))
             self.plot.setYRange(-0.5, H - 0.5, padding=0)
             table = {f"gate.{gate}.{key}": data, "timestep": steps, **table}
         self._set_time_range(self.plot, T, padding=0)
-        self.plot.setTitle(f"{GATE_LABELS[gate].capitalize()} gate {gate}<sub>t</sub> — "
-                           f"{layer_label(key)}, sample {b}", size="10pt")
-        self.trace_plot.setTitle(self._legend_html, size="8pt")
+        name, sym = GATE_LABELS[gate].split(" (")[0].capitalize(), f"{gate}<sub>t</sub>"
+        fit_title(self.plot, f"{name} gate {sym} — {layer_label(key)}, sample {b}",
+                  f"{name} gate {sym} · {short_layer_label(key)} · #{b}",
+                  f"{sym} · {short_layer_label(key)} · #{b}", sym)
+        fit_title(self.trace_plot, *self._legend_html, size="8pt")
         self._table = table
 
     def _describe(self, x: float, y: float) -> str | None:

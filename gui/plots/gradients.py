@@ -11,16 +11,23 @@ from .. import colormaps
 from .base import (
     PlotPanel,
     batch_norm,
+    fit_label,
+    fit_title,
     fmt_sci,
+    legend_html,
     let_label_shrink,
+    log_range,
     mkpen,
     model_layers,
     positive,
+    set_y_range,
     short_layer_label,
 )
 
 VANISH = 1e-3  # below this fraction of a curve's peak the gradient has vanished
 EXPLODE = 1e3  # beyond this multiple of the last processed step it has exploded
+GRAD = "‖∂L/∂h<sub>t</sub>‖"
+DC = "‖∂L/∂c<sub>t</sub>‖"
 VANISH_COLOR = (80, 140, 255, 90)
 EXPLODE_COLOR = (255, 70, 40, 110)
 
@@ -54,9 +61,11 @@ class GradientsPanel(PlotPanel):
     name = "gradients"
     title = "Gradient flow over time"
     tooltip = ("How much gradient reaches each timestep during backpropagation through time: "
-               "‖∂L/∂h_t‖ per layer and direction (dashed: ‖∂L/∂c_t‖ of LSTM cells), log "
-               "scale. A blue glow marks vanished gradients (below 10⁻³ of the peak, further "
-               "back in time), a red glow exploding ones (over 10³× the last step).")
+               "‖∂L/∂h_t‖ per layer and direction, the mean over the batch of the norm over "
+               "units (dashed: ‖∂L/∂c_t‖ of LSTM cells), log scale. A blue glow marks vanished "
+               "gradients (below 10⁻³ of the peak, further back in time), a red glow exploding "
+               "ones (over 10³× the last step). The note below gives, per layer, the gradient "
+               "at the farthest step back over the one at the last step processed.")
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -65,45 +74,77 @@ class GradientsPanel(PlotPanel):
         self._legend = self._add_legend(self.plot, columns=2)
         self.note = let_label_shrink(pg.LabelItem("", justify="left", size="8.5pt"))
         self.glw.addItem(self.note, row=1, col=0)
-        self.theory = pg.PlotDataItem(pen=mkpen(pg.getConfigOption("foreground"), 1.5, "dot"))
-        # legend sample for the dashed cell-gradient curves (never drawn itself)
-        self.dc_sample = pg.PlotDataItem(pen=mkpen(pg.getConfigOption("foreground"), 1.5, "dash"))
+        fg = pg.getConfigOption("foreground")
+        self.theory = pg.PlotDataItem(pen=mkpen(fg, 1.5, "dot"))
         self.plot.addItem(self.theory)
+        # the legend's sample for the dashed cell-gradient curves: in the plot, never any data
+        self.dc_sample = pg.PlotDataItem(pen=mkpen(fg, 1.5, "dash"))
+        self.plot.addItem(self.dc_sample)
+        # Pools, one entry per layer and direction, only ever grown: items stay in the plot
+        # (hidden when unused) rather than being removed and left without a scene.
+        self._h_pool: list[pg.PlotDataItem] = []
+        self._c_pool: list[pg.PlotDataItem] = []
+        self._glow_pool: list[tuple[pg.PlotDataItem, pg.PlotDataItem]] = []
         self.curves: dict[str, pg.PlotDataItem] = {}  # "h.L" / "c.L" → curve
         self.glows: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self._structure: tuple | None = None
+        self._title_legend = ""
+
+    def _grow(self, n: int) -> None:
+        while len(self._h_pool) < n:
+            color = colormaps.line_color(len(self._h_pool))
+            glows = (pg.PlotDataItem(pen=pg.mkPen(VANISH_COLOR, width=9)),
+                     pg.PlotDataItem(pen=pg.mkPen(EXPLODE_COLOR, width=9)))
+            for g in glows:
+                g.setZValue(-5)
+                self.plot.addItem(g)
+            self._glow_pool.append(glows)
+            self._h_pool.append(pg.PlotDataItem(pen=mkpen(color, 2)))
+            self._c_pool.append(pg.PlotDataItem(pen=mkpen(color, 1.5, "dash")))
+            self.plot.addItem(self._h_pool[-1])
+            self.plot.addItem(self._c_pool[-1])
 
     def _build(self, layers: list[tuple[str, str]], theory: bool) -> None:
         structure = (tuple(layers), theory)
         if structure == self._structure:
             return
         self._structure = structure
-        for item in [*self.curves.values(), *(g for pair in self.glows.values() for g in pair)]:
-            self.plot.removeItem(item)
+        self._grow(len(layers))
         self.curves.clear()
         self.glows.clear()
         self._legend.clear()
+        for item in [*self._h_pool, *self._c_pool, *(g for pair in self._glow_pool
+                                                         for g in pair)]:
+            item.setData([], [])
+            item.setVisible(False)
         for i, (key, cell) in enumerate(layers):
-            color = colormaps.line_color(i)
-            glows = (pg.PlotDataItem(pen=pg.mkPen(VANISH_COLOR, width=9)),
-                     pg.PlotDataItem(pen=pg.mkPen(EXPLODE_COLOR, width=9)))
-            for g in glows:
-                g.setZValue(-5)
-                self.plot.addItem(g)
-            self.glows[key] = glows
-            h = pg.PlotDataItem(pen=mkpen(color, 2))
-            self.plot.addItem(h)
+            h, c, glows = self._h_pool[i], self._c_pool[i], self._glow_pool[i]
             self.curves[f"h.{key}"] = h
+            self.glows[key] = glows
+            for item in (h, *glows):
+                item.setVisible(True)
             self._legend.addItem(h, short_layer_label(key))
             if cell == "lstm":
-                c = pg.PlotDataItem(pen=mkpen(color, 1.5, "dash"))
-                self.plot.addItem(c)
+                c.setVisible(True)
                 self.curves[f"c.{key}"] = c
-        if any(cell == "lstm" for _key, cell in layers):
+        lstm = any(cell == "lstm" for _key, cell in layers)
+        if lstm:
             self._legend.addItem(self.dc_sample, "‖∂L/∂c<sub>t</sub>‖ (dashed)")
         self.theory.setVisible(theory)
         if theory:
             self._legend.addItem(self.theory, "theory ρ<sup>T−1−t</sup>")
+        # A few entries go into the title, where they never cover a curve; many need the box.
+        fg = pg.getConfigOption("foreground")
+        one = len(layers) == 1
+        entries = [(colormaps.line_color(i), GRAD if one else short_layer_label(key))
+                   for i, (key, _cell) in enumerate(layers)]
+        if lstm:
+            entries.append((colormaps.line_color(0) if one else fg, DC, "dash"))
+        if theory:
+            entries.append((fg, "theory ρ<sup>T−1−t</sup>", "dot"))
+        small = len(entries) <= 3
+        self._title_legend = legend_html(entries) if small and len(entries) > 1 else ""
+        self._legend.setVisible(not small)
 
     def _draw(self) -> None:
         r = self._result
@@ -114,7 +155,8 @@ class GradientsPanel(PlotPanel):
         self._n_steps = T
         steps = np.arange(T, dtype=np.float64)
         table: dict[str, np.ndarray] = {"timestep": steps}
-        notes: list[str] = []
+        notes: list[tuple[str, str, str]] = []
+        shown: list[np.ndarray] = []
         first_g: np.ndarray | None = None
         for key, cell in layers:
             g = r.arrays.get(f"gradnorm.{key}")
@@ -125,40 +167,51 @@ class GradientsPanel(PlotPanel):
             g = np.asarray(g, dtype=np.float64).ravel()
             self.curves[f"h.{key}"].setData(steps, positive(g))
             table[f"gradnorm.{key}"] = g
+            shown.append(g)
             if cell == "lstm":
                 dc = r.arrays.get(f"dc.{key}")
                 c = batch_norm(dc) if dc is not None else np.full(T, np.nan)
                 self.curves[f"c.{key}"].setData(steps, positive(c))
                 table[f"dcnorm.{key}"] = c
+                shown.append(c)
             if first_g is None:
                 first_g = g
             notes.append(self._flag(key, g))
+        legend = self._title_legend
         if rho is not None and first_g is not None:
             with np.errstate(over="ignore", invalid="ignore"):
                 theory = first_g[-1] * rho ** (T - 1 - steps)
             self.theory.setData(steps, positive(theory))
             table["theory"] = theory
-            self.plot.setTitle(f"‖∂L/∂h<sub>t</sub>‖ per timestep — linear RNN, ρ = {rho:.3g}",
-                               size="10pt")
+            shown.append(theory)
+            what = legend or f"{GRAD} per timestep"
+            fit_title(self.plot, f"Linear RNN, ρ = {rho:.3g}: {what}", f"{what}, ρ = {rho:.3g}",
+                      f"{GRAD}, ρ = {rho:.3g}")
+        elif legend:
+            fit_title(self.plot, f"Gradient per timestep (batch mean): {legend}",
+                      f"Per timestep: {legend}", legend, f"{GRAD} per timestep")
         else:
-            self.plot.setTitle("Gradient per timestep ‖∂L/∂h<sub>t</sub>‖ (batch mean)",
-                               size="10pt")
+            fit_title(self.plot, f"Gradient per timestep {GRAD} (batch mean)",
+                      f"{GRAD} per timestep (batch mean)", f"{GRAD} per timestep", GRAD)
         self._set_time_range(self.plot, T)
-        self.plot.enableAutoRange(axis="y")
+        set_y_range(self.plot, log_range(*shown))
         if getattr(r, "nonfinite", None):
-            notes.insert(0, f'<span style="color:#ff6060">Non-finite values: {r.nonfinite}</span>')
-        self.note.setText("<br>".join(n for n in notes if n) or "")
+            red = '<span style="color:#ff6060">Non-finite values{}</span>'
+            notes.insert(0, (red.format(f": {r.nonfinite}"), red.format(""), red.format("")))
+        variants = ["<br>".join(n[i] for n in notes if n[i]) for i in range(3)]
+        fit_label(self.note, variants, size="8.5pt")
         self._table = table
 
-    def _flag(self, key: str, g: np.ndarray) -> str:
-        """Update the vanishing/exploding glows of one curve and describe them in words."""
+    def _flag(self, key: str, g: np.ndarray) -> tuple[str, str, str]:
+        """Update the vanishing/exploding glows of one curve; describe them (long to short)."""
         vanish_glow, explode_glow = self.glows[key]
         finite = np.isfinite(g) & (g > 0)
         name = short_layer_label(key)
         if not finite.any():
             vanish_glow.setData([], [])
             explode_glow.setData([], [])
-            return f"{name}: no finite gradient"
+            text = f"{name}: no finite gradient"
+            return text, text, text
         steps = np.arange(g.size, dtype=np.float64)
         peak = np.nanmax(np.where(finite, g, np.nan))
         ref = g[0] if key.endswith("_reverse") else g[-1]  # last step the direction processed
@@ -170,10 +223,16 @@ class GradientsPanel(PlotPanel):
         explode = finite & (g > EXPLODE * ref) if np.isfinite(ref) and ref > 0 else finite & False
         vanish_glow.setData(steps, positive(np.where(vanish, g, np.nan)))
         explode_glow.setData(steps, positive(np.where(explode, g, np.nan)))
-        ratio = far / ref if np.isfinite(ref) and ref > 0 else np.nan
-        text = f"{name}: farthest/last step = {fmt_sci(float(ratio))}"
+        ratio = fmt_sci(float(far / ref if np.isfinite(ref) and ref > 0 else np.nan))
+        flags = ["", ""]
         if vanish.any():
-            text += f'; <span style="color:#6fa0ff">vanished at {describe_runs(vanish)}</span>'
+            flags[0] = f'<span style="color:#6fa0ff">vanished at {describe_runs(vanish)}</span>'
+            flags[1] = '<span style="color:#6fa0ff">vanished</span>'
         if explode.any():
-            text += f'; <span style="color:#ff7050">exploding at {describe_runs(explode)}</span>'
-        return text
+            flags[0] += "; " * bool(flags[0]) + (f'<span style="color:#ff7050">exploding at '
+                                                 f'{describe_runs(explode)}</span>')
+            flags[1] += "; " * bool(flags[1]) + '<span style="color:#ff7050">exploding</span>'
+        full = f"{name}: farthest/last step = {ratio}" + "; " * bool(flags[0]) + flags[0]
+        mid = f"{name}: far/last {ratio}" + "; " * bool(flags[0]) + flags[0]
+        short = f"{name}: {ratio}" + "; " * bool(flags[1]) + flags[1]
+        return full, mid, short

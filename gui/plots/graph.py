@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
 from .. import colormaps
-from .base import MARKER_COLOR, PlotPanel, batch_norm, fmt_sci, let_label_shrink
+from .base import MARKER_COLOR, PlotPanel, batch_norm, fit_label, fmt_sci, let_label_shrink
 
 MAX_COLUMNS = 12
 MIN_COLUMNS = 3
@@ -119,6 +119,7 @@ class GraphPanel(PlotPanel):
         self.heading = let_label_shrink(
             self.glw.addLabel("Computational graph", row=0, col=0, size="10pt"))
         self.vb = self.glw.addViewBox(row=1, col=0, enableMouse=False, enableMenu=False)
+        self._views.append(self.vb)
         self.vb.setDefaultPadding(0.0)
         self.note = let_label_shrink(self.glw.addLabel(
             "edges h→h: ‖∂L/∂h<sub>t</sub>‖ flowing back (warm, thick = more)",
@@ -282,11 +283,17 @@ class GraphPanel(PlotPanel):
                          padding=0)
         where = "layer 0" + (" (forward)" if bidirectional else "")
         shown = f"{n} of {T} steps" if n < T else f"{T} steps"
-        note = ("edges o→h: ‖∂L/∂h<sub>t</sub>‖ flowing back; grey “target”: teacher "
-                "forced, no gradient" if feedback else
-                "edges h→h: ‖∂L/∂h<sub>t</sub>‖ flowing back (warm, thick = more)")
-        self.note.setText(note, size="8.5pt")
-        self.heading.setText(f"Computational graph — {where}, {shown}", size="10pt")
+        grad = "‖∂L/∂h<sub>t</sub>‖"
+        if feedback:
+            notes = (f"edges o→h: {grad} flowing back; grey “target”: teacher forced, no gradient",
+                     f"edges o→h: {grad} flowing back; “target”: teacher forced",
+                     f"edges o→h: {grad}")
+        else:
+            notes = (f"edges h→h: {grad} flowing back (warm, thick = more)",
+                     f"edges h→h: {grad} flowing back", f"edges: {grad}")
+        fit_label(self.note, notes, size="8.5pt")
+        fit_label(self.heading, (f"Computational graph — {where}, {shown}",
+                                 f"Computational graph · {shown}", f"Graph · {shown}"))
         self._place()
 
     def _restyle(self, g: np.ndarray, teacher: np.ndarray | None = None) -> None:

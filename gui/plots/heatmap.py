@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import colormaps
-from .base import Overlay, PlotPanel, layer_label
+from .base import Overlay, PlotPanel, fit_title, layer_label, set_levels, short_layer_label
 
 
 class StateHeatmapPanel(PlotPanel):
@@ -46,7 +46,7 @@ class StateHeatmapPanel(PlotPanel):
             self._shown = None
             self._table = {}
             self.overlay.set(message, hide=(self.bar,))
-            self.plot.setTitle(self.quantity, size="10pt")
+            fit_title(self.plot, self.quantity)
             return
         self.overlay.set(None, hide=(self.bar,))
         data = np.asarray(arr)[:, min(b, arr.shape[1] - 1), :].T  # (H, T)
@@ -54,11 +54,13 @@ class StateHeatmapPanel(PlotPanel):
         self._n_steps = T
         self.image.setImage(data, autoLevels=False)
         self.image.setRect(-0.5, -0.5, T, H)
-        self.bar.setLevels(colormaps.symmetric_levels(data, bounded=1.0))
+        set_levels(self.bar, colormaps.symmetric_levels(data, bounded=1.0))
         self._set_time_range(self.plot, T, padding=0)
         self.plot.setYRange(-0.5, H - 0.5, padding=0)
-        self.plot.setTitle(f"{self.quantity} {self.symbol}<sub>t</sub> — {layer_label(key)}, "
-                           f"sample {b}", size="10pt")
+        sym = f"{self.symbol}<sub>t</sub>"
+        fit_title(self.plot, f"{self.quantity} {sym} — {layer_label(key)}, sample {b}",
+                  f"{sym} · {layer_label(key)} · sample {b}",
+                  f"{sym} · {short_layer_label(key)} · #{b}", sym)
         self._shown = data
         self._table = {f"{self.prefix}.{key}": data}
 

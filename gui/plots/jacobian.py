@@ -8,7 +8,21 @@ import numpy as np
 import pyqtgraph as pg
 
 from .. import colormaps
-from .base import Overlay, PlotPanel, mkpen, model_layers, positive, short_layer_label
+from .base import (
+    Overlay,
+    PlotPanel,
+    fit_title,
+    legend_html,
+    log_range,
+    mkpen,
+    model_layers,
+    positive,
+    set_y_range,
+    short_layer_label,
+)
+
+NORM = "‖∂h<sub>T−1</sub>/∂h<sub>t</sub>‖₂"
+TITLES = (f"Jacobian product norm {NORM}", f"Jacobian norm {NORM}", NORM)
 
 
 class JacobianPanel(PlotPanel):
@@ -21,11 +35,12 @@ class JacobianPanel(PlotPanel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self.plot = self._add_plot(0, 0, "Jacobian product norm ‖∂h<sub>T−1</sub>/∂h<sub>t</sub>‖₂",
-                                   "timestep",
-                                   "Jacobian norm", log_y=True)
+        self.plot = self._add_plot(0, 0, "Jacobian product norm", "timestep", "Jacobian norm",
+                                   log_y=True)
+        fit_title(self.plot, *TITLES)
         self._legend = self._add_legend(self.plot, columns=2)
         self.overlay = Overlay(self.plot)
+        self._pool: list[pg.PlotDataItem] = []  # grown, never removed: items keep their scene
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._structure: tuple | None = None
 
@@ -33,15 +48,27 @@ class JacobianPanel(PlotPanel):
         if keys == self._structure:
             return
         self._structure = keys
-        for c in self.curves.values():
-            self.plot.removeItem(c)
+        while len(self._pool) < len(keys):
+            c = pg.PlotDataItem(pen=mkpen(colormaps.line_color(len(self._pool)), 2))
+            self.plot.addItem(c)
+            self._pool.append(c)
+        for c in self._pool:
+            c.setData([], [])
+            c.setVisible(False)
         self.curves.clear()
         self._legend.clear()
-        for i, key in enumerate(keys):
-            c = pg.PlotDataItem(pen=mkpen(colormaps.line_color(i), 2))
-            self.plot.addItem(c)
+        for key, c in zip(keys, self._pool, strict=False):
+            c.setVisible(True)
             self.curves[key] = c
             self._legend.addItem(c, short_layer_label(key))
+        # one curve: the title says what it is; a few: the title holds the legend
+        titles = TITLES
+        if 1 < len(keys) <= 3:
+            legend = legend_html([(colormaps.line_color(i), short_layer_label(key))
+                                  for i, key in enumerate(keys)])
+            titles = (f"{TITLES[0]}: {legend}", f"{NORM}: {legend}", legend, NORM)
+        self._legend.setVisible(len(keys) > 3)
+        fit_title(self.plot, *titles)
 
     def _draw(self) -> None:
         r = self._result
@@ -53,17 +80,20 @@ class JacobianPanel(PlotPanel):
         self._build(keys)
         if not keys:
             self._table = {}
-            self.overlay.set("No Jacobian products in this result.")
+            self.overlay.set("No Jacobian products in this result.", hide=(self._legend,))
             return
-        self.overlay.set(None)
+        self.overlay.set(None, hide=(self._legend,))
+        self._legend.setVisible(len(keys) > 3)
         steps = np.arange(T, dtype=np.float64)
         table: dict[str, np.ndarray] = {"timestep": steps}
+        shown = []
         for key in keys:
             y = np.asarray(jac[key], dtype=np.float64).ravel()
             x = steps if y.size == T else np.arange(y.size, dtype=np.float64)
             self.curves[key].setData(x, positive(y))
+            shown.append(y)
             if y.size == T:
                 table[f"jacobian.{key}"] = y
         self._set_time_range(self.plot, T)
-        self.plot.enableAutoRange(axis="y")
+        set_y_range(self.plot, log_range(*shown))
         self._table = table

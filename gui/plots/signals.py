@@ -8,7 +8,17 @@ import numpy as np
 import pyqtgraph as pg
 
 from .. import colormaps
-from .base import PlotPanel, mkpen
+from .base import (
+    PlotPanel,
+    align_bar,
+    color_bar,
+    fit_title,
+    legend_html,
+    linear_range,
+    mkpen,
+    set_levels,
+    set_y_range,
+)
 
 MAX_CHANNELS = 6
 
@@ -36,7 +46,7 @@ class SignalsPanel(PlotPanel):
         self.input_plot = self._add_plot(0, 0, "Input x<sub>t</sub>", "", "input")
         self.output_plot = self._add_plot(1, 0, "Target and prediction", "timestep", "output")
         self.output_plot.setXLink(self.input_plot)
-        self._in_legend = self._add_legend(self.input_plot, columns=MAX_CHANNELS)
+        self._in_legend = ""  # the input plot's title holds its legend
         self._out_legend = self._add_legend(self.output_plot, columns=4)
         self.input_curves = [pg.PlotDataItem(pen=mkpen(colormaps.line_color(i), 1.5))
                              for i in range(MAX_CHANNELS)]
@@ -51,15 +61,20 @@ class SignalsPanel(PlotPanel):
         self.prob_image = pg.ImageItem(axisOrder="row-major")
         self.prob_image.setZValue(-10)
         self.output_plot.addItem(self.prob_image)
-        self.prob_bar = pg.ColorBarItem(values=(0, 1), colorMap=colormaps.sequential(),
-                                        label="p(class)", interactive=False, width=14,
-                                        colorMapMenu=False)
+        self.prob_bar = color_bar(colormaps.sequential(), "p(class)")
         self.prob_bar.setImageItem(self.prob_image)
+        align_bar(self.prob_bar, self.output_plot)
+        self._park_bar()
         self.class_targets = pg.ScatterPlotItem(symbol="s", size=7, pen=pg.mkPen("w", width=1.5),
                                                 brush=None)
         self.output_plot.addItem(self.class_targets)
         self._structure: tuple | None = None
         self._bar_shown = False
+
+    def _park_bar(self) -> None:
+        """Keep the unused colour bar in the scene, hidden, rather than without a parent."""
+        self.prob_bar.setParentItem(self.glw.ci)
+        self.prob_bar.hide()
 
     # ------------------------------------------------------------------ drawing
 
@@ -73,12 +88,11 @@ class SignalsPanel(PlotPanel):
         if key == self._structure:
             return
         self._structure = key
-        self._in_legend.clear()
         for i, c in enumerate(self.input_curves):
             c.setVisible(i < n_in)
             c.setData([], [])
-            if i < n_in and n_in > 1:
-                self._in_legend.addItem(c, f"x[{i}]")
+        self._in_legend = legend_html([(colormaps.line_color(i), f"x[{i}]")
+                                       for i in range(n_in)]) if n_in > 1 else ""
         self._out_legend.clear()
         markers = kind in ("final", "class_final")
         for i in range(MAX_CHANNELS):
@@ -116,9 +130,13 @@ class SignalsPanel(PlotPanel):
         self.class_targets.setVisible(probs and has_target)
         if probs and not self._bar_shown:
             self.glw.addItem(self.prob_bar, row=1, col=1)
+            self.prob_bar.show()
         elif self._bar_shown and not probs:
             self.glw.removeItem(self.prob_bar)
+            self._park_bar()
         self._bar_shown = probs
+        # one channel needs no legend; the title says which line is which
+        self._out_legend.setVisible(n_out > 1 and kind != "class_seq")
         self.output_plot.setLabel("left", "class" if kind.startswith("class") else "output")
 
     def _draw(self) -> None:
@@ -144,20 +162,26 @@ class SignalsPanel(PlotPanel):
             self.input_curves[i].setData(steps, x[:, i])
             table[f"input_{i}"] = x[:, i].astype(np.float64)
         more = f" (first {n_in} of {D} channels)" if D > n_in else ""
-        self.input_plot.setTitle(f"Input x<sub>t</sub> — sample {b}{more}", size="10pt")
+        x_t, legend = "Input x<sub>t</sub>", self._in_legend
+        if legend:
+            fit_title(self.input_plot, f"{x_t} — sample {b}{more}: {legend}",
+                      f"Input · sample {b}: {legend}", legend, x_t)
+        else:
+            fit_title(self.input_plot, f"{x_t} — sample {b}{more}", f"{x_t} · sample {b}", x_t)
 
         if kind == "class_seq":
             probs = softmax(out[:, b, :])  # (T, O)
             self.prob_image.setImage(probs.T, autoLevels=False)
             self.prob_image.setRect(-0.5, -0.5, T, probs.shape[1])
-            self.prob_bar.setLevels((0.0, 1.0))
+            set_levels(self.prob_bar, (0.0, 1.0))
             self.output_plot.setYRange(-0.5, probs.shape[1] - 0.5, padding=0.02)
-            title = "Class probabilities (colour)"
+            titles = ["Class probabilities (colour)", "p(class)"]
             if has_target:
                 target = y[:, b].astype(np.float64)
                 self.class_targets.setData(steps, target)
                 table["target_class"] = target
-                title += " and target class (□)"
+                titles = ["Class probabilities (colour) and target class (□)",
+                          "p(class) and target □", "p(class)"]
             table["predicted_class"] = np.argmax(probs, axis=1).astype(np.float64)
             for k in range(probs.shape[1]):
                 table[f"p_class_{k}"] = probs[:, k]
@@ -168,15 +192,18 @@ class SignalsPanel(PlotPanel):
                 probs = softmax(row)
                 preds = np.array([float(np.argmax(probs))])
                 targets = np.array([float(y.reshape(-1)[b])]) if has_target else None
-                title = f"Final prediction: class {int(preds[0])} (p = {probs.max():.2f})"
-                if targets is not None:
-                    title += f", target {int(targets[0])}"
+                c, p = int(preds[0]), f"{probs.max():.2f}"
+                t = f", target {int(targets[0])}" if targets is not None else ""
+                titles = [f"Final prediction: class {c} (p = {p}){t}",
+                          f"Predicted class {c} (p = {p}){t}", f"class {c}{t}"]
                 names = ["class"]
             else:
                 preds = row[:n_out]
                 targets = y.reshape(y.shape[0], -1)[b, :n_out] if has_target else None
-                title = ("Target (●) and prediction (○) at the final step" if has_target
-                         else "Prediction (○) at the final step")
+                titles = (["Target (●) and prediction (○) at the final step",
+                           "Target ● and prediction ○ (final step)", "● target ○ prediction"]
+                          if has_target else
+                          ["Prediction (○) at the final step", "Prediction ○ (final step)"])
                 names = [str(i) for i in range(n_out)]
             for i, name in enumerate(names):
                 self.pred_curves[i].setData(at, preds[i:i + 1])
@@ -188,17 +215,22 @@ class SignalsPanel(PlotPanel):
                     pad_t[-1] = targets[i]
                     table[f"target_{name}"] = pad_t
                 table[f"prediction_{name}"] = pad
-            self.output_plot.enableAutoRange(axis="y")
+            shown = [preds] if targets is None else [preds, targets]
+            set_y_range(self.output_plot, linear_range(*shown, pad=0.15))  # room for markers
         else:
+            shown = [out[:, b, :n_out]]
             for i in range(n_out):
                 self.pred_curves[i].setData(steps, out[:, b, i])
                 table[f"prediction_{i}"] = out[:, b, i].astype(np.float64)
                 if has_target:
                     self.target_curves[i].setData(steps, y[:, b, i])
                     table[f"target_{i}"] = y[:, b, i].astype(np.float64)
-            title = ("Target (solid) and prediction (dashed)" if has_target
-                     else "Prediction (no target given)")
-            self.output_plot.enableAutoRange(axis="y")
-        self.output_plot.setTitle(title, size="10pt")
-        self._set_time_range(self.input_plot, T)
+            if has_target:
+                shown.append(y[:, b, :n_out])
+            titles = (["Target (solid) and prediction (dashed)", "━ target  ╌ prediction"]
+                      if has_target else ["Prediction (no target given)", "Prediction"])
+            set_y_range(self.output_plot, linear_range(*shown))
+        fit_title(self.output_plot, *titles)
+        self._set_time_range(self.input_plot, T, padding=0.02 if not final else 0.04)
+        set_y_range(self.input_plot, linear_range(x[:, :n_in]))
         self._table = table

@@ -277,8 +277,9 @@ def test_training_history(qtbot, fake_history):
     panel = make_panel(qtbot, "training")
     assert "No training yet" in panel.overlay.text
     panel.show_result(make_fake_result("lstm"))
-    assert panel.clip_line.isVisible()  # the default experiment clips by norm at 1.0
+    assert not panel.clip_line.isVisible()  # nothing to compare it with yet
     panel.set_history(fake_history)
+    assert panel.clip_line.isVisible()  # the default experiment clips by norm at 1.0
     np.testing.assert_allclose(panel.loss.yData, fake_history["loss"])
     seen = np.isfinite(fake_history["val_loss"])
     np.testing.assert_allclose(panel.val.xData, fake_history["step"][seen])
@@ -299,7 +300,7 @@ def test_connectivity_is_log10_with_colour_bar(qtbot):
     expected = np.where(r.connectivity > 0, np.log10(np.where(r.connectivity > 0,
                                                               r.connectivity, 1)), np.nan)
     np.testing.assert_allclose(panel.image.image, expected)
-    assert "log" in panel.bar.getAxis("left").labelText
+    assert "log" in panel.bar.getAxis("right").labelText  # beside the values
     lo, hi = panel.bar.levels()
     assert hi == pytest.approx(np.nanmax(expected)) and hi - lo <= 8
     m = make_fake_result("lstm", T=40, pattern="many_to_one")
@@ -446,3 +447,133 @@ def test_redraw_of_every_panel_is_fast(qtbot):
         runs.append(time.perf_counter() - t0)
     # The target is 50 ms; the bound leaves room for a busy test machine.
     assert min(runs) < 0.15, f"redraw took {min(runs) * 1e3:.0f} ms"
+
+
+# ----------------------------------------------------------------------------- fit and finish
+
+
+def _titles(panel):
+    """Every plot title (and free label) of a panel that chooses among variants."""
+    from pyqtgraph import LabelItem, PlotItem
+
+    labels = []
+    for item in panel.glw.scene().items():
+        if isinstance(item, PlotItem) and hasattr(item.titleLabel, "_fit"):
+            labels.append(item.titleLabel)
+        elif isinstance(item, LabelItem) and hasattr(item, "_fit"):
+            labels.append(item)
+    return labels
+
+
+@pytest.mark.parametrize("size", [(310, 240), (450, 300)])
+@pytest.mark.parametrize("variant", ["lstm", "bidir2", "many_to_one", "rnn_linear", "classes"])
+def test_titles_fit_at_dock_sizes(qtbot, size, variant):
+    """At the window's dock sizes no title is cut: the fullest variant that fits shows,
+    and a shortened one keeps the full text as its tooltip."""
+    from gui.plots.base import text_width
+
+    r = make_fake_result(**VARIANTS[variant])
+    for name in NAMES:
+        panel = make_panel(qtbot, name, size)
+        panel.show_result(r)
+        panel.set_history(make_fake_history())
+        qtbot.wait(1)
+        for label in _titles(panel):
+            variants, font_size, room = label._fit
+            shown, _size = label._fit_shown
+            assert shown in variants
+            if shown != variants[-1]:
+                assert text_width(shown, font_size) <= room(), (name, shown)
+            assert label.toolTip() == ("" if shown == variants[0] else variants[0])
+
+
+def test_a_narrow_plot_shortens_its_title_and_a_wide_one_shows_it_all(qtbot):
+    r = make_fake_result("lstm", num_layers=2, bidirectional=True)
+    panel = make_panel(qtbot, "hidden", (900, 400))
+    panel.show_result(r)
+    qtbot.wait(1)
+    assert "Hidden state" in panel.plot.titleLabel.text
+    panel.resize(260, 240)
+    qtbot.waitUntil(lambda: "Hidden state" not in panel.plot.titleLabel.text, timeout=2000)
+    assert "Hidden state" in panel.plot.titleLabel.toolTip()
+
+
+def test_placeholder_messages_wrap_inside_the_plot(qtbot):
+    panel = make_panel(qtbot, "training", (300, 260))
+    qtbot.wait(1)
+    item = panel.overlay._item
+    assert "No training yet" in panel.overlay.text
+    assert item.textItem.textWidth() <= panel.loss_plot.vb.width()
+    rect = item.mapRectToItem(panel.loss_plot.vb, item.boundingRect())
+    assert rect.left() >= 0 and rect.right() <= panel.loss_plot.vb.width()
+    assert not panel.clip_line.isVisible()
+
+
+def test_plot_items_never_lose_their_scene(qtbot):
+    """Items dropped by a change of model stay in the scene, hidden: an item without a
+    parent or scene is freed at an arbitrary time, which can crash at teardown."""
+    signals = make_panel(qtbot, "signals")
+    assert signals.prob_bar.scene() is signals.glw.scene()
+    signals.show_result(make_fake_result(**VARIANTS["classes"]))
+    assert signals.prob_bar.isVisible()
+    signals.show_result(make_fake_result("lstm"))
+    assert signals.prob_bar.scene() is signals.glw.scene() and not signals.prob_bar.isVisible()
+
+    grads = make_panel(qtbot, "gradients")
+    assert grads.dc_sample.scene() is grads.glw.scene()
+    grads.show_result(make_fake_result(**VARIANTS["bidir2"]))
+    old = list(grads.curves.values())
+    grads.show_result(make_fake_result("gru"))
+    assert all(c.scene() is grads.glw.scene() for c in old)
+    assert sum(c.isVisible() for c in old) == 1  # the one curve of the GRU
+
+    jac = make_panel(qtbot, "jacobian")
+    jac.show_result(make_fake_result(**VARIANTS["bidir2"]))
+    old = list(jac.curves.values())
+    jac.show_result(make_fake_result("gru"))
+    assert all(c.scene() is jac.glw.scene() for c in old)
+
+
+def test_a_panel_behind_a_tab_draws_when_shown(qtbot):
+    from PySide6.QtWidgets import QTabWidget
+
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    front, back = panel_by_name("gradients")(), panel_by_name("hidden")()
+    tabs.addTab(front, "front")
+    tabs.addTab(back, "back")
+    tabs.resize(600, 400)
+    tabs.show()
+    r = make_fake_result("gru", T=30, H=8)
+    front.show_result(r)
+    back.show_result(r)
+    assert back.image.image is None  # nobody sees it: not drawn yet
+    np.testing.assert_array_equal(back.to_csv_table()["h.l0"], r.arrays["h.l0"][:, 0, :].T)
+    r2 = make_fake_result("gru", T=30, H=8, seed=1)
+    back.show_result(r2)
+    tabs.setCurrentWidget(back)
+    np.testing.assert_array_equal(back.image.image, r2.arrays["h.l0"][:, 0, :].T)
+
+
+@pytest.mark.parametrize("name", ["signals", "gradients", "jacobian", "hidden", "gates"])
+def test_a_new_result_is_painted_once(qtbot, name):
+    """View ranges are final before painting, so a redraw costs one paint, not two or three."""
+    from PySide6.QtCore import QEvent, QObject
+
+    panel = make_panel(qtbot, name)
+    panel.show_result(make_fake_result("lstm", seed=0, decay=0.8))
+    qtbot.wait(20)
+    paints = []
+
+    class Count(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                paints.append(1)
+            return False
+
+    counter = Count()
+    panel.glw.viewport().installEventFilter(counter)
+    panel.show_result(make_fake_result("lstm", seed=1, decay=0.95))
+    qtbot.wait(50)
+    panel.glw.viewport().removeEventFilter(counter)
+    assert len(paints) == 1
