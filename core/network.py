@@ -166,7 +166,7 @@ class Network:
         x, y = self._check_data(x, y)
         if tbptt is not None and tbptt < 1:
             raise DataError(f"tbptt: window must be at least 1, got {tbptt}")
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), self.backend.step_loop(self._largest_product(x)):
             if self.model.pattern == "output_recurrence":
                 return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
                                           d_output, loss_scale)
@@ -174,6 +174,18 @@ class Network:
                 raise DataError("initial states: output_recurrence carries no hidden state")
             return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output, initial,
                                        loss_scale)
+
+    def _largest_product(self, x: Any) -> float:
+        """FLOPs of the largest product of a pass over ``x``: below the backend's
+        threshold the whole pass runs on one BLAS thread (a second thread waiting to be
+        scheduled can stall a tiny product for milliseconds)."""
+        T, B, _ = x.shape
+        d_in, largest = self.model.input_size, 0
+        for layer in self.model.layers:
+            GH = CELLS[layer.cell].BLOCKS * layer.hidden_size
+            largest = max(largest, GH * max(d_in, layer.hidden_size))
+            d_in = layer.hidden_size * (2 if layer.bidirectional else 1)
+        return 2.0 * T * B * largest
 
     def loss(self, x: Any, y: Any, **kw: Any) -> float:
         """The loss alone (a forward pass)."""

@@ -66,7 +66,8 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
                       arrays=tr.to_arrays(), spectra=eigs, spectral_radius=radius,
                       nonfinite=bad, backend_label=be.label, teacher_mask=teacher_mask)
     if bad is None:
-        with np.errstate(all="ignore"):
+        # Small products throughout: one BLAS thread (see Backend.step_loop).
+        with np.errstate(all="ignore"), be.step_loop(0.0):
             if jacobian:
                 res.jacobian = jacobian_norms(net, tr)
             if connectivity:
