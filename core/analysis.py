@@ -102,7 +102,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             dh = xp.eye(H, dtype=dt)
             dc = xp.zeros((H, H), dtype=dt)
             zero = xp.zeros((1, H), dtype=dt)
-            norms = np.zeros(T)
+            rows = xp.empty((T, H, H), dtype=dt)  # ∂h_last/∂h_t for every t
             # The H rows of dh are H covectors at once: they take the batch axis.
             dxp = xp.empty((G, H, H), dtype=dt)
             dhp = dxp if layer.cell != "gru" else xp.empty_like(dxp)
@@ -110,7 +110,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             scratch = xp.empty((G, H, H), dtype=dt)
             for s in range(T - 1, -1, -1):
                 t = order[s]
-                norms[t] = float(np.linalg.norm(net.backend.to_numpy(dh), 2))
+                rows[t] = dh
                 if s == 0:
                     break
                 h_prev = S["h"][order[s - 1]]
@@ -122,7 +122,9 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                     new += direct
                 dh = new
                 dc = dc_prev if dc_prev is not None else dc
-            out[key] = norms
+            # Spectral norms of all T matrices in one batched call.
+            out[key] = np.linalg.norm(net.backend.to_numpy(rows).astype(np.float64), ord=2,
+                                      axis=(1, 2))
     return out
 
 
