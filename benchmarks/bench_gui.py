@@ -3,15 +3,17 @@
 Opens the real main window on the default lesson, then
 
 (a) moves the recurrent-scale slider N times through the slider widget (as a drag
-    does) and times each change until every plot panel has drawn the probe result of
-    the new weights and every visible panel has painted it;
+    does) and times each change until every plot panel has been given the probe
+    result of the new weights (a panel behind a dock tab draws it when shown) and
+    the window has finished painting it; the table splits the time into stages;
 (b) presses Train and, for a while, records the gaps between the ticks of a 5 ms
-    timer: the longest gap is the longest time the window could not react.
+    timer: the longest gap is the longest time the window could not react.  The
+    worst gaps are shown with the GUI thread's CPU time in them and the plot redraws.
 
 The targets are a 95th percentile latency of at most 50 ms and no stall over 100 ms.
 Runs headless (``QT_QPA_PLATFORM=offscreen`` is set when there is no display).
 
-    python benchmarks/bench_gui.py [--changes 30] [--train-s 10] [--profile]
+    python benchmarks/bench_gui.py [--changes 40] [--train-s 10] [--profile]
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
 
 
-class Probe:
+class Watcher:
     """Watches a MainWindow: when each panel drew which result, and when the window painted.
 
     Wraps every panel's ``show_result``/``set_history`` (to time them and remember the
@@ -59,13 +61,13 @@ class Probe:
         self.costs: dict[str, list[float]] = defaultdict(list)  # per-panel redraw seconds
         self.spans: list[tuple[float, float, str]] = []  # (start, end, what) on the GUI thread
         self._in_pass = False
-        probe = self
+        watch = self
 
         class PaintFilter(QObject):
             def eventFilter(self, obj: Any, event: Any) -> bool:
-                if event.type() == QEvent.Type.Paint and not probe._in_pass:
-                    probe._in_pass = True
-                    QTimer.singleShot(0, probe._pass_done)
+                if event.type() == QEvent.Type.Paint and not watch._in_pass:
+                    watch._in_pass = True
+                    QTimer.singleShot(0, watch._pass_done)
                 return False
 
         self._filter = PaintFilter()
@@ -145,7 +147,7 @@ def idle(app: Any, seconds: float) -> None:
     loop.exec()
 
 
-def slider_latency(app: Any, window: Any, probe: Probe, changes: int, gap_s: float) -> dict:
+def slider_latency(app: Any, window: Any, watch: Watcher, changes: int, gap_s: float) -> dict:
     """Move the recurrent-scale slider ``changes`` times; per change, the stage times (s)."""
     from gui.controls import scale_to_slider
 
@@ -177,15 +179,15 @@ def slider_latency(app: Any, window: Any, probe: Probe, changes: int, gap_s: flo
 
         def done() -> bool:
             r = latest()
-            return r is not None and probe.settled(r) is not None
+            return r is not None and watch.settled(r) is not None
 
         if not run_until(app, done, timeout_s=20.0):
             failures += 1
             continue
         result = latest()
         t_pub = next(t for r, t in published if r is result)
-        t_drawn = probe.drawn(result)
-        t_end = probe.settled(result)
+        t_drawn = watch.drawn(result)
+        t_end = watch.settled(result)
         stages["total"].append(t_end - t0)
         stages["edit (GUI thread)"].append(t_edit - t0)
         stages["probe (worker) + queue"].append(t_pub - t_edit)
@@ -197,7 +199,7 @@ def slider_latency(app: Any, window: Any, probe: Probe, changes: int, gap_s: flo
     return stages
 
 
-def training_stalls(app: Any, window: Any, probe: Probe, seconds: float) -> dict:
+def training_stalls(app: Any, window: Any, watch: Watcher, seconds: float) -> dict:
     """Press Train for ``seconds``; the gaps (s) between 5 ms timer ticks and what ran."""
     from PySide6.QtCore import QEventLoop, Qt, QTimer
 
@@ -221,7 +223,7 @@ def training_stalls(app: Any, window: Any, probe: Probe, seconds: float) -> dict
     timer.setInterval(TICK_MS)
     timer.timeout.connect(tick)
     state.training_state_changed.connect(restart)
-    probe.spans.clear()
+    watch.spans.clear()
     steps_before = len(state.history["step"])
     last[:] = [time.perf_counter(), time.thread_time()]
     timer.start()
@@ -233,7 +235,7 @@ def training_stalls(app: Any, window: Any, probe: Probe, seconds: float) -> dict
     window.train_action.trigger()  # Pause
     timer.stop()
     steps = len(state.history["step"]) - steps_before
-    spans = list(probe.spans)
+    spans = list(watch.spans)
     worst = sorted(gaps, reverse=True)[:5]
     attribution = []
     for gap, end, cpu in worst:
@@ -298,9 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: the window has no {name} to set", file=sys.stderr)
                 return 1
             throttle._min_s = args.throttle_ms / 1000.0
-    probe = Probe(window)
+    watch = Watcher(window)
     if not run_until(app, lambda: window.state.result is not None
-                     and probe.settled(window.state.result) is not None, 60.0):
+                     and watch.settled(window.state.result) is not None, 60.0):
         print("error: the first probe result was never drawn", file=sys.stderr)
         return 1
     idle(app, 0.5)
@@ -311,14 +313,14 @@ def main(argv: list[str] | None = None) -> int:
 
         profiler = Profiler(interval=0.0005)
         profiler.start()
-    stages = slider_latency(app, window, probe, args.changes, args.gap_ms / 1000.0)
+    stages = slider_latency(app, window, watch, args.changes, args.gap_ms / 1000.0)
     if profiler is not None:
         profiler.stop()
         print(profiler.output_text(unicode=True, color=False, show_all=False))
         profiler = Profiler(interval=0.0005)
         profiler.start()
-    redraw_costs = {k: list(v) for k, v in probe.costs.items() if k.endswith("show_result")}
-    stalls = training_stalls(app, window, probe, args.train_s)
+    redraw_costs = {k: list(v) for k, v in watch.costs.items() if k.endswith("show_result")}
+    stalls = training_stalls(app, window, watch, args.train_s)
     if profiler is not None:
         profiler.stop()
         print(profiler.output_text(unicode=True, color=False, show_all=False))

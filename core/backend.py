@@ -7,6 +7,7 @@ the package imports CuPy.
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -94,7 +95,10 @@ def resolve_backend(device: str = "auto", dtype: str = "float32") -> Backend:
     return Backend("numpy", np, dt, f"{why}; using NumPy", _blas_controller())
 
 
+@functools.lru_cache(maxsize=1)
 def _blas_controller() -> Any:
+    """The process's BLAS thread controller, built once: inspecting the loaded
+    libraries costs milliseconds, which every probe used to pay."""
     try:
         from threadpoolctl import ThreadpoolController
 

@@ -604,10 +604,15 @@ def log_range(*arrays: Any, pad: float = 0.03) -> tuple[float, float] | None:
         a, b = math.floor(lo / 0.05) * 0.05, math.ceil(hi / 0.05) * 0.05
         ticks = [k + math.log10(m) for k in range(math.floor(a), math.floor(b) + 1)
                  for m in range(1, 10)]
-        if sum(a <= t <= b for t in ticks) >= 2:
+        inside = sum(a + 0.005 < t < b - 0.005 for t in ticks)  # a tick on an end: no label
+        if inside >= 2:
             return a, b
-        # fewer than two ticks (1…9 × 10^k) inside: end on ticks, so the axis has labels
-        return _log_tick(lo, up=False) - 0.01, _log_tick(hi, up=True) + 0.01
+        # Reach the next tick (1…9 × 10^k) beyond an end, so the axis has two labels:
+        # beyond both ends if none is inside, else beyond the nearer one.
+        below, above = _log_tick(lo, up=False) - 0.01, _log_tick(hi, up=True) + 0.01
+        if inside == 0:
+            return min(a, below), max(b, above)
+        return (min(a, below), b) if a - below <= above - b else (a, max(b, above))
     step = 1.0 if span >= 2 else 0.25
     lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
     return lo, max(hi, lo + step)
