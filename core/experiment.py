@@ -9,6 +9,7 @@ validates a JSON object field by field and names the first problem it finds
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import types
@@ -197,6 +198,12 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a schema class (resolving them is slow; they never change)."""
+    return typing.get_type_hints(cls)
+
+
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
@@ -205,7 +212,7 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     """Build ``cls`` from ``data``; ``where`` is the field path so far ("" at the top)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'experiment'}: expected an object, got {_describe(data)}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     if cls is TaskConfig:  # task-specific fields are collected into `options`
         known = {"name", "seq_len", "batch_size"}
         kwargs = {k: _convert(data[k], hints[k], _join(where, k)) for k in known if k in data}

@@ -267,7 +267,10 @@ class ArchitectureCanvas(QWidget):
             n = len(m.layers)
             if self.selected is not None and self.selected >= n:
                 self.selected = n - 1 if n else None
-            self._rebuild(exp)
+            shown = (repr(m), exp.task.name, self.selected)  # a snapshot, not a reference
+            if shown != getattr(self, "_shown", None):  # a scale or training edit changes nothing here
+                self._rebuild(exp)
+                self._shown = shown
             self._sync_props(exp)
         finally:
             self._syncing = False
