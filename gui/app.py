@@ -403,7 +403,9 @@ class MainWindow(QMainWindow):
     def _connect_state(self) -> None:
         s = self.state
         self._result_throttle = Throttle(self._on_result, parent=self)
-        self._history_throttle = Throttle(self._on_history, parent=self)
+        # Training curves redraw at most ~7 times a second: smooth enough, and it leaves
+        # the event loop room while the worker trains.
+        self._history_throttle = Throttle(self._on_history, min_ms=150, parent=self)
         s.result_changed.connect(self._result_throttle.push)
         s.history_changed.connect(self._history_throttle.push)
         s.error.connect(self._on_error)
