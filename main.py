@@ -47,16 +47,9 @@ def _experiment(path: str) -> Any:
 
 
 def _out_dir(path: str) -> Path:
-    from core.errors import UserError
+    from core.fileio import ensure_folder
 
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot create the folder ({exc.strerror or exc})") from None
-    return out
+    return ensure_folder(path, "--out")
 
 
 def _writing(path: Path, write: Any) -> Path:

@@ -7,6 +7,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from .errors import UserError
+
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and move the result onto ``path`` only if it succeeds.
@@ -26,6 +28,21 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
         except FileNotFoundError:
             pass
         raise
+
+
+def ensure_folder(path: str | os.PathLike[str], label: str = "",
+                  error: type[Exception] = UserError) -> Path:
+    """Create the folder ``path`` if needed; ``error`` (a UserError by default) names it
+    when it is a file or cannot be created.  ``label`` prefixes the name, e.g. "--out"."""
+    out = Path(path)
+    name = f"{label} {out}" if label else str(out)
+    if out.exists() and not out.is_dir():
+        raise error(f"{name}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise error(f"{name}: cannot create the folder ({exc.strerror or exc})") from None
+    return out
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 
 from core.errors import UserError
 from core.experiment import Experiment, save_experiment
-from core.fileio import atomic_write_bytes
+from core.fileio import atomic_write_bytes, ensure_folder
 
 FORMATS = ("png", "svg", "csv")
 DEFAULT_SIZE = (900, 600)  # panels hidden behind a tab are rendered at this size
@@ -218,14 +218,7 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
 
 
 def _make_dir(out_dir: str | os.PathLike[str]) -> Path:
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out}: exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ExportError(f"{out}: cannot create the folder ({exc.strerror or exc})") from None
-    return out
+    return ensure_folder(out_dir, error=ExportError)
 
 
 def export_panels(panels: Sequence[Any], out_dir: str | os.PathLike[str],
