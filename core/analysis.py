@@ -84,9 +84,8 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             if L.c is not None:
                 S["c"] = L.c[:, sample:sample + 1]
                 S["tc"] = xp.tanh(S["c"])
-            if L.gates:  # (T, G, 1, H): the gate-major layout of one sample
-                S["gates"] = xp.stack([L.gates[g][:, sample:sample + 1] for g in cell.GATES],
-                                      axis=1)
+            if L.gates:  # (G, T, 1, H): the gate-major layout of one sample
+                S["gates"] = xp.stack([L.gates[g][:, sample:sample + 1] for g in cell.GATES])
             if layer.cell == "gru":  # hp_n = W_hn h_{t-1} + b_hn, recomputed
                 h = L.h[:, sample]
                 order = range(h.shape[0] - 1, -1, -1) if d else range(h.shape[0])

@@ -37,6 +37,7 @@ from .layout import directions, param_shapes
 from .losses import LOSSES, softmax
 from .memory import available_memory, format_bytes
 from .tracing import LayerTrace, Trace
+from .workspace import Workspace
 
 
 @dataclass
@@ -69,7 +70,9 @@ class Network:
     """A recurrent network on a backend.
 
     ``params`` maps PyTorch parameter names to arrays (copied onto the backend in
-    its dtype; ``net.params`` can be updated in place by an optimizer).
+    its dtype; ``net.params`` can be updated in place by an optimizer).  The large
+    arrays of each pass come from ``net.mem``, which reuses the memory of earlier
+    passes that nothing refers to any more.
     """
 
     def __init__(self, model: ModelConfig, params: Mapping[str, Any], backend: Backend):
@@ -88,6 +91,7 @@ class Network:
             if got != shape:
                 raise WeightsError(f"{name}: expected shape {shape}, got {got}")
         self.params: dict[str, Any] = {n: backend.asarray(params[n]) for n in shapes}
+        self.mem = Workspace(self.xp)
 
     # ------------------------------------------------------------------ helpers
 
@@ -166,7 +170,8 @@ class Network:
         x, y = self._check_data(x, y)
         if tbptt is not None and tbptt < 1:
             raise DataError(f"tbptt: window must be at least 1, got {tbptt}")
-        with np.errstate(all="ignore"), self.backend.step_loop(self._largest_product(x)):
+        with (np.errstate(all="ignore"), self.mem.pass_(),
+              self.backend.step_loop(self._largest_product(x))):
             if self.model.pattern == "output_recurrence":
                 return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
                                           d_output, loss_scale)
@@ -219,10 +224,10 @@ class Network:
         if D.cell.NAME == "gru":
             bias[2, 0, 0] = b_ih[2 * H:]
             b_step = b_hh[2 * H:]
-        xproj = project(xp, X, W_ih, G)  # (G, T, B, H): all timesteps in one product
+        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt))  # all steps at once
         xproj += bias
         D.X = X
-        D.S = D.cell.alloc(xp, T, B, H, dt)
+        D.S = D.cell.alloc(self.mem, T, B, H, dt)
         W_hhT = xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1))  # (G, H, H)
         hproj = xp.empty((G, B, H), dtype=dt)
         zeros = xp.zeros((B, H), dtype=dt)
@@ -261,10 +266,11 @@ class Network:
         sfx = f"_l{D.k}{D.suffix}"
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         lstm = D.cell.HAS_CELL_STATE
-        D.dxp = xp.empty((G, T, B, H), dtype=dt)
-        D.dhp = D.dxp if D.cell.NAME != "gru" else xp.empty_like(D.dxp)
-        D.dh = xp.empty((T, B, H), dtype=dt)
-        D.dc = xp.empty((T, B, H), dtype=dt) if lstm else None
+        mem = self.mem
+        D.dxp = mem.empty((G, T, B, H), dt)
+        D.dhp = D.dxp if D.cell.NAME != "gru" else mem.empty_like(D.dxp)
+        D.dh = mem.empty((T, B, H), dt)
+        D.dc = mem.empty((T, B, H), dt) if lstm else None
         zeros = xp.zeros((B, H), dtype=dt)
         h_first = zeros if D.h0 is None else D.h0
         c_first = zeros if D.c0 is None else D.c0
@@ -276,7 +282,7 @@ class Network:
                                                       c_first, dh_carry, dc_carry, zeros, tbptt)
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
         self._dir_param_grads(D, h_first, c_first, grads)
-        dX = back_project(xp, D.dxp, W_ih)
+        dX = back_project(xp, D.dxp, W_ih, self.mem)
         D.dxp = D.dhp = None  # no longer needed: release them before the layer below runs
         return dX
 
@@ -323,7 +329,9 @@ class Network:
         order = D.order(T)
         grads["weight_ih" + sfx] = outer_sum(xp, dxp, X)
         grads["bias_ih" + sfx] = dxp.sum(axis=(1, 2)).reshape(-1)
-        grads["bias_hh" + sfx] = dhp.sum(axis=(1, 2)).reshape(-1)
+        # b_hh enters beside b_ih, so it has the same gradient, except GRU's b_hn.
+        grads["bias_hh" + sfx] = (grads["bias_ih" + sfx].copy() if dhp is dxp
+                                  else dhp.sum(axis=(1, 2)).reshape(-1))
         # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = h0.
         now, before = (slice(0, T - 1), slice(1, T)) if D.reverse else (slice(1, T), slice(0, T - 1))
         first = order[0]
@@ -378,7 +386,7 @@ class Network:
         grads["head.bias"] = d_out.reshape(-1, m.output_size).sum(axis=0)
         d_feat = d_out @ W
         if m.pattern == "many_to_one":
-            d_inp = xp.zeros((T, B, feat.shape[-1]), dtype=self.backend.dtype)
+            d_inp = self.mem.zeros((T, B, feat.shape[-1]), self.backend.dtype)
             lo = 0
             for D in top:
                 d_inp[0 if D.reverse else T - 1, :, lo:lo + D.H] = d_feat[:, lo:lo + D.H]
@@ -423,7 +431,7 @@ class Network:
         b_ih = [p[f"bias_ih_l{D.k}"].reshape(D.cell.BLOCKS, 1, D.H) for D in layers]
         W_oh4 = gate_major(p["weight_oh_l0"], layers[0].cell.BLOCKS)  # (G, H, O)
         for D in layers:
-            D.S = D.cell.alloc(xp, T, B, D.H, dt)
+            D.S = D.cell.alloc(self.mem, T, B, D.H, dt)
         feed = xp.zeros((T, B, O), dtype=dt)  # y'_{t-1}, the input fed back at step t
         out = xp.empty((T, B, O), dtype=dt)
         fz = frozen.feed if frozen is not None and tbptt else None
@@ -438,10 +446,10 @@ class Network:
             return trace
         for D in layers:
             G = D.cell.BLOCKS
-            D.dxp = xp.empty((G, T, B, D.H), dtype=dt)
-            D.dhp = D.dxp if D.cell.NAME != "gru" else xp.empty_like(D.dxp)
-            D.dh = xp.empty((T, B, D.H), dtype=dt)
-            D.dc = xp.empty((T, B, D.H), dtype=dt) if D.cell.HAS_CELL_STATE else None
+            D.dxp = self.mem.empty((G, T, B, D.H), dt)
+            D.dhp = D.dxp if D.cell.NAME != "gru" else self.mem.empty_like(D.dxp)
+            D.dh = self.mem.empty((T, B, D.H), dt)
+            D.dc = self.mem.empty((T, B, D.H), dt) if D.cell.HAS_CELL_STATE else None
         with self.backend.step_loop(step_flops):
             self._feedback_backward(layers, out, d_out, mask, tbptt, W_ih4, W_oh4, classes)
         grads: dict[str, Any] = {}
@@ -459,7 +467,7 @@ class Network:
                 dpeep = xp.zeros((3, H), dtype=dt)
                 dpeep[2] = (D.dxp[3] * D.S["c"]).sum(axis=(0, 1))
                 grads[f"weight_peep_l{D.k}"] = dpeep
-        trace.dx = back_project(xp, layers[0].dxp, p["weight_ih_l0"])
+        trace.dx = back_project(xp, layers[0].dxp, p["weight_ih_l0"], self.mem)
         trace.grads = grads
         trace.layers = layers_of([[D] for D in layers], with_grads=True)
         return trace
@@ -471,7 +479,8 @@ class Network:
         xp, p, dt = self.xp, self.params, self.backend.dtype
         T, B, _ = x.shape
         W, b = p["head.weight"], p["head.bias"]
-        xproj0 = project(xp, x, p["weight_ih_l0"], layers[0].cell.BLOCKS)
+        G0 = layers[0].cell.BLOCKS
+        xproj0 = project(xp, x, p["weight_ih_l0"], G0, self.mem.empty((G0, T, B, layers[0].H), dt))
         xproj0 += b_ih[0][:, None]
         W_ihT = [xp.ascontiguousarray(w.transpose(0, 2, 1)) for w in W_ih4]  # (G, K, H)
         W_ohT = xp.ascontiguousarray(W_oh4.transpose(0, 2, 1))
@@ -537,25 +546,27 @@ def gate_major(W: Any, G: int) -> Any:
     return W.reshape(G, W.shape[0] // G, W.shape[1])
 
 
-def project(xp: Any, X: Any, W: Any, G: int) -> Any:
-    """X (T, B, D) times Wᵀ (W is (G·H, D)), all timesteps at once, as gate-major
-    (G, T, B, H): one product per gate block, written where the steps read it."""
+def project(xp: Any, X: Any, W: Any, G: int, out: Any) -> Any:
+    """X (T, B, D) times Wᵀ (W is (G·H, D)), all timesteps at once, into gate-major
+    ``out`` (G, T, B, H): one product per gate block, written where the steps read it."""
     T, B, D = X.shape
     H = W.shape[0] // G
-    out = xp.empty((G, T, B, H), dtype=X.dtype)
     xp.matmul(X.reshape(1, T * B, D), gate_major(W, G).transpose(0, 2, 1),
               out=out.reshape(G, T * B, H))
     return out
 
 
-def back_project(xp: Any, d: Any, W: Any) -> Any:
+def back_project(xp: Any, d: Any, W: Any, mem: Workspace) -> Any:
     """dL/dX (T, B, D) from gate-major d (G, T, B, H) through W (G·H, D): Σ_g d_g W_g."""
     G, T, B, H = d.shape
     W4 = gate_major(W, G)
     flat = d.reshape(G, T * B, H)
-    out = flat[0] @ W4[0]
-    for g in range(1, G):
-        out += flat[g] @ W4[g]
+    out = mem.empty((T * B, W.shape[1]), d.dtype)
+    xp.matmul(flat[0], W4[0], out=out)
+    if G > 1:
+        part = mem.empty(out.shape, d.dtype)
+        for g in range(1, G):
+            out += xp.matmul(flat[g], W4[g], out=part)
     return out.reshape(T, B, W.shape[1])
 
 
@@ -581,8 +592,8 @@ def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, Lay
         for D in row:
             gates = {}
             if D.cell.GATES:
-                a = D.S["gates"]  # (T, G, B, H)
-                gates = {g: a[:, n] for n, g in enumerate(D.cell.GATES)}
+                a = D.S["gates"]  # (G, T, B, H)
+                gates = {g: a[n] for n, g in enumerate(D.cell.GATES)}
             out[D.key] = LayerTrace(h=D.S["h"], c=D.S.get("c"), gates=gates,
                                     dh=D.dh if with_grads else None,
                                     dc=D.dc if with_grads else None)

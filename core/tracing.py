@@ -43,7 +43,7 @@ class Trace:
         """(T,) mean over the batch of ‖dL/dh_t‖₂ for layer key ``key``."""
         dh = self.layers[key].dh
         xp = self.backend.xp
-        return xp.sqrt((dh * dh).sum(axis=-1)).mean(axis=-1)
+        return xp.sqrt(xp.einsum("tbh,tbh->tb", dh, dh)).mean(axis=-1)  # no (T, B, H) temporary
 
     @property
     def nonfinite(self) -> str | None:

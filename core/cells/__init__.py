@@ -5,7 +5,8 @@ Module interface (``xp`` is NumPy or CuPy, ``S`` the per-sequence storage from
 
 - ``NAME``, ``BLOCKS`` (gate blocks stacked in W_ih rows), ``GATES`` (trace names),
   ``HAS_CELL_STATE``
-- ``alloc(xp, T, B, H, dtype) -> S``
+- ``alloc(mem, T, B, H, dtype) -> S``, where ``mem.empty(shape, dtype)`` allocates
+  (the network's :class:`~core.workspace.Workspace`)
 - ``forward(xp, S, t, xp_t, hp_t, h_prev, c_prev, P)``: fills ``S[...][t]``; the
   projections are gate-major, (BLOCKS, B, H)
 - ``backward(xp, S, t, dh, dc, h_prev, c_prev, P, dxp, dhp) -> (dh_direct, dc_prev)``

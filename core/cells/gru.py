@@ -13,7 +13,8 @@ Backward::
     da_r = dr ⊙ r(1 − r)       da_z = dz ⊙ z(1 − z)
     d(xp) = [da_r, da_z, da_n]       d(hp) = [da_r, da_z, da_n ⊙ r]
 
-Arrays are gate-major — gates (3, B, H) per step — so each gate is contiguous.
+Arrays are gate-major — gates (3, T, B, H), a step's (3, B, H) view is three
+contiguous blocks.
 """
 
 from __future__ import annotations
@@ -26,19 +27,19 @@ GATES = ("r", "z", "n")
 HAS_CELL_STATE = False
 
 
-def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
-    """Storage: gates (T, 3, B, H), h (T, B, H) and hp_n = W_hn h_{t-1} + b_hn (T, B, H)."""
+def alloc(mem: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
+    """Storage: gates (3, T, B, H), h (T, B, H) and hp_n = W_hn h_{t-1} + b_hn (T, B, H)."""
     return {
-        "gates": xp.empty((T, 3, B, H), dtype=dtype),
-        "h": xp.empty((T, B, H), dtype=dtype),
-        "hn": xp.empty((T, B, H), dtype=dtype),
+        "gates": mem.empty((3, T, B, H), dtype),
+        "h": mem.empty((T, B, H), dtype),
+        "hn": mem.empty((T, B, H), dtype),
     }
 
 
 def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: Any,
             P: dict) -> None:
-    """One step from ``xpj``, ``hpj`` (3, B, H); writes S["gates"][t], S["hn"][t], S["h"][t]."""
-    a, h, hn = S["gates"][t], S["h"][t], S["hn"][t]
+    """One step from ``xpj``, ``hpj`` (3, B, H); writes S["gates"][:, t], S["hn"][t], S["h"][t]."""
+    a, h, hn = S["gates"][:, t], S["h"][t], S["hn"][t]
     rz = a[:2]
     xp.add(xpj[:2], hpj[:2], out=rz)
     rz *= -1.0                                  # σ(v) = 1 / (1 + e^(−v))
@@ -61,7 +62,7 @@ def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: An
 
     Returns (direct dL/dh_{t-1} = dh ⊙ z, None).
     """
-    a, hn = S["gates"][t], S["hn"][t]
+    a, hn = S["gates"][:, t], S["hn"][t]
     r, z, n = a
     dar, daz, dan = dxp
     xp.subtract(h_prev, n, out=daz)             # dz = dh ⊙ (h_{t-1} − n)

@@ -19,8 +19,8 @@ faster than its tanh): σ(a) = 1 / (1 + e^(−a)) and tanh(a) = 2σ(2a) − 1.  
 s = ½ on the sigmoid rows and s = 1 on the candidate row, ``gate = tanh(a·s)·s + (1 − s)``
 for every row, so one rule serves the backward pass: ``gate' = s² − (gate − (1 − s))²``.
 
-Arrays are gate-major — gates (4, B, H) per step — so each gate is one contiguous
-block and every elementwise operation runs over contiguous memory.
+Arrays are gate-major — gates (4, T, B, H), so a step's (4, B, H) view is four
+contiguous blocks — and every elementwise operation runs over contiguous memory.
 """
 
 from __future__ import annotations
@@ -46,13 +46,14 @@ def step_constants(xp: Any, dtype: Any) -> dict[str, Any]:
     return {"s": s, "shift": shift, "s2": s2, "neg2s": -2.0 * s}
 
 
-def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
-    """Storage: gates (T, 4, B, H), h, c and tanh(c) (T, B, H)."""
+def alloc(mem: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
+    """Storage: gates (4, T, B, H) — each gate's whole trace one contiguous block —,
+    h, c and tanh(c) (T, B, H)."""
     return {
-        "gates": xp.empty((T, 4, B, H), dtype=dtype),
-        "h": xp.empty((T, B, H), dtype=dtype),
-        "c": xp.empty((T, B, H), dtype=dtype),
-        "tc": xp.empty((T, B, H), dtype=dtype),
+        "gates": mem.empty((4, T, B, H), dtype),
+        "h": mem.empty((T, B, H), dtype),
+        "c": mem.empty((T, B, H), dtype),
+        "tc": mem.empty((T, B, H), dtype),
     }
 
 
@@ -72,7 +73,7 @@ def _activate(xp: Any, a: Any, neg2s: Any, candidate: bool) -> None:
 def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: Any,
             P: dict) -> None:
     """One step from pre-activations ``xpj + hpj`` (4, B, H); writes S[...][t]."""
-    a = S["gates"][t]
+    a = S["gates"][:, t]
     c, tc, h = S["c"][t], S["tc"][t], S["h"][t]
     neg2s = P["neg2s"]
     xp.add(xpj, hpj, out=a)
@@ -100,7 +101,7 @@ def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: An
     ``dc`` (B, H) enters as the gradient carried from step t+1 and is updated in
     place to the total dL/dc_t.  Returns (None, dL/dc_{t-1}).
     """
-    a, tc = S["gates"][t], S["tc"][t]
+    a, tc = S["gates"][:, t], S["tc"][t]
     i, f, g, o = a
     di, df, dg, do = dxp
     peep = P.get("peep")

@@ -15,9 +15,9 @@ GATES: tuple[str, ...] = ()
 HAS_CELL_STATE = False
 
 
-def alloc(xp: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
+def alloc(mem: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
     """Per-sequence storage: the hidden states h (T, B, H)."""
-    return {"h": xp.empty((T, B, H), dtype=dtype)}
+    return {"h": mem.empty((T, B, H), dtype)}
 
 
 def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: Any,
