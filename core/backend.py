@@ -33,9 +33,12 @@ class Backend:
     reason: str  # why this backend was chosen, for `gradlab info` and the status bar
     blas: Any = field(default=None, repr=False, compare=False)  # threadpoolctl controller
 
-    # Below this many FLOPs per product, a multi-threaded BLAS spends more time waking
-    # and syncing threads than multiplying: the step loop then runs on one thread.
-    SMALL_PRODUCT_FLOPS = 100_000_000
+    # Below this many FLOPs per product (about 15 µs on one core), a multi-threaded BLAS
+    # spends more time waking and syncing threads than multiplying: the step loop then
+    # runs on one thread.  Measured with benchmarks/bench_core.py: at batch 32 and hidden
+    # 128 a second thread already pays (5–10 % on the whole pass), and at batch 64 and
+    # hidden 256 it takes a third off the pass.
+    SMALL_PRODUCT_FLOPS = 1_000_000
 
     def step_loop(self, flops_per_step: float) -> contextlib.AbstractContextManager:
         """Context for a loop of small per-step products: one BLAS thread on the CPU."""
