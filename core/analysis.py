@@ -81,26 +81,31 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             W_hh = net.params[f"weight_hh_l{k}{d}"]
             L = trace.layers[key]
             S = {"h": L.h[:, sample:sample + 1]}
+            T = L.h.shape[0]
+            order = list(range(T - 1, -1, -1) if d else range(T))
+            prev = {}  # the state each step started from (zeros at the first)
+            for name, a in (("h", L.h), ("c", L.c)):
+                if a is not None:
+                    p_ = xp.zeros_like(a[:, sample:sample + 1])
+                    for s in range(1, T):
+                        p_[order[s]] = a[order[s - 1], sample:sample + 1]
+                    prev[name] = p_
             if L.c is not None:
                 S["c"] = L.c[:, sample:sample + 1]
                 S["tc"] = xp.tanh(S["c"])
             if L.gates:  # (G, T, 1, H): the gate-major layout of one sample
                 S["gates"] = xp.stack([L.gates[g][:, sample:sample + 1] for g in cell.GATES])
             if layer.cell == "gru":  # hp_n = W_hn h_{t-1} + b_hn, recomputed
-                h = L.h[:, sample]
-                order = range(h.shape[0] - 1, -1, -1) if d else range(h.shape[0])
-                prev = xp.zeros_like(h)
-                o = list(order)
-                for s in range(1, len(o)):
-                    prev[o[s]] = h[o[s - 1]]
-                hn = prev @ W_hh[2 * H:].T + net.params[f"bias_hh_l{k}{d}"][2 * H:]
-                S["hn"] = hn[:, None, :]
-            T = L.h.shape[0]
-            order = list(range(T - 1, -1, -1) if d else range(T))
+                S["hn"] = prev["h"] @ W_hh[2 * H:].T + net.params[f"bias_hh_l{k}{d}"][2 * H:]
             G = cell.BLOCKS
+            # The local derivatives of the sample's steps, as the backward pass takes them.
+            kx = xp.empty((G, T, 1, H), dtype=dt)
+            kh = kx if layer.cell != "gru" else xp.empty_like(kx)
+            factors = cell.factor_arrays(net.mem, S, P, kx, kh, xp.empty((T, 1, H), dtype=dt))
+            cell.local(xp, S, slice(0, T), prev["h"], prev.get("c"), P, factors)
             dh = xp.eye(H, dtype=dt)
             dc = xp.zeros((H, H), dtype=dt)
-            zero = xp.zeros((1, H), dtype=dt)
+            dc_total = xp.empty((H, H), dtype=dt)
             rows = xp.empty((T, H, H), dtype=dt)  # ∂h_last/∂h_t for every t
             # The H rows of dh are H covectors at once: they take the batch axis.
             dxp = xp.empty((G, H, H), dtype=dt)
@@ -112,10 +117,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                 rows[t] = dh
                 if s == 0:
                     break
-                h_prev = S["h"][order[s - 1]]
-                c_prev = S["c"][order[s - 1]] if "c" in S else zero
-                dc_in = dc.copy()
-                direct, dc_prev = cell.backward(xp, S, t, dh, dc_in, h_prev, c_prev, P, dxp, dhp)
+                direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp, dc_total)
                 new = vjp(xp, dhp, W_hh4, xp.empty((H, H), dtype=dt), scratch)
                 if direct is not None:
                     new += direct

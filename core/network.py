@@ -65,6 +65,24 @@ class _Dir:
     def order(self, T: int) -> range:
         return range(T - 1, -1, -1) if self.reverse else range(T)
 
+    def prev_rows(self, times: slice, h_first: Any, c_first: Any) -> list[tuple[slice, Any, Any]]:
+        """For the timesteps ``times``, the states each step started from: triples of a
+        sub-slice of ``times`` and the (n, B, H) rows of h and c at t−1 (forward) or t+1
+        (reverse) beside it (c None without a cell state); the first step processed
+        starts from ``h_first``, ``c_first``."""
+        T = self.S["h"].shape[0]
+        c = self.S.get("c")
+        lo, hi = times.start, times.stop
+        first = T - 1 if self.reverse else 0
+        out = []
+        if lo <= first < hi:
+            out.append((slice(first, first + 1), h_first[None], None if c is None else c_first[None]))
+            lo, hi = (lo, hi - 1) if self.reverse else (lo + 1, hi)
+        if hi > lo:
+            before = slice(lo + 1, hi + 1) if self.reverse else slice(lo - 1, hi - 1)
+            out.append((slice(lo, hi), self.S["h"][before], None if c is None else c[before]))
+        return out
+
 
 class Network:
     """A recurrent network on a backend.
@@ -170,13 +188,13 @@ class Network:
         x, y = self._check_data(x, y)
         if tbptt is not None and tbptt < 1:
             raise DataError(f"tbptt: window must be at least 1, got {tbptt}")
+        if initial and self.model.pattern == "output_recurrence":
+            raise DataError("initial states: output_recurrence carries no hidden state")
         with (np.errstate(all="ignore"), self.mem.pass_(),
               self.backend.step_loop(self._largest_product(x))):
             if self.model.pattern == "output_recurrence":
                 return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
                                           d_output, loss_scale)
-            if initial and self.model.pattern == "output_recurrence":
-                raise DataError("initial states: output_recurrence carries no hidden state")
             return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output, initial,
                                        loss_scale)
 
@@ -224,8 +242,7 @@ class Network:
         if D.cell.NAME == "gru":
             bias[2, 0, 0] = b_ih[2 * H:]
             b_step = b_hh[2 * H:]
-        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt))  # all steps at once
-        xproj += bias
+        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt), bias)  # all steps
         D.X = X
         D.S = D.cell.alloc(self.mem, T, B, H, dt)
         W_hhT = xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1))  # (G, H, H)
@@ -259,7 +276,11 @@ class Network:
             D.cell.forward(xp, S, t, xproj[:, t], hproj, h_prev, c_prev, D.P)
 
     def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict) -> Any:
-        """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX."""
+        """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX.
+
+        First every local derivative, which needs only the forward pass, for all steps
+        at once; then the step loop, which is left with just the recurrence; then the
+        weight gradients and dL/dX, one product per gate over all steps."""
         xp, p, dt = self.xp, self.params, self.backend.dtype
         T, B, _ = D.X.shape
         H, G = D.H, D.cell.BLOCKS
@@ -277,37 +298,37 @@ class Network:
         dh_carry = xp.zeros((B, H), dtype=dt)
         dc_carry = zeros
         order = D.order(T)
+        L = D.cell.factor_arrays(mem, D.S, D.P, D.dxp, D.dhp, D.dc)
+        for rows, h_prev, c_prev in D.prev_rows(slice(0, T), h_first, c_first):
+            D.cell.local(xp, D.S, rows, h_prev, c_prev, D.P, L)
         with self.backend.step_loop(2.0 * B * H * G * H):
-            dh_carry, dc_carry = self._backward_steps(D, order, dH, gate_major(W_hh, G), h_first,
-                                                      c_first, dh_carry, dc_carry, zeros, tbptt)
+            dh_carry, dc_carry = self._backward_steps(D, order, dH, gate_major(W_hh, G), L,
+                                                      dh_carry, dc_carry, zeros, tbptt)
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
         self._dir_param_grads(D, h_first, c_first, grads)
-        dX = back_project(xp, D.dxp, W_ih, self.mem)
+        K = D.X.shape[2]
+        dX = back_project(xp, D.dxp, W_ih, mem.empty((T, B, K), dt),
+                          mem.empty((T * B, K), dt) if G > 1 else None)
         D.dxp = D.dhp = None  # no longer needed: release them before the layer below runs
         return dX
 
-    def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh4: Any, h_first: Any,
-                        c_first: Any, dh_carry: Any, dc_carry: Any, zeros: Any,
+    def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh4: Any, L: dict,
+                        dh_carry: Any, dc_carry: Any, zeros: Any,
                         tbptt: int | None) -> tuple[Any, Any]:
-        """The backward loop, from the last step processed to the first."""
-        xp, S = self.xp, D.S
+        """The backward loop, from the last step processed to the first: the recurrent
+        part of BPTT, with the local derivatives ``L`` computed before."""
+        xp = self.xp
         lstm = D.cell.HAS_CELL_STATE
         dxp, dhp = D.dxp, D.dhp
         scratch = xp.empty(dxp[:, 0].shape, dtype=dxp.dtype)
         for s in range(len(order) - 1, -1, -1):
             t = order[s]
-            h_prev = S["h"][order[s - 1]] if s > 0 else h_first
-            c_prev = S["c"][order[s - 1]] if lstm and s > 0 else c_first
             dh = D.dh[t]
             xp.add(dH[t], dh_carry, out=dh)
-            dc = None
-            if lstm:
-                dc = D.dc[t]
-                dc[...] = dc_carry
             dxp_t = dxp[:, t]
             dhp_t = dxp_t if dhp is dxp else dhp[:, t]
-            direct, dc_prev = D.cell.backward(xp, S, t, dh, dc, h_prev, c_prev, D.P,
-                                              dxp_t, dhp_t)
+            direct, dc_prev = D.cell.backward(xp, t, dh, dc_carry, L, D.P, dxp_t, dhp_t,
+                                              D.dc[t] if lstm else None)
             if s > 0 and tbptt and s % tbptt == 0:
                 dh_carry[...] = 0  # truncation: h_{s-1} is a constant here
                 dc_carry = zeros
@@ -328,6 +349,10 @@ class Network:
         dxp, dhp = D.dxp, D.dhp
         order = D.order(T)
         grads["weight_ih" + sfx] = outer_sum(xp, dxp, X)
+        dW_hh = xp.zeros((dhp.shape[0] * H, H), dtype=dt)
+        for rows, h_prev, _ in D.prev_rows(slice(0, T), h_first, c_first):
+            dW_hh += outer_sum(xp, dhp[:, rows], h_prev)
+        grads["weight_hh" + sfx] = dW_hh
         grads["bias_ih" + sfx] = dxp.sum(axis=(1, 2)).reshape(-1)
         # b_hh enters beside b_ih, so it has the same gradient, except GRU's b_hn.
         grads["bias_hh" + sfx] = (grads["bias_ih" + sfx].copy() if dhp is dxp
@@ -335,10 +360,6 @@ class Network:
         # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = h0.
         now, before = (slice(0, T - 1), slice(1, T)) if D.reverse else (slice(1, T), slice(0, T - 1))
         first = order[0]
-        dW_hh = outer_sum(xp, dhp[:, first:first + 1], h_first[None])
-        if T > 1:
-            dW_hh += outer_sum(xp, dhp[:, now], S["h"][before])
-        grads["weight_hh" + sfx] = dW_hh
         if "peep" in D.P:
             c = S["c"]
             dpeep = xp.empty((3, H), dtype=dt)
@@ -467,7 +488,9 @@ class Network:
                 dpeep = xp.zeros((3, H), dtype=dt)
                 dpeep[2] = (D.dxp[3] * D.S["c"]).sum(axis=(0, 1))
                 grads[f"weight_peep_l{D.k}"] = dpeep
-        trace.dx = back_project(xp, layers[0].dxp, p["weight_ih_l0"], self.mem)
+        D0 = layers[0]
+        trace.dx = back_project(xp, D0.dxp, p["weight_ih_l0"], self.mem.empty(x.shape, dt),
+                                self.mem.empty((T * B, x.shape[2]), dt))
         trace.grads = grads
         trace.layers = layers_of([[D] for D in layers], with_grads=True)
         return trace
@@ -480,8 +503,8 @@ class Network:
         T, B, _ = x.shape
         W, b = p["head.weight"], p["head.bias"]
         G0 = layers[0].cell.BLOCKS
-        xproj0 = project(xp, x, p["weight_ih_l0"], G0, self.mem.empty((G0, T, B, layers[0].H), dt))
-        xproj0 += b_ih[0][:, None]
+        xproj0 = project(xp, x, p["weight_ih_l0"], G0, self.mem.empty((G0, T, B, layers[0].H), dt),
+                         b_ih[0][:, None])
         W_ihT = [xp.ascontiguousarray(w.transpose(0, 2, 1)) for w in W_ih4]  # (G, K, H)
         W_ohT = xp.ascontiguousarray(W_oh4.transpose(0, 2, 1))
         zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
@@ -512,6 +535,12 @@ class Network:
         T, B, O = out.shape
         W = self.params["head.weight"]
         zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
+        # No hidden recurrence: every step starts from zero states.
+        L = []
+        for j, D in enumerate(layers):
+            L.append(D.cell.factor_arrays(self.mem, D.S, D.P, D.dxp, D.dhp, D.dc))
+            start = xp.broadcast_to(zeros[j], (T, B, D.H))
+            D.cell.local(xp, D.S, slice(0, T), start, start, D.P, L[j])
         scratch = [xp.empty((D.cell.BLOCKS, B, D.H if j == 0 else layers[j - 1].H), dtype=dt)
                    for j, D in enumerate(layers)]
         feed_scratch = xp.empty((layers[0].cell.BLOCKS, B, O), dtype=dt)
@@ -529,13 +558,10 @@ class Network:
             for j in range(len(layers) - 1, -1, -1):
                 D = layers[j]
                 D.dh[t] = d_h
-                dc = None
-                if D.dc is not None:
-                    dc = D.dc[t]
-                    dc[...] = 0
                 dxp_t = D.dxp[:, t]
                 dhp_t = dxp_t if D.dhp is D.dxp else D.dhp[:, t]
-                D.cell.backward(xp, D.S, t, D.dh[t], dc, zeros[j], zeros[j], D.P, dxp_t, dhp_t)
+                D.cell.backward(xp, t, D.dh[t], zeros[j], L[j], D.P, dxp_t, dhp_t,
+                                None if D.dc is None else D.dc[t])
                 if j > 0:
                     d_h = vjp(xp, dxp_t, W_ih4[j], xp.empty((B, layers[j - 1].H), dtype=dt),
                               scratch[j])
@@ -546,28 +572,30 @@ def gate_major(W: Any, G: int) -> Any:
     return W.reshape(G, W.shape[0] // G, W.shape[1])
 
 
-def project(xp: Any, X: Any, W: Any, G: int, out: Any) -> Any:
-    """X (T, B, D) times Wᵀ (W is (G·H, D)), all timesteps at once, into gate-major
-    ``out`` (G, T, B, H): one product per gate block, written where the steps read it."""
+def project(xp: Any, X: Any, W: Any, G: int, out: Any, bias: Any = None) -> Any:
+    """X (T, B, D) times Wᵀ (W is (G·H, D)), plus ``bias`` (G, 1, 1, H), all timesteps at
+    once, into gate-major ``out`` (G, T, B, H): one product per gate block, written where
+    the steps read it."""
     T, B, D = X.shape
     H = W.shape[0] // G
     xp.matmul(X.reshape(1, T * B, D), gate_major(W, G).transpose(0, 2, 1),
               out=out.reshape(G, T * B, H))
+    if bias is not None:
+        out += bias
     return out
 
 
-def back_project(xp: Any, d: Any, W: Any, mem: Workspace) -> Any:
-    """dL/dX (T, B, D) from gate-major d (G, T, B, H) through W (G·H, D): Σ_g d_g W_g."""
+def back_project(xp: Any, d: Any, W: Any, out: Any, part: Any = None) -> Any:
+    """dL/dX into ``out`` (T, B, D) from gate-major d (G, T, B, H) through W (G·H, D):
+    Σ_g d_g W_g.  ``part`` is scratch of at least (T·B, D) when G > 1."""
     G, T, B, H = d.shape
     W4 = gate_major(W, G)
     flat = d.reshape(G, T * B, H)
-    out = mem.empty((T * B, W.shape[1]), d.dtype)
-    xp.matmul(flat[0], W4[0], out=out)
-    if G > 1:
-        part = mem.empty(out.shape, d.dtype)
-        for g in range(1, G):
-            out += xp.matmul(flat[g], W4[g], out=part)
-    return out.reshape(T, B, W.shape[1])
+    acc = out.reshape(T * B, W.shape[1])
+    xp.matmul(flat[0], W4[0], out=acc)
+    for g in range(1, G):
+        acc += xp.matmul(flat[g], W4[g], out=part[:T * B])
+    return out
 
 
 def outer_sum(xp: Any, d: Any, X: Any) -> Any:

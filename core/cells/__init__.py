@@ -9,7 +9,11 @@ Module interface (``xp`` is NumPy or CuPy, ``S`` the per-sequence storage from
   (the network's :class:`~core.workspace.Workspace`)
 - ``forward(xp, S, t, xp_t, hp_t, h_prev, c_prev, P)``: fills ``S[...][t]``; the
   projections are gate-major, (BLOCKS, B, H)
-- ``backward(xp, S, t, dh, dc, h_prev, c_prev, P, dxp, dhp) -> (dh_direct, dc_prev)``
+- ``factor_arrays(mem, S, P, dxp, dhp, dc) -> L``: where the local derivatives go
+- ``local(xp, S, times, h_prev, c_prev, P, L)``: the derivatives that need only the
+  forward pass, for many timesteps at once (off the step loop)
+- ``backward(xp, t, dh, dc_next, L, P, dxp, dhp, dc) -> (dh_direct, dc_prev)``: the
+  recurrent part of one step back
 """
 
 from __future__ import annotations

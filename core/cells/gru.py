@@ -6,12 +6,13 @@ Forward (``xp`` = W_ih x_t + b_ih (+ b_hr, b_hz folded in), ``hp`` = W_hh h_{t-1
     n = tanh(xp_n + r ⊙ hp_n)
     h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
 
-Backward::
+Backward: every gradient of a step is dh_t times a local derivative that needs only
+the forward pass, so :func:`local` computes those for many timesteps at once and
+:func:`backward` only multiplies::
 
-    dn = dh ⊙ (1 − z)          dz = dh ⊙ (h_{t-1} − n)       dh_{t-1} (direct) = dh ⊙ z
-    da_n = dn ⊙ (1 − n²)       dr = da_n ⊙ hp_n
-    da_r = dr ⊙ r(1 − r)       da_z = dz ⊙ z(1 − z)
-    d(xp) = [da_r, da_z, da_n]       d(hp) = [da_r, da_z, da_n ⊙ r]
+    da_n = dh ⊙ (1 − z)(1 − n²)       da_z = dh ⊙ (h_{t-1} − n) z(1 − z)
+    da_r = da_n ⊙ hp_n ⊙ r(1 − r)     dh_{t-1} (direct) = dh ⊙ z
+    d(xp) = [da_r, da_z, da_n]        d(hp) = [da_r, da_z, da_n ⊙ r]
 
 Arrays are gate-major — gates (3, T, B, H), a step's (3, B, H) view is three
 contiguous blocks.
@@ -56,29 +57,45 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     h += n
 
 
-def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: Any,
-             P: dict, dxp: Any, dhp: Any) -> tuple[Any, Any]:
-    """d(xp) into ``dxp`` and d(hp) into ``dhp`` (3, B, H).
+def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> dict[str, Any]:
+    """Where :func:`local` puts the local derivatives: ∂h/∂a in ``dxp``, ∂h/∂(hp) in
+    ``dhp`` (the loop overwrites both with the gradients); the direct ∂h_t/∂h_{t-1} is z."""
+    return {"kx": dxp, "kh": dhp, "z": S["gates"][1]}
 
-    Returns (direct dL/dh_{t-1} = dh ⊙ z, None).
+
+def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) -> None:
+    """The derivatives that need only the forward pass, for the timesteps ``c`` at once
+    (``h_prev`` the h_{t-1} of each)::
+
+        K_n = ∂h/∂a_n = (1 − z)(1 − n²)        ∂h/∂(hp_n) = K_n ⊙ r
+        K_z = ∂h/∂a_z = (h_{t-1} − n) σ'(z)
+        K_r = ∂h/∂a_r = K_n ⊙ hp_n ⊙ σ'(r)
     """
-    a, hn = S["gates"][:, t], S["hn"][t]
-    r, z, n = a
-    dar, daz, dan = dxp
-    xp.subtract(h_prev, n, out=daz)             # dz = dh ⊙ (h_{t-1} − n)
-    daz *= dh
-    tmp = 1.0 - z
-    xp.multiply(dh, tmp, out=dan)               # dn = dh ⊙ (1 − z)
-    xp.multiply(n, n, out=tmp)
-    xp.subtract(1.0, tmp, out=tmp)
-    dan *= tmp                                  # da_n = dn ⊙ (1 − n²)
-    xp.multiply(dan, hn, out=dar)               # dr = da_n ⊙ hp_n
-    xp.subtract(1.0, r, out=tmp)
-    tmp *= r
-    dar *= tmp                                  # da_r = dr ⊙ σ'(r)
-    xp.subtract(1.0, z, out=tmp)
-    tmp *= z
-    daz *= tmp                                  # da_z = dz ⊙ σ'(z)
-    dhp[:2] = dxp[:2]
-    xp.multiply(dan, r, out=dhp[2])             # d(hp_n) = da_n ⊙ r
-    return dh * z, None
+    r, z, n = S["gates"][:, c]
+    hn = S["hn"][c]
+    Kr, Kz, Kn = L["kx"][:, c]
+    Hr, Hz, Hn = L["kh"][:, c]
+    xp.subtract(1.0, z, out=Kz)                 # (scratch) 1 − z
+    xp.multiply(n, n, out=Kn)
+    xp.subtract(1.0, Kn, out=Kn)
+    Kn *= Kz                                    # K_n = (1 − z)(1 − n²)
+    Kz *= z                                     # σ'(z) = z(1 − z)
+    xp.subtract(h_prev, n, out=Hz)              # (scratch) h_{t-1} − n
+    Kz *= Hz
+    xp.multiply(Kn, r, out=Hn)
+    xp.subtract(1.0, r, out=Kr)
+    Kr *= r
+    Kr *= hn
+    Kr *= Kn
+    Hr[...] = Kr
+    Hz[...] = Kz
+
+
+def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any, dhp: Any,
+             dc: Any) -> tuple[Any, Any]:
+    """One step back from the total dL/dh_t ``dh``: d(xp) = dh ⊙ ∂h/∂a into ``dxp``,
+    d(hp) = dh ⊙ ∂h/∂(hp) into ``dhp`` (3, B, H); returns (direct dL/dh_{t-1} = dh ⊙ z,
+    None)."""
+    xp.multiply(L["kx"][:, t], dh, out=dxp)
+    xp.multiply(L["kh"][:, t], dh, out=dhp)
+    return dh * L["z"][t], None

@@ -6,18 +6,18 @@ Forward (``a`` = pre-activations, ``xp + hp``)::
     c_t = f ⊙ c_{t-1} + i ⊙ g
     o = σ(a_o + p_o ⊙ c_t)         h_t = o ⊙ tanh(c_t)
 
-Backward, read bottom to top against the forward::
+Backward, in two parts.  :func:`local` takes every derivative that needs only the
+forward pass — for many timesteps at once, off the step loop — and :func:`backward`
+does the part that is a recurrence, one step at a time::
 
-    do = dh ⊙ tanh(c_t)
-    dc = dc_next + dh ⊙ o ⊙ (1 − tanh²c_t)  [+ da_o ⊙ p_o]       total dL/dc_t
-    di = dc ⊙ g      df = dc ⊙ c_{t-1}      dg = dc ⊙ i
-    da = d(gate) ⊙ gate'      σ' = s(1 − s),  tanh' = 1 − s²
-    dc_{t-1} = dc ⊙ f  [+ da_i ⊙ p_i + da_f ⊙ p_f]
+    dc_t  = dc_{t+1} ⊙ ∂c_{t+1}/∂c_t + dh_t ⊙ ∂h_t/∂c_t           total dL/dc_t
+    da_i = dc_t ⊙ g σ'(i)    da_f = dc_t ⊙ c_{t-1} σ'(f)    da_g = dc_t ⊙ i (1 − g²)
+    da_o = dh_t ⊙ tanh(c_t) σ'(o)
+    ∂h_t/∂c_t = o (1 − tanh² c_t) [+ tanh(c_t) σ'(o) p_o]
+    ∂c_t/∂c_{t-1} = f [+ g σ'(i) p_i + c_{t-1} σ'(f) p_f]
 
 All four gates are evaluated with one ``exp`` over all blocks (NumPy's exp is much
-faster than its tanh): σ(a) = 1 / (1 + e^(−a)) and tanh(a) = 2σ(2a) − 1.  Written with
-s = ½ on the sigmoid rows and s = 1 on the candidate row, ``gate = tanh(a·s)·s + (1 − s)``
-for every row, so one rule serves the backward pass: ``gate' = s² − (gate − (1 − s))²``.
+faster than its tanh): σ(a) = 1 / (1 + e^(−a)) and tanh(a) = 2σ(2a) − 1.
 
 Arrays are gate-major — gates (4, T, B, H), so a step's (4, B, H) view is four
 contiguous blocks — and every elementwise operation runs over contiguous memory.
@@ -33,17 +33,13 @@ GATES = ("i", "f", "g", "o")
 HAS_CELL_STATE = True
 
 
-def gate_scales(xp: Any, dtype: Any) -> tuple[Any, Any, Any]:
-    """(s, 1 − s, s²), each (4, 1, 1): s = ½ for the sigmoid gates i, f, o and 1 for g."""
-    s = xp.full((4, 1, 1), 0.5, dtype=dtype)
-    s[2] = 1.0
-    return s, 1.0 - s, s * s
-
-
 def step_constants(xp: Any, dtype: Any) -> dict[str, Any]:
-    """The constants ``forward`` and ``backward`` read from P."""
-    s, shift, s2 = gate_scales(xp, dtype)
-    return {"s": s, "shift": shift, "s2": s2, "neg2s": -2.0 * s}
+    """The constants ``forward`` reads from P: −2s per gate row (4, 1, 1), where
+    σ(a) = 1 / (1 + e^(−2s·a)) with s = ½ on the sigmoid rows and s = 1 on the candidate
+    row, whose tanh(a) = 2σ(2a) − 1."""
+    neg2s = xp.full((4, 1, 1), -1.0, dtype=dtype)
+    neg2s[2] = -2.0
+    return {"neg2s": neg2s}
 
 
 def alloc(mem: Any, T: int, B: int, H: int, dtype: Any) -> dict[str, Any]:
@@ -94,42 +90,65 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     xp.multiply(o, tc, out=h)
 
 
-def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: Any,
-             P: dict, dxp: Any, dhp: Any) -> tuple[Any, Any]:
-    """Gate gradients dL/da_t (4, B, H) into ``dxp`` (``dhp`` is the same for an LSTM).
+def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> dict[str, Any]:
+    """Where :func:`local` puts the local derivatives of every step: K (4, T, B, H) in
+    ``dxp`` and ∂h/∂c in ``dc`` (the loop overwrites both with the gradients), and
+    ∂c_t/∂c_{t-1}: the forget gate itself, or with peepholes a buffer of its own."""
+    f = S["gates"][1] if P.get("peep") is None else mem.empty(S["c"].shape, S["c"].dtype)
+    return {"k": dxp, "p": dc, "f": f}
 
-    ``dc`` (B, H) enters as the gradient carried from step t+1 and is updated in
-    place to the total dL/dc_t.  Returns (None, dL/dc_{t-1}).
+
+def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) -> None:
+    """The derivatives that need only the forward pass, for the timesteps ``c`` at once
+    (``c_prev`` the c_{t-1} of each; σ' = s(1 − s), tanh' = 1 − g²)::
+
+        K_i = g σ'(i)          ∂c_t/∂a_i          K_f = c_{t-1} σ'(f)   ∂c_t/∂a_f
+        K_g = i (1 − g²)       ∂c_t/∂a_g          K_o = tanh c σ'(o)    ∂h_t/∂a_o
+        p   = o (1 − tanh² c)  [+ K_o p_o]        ∂h_t/∂c_t
+        f'  = f  [+ K_i p_i + K_f p_f]            ∂c_t/∂c_{t-1}
     """
-    a, tc = S["gates"][:, t], S["tc"][t]
-    i, f, g, o = a
-    di, df, dg, do = dxp
+    i, f, g, o = S["gates"][:, c]
+    tc = S["tc"][c]
+    Ki, Kf, Kg, Ko = L["k"][:, c]
+    xp.subtract(1.0, i, out=Ki)
+    Ki *= i
+    Ki *= g
+    xp.subtract(1.0, f, out=Kf)
+    Kf *= f
+    Kf *= c_prev
+    xp.multiply(g, g, out=Kg)
+    xp.subtract(1.0, Kg, out=Kg)
+    Kg *= i
+    xp.subtract(1.0, o, out=Ko)
+    Ko *= o
+    Ko *= tc
+    p = L["p"][c]
+    xp.multiply(tc, tc, out=p)
+    xp.subtract(1.0, p, out=p)
+    p *= o
     peep = P.get("peep")
-    xp.multiply(dh, tc, out=do)                 # do = dh ⊙ tanh c
-    xp.multiply(tc, tc, out=di)                 # (scratch) 1 − tanh² c
-    xp.subtract(1.0, di, out=di)
-    di *= o
-    di *= dh
-    dc += di                                    # dc += dh ⊙ o ⊙ (1 − tanh² c)
-    if peep is not None:                        # o saw c_t through p_o
-        xp.subtract(1.0, o, out=df)
-        df *= o
-        do *= df                                # da_o = do ⊙ σ'(o)
-        dc += do * peep[2]
-    xp.multiply(dc, g, out=di)                  # di = dc ⊙ g
-    xp.multiply(dc, c_prev, out=df)             # df = dc ⊙ c_{t-1}
-    xp.multiply(dc, i, out=dg)                  # dg = dc ⊙ i
-    # Multiply by each gate's derivative, all rows at once: s² − (gate − shift)².
-    s2, shift = P["s2"], P["shift"]
-    n = 3 if peep is not None else 4
-    tmp = a[:n] - shift[:n]
-    tmp *= tmp
-    xp.subtract(s2[:n], tmp, out=tmp)
-    dxp[:n] *= tmp
-    dc_prev = dc * f                            # dc_{t-1} = dc ⊙ f
-    if peep is not None:
-        dc_prev += di * peep[0]
-        dc_prev += df * peep[1]
-    if dhp is not dxp:
-        dhp[...] = dxp
-    return None, dc_prev
+    if peep is not None:                        # o saw c_t, i and f saw c_{t-1}
+        p += Ko * peep[2]
+        fc = L["f"][c]
+        xp.multiply(Ki, peep[0], out=fc)
+        fc += Kf * peep[1]
+        fc += f
+
+
+def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any, dhp: Any,
+             dc: Any) -> tuple[Any, Any]:
+    """One step back, from the total dL/dh_t ``dh`` and the dL/dc_t carried from step t+1::
+
+        dc_t = dc_next + dh ⊙ p
+        da_i, da_f, da_g = dc_t ⊙ K_i, dc_t ⊙ K_f, dc_t ⊙ K_g          da_o = dh ⊙ K_o
+        dc_{t-1} = dc_t ⊙ f'
+
+    writes dL/da_t (4, B, H) into ``dxp`` (``dhp`` is the same for an LSTM) and the total
+    dL/dc_t into ``dc``; returns (None, dL/dc_{t-1}).
+    """
+    xp.multiply(dh, L["p"][t], out=dc)
+    dc += dc_next
+    K = L["k"][:, t]
+    xp.multiply(K[:3], dc, out=dxp[:3])
+    xp.multiply(K[3], dh, out=dxp[3])
+    return None, dc * L["f"][t]

@@ -38,27 +38,33 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     # linear: h = a
 
 
-def backward(xp: Any, S: dict, t: int, dh: Any, dc: Any, h_prev: Any, c_prev: Any,
-             P: dict, dxp: Any, dhp: Any) -> tuple[Any, Any]:
-    """dL/da_t = dh · φ'(a_t) into ``dxp`` and ``dhp`` (1, B, H).
+def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> dict[str, Any]:
+    """φ'(a_t) goes into ``dxp``, which the loop overwrites with the gradient."""
+    return {"k": dxp}
+
+
+def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) -> None:
+    """φ'(a_t) for the timesteps ``c`` at once, expressed through the output h."""
+    h = S["h"][c]
+    k = L["k"][0, c]
+    act = P["activation"]
+    if act == "tanh":  # 1 − h²
+        xp.multiply(h, h, out=k)
+        xp.subtract(1.0, k, out=k)
+    elif act == "sigmoid":  # h (1 − h)
+        xp.subtract(1.0, h, out=k)
+        k *= h
+    elif act == "relu":  # 1[h > 0]
+        k[...] = h > 0
+    else:
+        k[...] = 1.0
+
+
+def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any, dhp: Any,
+             dc: Any) -> tuple[Any, Any]:
+    """dL/da_t = dh ⊙ φ'(a_t) into ``dxp`` (= ``dhp``, (1, B, H)).
 
     Returns (direct dL/dh_{t-1} not through W_hh, dL/dc_{t-1}): both None for an RNN.
     """
-    h = S["h"][t]
-    act = P["activation"]
-    da = dxp[0]
-    if act == "tanh":  # 1 − h²
-        xp.multiply(h, h, out=da)
-        xp.subtract(1.0, da, out=da)
-        da *= dh
-    elif act == "sigmoid":  # h (1 − h)
-        xp.subtract(1.0, h, out=da)
-        da *= h
-        da *= dh
-    elif act == "relu":  # 1[h > 0]
-        xp.multiply(dh, h > 0, out=da)
-    else:
-        da[...] = dh
-    if dhp is not dxp:
-        dhp[...] = dxp
+    xp.multiply(L["k"][:, t], dh, out=dxp)
     return None, None

@@ -256,3 +256,11 @@ def test_memory_estimate_matches_measured_peak(cell, pattern, bidirectional, dep
         tracemalloc.stop()
     estimate = estimate_trace_bytes(model, 200, 16, "float32")
     assert 0.75 <= estimate / peak <= 1.25, (estimate, peak)
+
+
+def test_output_recurrence_refuses_initial_states():
+    model = small_model("gru", "output_recurrence")
+    x, y = small_data(model)
+    h0 = np.zeros((x.shape[1], model.layers[0].hidden_size))
+    with pytest.raises(DataError, match="carries no hidden state"):
+        network(model).run(x, y, initial={"l0": (h0, None)})
