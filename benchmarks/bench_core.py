@@ -115,23 +115,18 @@ def torch_runners(cell: str, B: int, H: int, T: int, D: int):
     return loop, fused
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def interleaved(fns: dict, repeats: int, gap: float = 0.2) -> dict[str, float]:
+    """Median seconds of each function, run in turn so drift hits all alike.
 
-
-def interleaved(fns: dict, repeats: int) -> dict[str, float]:
-    """Median seconds of each function, run in turn so drift hits all alike."""
+    Each run starts ``gap`` seconds after the one before: OpenBLAS's and OpenMP's
+    worker threads keep spinning on the cores for a while after a product, and
+    would otherwise slow whichever engine runs next."""
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
+            time.sleep(gap)
             t = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t)
@@ -144,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", nargs="*", default=None,
                     help="B,H,T triples (default: 1,32,100 32,128,200 64,256,500)")
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--gap", type=float, default=0.2,
+                    help="seconds of rest before each timed run (default 0.2)")
     ap.add_argument("--device", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--no-torch", action="store_true", help="time the lab's engine only")
     args = ap.parse_args(argv)
@@ -173,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             fns = {"lab": lab_runner(cell, B, H, T, D, args.device)}
             if have_torch:
                 fns["loop"], fns["fused"] = torch_runners(cell, B, H, T, D)
-            med = interleaved(fns, args.repeats)
+            med = interleaved(fns, args.repeats, args.gap)
             lab = med["lab"]
             rate = flops(cell, B, H, T, D) / lab
             cols = [cell, B, H, T, f"{lab * 1e3:.1f}"]

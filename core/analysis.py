@@ -159,7 +159,7 @@ def connectivity(net: Network, x: Any, y: Any = None, sample: int = 0,
                 seed[t, j, o] = 1.0
             else:
                 seed[j, o] = 1.0
-        tr = net.run(xb, yb, d_output=seed, teacher_mask=teacher_mask)
+        tr = net.run(xb, yb, d_output=seed, teacher_mask=teacher_mask, input_grad=True)
         dx = net.backend.to_numpy(tr.dx)  # (T_in, n, D)
         sq = (dx ** 2).sum(axis=-1)  # (T_in, n)
         for j, (t, _o) in enumerate(part):

@@ -170,7 +170,7 @@ class Network:
     def run(self, x: Any, y: Any, *, tbptt: int | None = None, teacher_mask: Any = None,
             need_backward: bool = True, frozen: Trace | None = None,
             d_output: Any = None, initial: Mapping[str, Any] | None = None,
-            loss_scale: float = 1.0) -> Trace:
+            loss_scale: float = 1.0, input_grad: bool = False) -> Trace:
         """Forward pass, loss and (unless ``need_backward`` is False) BPTT.
 
         x: (T, B, D).  y: (T, B, O) or (B, O) for ``many_to_one``; integer classes
@@ -184,6 +184,8 @@ class Network:
         layer keys to initial states ``(h0, c0)`` (B, H) (c0 None except for LSTM);
         the trace then holds their gradients in ``dh0``/``dc0``.  ``loss_scale``
         multiplies the loss and its gradient (a window's share of a longer sequence).
+        ``input_grad`` also computes dL/dx into ``trace.dx`` (T, B, D); it costs one more
+        product over all steps, which nothing else needs.
         """
         x, y = self._check_data(x, y)
         if tbptt is not None and tbptt < 1:
@@ -194,9 +196,9 @@ class Network:
               self.backend.step_loop(self._largest_product(x))):
             if self.model.pattern == "output_recurrence":
                 return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
-                                          d_output, loss_scale)
+                                          d_output, loss_scale, input_grad)
             return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output, initial,
-                                       loss_scale)
+                                       loss_scale, input_grad)
 
     def _largest_product(self, x: Any) -> float:
         """FLOPs of the largest product of a pass over ``x``: below the backend's
@@ -275,8 +277,10 @@ class Network:
                 hproj[2] += b_step
             D.cell.forward(xp, S, t, xproj[:, t], hproj, h_prev, c_prev, D.P)
 
-    def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict) -> Any:
-        """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX.
+    def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict,
+                      want_dx: bool = True) -> Any:
+        """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX, or
+        None unless ``want_dx``.
 
         First every local derivative, which needs only the forward pass, for all steps
         at once; then the step loop, which is left with just the recurrence; then the
@@ -306,9 +310,11 @@ class Network:
                                                       dh_carry, dc_carry, zeros, tbptt)
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
         self._dir_param_grads(D, h_first, c_first, grads)
-        K = D.X.shape[2]
-        dX = back_project(xp, D.dxp, W_ih, mem.empty((T, B, K), dt),
-                          mem.empty((T * B, K), dt) if G > 1 else None)
+        dX = None
+        if want_dx:
+            K = D.X.shape[2]
+            dX = back_project(xp, D.dxp, W_ih, mem.empty((T, B, K), dt),
+                              mem.empty((T * B, K), dt) if G > 1 else None)
         D.dxp = D.dhp = None  # no longer needed: release them before the layer below runs
         return dX
 
@@ -373,7 +379,7 @@ class Network:
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
                        frozen: Trace | None, d_output: Any = None,
                        initial: Mapping[str, Any] | None = None,
-                       loss_scale: float = 1.0) -> Trace:
+                       loss_scale: float = 1.0, input_grad: bool = False) -> Trace:
         xp, p, m = self.xp, self.params, self.model
         T, B, _ = x.shape
         layers = self._dirs()
@@ -417,10 +423,12 @@ class Network:
         for row in reversed(layers):
             d_below = None
             lo = 0
+            want_dx = input_grad or row[0].k > 0  # the layer below needs it; x only if asked
             for D in row:
-                dx = self._backward_dir(D, d_inp[..., lo:lo + D.H], tbptt, grads)
+                dx = self._backward_dir(D, d_inp[..., lo:lo + D.H], tbptt, grads, want_dx)
                 lo += D.H
-                d_below = dx if d_below is None else d_below + dx
+                if dx is not None:
+                    d_below = dx if d_below is None else d_below + dx
             d_inp = d_below
         trace.grads = grads
         trace.dx = d_inp
@@ -433,7 +441,7 @@ class Network:
 
     def _run_feedback(self, x: Any, y: Any, tbptt: int | None, teacher_mask: Any,
                       need_backward: bool, frozen: Trace | None, d_output: Any = None,
-                      loss_scale: float = 1.0) -> Trace:
+                      loss_scale: float = 1.0, input_grad: bool = False) -> Trace:
         xp, p, m, dt = self.xp, self.params, self.model, self.backend.dtype
         T, B, _ = x.shape
         O = m.output_size
@@ -488,9 +496,10 @@ class Network:
                 dpeep = xp.zeros((3, H), dtype=dt)
                 dpeep[2] = (D.dxp[3] * D.S["c"]).sum(axis=(0, 1))
                 grads[f"weight_peep_l{D.k}"] = dpeep
-        D0 = layers[0]
-        trace.dx = back_project(xp, D0.dxp, p["weight_ih_l0"], self.mem.empty(x.shape, dt),
-                                self.mem.empty((T * B, x.shape[2]), dt))
+        if input_grad:
+            trace.dx = back_project(xp, layers[0].dxp, p["weight_ih_l0"],
+                                    self.mem.empty(x.shape, dt),
+                                    self.mem.empty((T * B, x.shape[2]), dt))
         trace.grads = grads
         trace.layers = layers_of([[D] for D in layers], with_grads=True)
         return trace

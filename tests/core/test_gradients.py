@@ -48,7 +48,7 @@ def _cases():
 def check_gradients(net, x, y, tbptt=None, teacher_mask=None, per_param=8, seed=0, eps=1e-4):
     rng = np.random.default_rng(seed)
     kw = {"tbptt": tbptt, "teacher_mask": teacher_mask}
-    base = net.run(x, y, **kw)
+    base = net.run(x, y, input_grad=True, **kw)
     assert np.isfinite(base.loss)
     frozen = base if tbptt else None
 

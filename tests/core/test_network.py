@@ -264,3 +264,14 @@ def test_output_recurrence_refuses_initial_states():
     h0 = np.zeros((x.shape[1], model.layers[0].hidden_size))
     with pytest.raises(DataError, match="carries no hidden state"):
         network(model).run(x, y, initial={"l0": (h0, None)})
+
+
+@pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one", "output_recurrence"])
+def test_input_gradient_only_when_asked(pattern):
+    model = small_model("lstm", pattern, depth=2)
+    x, y = small_data(model, T=6, B=3)
+    net = network(model)
+    plain, full = net.run(x, y), net.run(x, y, input_grad=True)
+    assert plain.dx is None and full.dx.shape == x.shape
+    for name in full.grads:
+        np.testing.assert_array_equal(plain.grads[name], full.grads[name], err_msg=name)
