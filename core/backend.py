@@ -33,16 +33,27 @@ class Backend:
     reason: str  # why this backend was chosen, for `gradlab info` and the status bar
     blas: Any = field(default=None, repr=False, compare=False)  # threadpoolctl controller
 
-    # Below this many FLOPs per product (about 15 µs on one core), a multi-threaded BLAS
-    # spends more time waking and syncing threads than multiplying: the step loop then
-    # runs on one thread.  Measured with benchmarks/bench_core.py: at batch 32 and hidden
-    # 128 a second thread already pays (5–10 % on the whole pass), and at batch 64 and
-    # hidden 256 it takes a third off the pass.
+    # A pass whose largest product is below this many FLOPs runs on one BLAS thread
+    # throughout: waking a second thread costs more than it saves, and its spinning
+    # would take the core the window paints on (the lessons' models are this small).
+    SMALL_PASS_FLOPS = 100_000_000
+    # Within a larger pass, a step loop whose products are below this (about 15 µs on
+    # one core) runs on one thread.  Measured with benchmarks/bench_core.py: at batch
+    # 32 and hidden 128 a second thread already pays (5–10 % of the pass), and at batch
+    # 64 and hidden 256 it takes a third off the pass.
     SMALL_PRODUCT_FLOPS = 1_000_000
+
+    def whole_pass(self, largest_flops: float) -> contextlib.AbstractContextManager:
+        """Context for a pass whose largest product is ``largest_flops``: one BLAS thread
+        on the CPU when that is small."""
+        return self._one_thread_below(largest_flops, self.SMALL_PASS_FLOPS)
 
     def step_loop(self, flops_per_step: float) -> contextlib.AbstractContextManager:
         """Context for a loop of small per-step products: one BLAS thread on the CPU."""
-        if self.blas is None or flops_per_step >= self.SMALL_PRODUCT_FLOPS:
+        return self._one_thread_below(flops_per_step, self.SMALL_PRODUCT_FLOPS)
+
+    def _one_thread_below(self, flops: float, bar: float) -> contextlib.AbstractContextManager:
+        if self.blas is None or flops >= bar:
             return contextlib.nullcontext()
         return self.blas.limit(limits=1, user_api="blas")
 

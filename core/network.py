@@ -193,7 +193,7 @@ class Network:
         if initial and self.model.pattern == "output_recurrence":
             raise DataError("initial states: output_recurrence carries no hidden state")
         with (np.errstate(all="ignore"), self.mem.pass_(),
-              self.backend.step_loop(self._largest_product(x))):
+              self.backend.whole_pass(self._largest_product(x))):
             if self.model.pattern == "output_recurrence":
                 return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
                                           d_output, loss_scale, input_grad)

@@ -275,3 +275,33 @@ def test_input_gradient_only_when_asked(pattern):
     assert plain.dx is None and full.dx.shape == x.shape
     for name in full.grads:
         np.testing.assert_array_equal(plain.grads[name], full.grads[name], err_msg=name)
+
+
+@pytest.mark.parametrize(("B", "H", "T", "one_thread"), [(16, 32, 100, True), (64, 256, 4, False)])
+def test_small_passes_stay_on_one_blas_thread(monkeypatch, B, H, T, one_thread):
+    """A lesson-sized pass never wakes a second BLAS thread (its spinning would take
+    the core the window paints on); a large one uses them all in its step loop."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if max(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas") < 2:
+        pytest.skip("BLAS runs on one thread here anyway")
+    import core.cells.lstm as lstm
+    import core.network
+
+    seen = []
+
+    def watch(module, name):
+        real = getattr(module, name)
+
+        def watched(*args):
+            seen.append(max(p["num_threads"] for p in threadpoolctl.threadpool_info()
+                            if p["user_api"] == "blas"))
+            return real(*args)
+
+        monkeypatch.setattr(module, name, watched)
+
+    watch(lstm, "forward")  # the step loop
+    watch(core.network, "project")  # the input projection of all steps
+    model = small_model("lstm", "many_to_many", D=H, H=H)
+    x, y = small_data(model, T=T, B=B)
+    network(model, "float32").run(x.astype(np.float32), y)
+    assert seen and all((n == 1) == one_thread for n in seen), seen
