@@ -55,9 +55,10 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
 
 
 def flops(cell: str, B: int, H: int, T: int, D: int) -> float:
-    """Matrix-product FLOPs of forward + BPTT: three products each for W_ih and W_hh."""
+    """Matrix-product FLOPs of forward + BPTT: x W_ihᵀ and dL/dW_ih (dL/dx is not asked
+    for, by either engine), h W_hhᵀ, dL/dh W_hh and dL/dW_hh."""
     GH = BLOCKS[cell] * H
-    return 6.0 * T * B * GH * (D + H)
+    return 2.0 * T * B * GH * (2 * D + 3 * H)
 
 
 def lab_runner(cell: str, B: int, H: int, T: int, D: int, device: str = "numpy"):
