@@ -15,6 +15,8 @@ own float32 matrix-product peak, measured in the same run.  PyTorch is optional
 
     python benchmarks/bench_core.py                  # all cells, all sizes
     python benchmarks/bench_core.py --cells lstm --sizes 32,128,200
+    python benchmarks/bench_core.py --device cupy    # on a GPU: CuPy against NumPy on the
+                                                     # same machine and PyTorch CUDA
 """
 
 from __future__ import annotations
@@ -32,24 +34,30 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.backend import resolve_backend
+from core.backend import BackendError, resolve_backend
 from core.experiment import InitConfig, LayerConfig, ModelConfig
 from core.init import init_params
 from core.layout import BLOCKS
 from core.network import Network
 
 SIZES = [(1, 32, 100), (32, 128, 200), (64, 256, 500)]
+GPU_SIZES = [(256, 512, 256), (256, 1024, 512)]
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """float32 FLOP/s of one large square matrix product (the machine's practical peak)."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+def matmul_peak(device: str = "numpy", repeats: int = 5) -> float:
+    """float32 FLOP/s of one large square matrix product (the device's practical peak)."""
+    be = resolve_backend(device, "float32")
+    n = 2048 if be.name == "numpy" else 8192
+    a = be.asarray(np.random.default_rng(0).standard_normal((n, n)))
     b = a.copy()
+    sync = be.xp.cuda.Device().synchronize if be.name == "cupy" else (lambda: None)
     a @ b
+    sync()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         a @ b
+        sync()
         times.append(time.perf_counter() - t)
     return 2 * n**3 / min(times)
 
@@ -79,20 +87,22 @@ def lab_runner(cell: str, B: int, H: int, T: int, D: int, device: str = "numpy")
     return run
 
 
-def torch_runners(cell: str, B: int, H: int, T: int, D: int):
+def torch_runners(cell: str, B: int, H: int, T: int, D: int, device: str = "cpu"):
+    """PyTorch's unrolled loop and fused module on ``device`` ("cpu" or "cuda")."""
     import torch
 
     torch.manual_seed(0)
-    x = torch.randn(T, B, D)
-    y = torch.randn(T, B, 1)
+    x = torch.randn(T, B, D, device=device)
+    y = torch.randn(T, B, 1, device=device)
     Cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}[cell]
     Seq = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
-    step_cell, head = Cell(D, H), torch.nn.Linear(H, 1)
-    seq = Seq(D, H)
+    step_cell, head = Cell(D, H).to(device), torch.nn.Linear(H, 1).to(device)
+    seq = Seq(D, H).to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def loop() -> None:
-        h = torch.zeros(B, H)
-        c = torch.zeros(B, H)
+        h = torch.zeros(B, H, device=device)
+        c = torch.zeros(B, H, device=device)
         hs = []
         for t in range(T):
             if cell == "lstm":
@@ -105,13 +115,14 @@ def torch_runners(cell: str, B: int, H: int, T: int, D: int):
         loss = torch.nn.functional.mse_loss(out, y)
         step_cell.zero_grad()
         loss.backward()
-        torch.stack([h.grad.norm(dim=1).mean() for h in hs])
+        torch.stack([h.grad.norm(dim=1).mean() for h in hs]).cpu()
 
     def fused() -> None:
         out, _ = seq(x)
         loss = torch.nn.functional.mse_loss(head(out), y)
         seq.zero_grad()
         loss.backward()
+        sync()
 
     return loop, fused
 
@@ -142,10 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--gap", type=float, default=0.2,
                     help="seconds of rest before each timed run (default 0.2)")
-    ap.add_argument("--device", default="numpy", choices=["numpy", "cupy"])
+    ap.add_argument("--device", default="numpy", choices=["numpy", "cupy"],
+                    help="the lab's backend; with cupy, PyTorch runs on CUDA and the lab on "
+                         "NumPy is timed beside it (default sizes 256,512,256 256,1024,512)")
     ap.add_argument("--no-torch", action="store_true", help="time the lab's engine only")
     args = ap.parse_args(argv)
-    sizes = ([tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes else SIZES)
+    gpu = args.device == "cupy"
+    if gpu:
+        try:
+            resolve_backend("cupy")
+        except BackendError as exc:
+            raise SystemExit(f"error: {exc}") from None
+    sizes = ([tuple(int(v) for v in s.split(",")) for s in args.sizes] if args.sizes
+             else GPU_SIZES if gpu else SIZES)
     try:
         if args.no_torch:
             raise ImportError
@@ -154,27 +174,41 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_grad_enabled(True)
         have_torch = True
         threads = torch.get_num_threads()
+        if gpu and not torch.cuda.is_available():
+            raise SystemExit("error: --device cupy compares against PyTorch on CUDA, which "
+                             "this torch cannot use (or pass --no-torch)")
     except ImportError:
         have_torch = False
         threads = None
-    peak = matmul_peak()
-    print(f"# {date.today()} · {platform.processor() or platform.machine()} · "
-          f"{os.cpu_count()} CPUs · NumPy {np.__version__}"
+    peak = matmul_peak(args.device)
+    where = f"{os.cpu_count()} CPUs · NumPy {np.__version__}"
+    if gpu:
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        where += f" · {name} · CuPy {cupy.__version__}"
+    print(f"# {date.today()} · {platform.processor() or platform.machine()} · {where}"
           + (f" · torch {torch.__version__} ({threads} threads)" if have_torch else "")
           + f" · float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
-    print("| cell | B | H | T | lab ms | torch loop ms | lab / loop | torch fused ms | "
-          "lab / fused | lab GFLOP/s | % of peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| cell | B | H | T | lab ms |" + (" NumPy ms | NumPy / lab |" if gpu else "")
+          + " torch loop ms | lab / loop | torch fused ms | lab / fused | lab GFLOP/s | % of peak |")
+    print("|---" * (13 if gpu else 11) + "|")
     for cell in args.cells.split(","):
         for B, H, T in sizes:
             D = H
             fns = {"lab": lab_runner(cell, B, H, T, D, args.device)}
+            if gpu:
+                fns["numpy"] = lab_runner(cell, B, H, T, D, "numpy")
             if have_torch:
-                fns["loop"], fns["fused"] = torch_runners(cell, B, H, T, D)
+                fns["loop"], fns["fused"] = torch_runners(cell, B, H, T, D,
+                                                          "cuda" if gpu else "cpu")
             med = interleaved(fns, args.repeats, args.gap)
             lab = med["lab"]
             rate = flops(cell, B, H, T, D) / lab
             cols = [cell, B, H, T, f"{lab * 1e3:.1f}"]
+            if gpu:
+                cols += [f"{med['numpy'] * 1e3:.1f}", f"{med['numpy'] / lab:.1f}×"]
             if have_torch:
                 cols += [f"{med['loop'] * 1e3:.1f}", f"{lab / med['loop']:.2f}×",
                          f"{med['fused'] * 1e3:.1f}", f"{lab / med['fused']:.2f}×"]
