@@ -105,7 +105,7 @@ def resolve_backend(device: str = "auto", dtype: str = "float32") -> Backend:
     if cupy is not None:
         return Backend("cupy", cupy, dt, f"{why}; using it" if device == "auto" else why)
     if device == "cupy":
-        raise BackendError(f"device 'cupy' requested but {why[0].lower()}{why[1:]}")
+        raise BackendError(f"device 'cupy' requested, but {why}")
     return Backend("numpy", np, dt, f"{why}; using NumPy", _blas_controller())
 
 
