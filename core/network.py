@@ -661,7 +661,9 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
         H, cell = layer.hidden_size, layer.cell
         G = CELLS[cell].BLOCKS
         nd = 2 if layer.bidirectional else 1
-        grad_buffers = G * H * (2 if cell == "gru" else 1)
+        # dL/d(projections) — GRU keeps the recurrent one apart — and, with peepholes,
+        # the LSTM's ∂c_t/∂c_{t-1} (without them it is the forget gate itself).
+        grad_buffers = G * H * (2 if cell == "gru" else 1) + (H if layer.peephole else 0)
         if feedback:  # every layer keeps its gradient buffers to the end
             units += nd * (_STORED[cell] * H + grad_buffers)
         else:  # released after each direction: gradient buffers and dL/d(input)

@@ -100,7 +100,7 @@ def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> di
 
 def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) -> None:
     """The derivatives that need only the forward pass, for the timesteps ``c`` at once
-    (``c_prev`` the c_{t-1} of each; σ' = s(1 − s), tanh' = 1 − g²)::
+    (``c_prev`` the c_{t-1} of each; σ'(i) = i (1 − i) for a sigmoid gate i)::
 
         K_i = g σ'(i)          ∂c_t/∂a_i          K_f = c_{t-1} σ'(f)   ∂c_t/∂a_f
         K_g = i (1 − g²)       ∂c_t/∂a_g          K_o = tanh c σ'(o)    ∂h_t/∂a_o

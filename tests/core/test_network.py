@@ -235,7 +235,7 @@ def test_backend_resolution():
     assert auto.reason
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "peephole", "gru"])
 @pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one", "output_recurrence"])
 @pytest.mark.parametrize(("bidirectional", "depth"), [(False, 1), (True, 2), (False, 3)])
 def test_memory_estimate_matches_measured_peak(cell, pattern, bidirectional, depth):
@@ -244,7 +244,9 @@ def test_memory_estimate_matches_measured_peak(cell, pattern, bidirectional, dep
 
     if bidirectional and pattern == "output_recurrence":
         pytest.skip("refused by the schema")
-    model = small_model(cell, pattern, bidirectional, depth, H=64, D=4, O=2)
+    peep = cell == "peephole"
+    model = small_model("lstm" if peep else cell, pattern, bidirectional, depth, peep,
+                        H=64, D=4, O=2)
     net = network(model, "float32")
     x, y = small_data(model, T=200, B=16)
     x = x.astype(np.float32)
