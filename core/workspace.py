@@ -45,6 +45,9 @@ class Workspace:
         self._lock = threading.Lock()
         self._free: dict[int, list[tuple[Any, int]]] = {}  # size -> [(buffer, pass it came back in)]
         self._lent: dict[int, weakref.ref] = {}  # keeps the callbacks alive
+        # Filled by the weak-reference callbacks, which may run inside any allocation
+        # (a garbage collection), even one made while the lock is held: they only append.
+        self._returned: list[tuple[Any, int, int]] = []
         self._pass = 0
 
     def empty(self, shape: tuple[int, ...] | int, dtype: Any) -> Any:
@@ -74,6 +77,7 @@ class Workspace:
         would without the workspace.  Those from earlier passes stay for the requests
         they were kept for.
         """
+        self._drain()
         fits = [n for n, bufs in self._free.items() if bufs and nbytes <= n <= 2 * nbytes]
         if fits:
             size = min(fits)
@@ -91,10 +95,16 @@ class Workspace:
         return self.empty(a.shape, a.dtype)
 
     def _give_back(self, ref: weakref.ref, buf: Any, nbytes: int) -> None:
-        """Called when the last view of a lent array is gone: its buffer is free again."""
-        with self._lock:
-            self._lent.pop(id(ref), None)
-            self._free.setdefault(nbytes, []).append((buf, self._pass))
+        """Called when the last view of a lent array is gone: its buffer is free again.
+        Takes no lock (see ``_returned``)."""
+        self._lent.pop(id(ref), None)
+        self._returned.append((buf, nbytes, self._pass))
+
+    def _drain(self) -> None:
+        """Move the buffers that came back into the pool; called with the lock held."""
+        while self._returned:
+            buf, nbytes, stamp = self._returned.pop()
+            self._free.setdefault(nbytes, []).append((buf, stamp))
 
     @contextlib.contextmanager
     def pass_(self) -> Iterator[None]:
@@ -111,6 +121,7 @@ class Workspace:
             yield
         finally:
             with self._lock:
+                self._drain()
                 self._free = {n: kept for n, bufs in self._free.items()
                               if (kept := [(b, p) for b, p in bufs if p >= start])}
 
@@ -118,4 +129,5 @@ class Workspace:
     def held_bytes(self) -> int:
         """Bytes of free buffers the pool keeps for the next pass."""
         with self._lock:
+            self._drain()
             return sum(n * len(bufs) for n, bufs in self._free.items())
