@@ -30,6 +30,7 @@ import numpy as np
 
 from .backend import Backend
 from .cells import CELLS
+from .cells.fused import kernels as fused_kernels
 from .cells.lstm import step_constants as lstm_constants
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
@@ -122,6 +123,9 @@ class Network:
             row = []
             for d in directions(layer):
                 P: dict[str, Any] = {"activation": layer.activation}
+                kernels = self._kernels()
+                if kernels is not None:
+                    P["fused"] = kernels
                 if layer.cell == "lstm":
                     P.update(lstm_constants(xp, dt))
                     if layer.peephole:
@@ -129,6 +133,12 @@ class Network:
                 row.append(_Dir(f"l{k}{d}", k, d, cell, H, d == "_reverse", P))
             out.append(row)
         return out
+
+    def _kernels(self) -> dict[str, Any] | None:
+        """The fused elementwise steps (core.cells.fused) on a GPU, else None."""
+        if self.backend.name != "cupy":
+            return None
+        return fused_kernels(self.xp)
 
     def _check_data(self, x: Any, y: Any) -> tuple[Any, Any]:
         """Move ``x`` (T, B, D) and ``y`` onto the backend, checking shapes."""

@@ -41,6 +41,10 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
             P: dict) -> None:
     """One step from ``xpj``, ``hpj`` (3, B, H); writes S["gates"][:, t], S["hn"][t], S["h"][t]."""
     a, h, hn = S["gates"][:, t], S["h"][t], S["hn"][t]
+    fused = P.get("fused")
+    if fused is not None:  # the same step in one GPU kernel (core.cells.fused)
+        fused["gradlab_gru_forward"](*xpj, *hpj, h_prev, *a, hn, h)
+        return
     rz = a[:2]
     xp.add(xpj[:2], hpj[:2], out=rz)
     rz *= -1.0                                  # σ(v) = 1 / (1 + e^(−v))
@@ -96,6 +100,13 @@ def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any,
     """One step back from the total dL/dh_t ``dh``: d(xp) = dh ⊙ ∂h/∂a into ``dxp``,
     d(hp) = dh ⊙ ∂h/∂(hp) into ``dhp`` (3, B, H); returns (direct dL/dh_{t-1} = dh ⊙ z,
     None)."""
+    fused = P.get("fused")
+    if fused is not None:  # the same step in one GPU kernel (core.cells.fused)
+        direct = xp.empty_like(dh)
+        kr, kz, kn = L["kx"][:, t]
+        fused["gradlab_gru_backward"](dh, kr, kz, kn, L["kh"][2, t], L["z"][t], *dxp, *dhp,
+                                      direct)
+        return direct, None
     xp.multiply(L["kx"][:, t], dh, out=dxp)
     xp.multiply(L["kh"][:, t], dh, out=dhp)
     return dh * L["z"][t], None

@@ -71,9 +71,16 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     """One step from pre-activations ``xpj + hpj`` (4, B, H); writes S[...][t]."""
     a = S["gates"][:, t]
     c, tc, h = S["c"][t], S["tc"][t], S["h"][t]
+    peep = P.get("peep")
+    fused = P.get("fused")
+    if fused is not None:  # the same step in one GPU kernel (core.cells.fused)
+        if peep is None:
+            fused["gradlab_lstm_forward"](*xpj, *hpj, c_prev, *a, c, tc, h)
+        else:
+            fused["gradlab_lstm_peephole_forward"](*xpj, *hpj, c_prev, *peep, *a, c, tc, h)
+        return
     neg2s = P["neg2s"]
     xp.add(xpj, hpj, out=a)
-    peep = P.get("peep")
     if peep is None:
         _activate(xp, a, neg2s, True)
     else:
@@ -146,9 +153,14 @@ def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any,
     writes dL/da_t (4, B, H) into ``dxp`` (``dhp`` is the same for an LSTM) and the total
     dL/dc_t into ``dc``; returns (None, dL/dc_{t-1}).
     """
+    K = L["k"][:, t]
+    fused = P.get("fused")
+    if fused is not None:  # the same step in one GPU kernel (core.cells.fused)
+        dc_prev = xp.empty_like(dc)
+        fused["gradlab_lstm_backward"](dh, L["p"][t], dc_next, *K, L["f"][t], dc, *dxp, dc_prev)
+        return None, dc_prev
     xp.multiply(dh, L["p"][t], out=dc)
     dc += dc_next
-    K = L["k"][:, t]
     xp.multiply(K[:3], dc, out=dxp[:3])
     xp.multiply(K[3], dh, out=dxp[3])
     return None, dc * L["f"][t]
