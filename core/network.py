@@ -358,32 +358,26 @@ class Network:
 
     def _dir_param_grads(self, D: _Dir, h_first: Any, c_first: Any, grads: dict) -> None:
         """Parameter gradients of one direction: one product per gate over all timesteps."""
-        xp, dt, S, X = self.xp, self.backend.dtype, D.S, D.X
-        T = X.shape[0]
-        H = D.H
+        xp, dt, X = self.xp, self.backend.dtype, D.X
+        T, H = X.shape[0], D.H
         sfx = f"_l{D.k}{D.suffix}"
         dxp, dhp = D.dxp, D.dhp
-        order = D.order(T)
+        starts = D.prev_rows(slice(0, T), h_first, c_first)  # h_{t-1}, c_{t-1} of every step
         grads["weight_ih" + sfx] = outer_sum(xp, dxp, X)
         dW_hh = xp.zeros((dhp.shape[0] * H, H), dtype=dt)
-        for rows, h_prev, _ in D.prev_rows(slice(0, T), h_first, c_first):
+        for rows, h_prev, _ in starts:
             dW_hh += outer_sum(xp, dhp[:, rows], h_prev)
         grads["weight_hh" + sfx] = dW_hh
         grads["bias_ih" + sfx] = dxp.sum(axis=(1, 2)).reshape(-1)
         # b_hh enters beside b_ih, so it has the same gradient, except GRU's b_hn.
         grads["bias_hh" + sfx] = (grads["bias_ih" + sfx].copy() if dhp is dxp
                                   else dhp.sum(axis=(1, 2)).reshape(-1))
-        # h_{t-1} in time order is h[t-1] (forward) or h[t+1] (reverse); h_{-1} = h0.
-        now, before = (slice(0, T - 1), slice(1, T)) if D.reverse else (slice(1, T), slice(0, T - 1))
-        first = order[0]
-        if "peep" in D.P:
-            c = S["c"]
-            dpeep = xp.empty((3, H), dtype=dt)
-            dpeep[0] = (dxp[0, now] * c[before]).sum(axis=(0, 1))
-            dpeep[1] = (dxp[1, now] * c[before]).sum(axis=(0, 1))
-            dpeep[2] = (dxp[3] * c).sum(axis=(0, 1))
-            dpeep[0] += (dxp[0, first] * c_first).sum(axis=0)
-            dpeep[1] += (dxp[1, first] * c_first).sum(axis=0)
+        if "peep" in D.P:  # p_i and p_f see c_{t-1}, p_o sees c_t
+            dpeep = xp.zeros((3, H), dtype=dt)
+            for rows, _, c_prev in starts:
+                dpeep[0] += (dxp[0, rows] * c_prev).sum(axis=(0, 1))
+                dpeep[1] += (dxp[1, rows] * c_prev).sum(axis=(0, 1))
+            dpeep[2] = (dxp[3] * D.S["c"]).sum(axis=(0, 1))
             grads["weight_peep" + sfx] = dpeep
 
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
