@@ -127,21 +127,23 @@ def torch_runners(cell: str, B: int, H: int, T: int, D: int, device: str = "cpu"
     return loop, fused
 
 
-def interleaved(fns: dict, repeats: int, gap: float = 0.2) -> dict[str, float]:
-    """Median seconds of each function, run in turn so drift hits all alike.
+def interleaved(fns: dict, repeats: int, gap: float = 0.2, block: int = 3) -> dict[str, float]:
+    """Median seconds of each function over ``repeats`` runs, taken in blocks.
 
-    Each run starts ``gap`` seconds after the one before: OpenBLAS's and OpenMP's
-    worker threads keep spinning on the cores for a while after a product, and
-    would otherwise slow whichever engine runs next."""
-    for fn in fns.values():
-        fn()
+    Each engine runs ``block`` times back to back (after one untimed run), as it would
+    in a training loop, and the engines take turns block by block, so drift hits all
+    alike.  A block starts ``gap`` seconds after the one before: OpenBLAS's and
+    OpenMP's worker threads keep spinning on the cores for a while after a product,
+    and would otherwise slow whichever engine runs next."""
     times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
+    while min(len(v) for v in times.values()) < repeats:
         for k, fn in fns.items():
             time.sleep(gap)
-            t = time.perf_counter()
             fn()
-            times[k].append(time.perf_counter() - t)
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="B,H,T triples (default: 1,32,100 32,128,200 64,256,500)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--gap", type=float, default=0.2,
-                    help="seconds of rest before each timed run (default 0.2)")
+                    help="seconds of rest before each engine's turn (default 0.2)")
     ap.add_argument("--device", default="numpy", choices=["numpy", "cupy"],
                     help="the lab's backend; with cupy, PyTorch runs on CUDA and the lab on "
                          "NumPy is timed beside it (default sizes 256,512,256 256,1024,512)")
