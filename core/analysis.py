@@ -83,12 +83,14 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             S = {"h": L.h[:, sample:sample + 1]}
             T = L.h.shape[0]
             order = list(range(T - 1, -1, -1) if d else range(T))
-            prev = {}  # the state each step started from (zeros at the first)
+            prev = {}  # the state each step started from: t+1 (reverse) or t−1, zeros first
             for name, a in (("h", L.h), ("c", L.c)):
                 if a is not None:
                     p_ = xp.zeros_like(a[:, sample:sample + 1])
-                    for s in range(1, T):
-                        p_[order[s]] = a[order[s - 1], sample:sample + 1]
+                    if d:
+                        p_[:-1] = a[1:, sample:sample + 1]
+                    else:
+                        p_[1:] = a[:-1, sample:sample + 1]
                     prev[name] = p_
             if L.c is not None:
                 S["c"] = L.c[:, sample:sample + 1]

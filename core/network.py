@@ -117,13 +117,13 @@ class Network:
     def _dirs(self) -> list[list[_Dir]]:
         """Per layer, its directions with the step constants of the current params."""
         xp, dt, p = self.xp, self.backend.dtype, self.params
+        kernels = self._kernels()
         out = []
         for k, layer in enumerate(self.model.layers):
             cell, H = CELLS[layer.cell], layer.hidden_size
             row = []
             for d in directions(layer):
                 P: dict[str, Any] = {"activation": layer.activation}
-                kernels = self._kernels()
                 if kernels is not None:
                     P["fused"] = kernels
                 if layer.cell == "lstm":
