@@ -4,6 +4,8 @@ For each cell and size (B, H, T) it times, interleaved in one process:
 
 - ``lab``: ``Network.run`` (forward, loss, BPTT; every h, c, gate, dL/dh_t, dL/dc_t and
   parameter gradient kept) plus the per-step norms ‖dL/dh_t‖;
+- ``NumPy steps`` (CPU) or ``CPU`` (with ``--device cupy``): the same pass with the
+  cells' plain NumPy steps, or on the CPU, for the ratio against the engine's baseline;
 - ``torch-loop``: PyTorch's unrolled ``LSTMCell``/``GRUCell``/``RNNCell`` loop with
   ``retain_grad()`` on every h_t — what a user writes to get per-step gradients;
 - ``torch-fused``: PyTorch's fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` forward + backward,
@@ -22,6 +24,7 @@ own float32 matrix-product peak, measured in the same run.  PyTorch is optional
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -69,10 +72,12 @@ def flops(cell: str, B: int, H: int, T: int, D: int) -> float:
     return 2.0 * T * B * GH * (2 * D + 3 * H)
 
 
-def lab_runner(cell: str, B: int, H: int, T: int, D: int, device: str = "numpy"):
+def lab_runner(cell: str, B: int, H: int, T: int, D: int, device: str = "numpy",
+               compiled: bool = True):
+    """The lab's pass; ``compiled=False`` runs the cells' NumPy steps on the CPU."""
     model = ModelConfig(input_size=D, output_size=1,
                         layers=[LayerConfig(cell=cell, hidden_size=H)])
-    be = resolve_backend(device, "float32")
+    be = dataclasses.replace(resolve_backend(device, "float32"), compiled=compiled)
     net = Network(model, init_params(model, InitConfig()), be)
     rng = np.random.default_rng(0)
     x = be.asarray(rng.standard_normal((T, B, D)))
@@ -193,15 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {date.today()} · {platform.processor() or platform.machine()} · {where}"
           + (f" · torch {torch.__version__} ({threads} threads)" if have_torch else "")
           + f" · float32 matmul peak {peak / 1e9:.1f} GFLOP/s")
-    print("| cell | B | H | T | lab ms |" + (" NumPy ms | NumPy / lab |" if gpu else "")
+    base = "CPU" if gpu else "NumPy steps"
+    print(f"# lab: {resolve_backend(args.device).label}")
+    print(f"| cell | B | H | T | lab ms | {base} ms | {base} / lab |"
           + " torch loop ms | lab / loop | torch fused ms | lab / fused | lab GFLOP/s | % of peak |")
-    print("|---" * (13 if gpu else 11) + "|")
+    print("|---" * 13 + "|")
     for cell in args.cells.split(","):
         for B, H, T in sizes:
             D = H
             fns = {"lab": lab_runner(cell, B, H, T, D, args.device)}
-            if gpu:
-                fns["numpy"] = lab_runner(cell, B, H, T, D, "numpy")
+            fns["base"] = lab_runner(cell, B, H, T, D, "numpy", compiled=gpu)
             if have_torch:
                 fns["loop"], fns["fused"] = torch_runners(cell, B, H, T, D,
                                                           "cuda" if gpu else "cpu")
@@ -209,8 +215,7 @@ def main(argv: list[str] | None = None) -> int:
             lab = med["lab"]
             rate = flops(cell, B, H, T, D) / lab
             cols = [cell, B, H, T, f"{lab * 1e3:.1f}"]
-            if gpu:
-                cols += [f"{med['numpy'] * 1e3:.1f}", f"{med['numpy'] / lab:.1f}×"]
+            cols += [f"{med['base'] * 1e3:.1f}", f"{med['base'] / lab:.2f}×"]
             if have_torch:
                 cols += [f"{med['loop'] * 1e3:.1f}", f"{lab / med['loop']:.2f}×",
                          f"{med['fused'] * 1e3:.1f}", f"{lab / med['fused']:.2f}×"]

@@ -32,6 +32,9 @@ class Backend:
     dtype: np.dtype
     reason: str  # why this backend was chosen, for `gradlab info` and the status bar
     blas: Any = field(default=None, repr=False, compare=False)  # threadpoolctl controller
+    # On the CPU, run the cells' fused steps compiled (core.cells.native) when they build;
+    # False keeps the NumPy steps (the benchmark's baseline, and the tests' second path).
+    compiled: bool = True
 
     # A pass whose largest product is below this many FLOPs runs on one BLAS thread
     # throughout: waking a second thread costs more than it saves, and its spinning
@@ -57,6 +60,20 @@ class Backend:
             return contextlib.nullcontext()
         return self.blas.limit(limits=1, user_api="blas")
 
+    @property
+    def kernels(self) -> dict[str, Any] | None:
+        """The fused step kernels by name (core.cells.fused): CuPy's on a GPU, the
+        compiled ones on the CPU, or None, when the cells run their NumPy steps."""
+        if self.name == "cupy":
+            from .cells.fused import kernels
+
+            return kernels(self.xp)
+        if not self.compiled:
+            return None
+        from .cells import native
+
+        return native.kernels()
+
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """Copy or move ``a`` onto this backend in ``dtype`` (default: the working dtype)."""
         return self.xp.asarray(a, dtype=self.dtype if dtype is None else dtype)
@@ -69,7 +86,8 @@ class Backend:
 
     @property
     def label(self) -> str:
-        return f"{'CuPy' if self.name == 'cupy' else 'NumPy'} · {np.dtype(self.dtype).name}"
+        base = f"{'CuPy' if self.name == 'cupy' else 'NumPy'} · {np.dtype(self.dtype).name}"
+        return base + (" · compiled steps" if self.name == "numpy" and self.kernels else "")
 
 
 def probe_cupy() -> tuple[ModuleType | None, str]:
@@ -135,6 +153,9 @@ def backend_info() -> dict[str, Any]:
                         for p in threadpool_info()]
     except ImportError:
         pass
+    from .cells import native
+
+    info["cpu_steps"] = native.status()
     cupy, why = probe_cupy()
     info["cupy"] = why
     if cupy is not None:

@@ -30,7 +30,6 @@ import numpy as np
 
 from .backend import Backend
 from .cells import CELLS
-from .cells.fused import kernels as fused_kernels
 from .cells.lstm import step_constants as lstm_constants
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
@@ -135,10 +134,9 @@ class Network:
         return out
 
     def _kernels(self) -> dict[str, Any] | None:
-        """The fused elementwise steps (core.cells.fused) on a GPU, else None."""
-        if self.backend.name != "cupy":
-            return None
-        return fused_kernels(self.xp)
+        """The fused elementwise steps (core.cells.fused): on a GPU, or compiled for the
+        CPU; None where the cells run their NumPy steps."""
+        return self.backend.kernels
 
     def _check_data(self, x: Any, y: Any) -> tuple[Any, Any]:
         """Move ``x`` (T, B, D) and ``y`` onto the backend, checking shapes."""

@@ -25,12 +25,14 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Fused:
-    """One fused step: input and output names (all of the working type T) and the body."""
+    """One fused step: input and output names (all of the working type T), the body,
+    and which inputs are (H,) rows broadcast over the batch (the rest are all (B, H))."""
 
     name: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     body: str
+    rows: tuple[str, ...] = ()
 
     def cupy(self, cupy: Any) -> Any:
         """The compiled ``cupy.ElementwiseKernel``; call it with inputs then outputs."""
@@ -78,7 +80,8 @@ LSTM_PEEPHOLE_FORWARD = Fused(
     o = {_SIGMOID.format("xo + ho + po * c")};
     tc = tanh(c);
     h = o * tc;
-    """)
+    """,
+    rows=("pi", "pf", "po"))
 
 # dc_t = dc_{t+1} ∂c_{t+1}/∂c_t + dh ∂h/∂c;  da = K dc (i, f, g) or K dh (o);
 # dc_{t-1} = dc_t ∂c_t/∂c_{t-1}: the recurrent part of lstm.backward.
@@ -127,7 +130,13 @@ GRU_BACKWARD = Fused(
     direct = dh * z;
     """)
 
-ALL = (LSTM_FORWARD, LSTM_PEEPHOLE_FORWARD, LSTM_BACKWARD, GRU_FORWARD, GRU_BACKWARD)
+RNN_TANH_FORWARD = Fused("gradlab_rnn_tanh_forward", ("x", "hp"), ("h",), "h = tanh(x + hp);")
+
+RNN_SIGMOID_FORWARD = Fused("gradlab_rnn_sigmoid_forward", ("x", "hp"), ("h",),
+                            f"h = {_SIGMOID.format('x + hp')};")
+
+ALL = (LSTM_FORWARD, LSTM_PEEPHOLE_FORWARD, LSTM_BACKWARD, GRU_FORWARD, GRU_BACKWARD,
+       RNN_TANH_FORWARD, RNN_SIGMOID_FORWARD)
 
 
 @functools.cache

@@ -42,7 +42,7 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     """One step from ``xpj``, ``hpj`` (3, B, H); writes S["gates"][:, t], S["hn"][t], S["h"][t]."""
     a, h, hn = S["gates"][:, t], S["h"][t], S["hn"][t]
     fused = P.get("fused")
-    if fused is not None:  # the same step in one GPU kernel (core.cells.fused)
+    if fused is not None:  # the same step in one kernel (core.cells.fused)
         fused["gradlab_gru_forward"](*xpj, *hpj, h_prev, *a, hn, h)
         return
     rz = a[:2]
@@ -101,7 +101,7 @@ def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any,
     d(hp) = dh ⊙ ∂h/∂(hp) into ``dhp`` (3, B, H); returns (direct dL/dh_{t-1} = dh ⊙ z,
     None)."""
     fused = P.get("fused")
-    if fused is not None:  # the same step in one GPU kernel (core.cells.fused)
+    if fused is not None:  # the same step in one kernel (core.cells.fused)
         direct = xp.empty_like(dh)
         kr, kz, kn = L["kx"][:, t]
         fused["gradlab_gru_backward"](dh, kr, kz, kn, L["kh"][2, t], L["z"][t], *dxp, *dhp,

@@ -73,7 +73,7 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     c, tc, h = S["c"][t], S["tc"][t], S["h"][t]
     peep = P.get("peep")
     fused = P.get("fused")
-    if fused is not None:  # the same step in one GPU kernel (core.cells.fused)
+    if fused is not None:  # the same step in one kernel (core.cells.fused)
         if peep is None:
             fused["gradlab_lstm_forward"](*xpj, *hpj, c_prev, *a, c, tc, h)
         else:
@@ -155,7 +155,7 @@ def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any,
     """
     K = L["k"][:, t]
     fused = P.get("fused")
-    if fused is not None:  # the same step in one GPU kernel (core.cells.fused)
+    if fused is not None:  # the same step in one kernel (core.cells.fused)
         dc_prev = xp.empty_like(dc)
         fused["gradlab_lstm_backward"](dh, L["p"][t], dc_next, *K, L["f"][t], dc, *dxp, dc_prev)
         return None, dc_prev

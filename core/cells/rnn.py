@@ -24,8 +24,12 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
             P: dict) -> None:
     """h_t = φ(xp + hp), written into S["h"][t]."""
     h = S["h"][t]
-    xp.add(xpj[0], hpj[0], out=h)
     act = P["activation"]
+    fused = P.get("fused")
+    if fused is not None and act in ("tanh", "sigmoid"):  # one kernel (core.cells.fused)
+        fused[f"gradlab_rnn_{act}_forward"](xpj[0], hpj[0], h)
+        return
+    xp.add(xpj[0], hpj[0], out=h)
     if act == "tanh":
         xp.tanh(h, out=h)
     elif act == "sigmoid":  # σ(a) = 1 / (1 + e^(−a))

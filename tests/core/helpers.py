@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from core.backend import resolve_backend
@@ -30,7 +32,9 @@ def small_data(model: ModelConfig, T: int = 5, B: int = 2, seed: int = 1):
 
 
 def network(model: ModelConfig, dtype: str = "float64", seed: int = 3, device: str = "numpy",
-            scheme: str = "uniform", scale: float = 1.0) -> Network:
+            scheme: str = "uniform", scale: float = 1.0, compiled: bool = True) -> Network:
+    """A small network with random weights; ``compiled=False`` keeps the cells' NumPy
+    steps on the CPU instead of the compiled ones (core.cells.native)."""
     init = InitConfig(scheme=scheme, seed=seed)
     init.scales.input = init.scales.recurrent = init.scales.output = scale
     params = init_params(model, init)
@@ -39,7 +43,7 @@ def network(model: ModelConfig, dtype: str = "float64", seed: int = 3, device: s
     for name, value in params.items():
         if name.startswith(("weight_peep", "bias")):
             params[name] = rng.uniform(-0.5, 0.5, size=value.shape)
-    return Network(model, params, resolve_backend(device, dtype))
+    return Network(model, params, replace(resolve_backend(device, dtype), compiled=compiled))
 
 
 def numeric_grad(f, a: np.ndarray, idx: list[tuple], eps: float = 1e-4) -> np.ndarray:

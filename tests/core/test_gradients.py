@@ -1,9 +1,10 @@
 """Every analytic gradient against central finite differences in float64.
 
 Cells × patterns × directions × depths × full and truncated BPTT; parameters and
-inputs.  Truncated BPTT is the gradient of the loss in which the states carried
-across a window boundary are constants, so the finite differences run with those
-states frozen at their unperturbed values (``frozen=``).
+inputs; with the compiled CPU steps and with the plain NumPy ones.  Truncated BPTT is
+the gradient of the loss in which the states carried across a window boundary are
+constants, so the finite differences run with those states frozen at their unperturbed
+values (``frozen=``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tests.core.helpers import (
     small_data,
     small_model,
 )
+from tests.core.test_native import compiled_kernels
 
 CELLS = [
     ("rnn", "tanh", False),
@@ -73,10 +75,14 @@ def check_gradients(net, x, y, tbptt=None, teacher_mask=None, per_param=8, seed=
     return base
 
 
+@pytest.mark.parametrize("steps", ["compiled", "numpy"])
 @pytest.mark.parametrize(("cell", "act", "peep", "pattern", "bidir", "depth", "tbptt"), list(_cases()))
-def test_gradients_match_finite_differences(cell, act, peep, pattern, bidir, depth, tbptt):
+def test_gradients_match_finite_differences(cell, act, peep, pattern, bidir, depth, tbptt, steps):
+    """On both CPU paths: the compiled steps (core.cells.native) and the NumPy steps."""
+    if steps == "compiled":
+        compiled_kernels()
     model = small_model(cell, pattern, bidir, depth, peep, act)
-    net = network(model)
+    net = network(model, compiled=steps == "compiled")
     x, y = small_data(model, T=6)
     mask = None
     if pattern == "output_recurrence":
