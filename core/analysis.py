@@ -119,7 +119,8 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                 rows[t] = dh
                 if s == 0:
                     break
-                direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp, dc_total)
+                direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp, dc_total,
+                                                None, None)  # the factors hold the states
                 new = vjp(xp, dhp, W_hh4, xp.empty((H, H), dtype=dt), scratch)
                 if direct is not None:
                     new += direct

@@ -53,8 +53,10 @@ class _Dir:
     P: dict[str, Any]
     S: dict[str, Any] = field(default_factory=dict)
     X: Any = None  # the layer's input (T, B, D)
-    dxp: Any = None  # dL/d(input projection), gate-major (G, T, B, H)
-    dhp: Any = None  # dL/d(recurrent projection) (G, T, B, H), may alias dxp
+    # dL/d(input projection) and dL/d(recurrent projection) (may alias): gate-major
+    # (G, T, B, H) views of time-major memory (grad_buffer)
+    dxp: Any = None
+    dhp: Any = None
     dh: Any = None  # total dL/dh_t (T, B, H)
     dc: Any = None  # total dL/dc_t (T, B, H), LSTM only
     h0: Any = None  # initial state (B, H); None means zeros
@@ -300,8 +302,8 @@ class Network:
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         lstm = D.cell.HAS_CELL_STATE
         mem = self.mem
-        D.dxp = mem.empty((G, T, B, H), dt)
-        D.dhp = D.dxp if D.cell.NAME != "gru" else mem.empty_like(D.dxp)
+        D.dxp = grad_buffer(mem, G, T, B, H, dt)
+        D.dhp = D.dxp if D.cell.NAME != "gru" else grad_buffer(mem, G, T, B, H, dt)
         D.dh = mem.empty((T, B, H), dt)
         D.dc = mem.empty((T, B, H), dt) if lstm else None
         zeros = xp.zeros((B, H), dtype=dt)
@@ -314,40 +316,45 @@ class Network:
         for rows, h_prev, c_prev in D.prev_rows(slice(0, T), h_first, c_first):
             D.cell.local(xp, D.S, rows, h_prev, c_prev, D.P, L)
         with self.backend.step_loop(2.0 * B * H * G * H):
-            dh_carry, dc_carry = self._backward_steps(D, order, dH, gate_major(W_hh, G), L,
-                                                      dh_carry, dc_carry, zeros, tbptt)
+            dh_carry, dc_carry = self._backward_steps(D, order, dH, W_hh, L,
+                                                      dh_carry, dc_carry, zeros, tbptt,
+                                                      h_first, c_first)
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
         self._dir_param_grads(D, h_first, c_first, grads)
         dX = None
         if want_dx:
             K = D.X.shape[2]
-            dX = back_project(xp, D.dxp, W_ih, mem.empty((T, B, K), dt),
-                              mem.empty((T * B, K), dt) if G > 1 else None)
+            dX = back_project(xp, D.dxp, W_ih, mem.empty((T, B, K), dt))
         D.dxp = D.dhp = None  # no longer needed: release them before the layer below runs
         return dX
 
-    def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh4: Any, L: dict,
-                        dh_carry: Any, dc_carry: Any, zeros: Any,
-                        tbptt: int | None) -> tuple[Any, Any]:
+    def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh: Any, L: dict,
+                        dh_carry: Any, dc_carry: Any, zeros: Any, tbptt: int | None,
+                        h_first: Any, c_first: Any) -> tuple[Any, Any]:
         """The backward loop, from the last step processed to the first: the recurrent
-        part of BPTT, with the local derivatives ``L`` computed before."""
-        xp = self.xp
+        part of BPTT, with the local derivatives ``L`` computed before (or, with fused
+        kernels, in the step from the state it started from: ``h_first``, ``c_first``
+        for the first step processed)."""
+        xp, S = self.xp, D.S
         lstm = D.cell.HAS_CELL_STATE
         dxp, dhp = D.dxp, D.dhp
-        scratch = xp.empty(dxp[:, 0].shape, dtype=dxp.dtype)
+        dhp_rows = time_major(dhp)  # (T, B, G·H): a step's gradient is one matrix
         for s in range(len(order) - 1, -1, -1):
             t = order[s]
             dh = D.dh[t]
             xp.add(dH[t], dh_carry, out=dh)
             dxp_t = dxp[:, t]
             dhp_t = dxp_t if dhp is dxp else dhp[:, t]
+            tp = order[s - 1] if s > 0 else None
+            h_prev = S["h"][tp] if s > 0 else h_first
+            c_prev = (S["c"][tp] if s > 0 else c_first) if lstm else None
             direct, dc_prev = D.cell.backward(xp, t, dh, dc_carry, L, D.P, dxp_t, dhp_t,
-                                              D.dc[t] if lstm else None)
+                                              D.dc[t] if lstm else None, h_prev, c_prev)
             if s > 0 and tbptt and s % tbptt == 0:
                 dh_carry[...] = 0  # truncation: h_{s-1} is a constant here
                 dc_carry = zeros
                 continue
-            vjp(xp, dhp_t, W_hh4, dh_carry, scratch)  # dh_{t-1} = Σ_gates dhp · W_hh
+            xp.matmul(dhp_rows[t], W_hh, out=dh_carry)  # dh_{t-1} = Σ_gates dhp_g · W_hh,g
             if direct is not None:
                 dh_carry += direct
             if lstm:
@@ -366,10 +373,10 @@ class Network:
         for rows, h_prev, _ in starts:
             dW_hh += outer_sum(xp, dhp[:, rows], h_prev)
         grads["weight_hh" + sfx] = dW_hh
-        grads["bias_ih" + sfx] = dxp.sum(axis=(1, 2)).reshape(-1)
+        grads["bias_ih" + sfx] = column_sum(dxp)
         # b_hh enters beside b_ih, so it has the same gradient, except GRU's b_hn.
         grads["bias_hh" + sfx] = (grads["bias_ih" + sfx].copy() if dhp is dxp
-                                  else dhp.sum(axis=(1, 2)).reshape(-1))
+                                  else column_sum(dhp))
         if "peep" in D.P:  # p_i and p_f see c_{t-1}, p_o sees c_t
             dpeep = xp.zeros((3, H), dtype=dt)
             for rows, _, c_prev in starts:
@@ -477,12 +484,12 @@ class Network:
             return trace
         for D in layers:
             G = D.cell.BLOCKS
-            D.dxp = self.mem.empty((G, T, B, D.H), dt)
-            D.dhp = D.dxp if D.cell.NAME != "gru" else self.mem.empty_like(D.dxp)
+            D.dxp = grad_buffer(self.mem, G, T, B, D.H, dt)
+            D.dhp = D.dxp if D.cell.NAME != "gru" else grad_buffer(self.mem, G, T, B, D.H, dt)
             D.dh = self.mem.empty((T, B, D.H), dt)
             D.dc = self.mem.empty((T, B, D.H), dt) if D.cell.HAS_CELL_STATE else None
         with self.backend.step_loop(step_flops):
-            self._feedback_backward(layers, out, d_out, mask, tbptt, W_ih4, W_oh4, classes)
+            self._feedback_backward(layers, out, d_out, mask, tbptt, classes)
         grads: dict[str, Any] = {}
         top_h = layers[-1].S["h"]
         grads["head.weight"] = d_out.reshape(-1, O).T @ top_h.reshape(-1, top_h.shape[-1])
@@ -491,7 +498,7 @@ class Network:
             G, H = D.cell.BLOCKS, D.H
             inp = x if j == 0 else layers[j - 1].S["h"]
             grads[f"weight_ih_l{D.k}"] = outer_sum(xp, D.dxp, inp)
-            grads[f"bias_ih_l{D.k}"] = D.dxp.sum(axis=(1, 2)).reshape(G * H)
+            grads[f"bias_ih_l{D.k}"] = column_sum(D.dxp)
             if j == 0:
                 grads["weight_oh_l0"] = outer_sum(xp, D.dhp, feed)
             if "peep" in D.P:  # c_{t-1} = 0 here, so only p_o receives a gradient
@@ -500,8 +507,7 @@ class Network:
                 grads[f"weight_peep_l{D.k}"] = dpeep
         if input_grad:
             trace.dx = back_project(xp, layers[0].dxp, p["weight_ih_l0"],
-                                    self.mem.empty(x.shape, dt),
-                                    self.mem.empty((T * B, x.shape[2]), dt))
+                                    self.mem.empty(x.shape, dt))
         trace.grads = grads
         trace.layers = layers_of([[D] for D in layers], with_grads=True)
         return trace
@@ -540,11 +546,14 @@ class Network:
             out[t] = layers[-1].S["h"][t] @ W.T + b
 
     def _feedback_backward(self, layers: list[_Dir], out: Any, d_out: Any, mask: np.ndarray,
-                           tbptt: int | None, W_ih4: list, W_oh4: Any, classes: bool) -> None:
+                           tbptt: int | None, classes: bool) -> None:
         """The output-recurrence backward loop; turns ``d_out`` into the total dL/do_t."""
-        xp, dt = self.xp, self.backend.dtype
+        xp, dt, p = self.xp, self.backend.dtype, self.params
         T, B, O = out.shape
-        W = self.params["head.weight"]
+        W = p["head.weight"]
+        W_ih = [p[f"weight_ih_l{D.k}"] for D in layers]  # (G·H, K)
+        d_rows = [time_major(D.dxp) for D in layers]  # (T, B, G·H)
+        d_fed = time_major(layers[0].dhp)
         zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
         # No hidden recurrence: every step starts from zero states.
         L = []
@@ -552,9 +561,6 @@ class Network:
             L.append(D.cell.factor_arrays(self.mem, D.S, D.P, D.dxp, D.dhp, D.dc))
             start = xp.broadcast_to(zeros[j], (T, B, D.H))
             D.cell.local(xp, D.S, slice(0, T), start, start, D.P, L[j])
-        scratch = [xp.empty((D.cell.BLOCKS, B, D.H if j == 0 else layers[j - 1].H), dtype=dt)
-                   for j, D in enumerate(layers)]
-        feed_scratch = xp.empty((layers[0].cell.BLOCKS, B, O), dtype=dt)
         d_feed = xp.zeros((B, O), dtype=dt)  # dL/d(feed[t+1]), from the step after
         for t in range(T - 1, -1, -1):
             d_o = d_out[t]  # becomes the total dL/do_t, loss and feedback paths
@@ -572,11 +578,10 @@ class Network:
                 dxp_t = D.dxp[:, t]
                 dhp_t = dxp_t if D.dhp is D.dxp else D.dhp[:, t]
                 D.cell.backward(xp, t, D.dh[t], zeros[j], L[j], D.P, dxp_t, dhp_t,
-                                None if D.dc is None else D.dc[t])
+                                None if D.dc is None else D.dc[t], zeros[j], zeros[j])
                 if j > 0:
-                    d_h = vjp(xp, dxp_t, W_ih4[j], xp.empty((B, layers[j - 1].H), dtype=dt),
-                              scratch[j])
-            vjp(xp, layers[0].dhp[:, t], W_oh4, d_feed, feed_scratch)
+                    d_h = d_rows[j][t] @ W_ih[j]
+            xp.matmul(d_fed[t], p["weight_oh_l0"], out=d_feed)
 
 def gate_major(W: Any, G: int) -> Any:
     """View a (G·H, K) weight as (G, H, K): one block of rows per gate."""
@@ -596,24 +601,40 @@ def project(xp: Any, X: Any, W: Any, G: int, out: Any, bias: Any = None) -> Any:
     return out
 
 
-def back_project(xp: Any, d: Any, W: Any, out: Any, part: Any = None) -> Any:
-    """dL/dX into ``out`` (T, B, D) from gate-major d (G, T, B, H) through W (G·H, D):
-    Σ_g d_g W_g.  ``part`` is scratch of at least (T·B, D) when G > 1."""
+def grad_buffer(mem: Workspace, G: int, T: int, B: int, H: int, dtype: Any) -> Any:
+    """Memory for dL/d(projection): time-major (T, B, G, H), so that a step's gradient is
+    one (B, G·H) matrix for the product back through W_hh and all steps one (T·B, G·H)
+    matrix for the weight gradients; returned as the gate-major (G, T, B, H) view the
+    cells write through."""
+    return mem.empty((T, B, G, H), dtype).transpose(2, 0, 1, 3)
+
+
+def time_major(d: Any) -> Any:
+    """The (T, B, G·H) memory behind a gate-major view (G, T, B, H) from grad_buffer (or
+    from a slice of its time axis): no copy."""
     G, T, B, H = d.shape
-    W4 = gate_major(W, G)
-    flat = d.reshape(G, T * B, H)
-    acc = out.reshape(T * B, W.shape[1])
-    xp.matmul(flat[0], W4[0], out=acc)
-    for g in range(1, G):
-        acc += xp.matmul(flat[g], W4[g], out=part[:T * B])
+    return d.transpose(1, 2, 0, 3).reshape(T, B, G * H)
+
+
+def column_sum(d: Any) -> Any:
+    """Σ over steps and samples of a gradient view (G, T, B, H) → (G·H,): a bias gradient."""
+    G, T, B, H = d.shape
+    return time_major(d).reshape(T * B, G * H).sum(axis=0)
+
+
+def back_project(xp: Any, d: Any, W: Any, out: Any) -> Any:
+    """dL/dX into ``out`` (T, B, D) from the gradient view d (G, T, B, H) through W
+    (G·H, D): Σ_g d_g W_g, one product."""
+    G, T, B, H = d.shape
+    xp.matmul(time_major(d).reshape(T * B, G * H), W, out=out.reshape(T * B, W.shape[1]))
     return out
 
 
 def outer_sum(xp: Any, d: Any, X: Any) -> Any:
-    """Σ over steps and samples of d_g ⊗ x: d (G, T, B, H), X (T, B, K) → (G·H, K)."""
+    """Σ over steps and samples of d_g ⊗ x: the gradient view d (G, T, B, H) and X
+    (T, B, K) → (G·H, K), one product."""
     G, T, B, H = d.shape
-    out = xp.matmul(d.reshape(G, T * B, H).transpose(0, 2, 1), X.reshape(1, T * B, -1))
-    return out.reshape(G * H, -1)
+    return time_major(d).reshape(T * B, G * H).T @ X.reshape(T * B, -1)
 
 
 def vjp(xp: Any, d: Any, W4: Any, out: Any, scratch: Any) -> Any:

@@ -1,16 +1,21 @@
-"""Fused elementwise steps for the CuPy backend: one GPU launch per step, not a dozen.
+"""Fused elementwise steps: each cell step, forward or back, as one kernel, not a dozen
+array operations.
 
-On NumPy each cell step is a handful of ufunc calls; on a GPU every call is a kernel
-launch and a pass over memory, so there the cells hand the whole step to one
-``cupy.ElementwiseKernel``.  Each kernel's body is plain arithmetic, written so that
-it is also Python once the type word ``T`` and the semicolons are dropped:
-:meth:`Fused.numpy` runs the very same text with NumPy, which is how the tests check
-the kernels' maths against the cells' NumPy steps on any machine.
+In plain NumPy a cell step is a dozen ufunc calls, each a pass over memory; on a GPU
+each would be a kernel launch.  So the cells hand the whole step to one kernel: a
+``cupy.ElementwiseKernel`` on a GPU, or the same text compiled as C for the CPU
+(:mod:`core.cells.native`).  Each body is plain arithmetic, written so that it is also
+Python once the type word ``T`` and the semicolons are dropped: :meth:`Fused.numpy`
+runs the very same text with NumPy, which is how the tests check the kernels' maths
+against the cells' NumPy steps on any machine.
+
+The backward kernels do in one step what the NumPy path splits in two (``local`` for
+all steps at once, then ``backward``): there, elementwise work costs memory passes,
+not calls, so it is cheaper to derive each step's factors where they are used.
 
 The arguments are arrays of one shape (B, H) — gate blocks are passed one by one — or
-(H,) rows that broadcast (the peepholes).  An output may be the memory of an input (the
-backward steps scale the local derivatives in place), so every body reads each input
-before it writes any output that may share its memory.
+(H,) rows that broadcast (the peepholes).  Every body reads each input before it writes
+any output, so an output may share an input's memory.
 """
 
 from __future__ import annotations
@@ -83,21 +88,42 @@ LSTM_PEEPHOLE_FORWARD = Fused(
     """,
     rows=("pi", "pf", "po"))
 
-# dc_t = dc_{t+1} ∂c_{t+1}/∂c_t + dh ∂h/∂c;  da = K dc (i, f, g) or K dh (o);
-# dc_{t-1} = dc_t ∂c_t/∂c_{t-1}: the recurrent part of lstm.backward.
+# One step of BPTT through an LSTM, both parts of lstm.local and lstm.backward at once:
+# the local derivatives from the forward values, then the recurrence
+#   dc_t = dc_{t+1} ∂c_{t+1}/∂c_t + dh_t ∂h_t/∂c_t,  da = K dc (i, f, g) or K dh (o),
+#   dc_{t-1} = dc_t ∂c_t/∂c_{t-1}.
 LSTM_BACKWARD = Fused(
     "gradlab_lstm_backward",
-    ("dh", "p", "dcn", "ki", "kf", "kg", "ko", "fc"),
+    ("dh", "dcn", "i", "f", "g", "o", "tc", "cp"),
     ("dc", "dai", "daf", "dag", "dao", "dcp"),
     """
-    T total = dcn + dh * p;
-    dai = ki * total;
-    daf = kf * total;
-    dag = kg * total;
-    dao = ko * dh;
-    dcp = total * fc;
+    T total = dcn + dh * (o * (1 - tc * tc));
+    dai = total * (g * (i * (1 - i)));
+    daf = total * (cp * (f * (1 - f)));
+    dag = total * (i * (1 - g * g));
+    dao = dh * (tc * (o * (1 - o)));
+    dcp = total * f;
     dc = total;
     """)
+
+# With peepholes o also sees c_t, and i and f see c_{t-1}: two more paths between cells.
+LSTM_PEEPHOLE_BACKWARD = Fused(
+    "gradlab_lstm_peephole_backward",
+    ("dh", "dcn", "i", "f", "g", "o", "tc", "cp", "pi", "pf", "po"),
+    ("dc", "dai", "daf", "dag", "dao", "dcp"),
+    """
+    T ko = tc * (o * (1 - o));
+    T ki = g * (i * (1 - i));
+    T kf = cp * (f * (1 - f));
+    T total = dcn + dh * (o * (1 - tc * tc) + ko * po);
+    dai = total * ki;
+    daf = total * kf;
+    dag = total * (i * (1 - g * g));
+    dao = dh * ko;
+    dcp = total * (f + ki * pi + kf * pf);
+    dc = total;
+    """,
+    rows=("pi", "pf", "po"))
 
 GRU_FORWARD = Fused(
     "gradlab_gru_forward",
@@ -111,23 +137,24 @@ GRU_FORWARD = Fused(
     h = n + z * (hprev - n);
     """)
 
-# d(xp) = dh K, d(hp) = dh K_h, and the direct dh_{t-1} = dh z: gru.backward.
+# One step of BPTT through a GRU (gru.local and gru.backward at once): d(xp) = dh K,
+# d(hp) = dh K_h, and the direct dh_{t-1} = dh z.
 GRU_BACKWARD = Fused(
     "gradlab_gru_backward",
-    ("dh", "kr", "kz", "kn", "khn", "z"),
+    ("dh", "r", "z", "n", "hn", "hprev"),
     ("dar", "daz", "dan", "dhr", "dhz", "dhn", "direct"),
     """
-    T vr = kr * dh;
-    T vz = kz * dh;
-    T vn = kn * dh;
-    T vhn = khn * dh;
+    T vn = dh * ((1 - z) * (1 - n * n));
+    T vr = vn * (hn * (r * (1 - r)));
+    T vz = dh * ((hprev - n) * (z * (1 - z)));
+    T vd = dh * z;
     dar = vr;
     daz = vz;
     dan = vn;
     dhr = vr;
     dhz = vz;
-    dhn = vhn;
-    direct = dh * z;
+    dhn = vn * r;
+    direct = vd;
     """)
 
 RNN_TANH_FORWARD = Fused("gradlab_rnn_tanh_forward", ("x", "hp"), ("h",), "h = tanh(x + hp);")
@@ -135,8 +162,16 @@ RNN_TANH_FORWARD = Fused("gradlab_rnn_tanh_forward", ("x", "hp"), ("h",), "h = t
 RNN_SIGMOID_FORWARD = Fused("gradlab_rnn_sigmoid_forward", ("x", "hp"), ("h",),
                             f"h = {_SIGMOID.format('x + hp')};")
 
-ALL = (LSTM_FORWARD, LSTM_PEEPHOLE_FORWARD, LSTM_BACKWARD, GRU_FORWARD, GRU_BACKWARD,
-       RNN_TANH_FORWARD, RNN_SIGMOID_FORWARD)
+# dL/da_t = dh φ'(a_t), with φ' expressed through the output h.
+RNN_TANH_BACKWARD = Fused("gradlab_rnn_tanh_backward", ("dh", "h"), ("da",),
+                          "da = dh * (1 - h * h);")
+
+RNN_SIGMOID_BACKWARD = Fused("gradlab_rnn_sigmoid_backward", ("dh", "h"), ("da",),
+                             "da = dh * (h * (1 - h));")
+
+ALL = (LSTM_FORWARD, LSTM_PEEPHOLE_FORWARD, LSTM_BACKWARD, LSTM_PEEPHOLE_BACKWARD,
+       GRU_FORWARD, GRU_BACKWARD, RNN_TANH_FORWARD, RNN_SIGMOID_FORWARD, RNN_TANH_BACKWARD,
+       RNN_SIGMOID_BACKWARD)
 
 
 @functools.cache

@@ -8,7 +8,7 @@ Forward (``xp`` = W_ih x_t + b_ih (+ b_hr, b_hz folded in), ``hp`` = W_hh h_{t-1
 
 Backward: every gradient of a step is dh_t times a local derivative that needs only
 the forward pass, so :func:`local` computes those for many timesteps at once and
-:func:`backward` only multiplies::
+:func:`backward` only multiplies (a fused kernel does both in one step)::
 
     da_n = dh ⊙ (1 − z)(1 − n²)       da_z = dh ⊙ (h_{t-1} − n) z(1 − z)
     da_r = da_n ⊙ hp_n ⊙ r(1 − r)     dh_{t-1} (direct) = dh ⊙ z
@@ -63,7 +63,10 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
 
 def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> dict[str, Any]:
     """Where :func:`local` puts the local derivatives: ∂h/∂a in ``dxp``, ∂h/∂(hp) in
-    ``dhp`` (the loop overwrites both with the gradients); the direct ∂h_t/∂h_{t-1} is z."""
+    ``dhp`` (the loop overwrites both with the gradients); the direct ∂h_t/∂h_{t-1} is z.
+    With fused kernels the backward step reads the forward trace ``S`` itself."""
+    if P.get("fused") is not None:
+        return {"S": S}
     return {"kx": dxp, "kh": dhp, "z": S["gates"][1]}
 
 
@@ -74,7 +77,11 @@ def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) 
         K_n = ∂h/∂a_n = (1 − z)(1 − n²)        ∂h/∂(hp_n) = K_n ⊙ r
         K_z = ∂h/∂a_z = (h_{t-1} − n) σ'(z)
         K_r = ∂h/∂a_r = K_n ⊙ hp_n ⊙ σ'(r)
+
+    Nothing to do with fused kernels: their backward step derives these itself.
     """
+    if P.get("fused") is not None:
+        return
     r, z, n = S["gates"][:, c]
     hn = S["hn"][c]
     Kr, Kz, Kn = L["kx"][:, c]
@@ -96,15 +103,16 @@ def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) 
 
 
 def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any, dhp: Any,
-             dc: Any) -> tuple[Any, Any]:
+             dc: Any, h_prev: Any, c_prev: Any) -> tuple[Any, Any]:
     """One step back from the total dL/dh_t ``dh``: d(xp) = dh ⊙ ∂h/∂a into ``dxp``,
     d(hp) = dh ⊙ ∂h/∂(hp) into ``dhp`` (3, B, H); returns (direct dL/dh_{t-1} = dh ⊙ z,
-    None)."""
+    None).  ``h_prev`` is the h_{t-1} the step started from (read by the fused kernels,
+    which derive the factors themselves)."""
     fused = P.get("fused")
-    if fused is not None:  # the same step in one kernel (core.cells.fused)
+    if fused is not None:  # local and backward in one kernel (core.cells.fused)
+        S = L["S"]
         direct = xp.empty_like(dh)
-        kr, kz, kn = L["kx"][:, t]
-        fused["gradlab_gru_backward"](dh, kr, kz, kn, L["kh"][2, t], L["z"][t], *dxp, *dhp,
+        fused["gradlab_gru_backward"](dh, *S["gates"][:, t], S["hn"][t], h_prev, *dxp, *dhp,
                                       direct)
         return direct, None
     xp.multiply(L["kx"][:, t], dh, out=dxp)

@@ -8,7 +8,8 @@ Forward (``a`` = pre-activations, ``xp + hp``)::
 
 Backward, in two parts.  :func:`local` takes every derivative that needs only the
 forward pass — for many timesteps at once, off the step loop — and :func:`backward`
-does the part that is a recurrence, one step at a time::
+does the part that is a recurrence, one step at a time (a fused kernel does both in
+one step, core.cells.fused)::
 
     dc_t  = dc_{t+1} ⊙ ∂c_{t+1}/∂c_t + dh_t ⊙ ∂h_t/∂c_t           total dL/dc_t
     da_i = dc_t ⊙ g σ'(i)    da_f = dc_t ⊙ c_{t-1} σ'(f)    da_g = dc_t ⊙ i (1 − g²)
@@ -100,7 +101,10 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
 def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> dict[str, Any]:
     """Where :func:`local` puts the local derivatives of every step: K (4, T, B, H) in
     ``dxp`` and ∂h/∂c in ``dc`` (the loop overwrites both with the gradients), and
-    ∂c_t/∂c_{t-1}: the forget gate itself, or with peepholes a buffer of its own."""
+    ∂c_t/∂c_{t-1}: the forget gate itself, or with peepholes a buffer of its own.
+    With fused kernels the backward step reads the forward trace ``S`` itself."""
+    if P.get("fused") is not None:
+        return {"S": S}
     f = S["gates"][1] if P.get("peep") is None else mem.empty(S["c"].shape, S["c"].dtype)
     return {"k": dxp, "p": dc, "f": f}
 
@@ -113,7 +117,11 @@ def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) 
         K_g = i (1 − g²)       ∂c_t/∂a_g          K_o = tanh c σ'(o)    ∂h_t/∂a_o
         p   = o (1 − tanh² c)  [+ K_o p_o]        ∂h_t/∂c_t
         f'  = f  [+ K_i p_i + K_f p_f]            ∂c_t/∂c_{t-1}
+
+    Nothing to do with fused kernels: their backward step derives these itself.
     """
+    if P.get("fused") is not None:
+        return
     i, f, g, o = S["gates"][:, c]
     tc = S["tc"][c]
     Ki, Kf, Kg, Ko = L["k"][:, c]
@@ -143,7 +151,7 @@ def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) 
 
 
 def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any, dhp: Any,
-             dc: Any) -> tuple[Any, Any]:
+             dc: Any, h_prev: Any, c_prev: Any) -> tuple[Any, Any]:
     """One step back, from the total dL/dh_t ``dh`` and the dL/dc_t carried from step t+1::
 
         dc_t = dc_next + dh ⊙ p
@@ -151,14 +159,22 @@ def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any,
         dc_{t-1} = dc_t ⊙ f'
 
     writes dL/da_t (4, B, H) into ``dxp`` (``dhp`` is the same for an LSTM) and the total
-    dL/dc_t into ``dc``; returns (None, dL/dc_{t-1}).
+    dL/dc_t into ``dc``; returns (None, dL/dc_{t-1}).  ``c_prev`` is the c_{t-1} the
+    step started from (read by the fused kernels, which derive the factors themselves).
     """
-    K = L["k"][:, t]
     fused = P.get("fused")
-    if fused is not None:  # the same step in one kernel (core.cells.fused)
+    if fused is not None:  # local and backward in one kernel (core.cells.fused)
+        S = L["S"]
         dc_prev = xp.empty_like(dc)
-        fused["gradlab_lstm_backward"](dh, L["p"][t], dc_next, *K, L["f"][t], dc, *dxp, dc_prev)
+        gates, tc = S["gates"][:, t], S["tc"][t]
+        peep = P.get("peep")
+        if peep is None:
+            fused["gradlab_lstm_backward"](dh, dc_next, *gates, tc, c_prev, dc, *dxp, dc_prev)
+        else:
+            fused["gradlab_lstm_peephole_backward"](dh, dc_next, *gates, tc, c_prev, *peep, dc,
+                                                    *dxp, dc_prev)
         return None, dc_prev
+    K = L["k"][:, t]
     xp.multiply(dh, L["p"][t], out=dc)
     dc += dc_next
     xp.multiply(K[:3], dc, out=dxp[:3])

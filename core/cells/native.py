@@ -88,12 +88,14 @@ static inline float gl_tanh_f32(float x) {
 #define gl_exp_f64 exp
 #define gl_tanh_f64 tanh
 
-/* Check a kernel's arguments and take their data pointers: NumPy arrays of one float
-   dtype, C-contiguous, outputs writeable; every array of the full size except the
-   rows (marked '1' in `rows`), which are 1-D of the last dimension's length. */
+/* Check a kernel's arguments and take their data pointers and row steps: NumPy arrays
+   of one float dtype, outputs writeable; every array of one shape, (B, H) rows of
+   contiguous elements (any row step, so a gate's block of a wider array will do) or
+   C-contiguous, except the rows (marked '1' in `rows`): 1-D, the last dimension's
+   length, broadcast over B. */
 static int gather(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t nin,
                   Py_ssize_t nout, const char *rows, const char *name, char **ptr,
-                  npy_intp *B, npy_intp *H, int *f64) {
+                  npy_intp *step, npy_intp *B, npy_intp *H, int *f64) {
     if (nargs != nin + nout) {
         PyErr_Format(PyExc_TypeError, "%s takes %zd arrays, got %zd", name, nin + nout,
                      nargs);
@@ -114,38 +116,58 @@ static int gather(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t nin,
                          name);
             return -1;
         }
-        if (!PyArray_IS_C_CONTIGUOUS(a) || (i >= nin && !PyArray_ISWRITEABLE(a))) {
-            PyErr_Format(PyExc_ValueError,
-                         "%s: argument %zd must be C-contiguous%s", name, i,
-                         i >= nin ? " and writeable" : "");
+        if (i >= nin && !PyArray_ISWRITEABLE(a)) {
+            PyErr_Format(PyExc_ValueError, "%s: output %zd is read-only", name, i);
             return -1;
         }
         if (rows[i] == '0' && first == NULL) first = a;
-        ptr[i] = PyArray_BYTES(a);
     }
     if (first == NULL) {
         PyErr_Format(PyExc_TypeError, "%s: no full-size array", name);
         return -1;
     }
-    npy_intp n = PyArray_SIZE(first);
-    npy_intp h = PyArray_NDIM(first) ? PyArray_DIM(first, PyArray_NDIM(first) - 1) : 1;
-    int any_rows = 0;
+    int nd = PyArray_NDIM(first);
+    npy_intp size = PyArray_SIZE(first);
+    npy_intp h = nd ? PyArray_DIM(first, nd - 1) : 1;
+    npy_intp item = PyArray_ITEMSIZE(first);
+    int flat = 1;  /* every array C-contiguous, no rows: one loop over all elements */
     for (Py_ssize_t i = 0; i < nargs; ++i) {
         PyArrayObject *a = (PyArrayObject *)args[i];
-        int ok = rows[i] == '0' ? PyArray_SIZE(a) == n
-                                : PyArray_NDIM(a) == 1 && PyArray_DIM(a, 0) == h;
-        any_rows |= rows[i] == '1';
-        if (!ok) {
-            PyErr_Format(PyExc_ValueError, "%s: argument %zd has the wrong size", name, i);
+        ptr[i] = PyArray_BYTES(a);
+        step[i] = 0;
+        if (rows[i] == '1') {
+            flat = 0;
+            if (PyArray_NDIM(a) != 1 || PyArray_DIM(a, 0) != h ||
+                (h > 1 && PyArray_STRIDE(a, 0) != item)) {
+                PyErr_Format(PyExc_ValueError, "%s: argument %zd must be one contiguous row "
+                             "of %zd", name, i, (Py_ssize_t)h);
+                return -1;
+            }
+            continue;
+        }
+        if (PyArray_NDIM(a) != nd ||
+            !PyArray_CompareLists(PyArray_DIMS(a), PyArray_DIMS(first), nd)) {
+            PyErr_Format(PyExc_ValueError, "%s: argument %zd has the wrong shape", name, i);
+            return -1;
+        }
+        int contiguous = PyArray_IS_C_CONTIGUOUS(a);
+        flat &= contiguous;
+        if (contiguous) {
+            step[i] = h * item;
+        } else if (nd == 2 && (h <= 1 || PyArray_STRIDE(a, 1) == item)) {
+            step[i] = PyArray_STRIDE(a, 0);
+        } else {
+            PyErr_Format(PyExc_ValueError, "%s: argument %zd must be (B, H) with contiguous "
+                         "rows", name, i);
             return -1;
         }
     }
-    if (any_rows) {
-        *H = h;
-        *B = h ? n / h : 0;
-    } else {
-        *H = n;
+    if (flat) {
         *B = 1;
+        *H = size;
+    } else {
+        *H = h;
+        *B = h ? size / h : 0;
     }
     *f64 = type == NPY_FLOAT64;
     return 0;
@@ -175,12 +197,12 @@ def _loop(k: fused.Fused, suffix: str) -> str:
     body = re.sub(r"\b(exp|tanh)\(", rf"gl_\1_{suffix}(", body)
     if suffix == "f32":
         body = re.sub(r"(?<![\w.])(\d+\.\d*(?:[eE][-+]?\d+)?)(?![\w.])", r"\1f", body)
-    lines = [f"static void {k.name}_{suffix}(npy_intp B, npy_intp H, char **ptr) {{",
+    lines = [f"static void {k.name}_{suffix}(npy_intp B, npy_intp H, char **ptr, "
+             "const npy_intp *step) {",
              "    for (npy_intp b = 0; b < B; ++b) {"]
     for n, name in enumerate(names):
         const = "const " if name in k.inputs else ""
-        offset = "" if name in k.rows else " + b * H"
-        lines.append(f"        {const}{ct} *p_{name} = ({const}{ct} *)ptr[{n}]{offset};")
+        lines.append(f"        {const}{ct} *p_{name} = ({const}{ct} *)(ptr[{n}] + b * step[{n}]);")
     lines += ["#pragma GCC ivdep", "        for (npy_intp j = 0; j < H; ++j) {"]
     lines += [f"            const {ct} {name} = p_{name}[j];" for name in k.inputs]
     lines.append(f"            {ct} {', '.join(k.outputs)};")
@@ -197,13 +219,13 @@ def _wrapper(k: fused.Fused) -> str:
     return f"""
 static PyObject *py_{k.name}(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {{
     char *ptr[{len(names)}];
-    npy_intp B, H;
+    npy_intp step[{len(names)}], B, H;
     int f64;
     if (gather(args, nargs, {len(k.inputs)}, {len(k.outputs)}, "{rows}", "{k.name}", ptr,
-               &B, &H, &f64) < 0)
+               step, &B, &H, &f64) < 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
-    if (f64) {k.name}_f64(B, H, ptr); else {k.name}_f32(B, H, ptr);
+    if (f64) {k.name}_f64(B, H, ptr, step); else {k.name}_f32(B, H, ptr, step);
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }}"""

@@ -42,13 +42,26 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     # linear: h = a
 
 
+def _fused_backward(P: dict) -> Any:
+    """The fused kernel for dL/da_t = dh ⊙ φ'(a_t), where there is one, else None."""
+    fused = P.get("fused")
+    act = P["activation"]
+    if fused is None or act not in ("tanh", "sigmoid"):
+        return None
+    return fused[f"gradlab_rnn_{act}_backward"]
+
+
 def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> dict[str, Any]:
-    """φ'(a_t) goes into ``dxp``, which the loop overwrites with the gradient."""
-    return {"k": dxp}
+    """φ'(a_t) goes into ``dxp``, which the loop overwrites with the gradient; a fused
+    kernel reads h from the trace ``S`` instead."""
+    return {"S": S} if _fused_backward(P) else {"k": dxp}
 
 
 def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) -> None:
-    """φ'(a_t) for the timesteps ``c`` at once, expressed through the output h."""
+    """φ'(a_t) for the timesteps ``c`` at once, expressed through the output h (nothing
+    to do with a fused kernel, which derives it in the step)."""
+    if _fused_backward(P):
+        return
     h = S["h"][c]
     k = L["k"][0, c]
     act = P["activation"]
@@ -65,10 +78,14 @@ def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) 
 
 
 def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any, dhp: Any,
-             dc: Any) -> tuple[Any, Any]:
+             dc: Any, h_prev: Any, c_prev: Any) -> tuple[Any, Any]:
     """dL/da_t = dh ⊙ φ'(a_t) into ``dxp`` (= ``dhp``, (1, B, H)).
 
     Returns (direct dL/dh_{t-1} not through W_hh, dL/dc_{t-1}): both None for an RNN.
     """
+    kernel = _fused_backward(P)
+    if kernel is not None:
+        kernel(dh, L["S"]["h"][t], dxp[0])
+        return None, None
     xp.multiply(L["k"][:, t], dh, out=dxp)
     return None, None

@@ -96,19 +96,44 @@ def test_bad_arguments_are_refused_with_a_message():
         run(a, a.astype(np.float64), out)
     with pytest.raises(TypeError, match="must all be float32 or all float64"):
         run(a.astype(np.int32), a.astype(np.int32), out.astype(np.int32))
-    with pytest.raises(ValueError, match="C-contiguous"):
+    with pytest.raises(ValueError, match="contiguous rows"):
         run(np.ones((3, 2), np.float32).T, a, out)
-    with pytest.raises(ValueError, match="wrong size"):
+    with pytest.raises(ValueError, match="contiguous rows"):
+        run(np.ones((2, 2, 3), np.float32)[:, 0][None], a[None], out[None])
+    with pytest.raises(ValueError, match="wrong shape"):
         run(a, np.ones((2, 4), np.float32), out)
+    with pytest.raises(ValueError, match="wrong shape"):
+        run(a, np.ones((3, 2), np.float32), out)
     out.flags.writeable = False
-    with pytest.raises(ValueError, match="writeable"):
+    with pytest.raises(ValueError, match="read-only"):
         run(a, a, out)
     peep = table["gradlab_lstm_peephole_forward"]
     k = fused.LSTM_PEEPHOLE_FORWARD
     ins, outs, _ = _args(k, 2, 3, np.float32, np.random.default_rng(0))
     ins[-1] = np.ones((2, 3), np.float32)  # a peephole must be one (H,) row
-    with pytest.raises(ValueError, match="wrong size"):
+    with pytest.raises(ValueError, match="one contiguous row of 3"):
         peep(*ins, *outs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocks_of_wider_arrays_are_read_and_written_in_place(dtype):
+    """A gate's (B, H) block of a (B, G, H) array — rows a step apart — is a valid
+    argument: the kernels read and write it where it lies, and nothing beside it."""
+    table = compiled_kernels()
+    k = fused.LSTM_PEEPHOLE_BACKWARD
+    rng = np.random.default_rng(5)
+    B, H = 4, 7
+    wide_in = rng.uniform(-2, 2, size=(B, len(k.inputs) + 1, H)).astype(dtype)
+    ins = [wide_in[:, n] if name not in k.rows else rng.uniform(-1, 1, H).astype(dtype)
+           for n, name in enumerate(k.inputs)]
+    wide_out = np.full((B, len(k.outputs) + 2, H), -7.0, dtype)
+    outs = [wide_out[:, n + 1] for n in range(len(k.outputs))]
+    want = [np.empty((B, H), dtype) for _ in k.outputs]
+    k.numpy(*ins, *want)
+    table[k.name](*ins, *outs)
+    for name, g, w in zip(k.outputs, outs, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert np.all(wide_out[:, 0] == -7.0) and np.all(wide_out[:, -1] == -7.0)
 
 
 def test_a_kernel_that_disagrees_with_its_twin_fails_the_self_check():
