@@ -131,6 +131,9 @@ class Network:
                     P.update(lstm_constants(xp, dt))
                     if layer.peephole:
                         P["peep"] = p[f"weight_peep_l{k}{d}"]
+                if layer.cell == "gru":  # b_hn, inside r ⊙ (W_hn h + b_hn); none with feedback
+                    b_hh = p.get(f"bias_hh_l{k}{d}")
+                    P["b_hn"] = b_hh[2 * H:] if b_hh is not None else xp.zeros(H, dtype=dt)
                 row.append(_Dir(f"l{k}{d}", k, d, cell, H, d == "_reverse", P))
             out.append(row)
         return out
@@ -248,12 +251,11 @@ class Network:
         sfx = f"_l{D.k}{D.suffix}"
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
-        # Fold b_hh into the input projection, except GRU's b_hn, which r multiplies.
+        # Fold b_hh into the input projection, except GRU's b_hn, which r multiplies (the
+        # cell adds it in the step: P["b_hn"]).
         bias = (b_ih + b_hh).reshape(G, 1, 1, H)
-        b_step = None
         if D.cell.NAME == "gru":
             bias[2, 0, 0] = b_ih[2 * H:]
-            b_step = b_hh[2 * H:]
         xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt), bias)  # all steps
         D.X = X
         D.S = D.cell.alloc(self.mem, T, B, H, dt)
@@ -265,11 +267,11 @@ class Network:
         h_prev = zeros if D.h0 is None else D.h0
         c_prev = zeros if D.c0 is None else D.c0
         with self.backend.step_loop(2.0 * B * H * G * H):
-            self._forward_steps(D, order, xproj, hproj, W_hhT, b_step, h_prev, c_prev, zeros,
-                                fz, tbptt)
+            self._forward_steps(D, order, xproj, hproj, W_hhT, h_prev, c_prev, zeros, fz,
+                                tbptt)
 
     def _forward_steps(self, D: _Dir, order: range, xproj: Any, hproj: Any, W_hhT: Any,
-                       b_step: Any, h_prev: Any, c_prev: Any, zeros: Any, fz: Any,
+                       h_prev: Any, c_prev: Any, zeros: Any, fz: Any,
                        tbptt: int | None) -> None:
         """The forward loop: one product for all gates, then the cell's step."""
         xp, S = self.xp, D.S
@@ -283,8 +285,6 @@ class Network:
                     h_prev = S["h"][tp]
                     c_prev = S["c"][tp] if "c" in S else zeros
             xp.matmul(h_prev, W_hhT, out=hproj)
-            if b_step is not None:
-                hproj[2] += b_step
             D.cell.forward(xp, S, t, xproj[:, t], hproj, h_prev, c_prev, D.P)
 
     def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict,

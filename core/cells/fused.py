@@ -127,15 +127,16 @@ LSTM_PEEPHOLE_BACKWARD = Fused(
 
 GRU_FORWARD = Fused(
     "gradlab_gru_forward",
-    ("xr", "xz", "xn", "hr", "hz", "hpn", "hprev"),
+    ("xr", "xz", "xn", "hr", "hz", "hpn", "hprev", "bn"),
     ("r", "z", "n", "hn", "h"),
     f"""
     r = {_SIGMOID.format("xr + hr")};
     z = {_SIGMOID.format("xz + hz")};
-    n = tanh(xn + r * hpn);
-    hn = hpn;
+    hn = hpn + bn;
+    n = tanh(xn + r * hn);
     h = n + z * (hprev - n);
-    """)
+    """,
+    rows=("bn",))
 
 # One step of BPTT through a GRU (gru.local and gru.backward at once): d(xp) = dh K,
 # d(hp) = dh K_h, and the direct dh_{t-1} = dh z.

@@ -1,6 +1,7 @@
 """GRU cell, gate rows in the order r, z, n (PyTorch's).
 
-Forward (``xp`` = W_ih x_t + b_ih (+ b_hr, b_hz folded in), ``hp`` = W_hh h_{t-1} + b_hh)::
+Forward (``xp`` = W_ih x_t + b_ih (+ b_hr, b_hz folded in), ``hp`` = W_hh h_{t-1}, and
+the step adds ``P["b_hn"]``: hp_n = W_hn h_{t-1} + b_hn)::
 
     r = σ(xp_r + hp_r)        z = σ(xp_z + hp_z)
     n = tanh(xp_n + r ⊙ hp_n)
@@ -43,7 +44,7 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     a, h, hn = S["gates"][:, t], S["h"][t], S["hn"][t]
     fused = P.get("fused")
     if fused is not None:  # the same step in one kernel (core.cells.fused)
-        fused["gradlab_gru_forward"](*xpj, *hpj, h_prev, *a, hn, h)
+        fused["gradlab_gru_forward"](*xpj, *hpj, h_prev, P["b_hn"], *a, hn, h)
         return
     rz = a[:2]
     xp.add(xpj[:2], hpj[:2], out=rz)
@@ -52,7 +53,7 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
     rz += 1.0
     xp.reciprocal(rz, out=rz)
     r, z, n = a
-    hn[...] = hpj[2]
+    xp.add(hpj[2], P["b_hn"], out=hn)
     xp.multiply(r, hn, out=n)
     n += xpj[2]
     xp.tanh(n, out=n)
