@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+KERNELS := $(VENV)/.kernels
 
 .PHONY: run test lint bench clean
 
@@ -10,20 +11,25 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test]"
-	$(PY) -m core.cells.native
 	touch $(STAMP)
 
-run: $(STAMP)
+# Build the compiled CPU steps ahead of first use (they fall back to NumPy without a
+# C compiler; this prints which).
+$(KERNELS): $(STAMP) core/cells/fused.py core/cells/native.py
+	$(PY) -m core.cells.native
+	touch $(KERNELS)
+
+run: $(KERNELS)
 	$(PY) main.py $(ARGS)
 
-test: $(STAMP)
+test: $(KERNELS)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 	$(PY) -m ruff check .
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-bench: $(STAMP)
+bench: $(KERNELS)
 	$(PY) benchmarks/bench_core.py
 
 clean:
