@@ -609,8 +609,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("info", help="backends, devices and versions",
-                       description="Print the Python, NumPy and CuPy versions, the GPUs CuPy "
-                                   "sees and which backend 'auto' picks, one 'key: value' a line.")
+                       description="Print the Python, NumPy and CuPy versions, the BLAS, "
+                                   "whether the compiled CPU steps are in use (and if not, "
+                                   "why: no C compiler, GRADLAB_COMPILED=0, ...), the GPUs "
+                                   "CuPy sees and which backend 'auto' picks, one "
+                                   "'key: value' a line.")
     p.set_defaults(func=cmd_info)
     return parser
 

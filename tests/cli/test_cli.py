@@ -83,6 +83,9 @@ def test_info(capsys):
     assert all(re.match(r"^[a-z_]+: .+", line) for line in lines), out
     assert any(line.startswith("numpy: ") for line in lines)
     assert any(line.startswith("auto: ") for line in lines)
+    from core.cells import native
+
+    assert f"cpu_steps: {native.status()}" in lines
 
 
 def test_presets_lists_name_then_title(capsys, monkeypatch):
