@@ -27,6 +27,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -311,26 +312,67 @@ def self_check(table: dict[str, Any], kernels: tuple[fused.Fused, ...] = fused.A
                                        f"its NumPy twin in {name!r}")
 
 
+def _cpu() -> str:
+    """What this processor is, for the cache key: a build tuned with -march=native must
+    not be loaded on another CPU sharing the same home folder (it could crash there)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            wanted = ("model name", "flags", "features", "cpu implementer", "cpu part")
+            lines = {ln.split(":")[0].strip().lower(): ln for ln in f if ":" in ln}
+        return "".join(lines.get(k, "") for k in wanted) or platform.processor()
+    except OSError:
+        return platform.processor()
+
+
+def module_name() -> str:
+    """The extension's name: a hash of everything its build depends on (the kernels'
+    source, NumPy, Python, the processor and the compiler), so that any change builds
+    a new one beside the old."""
+    key = hashlib.sha256("\0".join([source("m"), np.__version__, sys.version,
+                                    platform.machine(), _cpu(),
+                                    " ".join(_compiler())]).encode())
+    return f"_gradlab_steps_{key.hexdigest()[:16]}"
+
+
+def _build_and_check(folder: Path, module: str) -> dict[str, Any]:
+    """Build (or find) the extension in ``folder``, import it and check it; a cached
+    file that fails to load or to check is built again once."""
+    for attempt in (1, 2):
+        path = _build(folder, module, source(module))
+        try:
+            ext = _import(path, module)
+            table = {k.name: getattr(ext, k.name) for k in fused.ALL}
+            self_check(table)
+            return table
+        except Exception:
+            if attempt == 2:
+                raise
+            path.unlink(missing_ok=True)  # damaged or stale: build a fresh one
+    raise AssertionError("unreachable")
+
+
+_LOCK = threading.Lock()
+
+
 @functools.cache
-def _load() -> tuple[dict[str, Any] | None, str]:
+def _load_once() -> tuple[dict[str, Any] | None, str]:
     if os.environ.get("GRADLAB_COMPILED", "1").strip().lower() in ("0", "no", "off", "false"):
         return None, "compiled steps off (GRADLAB_COMPILED=0)"
-    key = hashlib.sha256("\0".join([source("m"), np.__version__, sys.version,
-                                    platform.machine(), " ".join(_compiler())]).encode())
-    module = f"_gradlab_steps_{key.hexdigest()[:16]}"
+    module = module_name()
     try:
         try:
-            path = _build(cache_dir(), module, source(module))
+            table = _build_and_check(cache_dir(), module)
         except OSError:  # the cache folder is not writable: build in a temporary one
             user = getattr(os, "getuid", lambda: 0)()
-            path = _build(Path(tempfile.gettempdir()) / f"gradlab-{user}", module,
-                          source(module))
-        ext = _import(path, module)
-        table = {k.name: getattr(ext, k.name) for k in fused.ALL}
-        self_check(table)
+            table = _build_and_check(Path(tempfile.gettempdir()) / f"gradlab-{user}", module)
     except Exception as exc:  # any failure leaves the NumPy steps in place
         return None, f"compiled steps unavailable: {exc}"
     return table, "compiled steps (C)"
+
+
+def _load() -> tuple[dict[str, Any] | None, str]:
+    with _LOCK:  # the GUI thread and a worker may ask first at the same moment
+        return _load_once()
 
 
 def kernels() -> dict[str, Any] | None:

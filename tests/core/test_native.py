@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 
 import numpy as np
 import pytest
@@ -159,6 +160,25 @@ def test_a_failing_compiler_is_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.setattr(native, "_compiler", lambda: ["/nonexistent/cc"])
     with pytest.raises(RuntimeError, match="no C compiler"):
         native._build(tmp_path, "_gradlab_steps_test", native.source("_gradlab_steps_test"))
+
+
+def test_a_damaged_cached_build_is_built_again(tmp_path):
+    compiled_kernels()
+    module = "_gradlab_steps_damaged"
+    damaged = tmp_path / (module + sysconfig.get_config_var("EXT_SUFFIX"))
+    damaged.write_bytes(b"not a shared library")
+    table = native._build_and_check(tmp_path, module)
+    assert set(table) == {k.name for k in fused.ALL}
+    assert damaged.stat().st_size > 1000
+
+
+def test_the_cache_key_tells_processors_and_compilers_apart(monkeypatch):
+    here = native.module_name()
+    assert here == native.module_name() and native._cpu().strip()
+    monkeypatch.setattr(native, "_cpu", lambda: "model name : another CPU")
+    other_cpu = native.module_name()
+    monkeypatch.setattr(native, "_compiler", lambda: ["clang"])
+    assert len({here, other_cpu, native.module_name()}) == 3
 
 
 def _status_in_a_fresh_process(env: dict) -> str:
