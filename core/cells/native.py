@@ -244,11 +244,16 @@ def source(module: str, kernels: tuple[fused.Fused, ...] = fused.ALL) -> str:
 
 
 def cache_dir() -> Path:
-    """Where built kernels are kept: $GRADLAB_CACHE_DIR, else the user's cache folder."""
+    """Where built kernels are kept: $GRADLAB_CACHE_DIR, else the user's cache folder
+    (``~/.cache/gradlab`` on Linux)."""
     if os.environ.get("GRADLAB_CACHE_DIR"):
         return Path(os.environ["GRADLAB_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "gradlab"
+    try:
+        import platformdirs
+    except ImportError:  # core alone, without the app's dependencies
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return Path(base) / "gradlab"
+    return Path(platformdirs.user_cache_dir("gradlab", "GradientFlowLab"))
 
 
 def _compiler() -> list[str]:

@@ -24,6 +24,8 @@ def compiled_kernels() -> dict:
         pytest.skip("compiled steps switched off (GRADLAB_COMPILED=0)")
     if shutil.which(native._compiler()[0]) is None:
         pytest.skip("no C compiler on this machine")
+    if not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
+        pytest.skip("no Python headers on this machine")
     table = native.kernels()
     assert table is not None, native.status()
     return table
