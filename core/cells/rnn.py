@@ -54,13 +54,13 @@ def _fused_backward(P: dict) -> Any:
 def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> dict[str, Any]:
     """φ'(a_t) goes into ``dxp``, which the loop overwrites with the gradient; a fused
     kernel reads h from the trace ``S`` instead."""
-    return {"S": S} if _fused_backward(P) else {"k": dxp}
+    return {"S": S} if _fused_backward(P) is not None else {"k": dxp}
 
 
 def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) -> None:
     """φ'(a_t) for the timesteps ``c`` at once, expressed through the output h (nothing
     to do with a fused kernel, which derives it in the step)."""
-    if _fused_backward(P):
+    if _fused_backward(P) is not None:
         return
     h = S["h"][c]
     k = L["k"][0, c]
