@@ -23,6 +23,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -257,8 +258,15 @@ def cache_dir() -> Path:
 
 
 def _compiler() -> list[str]:
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
-    return shlex.split(cc)
+    """The C compiler command: $CC when set, else the one Python was built with, if this
+    machine has it, else the first of cc, gcc and clang found."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    built_with = shlex.split(sysconfig.get_config_var("CC") or "")
+    for cmd in (built_with, ["cc"], ["gcc"], ["clang"]):
+        if cmd and shutil.which(cmd[0]):
+            return cmd
+    return ["cc"]
 
 
 def _build(folder: Path, module: str, src: str) -> Path:
