@@ -183,6 +183,20 @@ def test_the_cache_key_tells_processors_and_compilers_apart(monkeypatch):
     assert len({here, other_cpu, native.module_name()}) == 3
 
 
+def test_a_missing_build_compiler_falls_back_to_one_on_the_path(monkeypatch):
+    if not any(shutil.which(c) for c in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler on this machine")
+    real = sysconfig.get_config_var
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(sysconfig, "get_config_var",
+                        lambda name: "/nonexistent/x86_64-conda-cc -pthread" if name == "CC"
+                        else real(name))
+    cmd = native._compiler()
+    assert cmd[0] in ("cc", "gcc", "clang") and shutil.which(cmd[0])
+    monkeypatch.setenv("CC", "clang -O1")
+    assert native._compiler() == ["clang", "-O1"]  # $CC wins, as written
+
+
 def _status_in_a_fresh_process(env: dict) -> str:
     code = "from core.cells import native; print(native.status())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
