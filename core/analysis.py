@@ -19,7 +19,7 @@ import numpy as np
 from .cells import CELLS
 from .experiment import ModelConfig
 from .layout import GATES, directions
-from .network import Network, check_memory, gate_major, vjp
+from .network import Network, check_memory, grad_buffer, time_major
 from .tracing import Trace
 
 
@@ -109,11 +109,12 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             dc = xp.zeros((H, H), dtype=dt)
             dc_total = xp.empty((H, H), dtype=dt)
             rows = xp.empty((T, H, H), dtype=dt)  # ∂h_last/∂h_t for every t
-            # The H rows of dh are H covectors at once: they take the batch axis.
-            dxp = xp.empty((G, H, H), dtype=dt)
-            dhp = dxp if layer.cell != "gru" else xp.empty_like(dxp)
-            W_hh4 = gate_major(W_hh, G)
-            scratch = xp.empty((G, H, H), dtype=dt)
+            # The H rows of dh are H covectors at once: they take the batch axis of one
+            # step's gradient buffers, laid out as the backward pass lays out its own.
+            grads_x = grad_buffer(net.mem, G, 1, H, H, dt)
+            grads_h = grads_x if layer.cell != "gru" else grad_buffer(net.mem, G, 1, H, H, dt)
+            dxp, dhp = grads_x[:, 0], grads_h[:, 0]  # (G, H, H)
+            dhp_rows = time_major(grads_h)[0]  # (H, G·H), the same memory
             for s in range(T - 1, -1, -1):
                 t = order[s]
                 rows[t] = dh
@@ -121,7 +122,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                     break
                 direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp, dc_total,
                                                 None, None)  # the factors hold the states
-                new = vjp(xp, dhp, W_hh4, xp.empty((H, H), dtype=dt), scratch)
+                new = dhp_rows @ W_hh  # Σ_gates dhp_g · W_hh,g
                 if direct is not None:
                     new += direct
                 dh = new

@@ -292,9 +292,10 @@ class Network:
         """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX, or
         None unless ``want_dx``.
 
-        First every local derivative, which needs only the forward pass, for all steps
-        at once; then the step loop, which is left with just the recurrence; then the
-        weight gradients and dL/dX, one product per gate over all steps."""
+        First, on the NumPy steps, every local derivative that needs only the forward
+        pass, for all steps at once (fused kernels derive them in the step instead); then
+        the step loop; then the weight gradients and dL/dX, one product each over all
+        steps."""
         xp, p, dt = self.xp, self.params, self.backend.dtype
         T, B, _ = D.X.shape
         H, G = D.H, D.cell.BLOCKS
@@ -302,10 +303,7 @@ class Network:
         W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
         lstm = D.cell.HAS_CELL_STATE
         mem = self.mem
-        D.dxp = grad_buffer(mem, G, T, B, H, dt)
-        D.dhp = D.dxp if D.cell.NAME != "gru" else grad_buffer(mem, G, T, B, H, dt)
-        D.dh = mem.empty((T, B, H), dt)
-        D.dc = mem.empty((T, B, H), dt) if lstm else None
+        self._grad_buffers(D, T, B)
         zeros = xp.zeros((B, H), dtype=dt)
         h_first = zeros if D.h0 is None else D.h0
         c_first = zeros if D.c0 is None else D.c0
@@ -328,6 +326,15 @@ class Network:
         D.dxp = D.dhp = None  # no longer needed: release them before the layer below runs
         return dX
 
+    def _grad_buffers(self, D: _Dir, T: int, B: int) -> None:
+        """A direction's gradient storage for a pass of T steps, batch B: dL/d(projections)
+        (GRU keeps the recurrent one apart), dL/dh_t and, for an LSTM, dL/dc_t."""
+        mem, dt, G, H = self.mem, self.backend.dtype, D.cell.BLOCKS, D.H
+        D.dxp = grad_buffer(mem, G, T, B, H, dt)
+        D.dhp = D.dxp if D.cell.NAME != "gru" else grad_buffer(mem, G, T, B, H, dt)
+        D.dh = mem.empty((T, B, H), dt)
+        D.dc = mem.empty((T, B, H), dt) if D.cell.HAS_CELL_STATE else None
+
     def _backward_steps(self, D: _Dir, order: range, dH: Any, W_hh: Any, L: dict,
                         dh_carry: Any, dc_carry: Any, zeros: Any, tbptt: int | None,
                         h_first: Any, c_first: Any) -> tuple[Any, Any]:
@@ -345,9 +352,10 @@ class Network:
             xp.add(dH[t], dh_carry, out=dh)
             dxp_t = dxp[:, t]
             dhp_t = dxp_t if dhp is dxp else dhp[:, t]
-            tp = order[s - 1] if s > 0 else None
-            h_prev = S["h"][tp] if s > 0 else h_first
-            c_prev = (S["c"][tp] if s > 0 else c_first) if lstm else None
+            if s > 0:  # the state step t started from
+                h_prev, c_prev = S["h"][order[s - 1]], S["c"][order[s - 1]] if lstm else None
+            else:
+                h_prev, c_prev = h_first, c_first if lstm else None
             direct, dc_prev = D.cell.backward(xp, t, dh, dc_carry, L, D.P, dxp_t, dhp_t,
                                               D.dc[t] if lstm else None, h_prev, c_prev)
             if s > 0 and tbptt and s % tbptt == 0:
@@ -362,7 +370,7 @@ class Network:
         return dh_carry, dc_carry
 
     def _dir_param_grads(self, D: _Dir, h_first: Any, c_first: Any, grads: dict) -> None:
-        """Parameter gradients of one direction: one product per gate over all timesteps."""
+        """Parameter gradients of one direction: one product per weight over all timesteps."""
         xp, dt, X = self.xp, self.backend.dtype, D.X
         T, H = X.shape[0], D.H
         sfx = f"_l{D.k}{D.suffix}"
@@ -483,11 +491,7 @@ class Network:
         if d_out is None or not need_backward:
             return trace
         for D in layers:
-            G = D.cell.BLOCKS
-            D.dxp = grad_buffer(self.mem, G, T, B, D.H, dt)
-            D.dhp = D.dxp if D.cell.NAME != "gru" else grad_buffer(self.mem, G, T, B, D.H, dt)
-            D.dh = self.mem.empty((T, B, D.H), dt)
-            D.dc = self.mem.empty((T, B, D.H), dt) if D.cell.HAS_CELL_STATE else None
+            self._grad_buffers(D, T, B)
         with self.backend.step_loop(step_flops):
             self._feedback_backward(layers, out, d_out, mask, tbptt, classes)
         grads: dict[str, Any] = {}
@@ -495,7 +499,7 @@ class Network:
         grads["head.weight"] = d_out.reshape(-1, O).T @ top_h.reshape(-1, top_h.shape[-1])
         grads["head.bias"] = d_out.reshape(-1, O).sum(axis=0)
         for j, D in enumerate(layers):
-            G, H = D.cell.BLOCKS, D.H
+            H = D.H
             inp = x if j == 0 else layers[j - 1].S["h"]
             grads[f"weight_ih_l{D.k}"] = outer_sum(xp, D.dxp, inp)
             grads[f"bias_ih_l{D.k}"] = column_sum(D.dxp)
@@ -635,14 +639,6 @@ def outer_sum(xp: Any, d: Any, X: Any) -> Any:
     (T, B, K) → (G·H, K), one product."""
     G, T, B, H = d.shape
     return time_major(d).reshape(T * B, G * H).T @ X.reshape(T * B, -1)
-
-
-def vjp(xp: Any, d: Any, W4: Any, out: Any, scratch: Any) -> Any:
-    """out (B, K) = Σ_g d[g] @ W4[g]: a gradient (G, B, H) back through (G, H, K) blocks."""
-    if d.shape[0] == 1:
-        return xp.matmul(d[0], W4[0], out=out)
-    xp.matmul(d, W4, out=scratch)
-    return scratch.sum(axis=0, out=out)
 
 
 def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, LayerTrace]:
