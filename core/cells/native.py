@@ -350,18 +350,20 @@ def module_name() -> str:
 def _build_and_check(folder: Path, module: str) -> dict[str, Any]:
     """Build (or find) the extension in ``folder``, import it and check it; a cached
     file that fails to load or to check is built again once."""
-    for attempt in (1, 2):
-        path = _build(folder, module, source(module))
-        try:
-            ext = _import(path, module)
-            table = {k.name: getattr(ext, k.name) for k in fused.ALL}
-            self_check(table)
-            return table
-        except Exception:
-            if attempt == 2:
-                raise
-            path.unlink(missing_ok=True)  # damaged or stale: build a fresh one
-    raise AssertionError("unreachable")
+    path = _build(folder, module, source(module))
+    try:
+        return _load_checked(path, module)
+    except Exception:
+        path.unlink(missing_ok=True)  # damaged or stale: build a fresh one
+    return _load_checked(_build(folder, module, source(module)), module)
+
+
+def _load_checked(path: Path, module: str) -> dict[str, Any]:
+    """The kernels of the extension at ``path``, once they pass :func:`self_check`."""
+    ext = _import(path, module)
+    table = {k.name: getattr(ext, k.name) for k in fused.ALL}
+    self_check(table)
+    return table
 
 
 _LOCK = threading.Lock()
