@@ -18,12 +18,14 @@ import numpy as np
 
 from .cells import CELLS
 from .experiment import ModelConfig
+from .jobs import Control
 from .layout import GATES, directions
 from .network import Network, check_memory, grad_buffer, time_major
 from .tracing import Trace
 
 
-def spectra(model: ModelConfig, params: dict[str, Any]) -> tuple[dict, dict]:
+def spectra(model: ModelConfig, params: dict[str, Any],
+            control: Control | None = None) -> tuple[dict, dict]:
     """Eigenvalues and spectral radii of the recurrent matrices.
 
     Returns ``({name: {block: complex eigenvalues}}, {name: spectral radius})``;
@@ -50,6 +52,8 @@ def spectra(model: ModelConfig, params: dict[str, Any]) -> tuple[dict, dict]:
                 W = host[name]
             blocks = {}
             for n, g in enumerate(names):
+                if control is not None:
+                    control.check()  # between blocks: one eigvals call cannot be stopped
                 block = W[n * H:(n + 1) * H]
                 blocks[g] = (np.linalg.eigvals(block) if np.all(np.isfinite(block))
                              else np.full(H, np.nan, dtype=complex))
@@ -116,6 +120,8 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             dxp, dhp = grads_x[:, 0], grads_h[:, 0]  # (G, H, H)
             dhp_rows = time_major(grads_h)[0]  # (H, G·H), the same memory
             for s in range(T - 1, -1, -1):
+                if net.control is not None and s % 4 == 0:
+                    net.control.report((T - s) / T)
                 t = order[s]
                 rows[t] = dh
                 if s == 0:
@@ -152,6 +158,8 @@ def connectivity(net: Network, x: Any, y: Any = None, sample: int = 0,
     if y is not None and m.pattern == "output_recurrence":
         ys = np.asarray(y)[:, sample:sample + 1]
     for lo in range(0, len(seeds), chunk):
+        if net.control is not None:
+            net.control.report(lo / len(seeds))
         part = seeds[lo:lo + chunk]
         n = len(part)
         check_memory(m, T, n, np.dtype(net.backend.dtype).name)

@@ -33,6 +33,7 @@ from .cells import CELLS
 from .cells.lstm import step_constants as lstm_constants
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
+from .jobs import Control
 from .layout import directions, param_shapes
 from .losses import LOSSES, softmax
 from .memory import available_memory, format_bytes
@@ -112,6 +113,13 @@ class Network:
                 raise WeightsError(f"{name}: expected shape {shape}, got {got}")
         self.params: dict[str, Any] = {n: backend.asarray(params[n]) for n in shapes}
         self.mem = Workspace(self.xp)
+        # Checked every few timesteps: a cancelled pass raises core.jobs.Cancelled.
+        self.control: Control | None = None
+
+    def checkpoint(self, s: int) -> None:
+        """Between steps: stop a cancelled pass (every 4th step; a check is cheap)."""
+        if s % 4 == 0 and self.control is not None:
+            self.control.check()
 
     # ------------------------------------------------------------------ helpers
 
@@ -276,6 +284,7 @@ class Network:
         """The forward loop: one product for all gates, then the cell's step."""
         xp, S = self.xp, D.S
         for s, t in enumerate(order):
+            self.checkpoint(s)
             if s > 0:
                 tp = order[s - 1]
                 if fz is not None and s % tbptt == 0:  # a constant at the window start
@@ -347,6 +356,7 @@ class Network:
         dxp, dhp = D.dxp, D.dhp
         dhp_rows = time_major(dhp)  # (T, B, G·H): a step's gradient is one matrix
         for s in range(len(order) - 1, -1, -1):
+            self.checkpoint(s)
             t = order[s]
             dh = D.dh[t]
             xp.add(dH[t], dh_carry, out=dh)
@@ -531,6 +541,7 @@ class Network:
         zeros = [xp.zeros((B, D.H), dtype=dt) for D in layers]
         hproj = [xp.empty((D.cell.BLOCKS, B, D.H), dtype=dt) for D in layers]
         for t in range(T):
+            self.checkpoint(t)
             if t > 0:
                 if mask[t]:
                     feed[t] = target_feed[t - 1]
@@ -567,6 +578,7 @@ class Network:
             D.cell.local(xp, D.S, slice(0, T), start, start, D.P, L[j])
         d_feed = xp.zeros((B, O), dtype=dt)  # dL/d(feed[t+1]), from the step after
         for t in range(T - 1, -1, -1):
+            self.checkpoint(t)
             d_o = d_out[t]  # becomes the total dL/do_t, loss and feedback paths
             fed_back = t + 1 < T and not mask[t + 1] and not (tbptt and (t + 1) % tbptt == 0)
             if fed_back:  # out[t] was fed to step t+1: add that path's gradient

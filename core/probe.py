@@ -11,8 +11,14 @@ import numpy as np
 from .analysis import connectivity as connectivity_map
 from .analysis import jacobian_norms, spectra
 from .backend import Backend, resolve_backend
+from .cells import CELLS
 from .experiment import Experiment
+from .jobs import Control
 from .network import Network, check_memory
+
+# A conservative rate for the cost estimate: what a 2-core laptop sustains on the
+# small products of a probe (the bulk products run faster; the per-step ones slower).
+FLOPS_PER_S = 5e9
 
 
 @dataclass
@@ -44,12 +50,16 @@ def teacher_mask_for(exp: Experiment, T: int, seed: int | None = None) -> np.nda
 
 def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: bool = True,
           connectivity: bool = True, tbptt: int | str | None = "experiment",
-          teacher_mask: Any = None, backend: Backend | None = None) -> ProbeResult:
+          teacher_mask: Any = None, backend: Backend | None = None,
+          control: Control | None = None) -> ProbeResult:
     """Forward + BPTT on ``x`` (T, B, D), ``y``; with spectra and, on request, the
     Jacobian-product norms and the connectivity map.
 
     ``tbptt`` defaults to the experiment's training window.  Raises
     :class:`~core.errors.MemoryLimitError` before allocating a pass that cannot fit.
+    ``control`` (:class:`core.jobs.Control`) is checked every few timesteps; a
+    cancelled probe raises :class:`core.jobs.Cancelled`.  Progress is reported in
+    stages: the pass, the spectra, the Jacobian products, the connectivity map.
     """
     start = time.perf_counter()
     be = backend or resolve_backend(exp.backend.device, exp.backend.dtype)
@@ -59,9 +69,16 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
     if teacher_mask is None:
         teacher_mask = teacher_mask_for(exp, T)
     net = Network(exp.model, params, be)
+    net.control = control
+    shares = _stage_shares(exp, T, B, jacobian, connectivity)
+    edges = np.concatenate([[0.0], np.cumsum(shares)])
+    if control is not None:
+        control.stage(edges[0], edges[1], "forward pass and BPTT")
     tr = net.run(x, y, tbptt=window, teacher_mask=teacher_mask)
     bad = tr.nonfinite
-    eigs, radius = spectra(exp.model, net.params)
+    if control is not None:
+        control.stage(edges[1], edges[2], "eigenvalues")
+    eigs, radius = spectra(exp.model, net.params, control)
     res = ProbeResult(experiment=exp, x=np.asarray(x), y=None if y is None else np.asarray(y),
                       arrays=tr.to_arrays(), spectra=eigs, spectral_radius=radius,
                       nonfinite=bad, backend_label=be.label, teacher_mask=teacher_mask)
@@ -69,8 +86,45 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
         # Small products throughout: one BLAS thread (see Backend.step_loop).
         with np.errstate(all="ignore"), be.step_loop(0.0):
             if jacobian:
+                if control is not None:
+                    control.stage(edges[2], edges[3], "Jacobian products")
                 res.jacobian = jacobian_norms(net, tr)
             if connectivity:
+                if control is not None:
+                    control.stage(edges[3], edges[4], "connectivity map")
                 res.connectivity = connectivity_map(net, x, y, teacher_mask=teacher_mask)
     res.elapsed_s = time.perf_counter() - start
     return res
+
+
+def _stage_flops(exp: Experiment, T: int, B: int, jacobian: bool,
+                 connectivity: bool) -> tuple[float, float, float, float]:
+    """Rough FLOPs of a probe's four stages: the pass (forward and BPTT), the
+    eigenvalues, the Jacobian products and the connectivity map."""
+    m = exp.model
+    passes = eig = jac = 0.0
+    d_in = m.input_size
+    for layer in m.layers:
+        H, G = layer.hidden_size, CELLS[layer.cell].BLOCKS
+        dirs = 2 if layer.bidirectional else 1
+        passes += dirs * 6.0 * T * B * G * H * (d_in + H)  # forward ×1, backward ×2
+        eig += dirs * G * 10.0 * H**3
+        jac += dirs * T * 2.0 * H * H * G * H * 2  # H covectors through a step, ×2 rules
+        d_in = H * dirs
+    per_sample = passes / max(B, 1)
+    t_out = T if m.pattern != "many_to_one" else 1
+    conn = per_sample * t_out * m.output_size
+    return passes, eig, (jac if jacobian else 0.0), (conn if connectivity else 0.0)
+
+
+def _stage_shares(exp: Experiment, T: int, B: int, jacobian: bool,
+                  connectivity: bool) -> np.ndarray:
+    flops = np.array(_stage_flops(exp, T, B, jacobian, connectivity), dtype=np.float64)
+    return flops / max(float(flops.sum()), 1.0)
+
+
+def probe_seconds(exp: Experiment, T: int, B: int, *, jacobian: bool = True,
+                  connectivity: bool = True) -> float:
+    """A rough, deliberately pessimistic estimate of a probe's time in seconds, for
+    deciding whether to show progress or ask before starting."""
+    return float(sum(_stage_flops(exp, T, B, jacobian, connectivity))) / FLOPS_PER_S

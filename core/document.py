@@ -1,0 +1,110 @@
+"""Documents: an experiment with what a session added to it, in one file.
+
+A *document* is an experiment with its current weights, training history and
+optimizer state.  It lives in a ``.gradlab`` archive (:mod:`core.archive`); an
+experiment ``.json`` holds the settings only.  Weights files (``.safetensors``,
+``.npz``) are not documents: they are loaded onto the current model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .archive import SUFFIX as ARCHIVE_SUFFIX
+from .archive import load_archive, save_archive
+from .errors import UserError, WeightsError
+from .experiment import Experiment, ModelConfig, load_experiment_config, save_experiment
+from .weights import SUFFIXES as WEIGHTS_SUFFIXES
+
+EXPERIMENT_SUFFIX = ".json"
+DOCUMENT_SUFFIXES = (ARCHIVE_SUFFIX, EXPERIMENT_SUFFIX)
+OPENABLE_SUFFIXES = (*DOCUMENT_SUFFIXES, *WEIGHTS_SUFFIXES)
+
+def file_kind(path: str | os.PathLike[str]) -> str | None:
+    """``"archive"``, ``"experiment"``, ``"weights"`` by suffix, or None if not ours."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ARCHIVE_SUFFIX:
+        return "archive"
+    if suffix == EXPERIMENT_SUFFIX:
+        return "experiment"
+    if suffix in WEIGHTS_SUFFIXES:
+        return "weights"
+    return None
+
+
+@dataclass
+class Document:
+    """An experiment with what a run added to it; ``params`` None means "from the seed"."""
+
+    experiment: Experiment
+    params: dict[str, np.ndarray] | None = None
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    optimizer_state: dict[str, np.ndarray] | None = None
+
+
+def read_document(path: str | os.PathLike[str]) -> Document:
+    """Read and fully validate a ``.gradlab`` archive or an experiment ``.json``.
+
+    Raises :class:`UserError` naming the file (and member, field or line) at fault.
+    """
+    kind = file_kind(path)
+    if kind == "archive":
+        saved = load_archive(path)
+        return Document(saved.experiment, saved.params, dict(saved.history),
+                        saved.optimizer_state)
+    if kind == "experiment":
+        return Document(load_experiment_config(path))
+    raise UserError(f"{path}: not an experiment (open a {ARCHIVE_SUFFIX} or "
+                    f"{EXPERIMENT_SUFFIX} file; weights files load onto the current model)")
+
+
+def read_weights(path: str | os.PathLike[str], model: ModelConfig) -> dict[str, np.ndarray]:
+    """:func:`core.weights.load_weights`, its messages saying what they are about."""
+    from core.weights import load_weights
+
+    try:
+        return load_weights(path, model)
+    except UserError as exc:
+        raise WeightsError(f"cannot load these weights onto the current model: {exc}") from None
+
+
+def optimizer_state_fits(exp: Experiment, state: Mapping[str, Any] | None) -> bool:
+    """Whether ``state`` has exactly the slots and shapes of ``exp``'s optimizer."""
+    if state is None:
+        return False
+    from core.layout import param_shapes
+    from core.training.optim import make_optimizer
+
+    shapes = param_shapes(exp.model)
+    slots = make_optimizer(exp.training, {}).slots
+    expected = {f"{slot}.{name}": shape for slot in slots for name, shape in shapes.items()}
+    if set(state) != {"step", *expected}:
+        return False
+    return all(tuple(np.shape(state[k])) == tuple(v) for k, v in expected.items())
+
+
+def write_document(path: str | os.PathLike[str], doc: Document) -> None:
+    """Write ``doc`` atomically: an archive, or only the settings for a ``.json`` path.
+
+    An optimizer state that no longer fits the experiment's optimizer (its settings
+    changed since training) is left out; training then starts the optimizer afresh.
+    """
+    if file_kind(path) == "experiment":
+        save_experiment(doc.experiment, path)
+        return
+    state = doc.optimizer_state
+    if doc.params is None or not optimizer_state_fits(doc.experiment, state):
+        state = None
+    save_archive(path, doc.experiment, doc.params, doc.history or None, state)
+
+
+
+__all__ = ["DOCUMENT_SUFFIXES", "EXPERIMENT_SUFFIX", "OPENABLE_SUFFIXES", "Document",
+           "file_kind", "optimizer_state_fits", "read_document", "read_weights",
+           "write_document"]

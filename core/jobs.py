@@ -1,0 +1,65 @@
+"""Cancellation and progress for long computations, without threads of its own.
+
+A :class:`Control` is handed to a computation (a probe, a training run); the
+computation calls :meth:`Control.check` between steps, which raises
+:class:`Cancelled` once :meth:`Control.cancel` was called from any thread, and
+:meth:`Control.report` to say how far it got.  Whoever owns the thread decides
+what a cancelled job means; the core only promises to stop soon (between two
+timesteps, two Jacobian rows or two training steps).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class Cancelled(Exception):
+    """The job was cancelled; nothing it computed should be used."""
+
+
+class Control:
+    """A cancel flag and a progress callback shared by a job and its owner.
+
+    ``on_progress(fraction, text)`` is called from the job's thread with a fraction
+    in [0, 1] of the whole job and a few words on the stage.
+    """
+
+    def __init__(self, on_progress: Callable[[float, str], None] | None = None) -> None:
+        self._event = threading.Event()
+        self._on_progress = on_progress
+        self._stage = (0.0, 1.0, "")
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next check (any thread)."""
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` if the job was cancelled."""
+        if self._event.is_set():
+            raise Cancelled
+
+    def stage(self, start: float, end: float, text: str) -> None:
+        """The next reports cover [start, end] of the whole job, under ``text``."""
+        self._stage = (start, end, text)
+        self.report(0.0)
+
+    def report(self, done: float) -> None:
+        """``done`` of the current stage (0..1) is finished; checks for cancellation."""
+        self.check()
+        if self._on_progress is not None:
+            lo, hi, text = self._stage
+            self._on_progress(lo + (hi - lo) * min(max(done, 0.0), 1.0), text)
+
+
+def check(control: Control | None) -> None:
+    """:meth:`Control.check` for an optional control."""
+    if control is not None and control.cancelled:
+        raise Cancelled
+
+
+__all__ = ["Cancelled", "Control", "check"]
