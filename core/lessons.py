@@ -12,8 +12,9 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .experiment import Experiment, experiment_from_dict
+from .resources import resource_path
 
-LESSONS_DIR = Path(__file__).resolve().parent.parent / "resources" / "lessons"
+LESSONS_DIR = resource_path("lessons")
 
 # Teaching order; any other lesson file is listed after these, alphabetically.
 ORDER = (

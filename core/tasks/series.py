@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..resources import resource_path
 from .base import HORIZON, VAL_FRACTION, Option, TaskSpec, choice, describe, forecast_sizes
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "resources" / "datasets"
+DATA_DIR = resource_path("datasets")
 MAX_CSV_BYTES = 200 * 1024 * 1024
 
 
