@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNELS := $(VENV)/.kernels
 
-.PHONY: run test lint bench clean
+.PHONY: run test wheel-check lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ run: $(KERNELS)
 test: $(KERNELS)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 	$(PY) -m ruff check .
+	bash tests/wheel_check.sh $(PY)
+
+# Builds the wheel and runs the command line from it, installed outside the checkout.
+wheel-check: $(STAMP)
+	bash tests/wheel_check.sh $(PY)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
