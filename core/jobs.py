@@ -10,8 +10,12 @@ timesteps, two Jacobian rows or two training steps).
 
 from __future__ import annotations
 
+import sys
 import threading
+import traceback
 from collections.abc import Callable
+
+from .errors import UserError
 
 
 class Cancelled(Exception):
@@ -56,10 +60,21 @@ class Control:
             self._on_progress(lo + (hi - lo) * min(max(done, 0.0), 1.0), text)
 
 
+def describe_exception(exc: BaseException) -> str:
+    """One line for the user: the message of a UserError, else type and message (the
+    traceback goes to stderr, for a report)."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory: try a smaller batch, sequence length or hidden size"
+    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    return f"internal error ({type(exc).__name__}): {exc}"
+
+
 def check(control: Control | None) -> None:
     """:meth:`Control.check` for an optional control."""
     if control is not None and control.cancelled:
         raise Cancelled
 
 
-__all__ = ["Cancelled", "Control", "check"]
+__all__ = ["Cancelled", "Control", "check", "describe_exception"]

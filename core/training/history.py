@@ -60,3 +60,39 @@ class History:
     def write_csv(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`to_csv` to ``path`` atomically."""
         atomic_write_text(path, self.to_csv())
+
+    def copy(self) -> History:
+        """An independent copy (a recorded row is never changed, so lists suffice)."""
+        new = History()
+        new._data = {c: list(v) for c, v in self._data.items()}
+        return new
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every column as :meth:`column` gives it."""
+        return {c: self.column(c) for c in COLUMNS}
+
+    @classmethod
+    def from_arrays(cls, columns: Any) -> History:
+        """A history from columns (``step`` and any of the others; a missing column
+        or a NaN cell reads as not measured)."""
+        new = cls()
+        if not columns:
+            return new
+        n = len(columns["step"]) if "step" in columns else len(next(iter(columns.values())))
+        for c in COLUMNS:
+            values = columns.get(c)
+            if values is None:
+                new._data[c] = list(range(1, n + 1)) if c == "step" else [None] * n
+            elif c == "step":
+                new._data[c] = [int(v) for v in values]
+            else:
+                new._data[c] = [None if v != v else float(v) for v in values]
+        return new
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        return all(np.array_equal(self.column(c), other.column(c), equal_nan=True)
+                   for c in COLUMNS)
+
+    __hash__ = None  # type: ignore[assignment]

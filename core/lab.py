@@ -1,0 +1,924 @@
+"""The Lab: one session of the lab, without Qt — what the window, the CLI and a notebook drive.
+
+A :class:`Lab` holds the experiment, its weights, the training history and the
+optimizer state (together a :class:`Version`, never changed in place), the latest
+probe result, the document's path and whether it has unsaved changes.  Every edit
+makes a new version and is undoable; undo gives back the exact weights (the same
+arrays) and the history that were there before it.  Events (psygnal signals) tell
+observers what changed; they are emitted in the thread that called the method.
+
+Weights policy, for what an edit does to the model's weights:
+
+- Weights still as the seed drew them are drawn again for the new settings, so a
+  knob position always means the same weights.
+- Trained or loaded weights are kept where the edit allows: a weight-scale knob
+  rescales its family (input, recurrent, output) by new/old, the forget bias shifts
+  the LSTM forget-gate biases by new − old, and task, training and backend settings
+  keep them.  An edit that cannot keep them (a new architecture, scheme or seed)
+  draws fresh weights and says so through :attr:`Lab.notice`; undo brings the
+  trained ones back.
+
+Long work: :meth:`Lab.probe` and :meth:`Lab.train` run synchronously and take a
+:class:`core.jobs.Control` to cancel them.  A host with threads (the window) uses
+:meth:`Lab.probe_job` / :meth:`Lab.publish` and :meth:`Lab.new_session` /
+:meth:`Lab.record` / :meth:`Lab.settle` to run the same work elsewhere.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psygnal import Signal
+
+from .backend import BackendError, resolve_backend
+from .document import Document, file_kind, read_document, read_weights, write_document
+from .errors import DataError, UserError
+from .experiment import (
+    Experiment,
+    LayerConfig,
+    ModelConfig,
+    experiment_from_dict,
+    experiment_to_dict,
+)
+from .init import init_params
+from .jobs import Control
+from .layout import param_family
+from .probe import ProbeResult, probe_seconds
+from .training.history import History
+from .training.session import DIVERGED, IDLE, Rest, TrainingSession
+
+FAMILIES = ("input", "recurrent", "output")
+
+
+@dataclass(frozen=True, eq=False)
+class Version:
+    """Everything an edit or a training run changes, as one immutable value.
+
+    ``params``: name → float64 array (never written to); ``history``: the rows of
+    training that led to these weights; ``origin``: "seed" (drawn from
+    ``experiment.init``), "loaded" (from a file) or "trained"; ``data``: the user's
+    ``(x, y)`` arrays, or None for the experiment's task.
+    """
+
+    experiment: Experiment
+    params: Mapping[str, np.ndarray]
+    history: History = field(default_factory=History)
+    optimizer_state: Mapping[str, Any] | None = None
+    origin: str = "seed"
+    data: tuple[np.ndarray, np.ndarray] | None = None
+
+    def but(self, **changes: Any) -> Version:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One undoable step: its text and the versions before and after it."""
+
+    text: str
+    before: Version
+    after: Version
+    training: bool = False
+
+
+def validate(exp: Experiment) -> Experiment:
+    """A validated copy of ``exp`` (ConfigError names the first bad field)."""
+    checked = experiment_from_dict(experiment_to_dict(exp))
+    checked.weights = exp.weights
+    return checked
+
+
+def backend_label(exp: Experiment) -> str:
+    """The backend an experiment runs on ("NumPy · float32 · compiled steps");
+    BackendError when it cannot run here (no GPU for "cupy")."""
+    return resolve_backend(exp.backend.device, exp.backend.dtype).label
+
+
+def layer_label(layer: LayerConfig) -> str:
+    """Short human name: ``RNN (tanh)``, ``LSTM + peepholes``, ``bidirectional GRU``."""
+    name = {"rnn": f"RNN ({layer.activation})", "lstm": "LSTM", "gru": "GRU"}[layer.cell]
+    if layer.peephole:
+        name += " + peepholes"
+    if layer.bidirectional:
+        name = f"bidirectional {name}"
+    return name
+
+
+def probe_batch(exp: Experiment, data: tuple[Any, Any] | None) -> tuple[Any, Any]:
+    """The batch a probe shows: the user's arrays (all of them), else the task's batch
+    drawn with ``init.seed``; DataError when there is neither.  The memory check runs
+    before anything is drawn."""
+    from .network import check_memory
+
+    if data is not None:
+        return data
+    if exp.task is None:
+        raise DataError("this experiment has no task section: load input and target "
+                        "arrays (.npy), or choose a task")
+    check_memory(exp.model, exp.task.seq_len, exp.task.batch_size, exp.backend.dtype)
+    from .tasks import make_batch
+
+    return make_batch(exp, np.random.default_rng(exp.init.seed), "train")
+
+
+def run_probe(exp: Experiment, params: Mapping[str, Any], data: tuple[Any, Any] | None,
+              control: Control | None = None) -> ProbeResult:
+    """Forward + BPTT and the analyses on the probe batch (see :func:`probe_batch`)."""
+    from .probe import probe
+
+    x, y = probe_batch(exp, data)
+    with np.errstate(all="ignore"):
+        return probe(exp, dict(params), x, y, control=control)
+
+
+class ProbeJob:
+    """A probe of one version, to run in any thread: ``job.run(control)``."""
+
+    def __init__(self, version: Version,
+                 fn: Callable[[Experiment, Mapping[str, Any], Any, Control | None], Any]) -> None:
+        self.version = version
+        self._fn = fn
+
+    def run(self, control: Control | None = None) -> Any:
+        v = self.version
+        return self._fn(v.experiment, v.params, v.data, control)
+
+
+class Lab:
+    """One lab session: the model the window, the command line and notebooks share.
+
+    ``Lab(experiment)``, :meth:`from_preset`, :meth:`open`.  Read: ``experiment``,
+    ``params``, ``history``, ``result``, ``modified``, ``path``.  Edit with the
+    ``set_*`` and layer methods (each returns True, or False after emitting
+    ``error`` with the reason, changing nothing); ``undo``/``redo``; ``probe``,
+    ``train``, ``save``.
+    """
+
+    experiment_changed = Signal(object)  # Experiment
+    params_changed = Signal()  # new weights (an edit, undo, a training rest)
+    history_changed = Signal(object)  # History
+    result_changed = Signal(object)  # ProbeResult
+    training_state_changed = Signal(str)  # core.training.session states
+    training_progress = Signal(int, int)  # steps done in this session, planned
+    nonfinite = Signal(str)  # where NaN/Inf began; "" when finite again
+    error = Signal(str)  # a refused edit or a failed job
+    notice = Signal(str)  # something the user should know (weights redrawn, …)
+    file_changed = Signal()  # path or modified mark
+    undo_changed = Signal()
+
+    def __init__(self, experiment: Experiment | None = None, *,
+                 probe_fn: Callable[..., Any] = run_probe) -> None:
+        exp = validate(experiment or Experiment())
+        self.backend_label = backend_label(exp)
+        self._probe_fn = probe_fn
+        self._v = Version(exp, _fresh_params(exp), origin="seed" if exp.weights is None
+                          else "loaded")
+        self._saved: Version | None = self._v
+        self._undo: list[Change] = []
+        self._redo: list[Change] = []
+        self.path: Path | None = None
+        self.lesson: str | None = None
+        self.result: Any = None
+        self.nonfinite_message = ""
+        self.last_error = ""
+        self.session: TrainingSession | None = None
+        self._live: History | None = None  # history of the running session
+        self._session_start: Version | None = None
+        # Called before an edit while training runs elsewhere: must bring it to rest.
+        self.before_edit: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_preset(cls, name: str) -> Lab:
+        """A lab on lesson ``name`` (see ``gradlab presets``)."""
+        from .lessons import load_lesson
+
+        lab = cls(load_lesson(name))
+        lab.lesson = name
+        return lab
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Lab:
+        """A lab on a ``.gradlab`` document or an experiment ``.json``."""
+        doc = read_document(path)
+        lab = cls(doc.experiment)
+        lab._install(doc, Path(path))
+        return lab
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def version(self) -> Version:
+        return self._v
+
+    @property
+    def experiment(self) -> Experiment:
+        return self._v.experiment
+
+    @property
+    def params(self) -> Mapping[str, np.ndarray]:
+        return self._v.params
+
+    @property
+    def history(self) -> History:
+        """Training rows so far (``len()`` = steps recorded), the running ones included."""
+        return self._live if self._live is not None else self._v.history
+
+    @property
+    def data(self) -> tuple[np.ndarray, np.ndarray] | None:
+        return self._v.data
+
+    @property
+    def optimizer_state(self) -> Mapping[str, Any] | None:
+        return self._v.optimizer_state
+
+    @property
+    def modified(self) -> bool:
+        """Unsaved changes: the current version is not the one in the file."""
+        return self._v is not self._saved
+
+    @property
+    def trained(self) -> bool:
+        """Weights that the seed cannot give back: trained or loaded."""
+        return self._v.origin != "seed" or len(self._v.history) > 0
+
+    @property
+    def training_state(self) -> str:
+        return self.session.state if self.session is not None else IDLE
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    @property
+    def undo_text(self) -> str:
+        return self._undo[-1].text if self._undo else ""
+
+    @property
+    def redo_text(self) -> str:
+        return self._redo[-1].text if self._redo else ""
+
+    def document(self) -> Document:
+        """What a save writes: the experiment, the weights at rest with the history rows
+        they have seen, and the optimizer state."""
+        v = self._v
+        return Document(v.experiment, dict(v.params), v.history.arrays() if len(v.history)
+                        else {}, dict(v.optimizer_state) if v.optimizer_state else None)
+
+    # ------------------------------------------------------------------ versions
+
+    def _set(self, v: Version, *, exp_changed: bool = True) -> None:
+        old = self._v
+        self._v = v
+        if exp_changed or old.experiment is not v.experiment:
+            self.experiment_changed.emit(v.experiment)
+        if old.params is not v.params:
+            self.params_changed.emit()
+        if old.history is not v.history:
+            self.history_changed.emit(v.history)
+        self.file_changed.emit()
+
+    def _commit(self, text: str, after: Version, training: bool = False) -> None:
+        change = Change(text, self._v, after, training)
+        self._undo.append(change)
+        self._redo.clear()
+        self._set(after)
+        self.undo_changed.emit()
+
+    def undo(self) -> bool:
+        """Go back one edit (or one training run): the exact weights and history before."""
+        if not self._undo:
+            return False
+        self._rest_first()
+        change = self._undo.pop()
+        self._redo.append(change)
+        self._set(change.before)
+        self.undo_changed.emit()
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        self._rest_first()
+        change = self._redo.pop()
+        self._undo.append(change)
+        self._set(change.after)
+        self.undo_changed.emit()
+        return True
+
+    def _rest_first(self) -> None:
+        """Before the version changes: a running session is brought to rest by the host
+        (``before_edit``) or else stopped; a session at rest is let go, so that the
+        next run starts from the new version (its optimizer state included)."""
+        if self.session is not None and self.session.active and self.before_edit is not None:
+            self.before_edit()
+        if self.session is None:
+            return
+        if self.session.active:
+            self.stop_training()
+            return
+        self.session = None
+        self._live = None
+        self.training_state_changed.emit(IDLE)
+
+    def _report(self, message: str) -> bool:
+        self.last_error = message
+        self.error.emit(message)
+        return False
+
+    # ------------------------------------------------------------------ edits
+
+    def _edit(self, text: str, exp: Experiment, policy: str = "keep") -> bool:
+        """Validate ``exp`` and make it current with weights by ``policy``: "keep",
+        "init" (an init edit) or "model" (an architecture edit)."""
+        try:
+            checked = validate(exp)
+            label = backend_label(checked)
+        except (UserError, BackendError) as exc:
+            self._report(str(exc))
+            self.experiment_changed.emit(self.experiment)  # views snap back
+            return False
+        if checked == self.experiment and checked.weights is self.experiment.weights:
+            return True
+        self._rest_first()
+        after = self._carry(self._v, checked, policy)
+        self.backend_label = label
+        self._commit(text, after)
+        return True
+
+    def _carry(self, v: Version, exp: Experiment, policy: str) -> Version:
+        """The version after ``v`` with experiment ``exp``: weights by the policy."""
+        model_same = exp.model == v.experiment.model
+        if policy == "keep" and model_same:
+            return v.but(experiment=exp)
+        if v.origin == "seed" and not len(v.history):
+            return Version(exp, init_params(exp.model, exp.init), data=v.data)
+        if model_same and policy == "init":
+            old, new = v.experiment.init, exp.init
+            if (old.scheme, old.seed) == (new.scheme, new.seed):
+                params = _rescale(v.params, exp.model, old, new)
+                self.notice.emit(_rescale_text(old, new))
+                return v.but(experiment=exp, params=params)
+        what = "model" if not model_same else "initialisation"
+        steps = len(v.history)
+        self.notice.emit(f"New {what}: weights drawn afresh from seed {exp.init.seed}; the "
+                         + (f"trained weights ({steps} steps)" if steps else "loaded weights")
+                         + " are one undo (Ctrl+Z) away")
+        return Version(exp, init_params(exp.model, exp.init), data=v.data)
+
+    def set_scale(self, family: str, value: float) -> bool:
+        """Weight scale of ``family`` ∈ input, recurrent, output."""
+        if family not in FAMILIES:
+            return self._report(f"init.scales: unknown family {family!r} "
+                                f"(expected one of {', '.join(FAMILIES)})")
+        scales = dataclasses.replace(self.experiment.init.scales, **{family: float(value)})
+        return self._init_edit(f"{family.capitalize()} scale {value:g}", scales=scales)
+
+    def set_init(self, **changes: Any) -> bool:
+        """Initialisation fields: scheme, scales, forget_bias, seed."""
+        text = "Initialisation: " + ", ".join(f"{k} {_short(v)}" for k, v in changes.items())
+        return self._init_edit(text, **changes)
+
+    def _init_edit(self, text: str, **changes: Any) -> bool:
+        try:
+            init = dataclasses.replace(self.experiment.init, **changes)
+        except TypeError as exc:
+            return self._report(f"init: {exc}")
+        return self._edit(text, _replace(self.experiment, init=init), "init")
+
+    def set_training(self, **changes: Any) -> bool:
+        """Training fields (optimizer, lr, tbptt, teacher_forcing, steps, …); weights kept."""
+        try:
+            training = dataclasses.replace(self.experiment.training, **changes)
+        except TypeError as exc:
+            return self._report(f"training: {exc}")
+        text = "Training: " + ", ".join(f"{k} {_short(v)}" for k, v in changes.items())
+        return self._edit(text, _replace(self.experiment, training=training))
+
+    def set_clip(self, **changes: Any) -> bool:
+        """Clipping mode or threshold (mode, max_norm, max_value)."""
+        try:
+            clip = dataclasses.replace(self.experiment.training.clip, **changes)
+        except TypeError as exc:
+            return self._report(f"training.clip: {exc}")
+        return self.set_training(clip=clip)
+
+    def set_backend(self, device: str | None = None, dtype: str | None = None) -> bool:
+        """Array backend (auto, numpy, cupy) or precision (float32, float64)."""
+        b = self.experiment.backend
+        backend = dataclasses.replace(b, device=device or b.device, dtype=dtype or b.dtype)
+        return self._edit(f"Backend {backend.device}, {backend.dtype}",
+                          _replace(self.experiment, backend=backend))
+
+    def set_text(self, title: str | None = None, description: str | None = None) -> bool:
+        """The experiment's title or description."""
+        exp = self.experiment
+        return self._edit("Edit description", _replace(
+            exp, title=exp.title if title is None else title,
+            description=exp.description if description is None else description))
+
+    def set_task(self, name: str | None = None, **changes: Any) -> bool:
+        """The task: a new ``name`` (bringing the model's sizes, loss and pattern with
+        it), or ``seq_len``, ``batch_size`` or a task field by keyword."""
+        task = self.experiment.task
+        if task is None and name is None:
+            return self._report("task: this experiment has no task; choose one by name")
+        if name is not None and (task is None or name != task.name):
+            return self._change_task_name(name, changes)
+        from .experiment import TaskConfig
+
+        assert isinstance(task, TaskConfig)
+        common = {k: changes.pop(k) for k in ("seq_len", "batch_size") if k in changes}
+        options = {k: v for k, v in {**task.options, **changes}.items() if v is not None}
+        if changes and "seq_len" not in common:  # another series may be shorter
+            longest = _max_seq_len(task.name, options)
+            if longest is not None and task.seq_len > longest:
+                common["seq_len"] = longest
+        new_task = dataclasses.replace(task, options=options, **common)
+        text = "Task: " + ", ".join(f"{k} {_short(v)}" for k, v in {**common, **changes}.items())
+        return self._edit(text, _replace(self.experiment, task=new_task))
+
+    def _change_task_name(self, name: str, options: dict[str, Any]) -> bool:
+        from .experiment import TaskConfig
+        from .tasks import task_shapes
+
+        exp, model = self.experiment, self.experiment.model
+        try:
+            sizes = task_shapes(name, options)
+        except UserError as exc:
+            return self._report(str(exc))
+        pattern = model.pattern
+        if pattern not in sizes.get("patterns", (pattern,)):
+            pattern = sizes.get("default_pattern", pattern)
+        model = dataclasses.replace(model, input_size=int(sizes["input_size"]),
+                                    output_size=int(sizes["output_size"]),
+                                    loss=sizes.get("loss", model.loss), pattern=pattern)
+        old = exp.task or TaskConfig()
+        seq_len = old.seq_len
+        longest = sizes.get("max_seq_len")
+        if longest is not None and seq_len > longest:
+            seq_len = int(longest)  # a short real series: fit the window to it
+        task = TaskConfig(name=name, seq_len=seq_len, batch_size=old.batch_size,
+                          options={k: v for k, v in options.items() if v is not None})
+        return self._edit(f"Task {name}", _replace(exp, task=task, model=model), "model")
+
+    def set_model(self, model: ModelConfig, text: str = "Edit architecture") -> bool:
+        return self._edit(text, _replace(self.experiment, model=model), "model")
+
+    def insert_layer(self, index: int, layer: LayerConfig) -> bool:
+        layers = [*self.experiment.model.layers]
+        layers.insert(max(0, min(index, len(layers))), layer)
+        return self._layers(layers, f"Add {layer_label(layer)} layer")
+
+    def remove_layer(self, index: int) -> bool:
+        layers = [*self.experiment.model.layers]
+        if not 0 <= index < len(layers):
+            return self._report(f"model.layers: no layer {index}")
+        removed = layers.pop(index)
+        return self._layers(layers, f"Delete {layer_label(removed)} layer")
+
+    def move_layer(self, src: int, dst: int) -> bool:
+        layers = [*self.experiment.model.layers]
+        if not (0 <= src < len(layers)) or src == dst:
+            return False
+        layer = layers.pop(src)
+        layers.insert(max(0, min(dst, len(layers))), layer)
+        return self._layers(layers, f"Move {layer_label(layer)} layer")
+
+    def update_layer(self, index: int, **fields: Any) -> bool:
+        layers = [*self.experiment.model.layers]
+        if not 0 <= index < len(layers):
+            return self._report(f"model.layers: no layer {index}")
+        try:
+            layers[index] = dataclasses.replace(layers[index], **fields)
+        except TypeError as exc:
+            return self._report(f"model.layers[{index}]: {exc}")
+        text = f"Layer {index + 1}: " + ", ".join(f"{k} {_short(v)}" for k, v in fields.items())
+        return self._layers(layers, text)
+
+    def set_pattern(self, pattern: str) -> bool:
+        if pattern == self.experiment.model.pattern:
+            return True
+        model = dataclasses.replace(self.experiment.model, pattern=pattern)
+        return self.set_model(model, f"Pattern {pattern.replace('_', ' ')}")
+
+    def set_loss(self, loss: str) -> bool:
+        if loss == self.experiment.model.loss:
+            return True
+        return self.set_model(dataclasses.replace(self.experiment.model, loss=loss),
+                              f"Loss {loss}")
+
+    def _layers(self, layers: list[LayerConfig], text: str) -> bool:
+        return self.set_model(dataclasses.replace(self.experiment.model, layers=layers), text)
+
+    def set_weights(self, params: Mapping[str, Any], text: str = "Load weights") -> bool:
+        """Use ``params`` (they must fit the model exactly) as the weights; the history
+        starts afresh.  Undoable."""
+        from .network import Network
+
+        try:
+            Network(self.experiment.model, params, resolve_backend("numpy", "float64"))
+        except UserError as exc:
+            return self._report(f"cannot use these weights: {exc}")
+        self._rest_first()
+        host = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+        self._commit(text, self._v.but(params=host, history=History(), optimizer_state=None,
+                                       origin="loaded"))
+        return True
+
+    def load_weights(self, path: str | os.PathLike[str]) -> bool:
+        """Put the weights of a ``.safetensors``/``.npz`` file on the current model."""
+        try:
+            params = read_weights(path, self.experiment.model)
+        except UserError as exc:
+            return self._report(str(exc))
+        return self.set_weights(params, f"Load weights {Path(path).name}")
+
+    def set_data(self, x: Any, y: Any, text: str = "Use your data") -> bool:
+        """Probe and train on the arrays ``x`` (T, B, D) and ``y`` instead of the task;
+        ``set_data(None, None)`` goes back to the task.  Undoable."""
+        if x is None and y is None:
+            if self._v.data is None:
+                return True
+            self._rest_first()
+            self._commit("Use the task's data", self._v.but(data=None))
+            return True
+        from .userdata import check_arrays
+
+        try:
+            x, y = check_arrays(self.experiment.model, x, y)
+        except UserError as exc:
+            return self._report(str(exc))
+        self._rest_first()
+        self._commit(text, self._v.but(data=(x, y)))
+        return True
+
+    def load_data(self, input_path: str | os.PathLike[str],
+                  target_path: str | os.PathLike[str]) -> bool:
+        """:meth:`set_data` from ``.npy`` files (validated as ``gradlab analyze`` does)."""
+        from .userdata import load_input, load_target
+
+        try:
+            x = load_input(str(input_path), self.experiment.model)
+            y = load_target(str(target_path), self.experiment.model, T=x.shape[0], B=x.shape[1])
+        except UserError as exc:
+            return self._report(str(exc))
+        return self.set_data(x, y, f"Use data {Path(input_path).name}")
+
+    def reset(self) -> bool:
+        """Draw the weights afresh from the seed and start the history over.  Undoable."""
+        self._rest_first()
+        exp = self.experiment
+        if exp.weights is not None:
+            exp = _replace(exp)
+            exp.weights = None
+        self._commit("Reset weights", Version(exp, init_params(exp.model, exp.init),
+                                              data=self._v.data))
+        return True
+
+    # ------------------------------------------------------------------ documents
+
+    def replace(self, exp: Experiment, *, lesson: str | None = None,
+                path: str | os.PathLike[str] | None = None) -> bool:
+        """Start over on ``exp`` (New, a lesson): fresh weights, empty history, no undo."""
+        return self.load_document(Document(exp), path=path, lesson=lesson)
+
+    def load_document(self, doc: Document, *, path: str | os.PathLike[str] | None = None,
+                      lesson: str | None = None, modified: bool = False) -> bool:
+        """Start over on a document (Open, recovery): its experiment, weights, history
+        and optimizer state.  Everything is checked before anything changes."""
+        try:
+            exp = validate(doc.experiment)
+            label = backend_label(exp)
+        except (UserError, BackendError) as exc:
+            return self._report(str(exc))
+        self.stop_training()
+        self.backend_label = label
+        self._install(dataclasses.replace(doc, experiment=exp), Path(path) if path else None)
+        self.lesson = lesson
+        if modified:
+            self._saved = None
+        self.file_changed.emit()
+        return True
+
+    def _install(self, doc: Document, path: Path | None) -> None:
+        exp = doc.experiment
+        if doc.params is not None:
+            params, origin = {k: np.asarray(v, dtype=np.float64) for k, v in doc.params.items()}, \
+                "loaded"
+        else:
+            params, origin = _fresh_params(exp), ("seed" if exp.weights is None else "loaded")
+        history = History.from_arrays(doc.history) if doc.history else History()
+        v = Version(exp, params, history, dict(doc.optimizer_state)
+                    if doc.optimizer_state else None, origin)
+        self._undo.clear()
+        self._redo.clear()
+        self.path = path
+        self.result = None
+        self._saved = v
+        self._set(v)
+        self.undo_changed.emit()
+
+    def open_file(self, path: str | os.PathLike[str]) -> bool:
+        """Open a document (.gradlab, .json) in place of this one, or load a weights
+        file onto the current model; a bad file is reported and changes nothing."""
+        if file_kind(path) == "weights":
+            return self.load_weights(path)
+        try:
+            doc = read_document(path)
+        except UserError as exc:
+            return self._report(str(exc))
+        except OSError as exc:
+            return self._report(f"{path}: could not open ({exc.strerror or exc})")
+        return self.load_document(doc, path=path)
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> bool:
+        """Write the document atomically to ``path`` (default: its own file).
+
+        A ``.gradlab`` archive keeps everything.  A ``.json`` keeps the settings only:
+        it is written, but the document stays modified when it has trained or loaded
+        weights or a history, which the file leaves out.  A failure is reported and
+        leaves any earlier file intact.
+        """
+        target = Path(path) if path else self.path
+        if target is None:
+            return self._report("no file name to save to")
+        try:
+            write_document(target, self.document())
+        except UserError as exc:
+            return self._report(f"{target}: could not save ({exc})")
+        except OSError as exc:
+            return self._report(f"{target}: could not save ({exc.strerror or exc})")
+        complete = file_kind(target) != "experiment" or not self.trained
+        if complete:
+            self.path = target
+            self._saved = self._v
+        else:
+            self.notice.emit(f"Saved the settings to {target.name}; the trained weights "
+                             "and history are not in a .json file — save a .gradlab to "
+                             "keep them")
+        self.file_changed.emit()
+        return True
+
+    def mark_modified(self) -> None:
+        """Treat the document as unsaved (recovered work)."""
+        self._saved = None
+        self.file_changed.emit()
+
+    # ------------------------------------------------------------------ probing
+
+    def probe_job(self) -> ProbeJob:
+        """A probe of the current version, for a host to run in its own thread."""
+        return ProbeJob(self._v, self._probe_fn)
+
+    def publish(self, job: ProbeJob, result: Any, context: str = "") -> bool:
+        """Show ``result`` of ``job`` if it is still about the current version."""
+        if job.version is not self._v:
+            return False
+        self._show(result, context)
+        return True
+
+    def probe_seconds(self) -> float:
+        """A rough, pessimistic estimate of a probe's time (0 without data)."""
+        exp, data = self.experiment, self._v.data
+        if data is not None:
+            T, B = np.shape(data[0])[:2]
+        elif exp.task is not None:
+            T, B = exp.task.seq_len, exp.task.batch_size
+        else:
+            return 0.0
+        return probe_seconds(exp, int(T), int(B))
+
+    def probe(self, control: Control | None = None) -> Any:
+        """Forward + BPTT and the analyses of the current weights, synchronously; the
+        result is also :attr:`result` (the one the window shows)."""
+        job = self.probe_job()
+        result = job.run(control)
+        self.publish(job, result)
+        return result
+
+    def _show(self, result: Any, context: str = "") -> None:
+        self.result = result
+        message = getattr(result, "nonfinite", None) or ""
+        if message and context:
+            message = f"{context}{message}"
+        self.result_changed.emit(result)
+        if self.training_state == DIVERGED and self.nonfinite_message:
+            return  # keep saying where training broke down
+        if message or self.nonfinite_message:
+            self.nonfinite_message = message
+            self.nonfinite.emit(message)
+
+    # ------------------------------------------------------------------ training
+
+    def new_session(self, steps: int | None = None,
+                    train_fn: Callable[..., Any] | None = None) -> TrainingSession:
+        """A training session from the current version, for :meth:`record` and
+        :meth:`settle` to follow (a host drives it in its own thread)."""
+        from .training.loop import train as core_train
+
+        fn = train_fn or core_train
+        v = self._v
+        exp, data = v.experiment, v.data
+        total = max(exp.training.steps if steps is None else int(steps), 1)
+
+        def make(params: Any, opt_state: Any, control: Control, n: int) -> Any:
+            kwargs: dict[str, Any] = {"steps": n, "cancel": lambda: control.cancelled}
+            if data is not None:
+                kwargs["data"] = data
+            state = opt_state
+            if state is not None:
+                kwargs["optimizer_state"] = state
+            try:
+                return fn(exp, params, **kwargs)
+            except (UserError, ValueError, KeyError):
+                if state is None:
+                    raise
+                kwargs.pop("optimizer_state")  # the settings changed the optimizer
+                return fn(exp, params, **kwargs)
+
+        session = TrainingSession(make, total)
+        session.seed(dict(v.params), dict(v.optimizer_state) if v.optimizer_state else None)
+        self.session = session
+        self._live, self._session_start = None, v
+        return session
+
+    def record(self, snapshots: Iterable[Any]) -> None:
+        """Add the rows of ``snapshots`` (in order) to the running history; show the
+        newest probe among them."""
+        if self.session is None:
+            return
+        if self._live is None:
+            self._live, self._session_start = self._v.history.copy(), self._v
+        latest, step, message = None, 0, ""
+        for snap in snapshots:
+            step = len(self._live) + 1
+            self._live.record(_Row(snap, step))
+            if getattr(snap, "probe", None) is not None:
+                latest = snap.probe
+            if getattr(snap, "nonfinite", None):
+                message = snap.nonfinite
+        self.history_changed.emit(self._live)
+        self.training_progress.emit(self.session.steps_done, self.session.total)
+        if message:
+            self.nonfinite_message = message
+        if latest is not None:
+            self._show(latest, f"probe after training step {step}: ")
+        if message:
+            self.nonfinite.emit(message)
+
+    def settle(self, rest: Rest | None) -> None:
+        """The session came to rest: its weights and history become the current
+        version, as one undoable "Train N steps" (a resumed run extends its entry)."""
+        session = self.session
+        if rest is None or session is None:
+            return
+        if rest.error:
+            self._report(rest.error)
+        live, start = self._live, self._session_start
+        if rest.params is not None and live is not None and start is not None \
+                and len(live) > len(start.history):
+            after = start.but(params={k: np.asarray(v, dtype=np.float64)
+                                      for k, v in rest.params.items()},
+                              history=live.copy(), optimizer_state=rest.optimizer_state,
+                              origin="trained")
+            top = self._undo[-1] if self._undo else None
+            if top is not None and top.training and top.after is self._v:
+                self._undo.pop()
+                before = top.before
+            else:
+                before = self._v
+            steps = len(after.history) - len(before.history)
+            self._undo.append(Change(f"Train {steps} step{'s' if steps != 1 else ''}",
+                                     before, after, training=True))
+            self._redo.clear()
+            self._set(after, exp_changed=False)
+            self.undo_changed.emit()
+        self._live = None
+        self.training_state_changed.emit(session.state)
+
+    def stop_training(self) -> None:
+        """Stop a session: what it did since its last rest is dropped."""
+        if self.session is None:
+            return
+        self.session.stop()
+        self.session = None
+        self._live = None
+        self.history_changed.emit(self._v.history)
+        self.training_state_changed.emit(IDLE)
+
+    def train(self, steps: int | None = None, cancel: Callable[[], bool] | None = None,
+              on_snapshot: Callable[[Any], None] | None = None) -> Rest | None:
+        """Train synchronously for ``steps`` (default ``training.steps``); returns where
+        it came to rest.  ``cancel()`` is polled between steps; ``on_snapshot(snap)``
+        sees every step.  Undoable as one edit."""
+        self._rest_first()
+        session = self.new_session(steps)
+        session.start()
+        self.training_state_changed.emit(session.state)
+
+        def each(snap: Any) -> None:
+            self.record([snap])
+            if on_snapshot is not None:
+                on_snapshot(snap)
+            if cancel is not None and cancel():
+                session.pause()
+
+        rest = session.drive(each)
+        self.settle(rest)
+        return rest
+
+
+class _Row:
+    """A snapshot's history row, with the step counted by the history itself."""
+
+    def __init__(self, snap: Any, step: int) -> None:
+        self._snap = snap
+        self.step = step
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._snap, name, None)
+
+
+def _fresh_params(exp: Experiment) -> dict[str, np.ndarray]:
+    if exp.weights is not None:
+        return {k: np.array(v, dtype=np.float64) for k, v in exp.weights.items()}
+    return init_params(exp.model, exp.init)
+
+
+def _replace(exp: Experiment, **changes: Any) -> Experiment:
+    new = copy.deepcopy(dataclasses.replace(exp, weights=None, **changes))
+    new.weights = exp.weights
+    return new
+
+
+def _rescale(params: Mapping[str, np.ndarray], model: ModelConfig, old: Any,
+             new: Any) -> dict[str, np.ndarray]:
+    """Trained weights under new scales and forget bias: each family times new/old
+    (drawn afresh × new where old was 0 cannot be undone by a factor, so kept at 0),
+    the LSTM forget-gate biases shifted by new − old."""
+    out = dict(params)
+    for family in FAMILIES:
+        a, b = getattr(old.scales, family), getattr(new.scales, family)
+        if a == b:
+            continue
+        factor = b / a if a != 0 else 0.0
+        for name, value in params.items():
+            if param_family(name) == family and not name.startswith("weight_peep"):
+                out[name] = value * factor
+    shift = new.forget_bias - old.forget_bias
+    if shift:
+        for k, layer in enumerate(model.layers):
+            if layer.cell != "lstm":
+                continue
+            H = layer.hidden_size
+            for d in ("", "_reverse") if layer.bidirectional else ("",):
+                name = f"bias_ih_l{k}{d}"
+                b = out[name].copy()
+                b[H:2 * H] += shift
+                out[name] = b
+    return out
+
+
+def _rescale_text(old: Any, new: Any) -> str:
+    parts = []
+    for family in FAMILIES:
+        a, b = getattr(old.scales, family), getattr(new.scales, family)
+        if a != b:
+            parts.append(f"{family} weights ×{b / a:.4g}" if a else f"{family} weights set to 0")
+    if new.forget_bias != old.forget_bias:
+        parts.append(f"forget-gate biases {new.forget_bias - old.forget_bias:+.4g}")
+    return "Trained weights kept and adjusted: " + ", ".join(parts)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if dataclasses.is_dataclass(value):
+        return type(value).__name__.removesuffix("Config").lower()
+    return str(value)
+
+
+def _max_seq_len(name: str, options: dict[str, Any]) -> int | None:
+    from .tasks import task_shapes
+
+    try:
+        return task_shapes(name, options).get("max_seq_len")
+    except UserError:
+        return None
+
+
+__all__ = ["Change", "Lab", "ProbeJob", "Version", "backend_label", "layer_label",
+           "probe_batch", "run_probe", "validate"]
