@@ -44,13 +44,17 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
     """One forward pass and BPTT; returns the trace arrays (the keys of ``trace.npz``).
 
     x: (T, B, D) and y: (T, B, O), or (B, O) for ``many_to_one``; integer classes
-    (T, B) or (B,) for ``cross_entropy``.  Without ``x`` a batch of the experiment's
-    task is drawn with seed ``init.seed``.  Weights are ``exp.weights``, else a fresh
-    initialisation.  ``tbptt``: truncation window; by default the experiment's
-    ``training.tbptt``, None for full BPTT.  For ``output_recurrence`` the
-    teacher-forcing mask is drawn as the app's probe draws it, so the result equals
-    ``trace.npz`` of ``gradlab analyze``.
-    Raises :class:`UserError` for bad data or a size that would not fit in memory.
+    (T, B) or (B,) for ``cross_entropy``; both checked (shapes, numbers, finite values,
+    class range) by :func:`core.userdata.check_arrays`; ``x`` alone runs the
+    forward pass only.  Without ``x`` a batch of the
+    experiment's task is drawn with seed ``init.seed``; an experiment without a task
+    needs both arrays.  Weights are ``exp.weights``, else a fresh initialisation.
+    ``tbptt``: truncation window; by default the experiment's ``training.tbptt``,
+    None for full BPTT.  For ``output_recurrence`` the teacher-forcing mask is drawn
+    as the app's probe draws it, so the result equals ``trace.npz`` of ``gradlab
+    analyze``.
+    Raises :class:`UserError` for bad or missing data or a size that would not fit
+    in memory.
     """
     from .backend import resolve_backend
     from .errors import DataError
@@ -59,13 +63,19 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
 
     if x is None and y is not None:
         raise DataError("target given without an input; pass both x and y, or neither")
+    if x is None and exp.task is None:
+        from .tasks import NO_TASK
+
+        raise DataError(f"{NO_TASK}: give input and target arrays (trace(exp, x, y)); "
+                        "the input x is missing")
     if x is None:
         T, B = exp.task.seq_len, exp.task.batch_size
     else:
-        shape = np.shape(x)
-        if len(shape) != 3:
-            raise DataError(f"input: expected an array of shape (T, B, D), got shape {shape}")
-        T, B = shape[0], shape[1]
+        from .userdata import check_arrays, check_input
+
+        # Without y: the forward pass alone (no loss, so no gradients).
+        x, y = check_arrays(exp.model, x, y) if y is not None else (check_input(x, exp.model), None)
+        T, B = x.shape[0], x.shape[1]
     check_memory(exp.model, T, B, exp.backend.dtype)
     if x is None:
         from .tasks import make_batch

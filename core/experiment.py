@@ -1,6 +1,8 @@
 """The experiment file: model, initialisation, task, training and backend settings.
 
-An experiment is plain data (nested dataclasses).  :func:`experiment_from_dict`
+An experiment is plain data (nested dataclasses).  Every section but the model has
+defaults, except the task: an experiment without one (``task`` None) runs on the
+arrays the user gives (:mod:`core.userdata`).  :func:`experiment_from_dict`
 validates a JSON object field by field and names the first problem it finds
 (``model.layers[0].hidden_size: expected an integer, got 'big'``);
 :func:`load_experiment` adds the file name; :func:`save_experiment` writes atomically.
@@ -31,6 +33,10 @@ LOSSES = ("mse", "cross_entropy")
 SCHEMES = ("uniform", "normal", "orthogonal", "identity", "xavier")
 MAX_HIDDEN = 65_536
 MAX_LAYERS = 64
+# Without a task and without training.batch_size, an update takes every given sequence,
+# but at most this many (drawn afresh each step): full-batch descent on small arrays,
+# minibatches on large ones.
+ARRAY_BATCH = 256
 
 
 @dataclass
@@ -112,6 +118,9 @@ class TrainingConfig:
     clip: ClipConfig = field(default_factory=ClipConfig)
     tbptt: int | None = None
     teacher_forcing: float = 1.0
+    # Sequences per update; None: the task's batch_size, or without a task every given
+    # sequence up to ARRAY_BATCH (see :func:`training_batch_size`).
+    batch_size: int | None = None
     steps: int = 500
     eval_every: int = 10
     trace_every: int = 10
@@ -127,7 +136,8 @@ class BackendConfig:
 class Experiment:
     model: ModelConfig = field(default_factory=ModelConfig)
     init: InitConfig = field(default_factory=InitConfig)
-    task: TaskConfig = field(default_factory=TaskConfig)
+    # None: no task; the data are arrays the user gives (``--input/--target``, trace(exp, x, y)).
+    task: TaskConfig | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     title: str = ""
@@ -255,11 +265,13 @@ def _check_ranges(exp: Experiment) -> None:
     if m.loss == "cross_entropy" and m.output_size < 2:
         raise ConfigError("model.output_size: cross_entropy needs at least 2 classes")
     t = exp.task
-    if t.seq_len < 1:
+    if t is not None and t.seq_len < 1:
         raise ConfigError(f"task.seq_len: must be at least 1, got {t.seq_len}")
-    if t.batch_size < 1:
+    if t is not None and t.batch_size < 1:
         raise ConfigError(f"task.batch_size: must be at least 1, got {t.batch_size}")
     tr = exp.training
+    if tr.batch_size is not None and tr.batch_size < 1:
+        raise ConfigError(f"training.batch_size: must be at least 1 or null, got {tr.batch_size}")
     if tr.tbptt is not None and tr.tbptt < 1:
         raise ConfigError(f"training.tbptt: must be a positive window length or null, got {tr.tbptt}")
     if not 0.0 <= tr.teacher_forcing <= 1.0:
@@ -295,17 +307,35 @@ def experiment_from_dict(data: Any) -> Experiment:
 
 
 def experiment_to_dict(exp: Experiment) -> dict[str, Any]:
-    """The JSON object for ``exp`` (task options are written flat into ``task``)."""
+    """The JSON object for ``exp`` (task options are written flat into ``task``; an
+    experiment without a task has no ``task`` section)."""
     body = dataclasses.asdict(dataclasses.replace(exp, weights=None))
     body.pop("weights")
     task = body["task"]
-    task.update(task.pop("options"))
+    if task is None:
+        body.pop("task")
+    else:
+        task.update(task.pop("options"))
     out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
     for key in ("title", "description"):
         if not body[key]:
             body.pop(key)
     out.update(body)
     return out
+
+
+def training_batch_size(exp: Experiment, n_given: int | None = None) -> int:
+    """Sequences per training update: ``training.batch_size`` when set, else the task's
+    ``batch_size``; without a task, every one of the ``n_given`` sequences up to
+    :data:`ARRAY_BATCH`.  (Updates draw from given arrays with replacement only when
+    the batch is larger than the arrays.)"""
+    if exp.training.batch_size is not None:
+        return exp.training.batch_size
+    if exp.task is not None:
+        return exp.task.batch_size
+    if n_given is None:
+        raise ValueError("an experiment without a task trains on given arrays")
+    return max(1, min(int(n_given), ARRAY_BATCH))
 
 
 def load_experiment_config(path: str | os.PathLike[str]) -> Experiment:

@@ -3,7 +3,9 @@
 One module per task (``sine``, ``adding``, ``copy``, ``mackey_glass``, ``parity``,
 and ``series`` for the bundled data sets and CSV files), each declaring a
 :class:`~core.tasks.base.TaskSpec`.  This module is the registry: it validates an
-experiment's task section against its model and draws batches.
+experiment's task section against its model and draws batches.  An experiment
+without a task section (``exp.task`` None) has nothing to validate here and no
+batches to draw: its data are the user's arrays (:mod:`core.userdata`).
 
 Batches are float64 NumPy arrays, time-major: ``x`` is ``(T, B, D)``; ``y`` is
 ``(T, B, O)`` float64 (mse) or ``(T, B)`` int64 class ids (cross_entropy) for the
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from . import adding, copy, mackey_glass, parity, series, sine
 from .base import TaskSpec
 
@@ -32,8 +34,12 @@ TASK_NAMES: tuple[str, ...] = tuple(REGISTRY)
 DATASET_NAMES: tuple[str, ...] = tuple(series.DATASETS)
 SPLITS = ("train", "val", "probe")
 
-__all__ = ["DATASET_NAMES", "REGISTRY", "TASK_NAMES", "describe_task", "make_batch",
-           "persistence_baseline", "task_options", "task_shapes", "validate_task"]
+__all__ = ["DATASET_NAMES", "NO_TASK", "REGISTRY", "TASK_NAMES", "describe_task",
+           "make_batch", "persistence_baseline", "task_options", "task_shapes",
+           "validate_task"]
+
+# The start of every message about data asked of an experiment without a task.
+NO_TASK = "this experiment has no task section"
 
 
 def get_spec(name: str) -> TaskSpec:
@@ -61,7 +67,10 @@ def validate_task(exp: Experiment) -> None:
 
     Raises ConfigError naming the field (``task.noise``, ``model.input_size`` …); for
     the csv task a missing or malformed file raises DataError naming file and line.
+    Without a task there is nothing to check: any model fits the user's arrays.
     """
+    if exp.task is None:
+        return
     spec = get_spec(exp.task.name)
     opts = spec.parse(exp.task.options)
     m, name = exp.model, spec.name
@@ -111,9 +120,12 @@ def make_batch(exp: Experiment, rng: np.random.Generator, split: str = "train",
     series; generated tasks draw fresh sequences from ``rng`` either way (keep a
     separate generator for validation).  "probe" (the batch the lab visualises) reads
     the training part.  ``batch_size`` and ``seq_len`` override the experiment's.
+    Raises :class:`DataError` for an experiment without a task.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if exp.task is None:
+        raise DataError(f"{NO_TASK}: give input and target arrays")
     if split == "probe":
         split = "train"
     spec = get_spec(exp.task.name)
@@ -142,6 +154,8 @@ def persistence_baseline(exp: Experiment, x: np.ndarray, y: np.ndarray) -> float
     (T,B,O) or (B,O); None for the other tasks or mismatched shapes.  A model that
     does not beat this number has learnt nothing beyond "tomorrow is like today".
     """
+    if exp.task is None:
+        return None
     spec = REGISTRY.get(exp.task.name)
     if spec is None or not spec.forecasting:
         return None

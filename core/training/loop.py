@@ -1,6 +1,7 @@
 """The training loop: a generator of :class:`Snapshot`s, one per update.
 
-Each step draws a minibatch (from the task, or from given arrays), runs forward
+Each step draws a minibatch (from the task, or from given arrays — the only data
+of an experiment without a task), runs forward
 and BPTT (truncated when ``training.tbptt`` is set; for ``output_recurrence`` a
 per-step random mix of teacher forcing and free running), clips the gradients,
 and applies the optimizer at the scheduled learning rate.  Every
@@ -33,11 +34,12 @@ import numpy as np
 
 from ..backend import resolve_backend
 from ..errors import DataError
-from ..experiment import Experiment
+from ..experiment import Experiment, training_batch_size
 from ..init import init_params
 from ..network import Network, check_memory
 from ..probe import ProbeResult, probe
-from ..tasks import make_batch
+from ..tasks import NO_TASK, make_batch
+from ..userdata import check_arrays
 from .clip import clip_gradients
 from .optim import Optimizer, assign, make_optimizer, to_host
 from .schedule import lr_at
@@ -77,15 +79,21 @@ class Snapshot:
 
 
 class _Data:
-    """Minibatches from the task generator or from user arrays ``(X (T,N,D), Y)``."""
+    """Minibatches from the task generator or from user arrays ``(X (T,N,D), Y)``.
+
+    ``B`` sequences an update: :func:`core.experiment.training_batch_size`.
+    """
 
     def __init__(self, exp: Experiment, data: tuple[Any, Any] | None, seed: int) -> None:
         self.exp = exp
         self.seed = seed
-        self.B = exp.task.batch_size
         self.y_axis = 0 if exp.model.pattern == "many_to_one" else 1
         if data is None:
+            if exp.task is None:
+                raise DataError(f"{NO_TASK}: give input and target arrays to train on "
+                                "(train(exp, params, (x, y)))")
             self.X = self.Y = None
+            self.B = training_batch_size(exp)
             return
         X, Y = np.asarray(data[0]), np.asarray(data[1])
         if X.ndim != 3 or X.shape[2] != exp.model.input_size:
@@ -94,12 +102,17 @@ class _Data:
         if Y.ndim <= self.y_axis or Y.shape[self.y_axis] != X.shape[1]:
             raise DataError(f"target: batch size does not match the input's {X.shape[1]} "
                             f"(target shape {Y.shape})")
-        self.X = X.astype(np.float64, copy=False)
-        self.Y = Y if Y.dtype.kind in "iu" else Y.astype(np.float64, copy=False)
+        self.X, self.Y = check_arrays(exp.model, X, Y)
+        self.B = training_batch_size(exp, X.shape[1])
 
     def _take(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         y = self.Y[idx] if self.y_axis == 0 else self.Y[:, idx]
         return self.X[:, idx], y
+
+    @property
+    def T(self) -> int:
+        """Timesteps of every batch."""
+        return self.exp.task.seq_len if self.X is None else self.X.shape[0]
 
     def train(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         if self.X is None:
@@ -117,7 +130,8 @@ class _Data:
 
     def probe(self) -> tuple[np.ndarray, np.ndarray]:
         """The fixed probe batch: the one the lab and ``core.trace`` show for the
-        experiment (drawn with ``init.seed``), or the first B given samples."""
+        experiment (drawn with ``init.seed``), or the first B given samples (B the
+        update's batch size)."""
         if self.X is None:
             return make_batch(self.exp, np.random.default_rng(self.exp.init.seed), "train")
         return self._take(np.arange(min(self.X.shape[1], self.B)))
@@ -196,8 +210,11 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
 
     params: starting weights (PyTorch names); default ``exp.weights``, else a
         fresh :func:`core.init.init_params`.
-    data: ``(X (T,N,D), Y)`` arrays to sample minibatches of ``task.batch_size``
-        from along the batch axis (validation then uses all N); default: the task.
+    data: ``(X (T,N,D), Y)`` arrays to sample minibatches from along the batch axis
+        (validation then uses all N); default: the task, which an experiment without
+        a task does not have.  Minibatches hold
+        :func:`~core.experiment.training_batch_size` sequences: ``training.batch_size``,
+        else ``task.batch_size``, else all N up to ``ARRAY_BATCH``.
     steps: updates to run in this call; default ``training.steps`` less the
         updates already in ``optimizer_state``.
     seed: seed of the data stream; default ``init.seed``.
@@ -213,8 +230,7 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
     seed = exp.init.seed if seed is None else int(seed)
     source = _Data(exp, data, seed)
     val_batch = max(4 * source.B, 64) if source.X is None else source.X.shape[1]
-    T = exp.task.seq_len if source.X is None else source.X.shape[0]
-    check_memory(exp.model, T, max(source.B, val_batch), exp.backend.dtype)
+    check_memory(exp.model, source.T, max(source.B, val_batch), exp.backend.dtype)
     if params is None:
         params = exp.weights if exp.weights is not None else init_params(exp.model, exp.init)
     net = _network(exp, params)
@@ -298,7 +314,12 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
 def evaluation_batch(exp: Experiment, *, seq_len: int | None = None,
                      batch_size: int | None = None, seed: int | None = None,
                      split: str = "val") -> tuple[np.ndarray, np.ndarray]:
-    """The batch :func:`evaluate` scores, ``(x (T,B,D), y)`` on the host."""
+    """The batch :func:`evaluate` scores, ``(x (T,B,D), y)`` on the host: a batch of
+    the task (DataError for an experiment without one: score given arrays with
+    ``evaluate(..., data=(x, y))``)."""
+    if exp.task is None:
+        raise DataError(f"{NO_TASK}, so there is no batch to draw: give input and target "
+                        "arrays (evaluate(exp, params, data=(x, y)))")
     seed = exp.init.seed if seed is None else int(seed)
     rng = np.random.default_rng([seed, STREAM_EVAL])
     return make_batch(exp, rng, split, batch_size or exp.task.batch_size,
@@ -307,14 +328,19 @@ def evaluation_batch(exp: Experiment, *, seq_len: int | None = None,
 
 def evaluate(exp: Experiment, params: Mapping[str, Any], *, seq_len: int | None = None,
              batch_size: int | None = None, seed: int | None = None,
-             split: str = "val") -> float:
-    """Loss of ``params`` on a fresh batch of the task at any sequence length.
+             split: str = "val", data: tuple[Any, Any] | None = None) -> float:
+    """Loss of ``params`` on a fresh batch of the task at any sequence length, or on
+    given arrays ``data = (x, y)`` (checked; the other arguments then do not apply).
 
     The same weights serve every length; ``output_recurrence`` runs free.  The
     batch is :func:`evaluation_batch` with the same arguments (``split`` "val"
     reads the held-out part of a real series; generated tasks draw fresh data).
     """
-    x, y = evaluation_batch(exp, seq_len=seq_len, batch_size=batch_size, seed=seed, split=split)
+    if data is not None:
+        x, y = check_arrays(exp.model, *data)
+    else:
+        x, y = evaluation_batch(exp, seq_len=seq_len, batch_size=batch_size, seed=seed,
+                                split=split)
     net = _network(exp, params)
     with np.errstate(all="ignore"):
         return _loss(net, x, y, _free_running(exp, x.shape[0]))

@@ -16,7 +16,7 @@ from safetensors.numpy import save as safetensors_bytes
 from core import archive
 from core.archive import load_archive, save_archive
 from core.errors import ConfigError, DataError, MemoryLimitError, UserError, WeightsError
-from core.experiment import Experiment, LayerConfig, ModelConfig, experiment_to_dict
+from core.experiment import Experiment, LayerConfig, ModelConfig, TaskConfig, experiment_to_dict
 from core.init import init_params
 from core.training.history import History
 from core.training.optim import make_optimizer
@@ -28,8 +28,8 @@ def _experiment() -> Experiment:
                             layers=[LayerConfig(cell="lstm", hidden_size=5, bidirectional=True,
                                                 peephole=True),
                                     LayerConfig(cell="gru", hidden_size=3)])
-    exp.task.name, exp.task.seq_len, exp.task.batch_size = "copy", 20, 4
-    exp.task.options = {"pattern_length": 3, "delay": 5}
+    exp.task = TaskConfig(name="copy", seq_len=20, batch_size=4,
+                          options={"pattern_length": 3, "delay": 5})
     exp.init.seed, exp.init.scales.recurrent = 7, 1.5
     exp.training.clip.mode, exp.training.tbptt = "value", 4
     return exp

@@ -1,0 +1,168 @@
+"""The user's own data: input and target arrays, from ``.npy`` files or in memory.
+
+An experiment without a task section runs on these (and one with a task may too):
+``x`` is ``(T, B, D)`` with ``D = model.input_size``; ``y`` is ``(T, B, O)`` for
+many_to_many and output_recurrence, ``(B, O)`` for many_to_one, or integer class
+labels ``(T, B)`` / ``(B,)`` in ``0 … O−1`` for cross_entropy (a trailing axis of
+one is dropped).  Every check raises :class:`~core.errors.DataError` naming the file
+(or ``input`` / ``target`` for arrays in memory), the shape expected and the shape
+found, or the first non-finite value.
+
+:func:`load_input` and :func:`load_target` read files (never unpickling);
+:func:`check_arrays` checks arrays already in memory; both return host NumPy
+arrays: ``x`` float64, ``y`` float64 or int64 class labels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError
+from .experiment import ModelConfig
+from .memory import available_memory, format_bytes
+
+__all__ = ["check_arrays", "check_input", "check_target", "load_input", "load_target",
+           "read_npy"]
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
+    """One array from a .npy file; never unpickles.  DataError naming the file."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder, not a .npy file")
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if magic[:1] == b"\x80":
+        raise DataError(f"{p}: holds pickled objects, which are never loaded; save a numeric "
+                        "array with numpy.save")
+    if magic[:2] == b"PK":
+        raise DataError(f"{p}: is an .npz archive; give a single array saved with numpy.save")
+    if magic != b"\x93NUMPY":
+        raise DataError(f"{p}: not a .npy file; save the array with numpy.save")
+    avail = available_memory()
+    if 3 * size > 0.8 * avail:
+        raise DataError(f"{p}: the file is {format_bytes(size)}; loading it would need about "
+                        f"{format_bytes(3 * size)}, more than 80% of the {format_bytes(avail)} "
+                        "of memory available")
+    try:
+        return np.load(p, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise DataError(f"{p}: holds pickled objects, which are never loaded; save a "
+                            "numeric array with numpy.save") from None
+        raise DataError(f"{p}: corrupt .npy file ({_one_line(exc)})") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{p}: corrupt or truncated .npy file ({_one_line(exc)})") from None
+
+
+def _first_bad(label: str, a: np.ndarray) -> None:
+    bad = ~np.isfinite(a)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{label}: {int(bad.sum())} non-finite value(s) (NaN or infinity), the "
+                        f"first at index {list(where)}")
+
+
+def _host(a: Any, label: str) -> np.ndarray:
+    """A NumPy view or copy of ``a`` (a NumPy or CuPy array, or nested lists)."""
+    if isinstance(a, np.ndarray):
+        return a
+    if hasattr(a, "__cuda_array_interface__") and hasattr(a, "get"):
+        return a.get()
+    try:
+        return np.asarray(a)
+    except (TypeError, ValueError) as exc:  # ragged nested lists, odd objects
+        raise DataError(f"{label}: not an array of numbers ({_one_line(exc)})") from None
+
+
+def check_input(a: Any, model: ModelConfig, label: str = "input") -> np.ndarray:
+    """An input ``(T, B, D)`` with ``D = model.input_size``, as float64; ``label`` names
+    it in errors (a file name, or "input")."""
+    D = model.input_size
+    a = _host(a, label)
+    want = f"(T, B, D) with D = model.input_size = {D}"
+    if a.ndim != 3:
+        raise DataError(f"{label}: expected an input of shape {want}, got shape {a.shape}")
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{label}: expected numbers, got dtype {a.dtype}")
+    if a.shape[2] != D:
+        raise DataError(f"{label}: expected an input of shape {want}, got shape {a.shape}")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise DataError(f"{label}: needs at least one timestep and one sequence, got shape "
+                        f"{a.shape}")
+    x = a.astype(np.float64, copy=False)
+    _first_bad(label, x)
+    return x
+
+
+def check_target(a: Any, model: ModelConfig, T: int, B: int,
+                 label: str = "target") -> np.ndarray:
+    """A target for ``T`` steps of ``B`` sequences: (T, B, O), or (B, O) for many_to_one,
+    as float64; for cross_entropy integer class labels (T, B) or (B,) as int64."""
+    O = model.output_size
+    a = _host(a, label)
+    seq = model.pattern != "many_to_one"
+    what = f"a {model.pattern} model with {model.loss} loss"
+    if a.dtype.kind not in "biuf":
+        raise DataError(f"{label}: expected numbers, got dtype {a.dtype}")
+    if model.loss == "cross_entropy":
+        want, desc = ((T, B), "(T, B)") if seq else ((B,), "(B,)")
+        if a.shape == (*want, 1):
+            a = a.reshape(want)
+        if a.shape != want:
+            raise DataError(f"{label}: expected integer class labels of shape {desc} = {want} "
+                            f"for {what}, got shape {a.shape}")
+        if a.dtype.kind == "f":
+            _first_bad(label, a)
+            if np.any(a != np.round(a)):
+                raise DataError(f"{label}: class labels must be whole numbers")
+        y = a.astype(np.int64, copy=False)
+        if y.size and (y.min() < 0 or y.max() >= O):
+            raise DataError(f"{label}: class labels must lie in 0..{O - 1} (output_size = {O}), "
+                            f"got {int(y.min())}..{int(y.max())}")
+        return y
+    want, desc = ((T, B, O), "(T, B, O)") if seq else ((B, O), "(B, O)")
+    if a.shape != want:
+        raise DataError(f"{label}: expected a target of shape {desc} = {want} for {what}, "
+                        f"got shape {a.shape}")
+    y = a.astype(np.float64, copy=False)
+    _first_bad(label, y)
+    return y
+
+
+def check_arrays(model: ModelConfig, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Input and target arrays given in memory, checked against ``model``: shapes, dtypes,
+    finiteness and class ranges.  Returns ``(x float64, y float64 or int64)`` on the host.
+    """
+    if x is None:
+        raise DataError("input: missing; give an input array of shape (T, B, D) with "
+                        f"D = model.input_size = {model.input_size}")
+    if y is None:
+        raise DataError("target: missing; the loss, and so every gradient, needs a target")
+    xs = check_input(x, model)
+    return xs, check_target(y, model, T=xs.shape[0], B=xs.shape[1])
+
+
+def load_input(path: str | os.PathLike[str], model: ModelConfig) -> np.ndarray:
+    """``--input``: a (T, B, D) .npy array with D = model.input_size → float64."""
+    return check_input(read_npy(path), model, str(Path(path)))
+
+
+def load_target(path: str | os.PathLike[str], model: ModelConfig, T: int, B: int) -> np.ndarray:
+    """``--target``: (T, B, O), or (B, O) for many_to_one; for cross_entropy integer
+    classes (T, B) or (B,)."""
+    return check_target(read_npy(path), model, T, B, str(Path(path)))
