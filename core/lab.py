@@ -44,6 +44,7 @@ from .experiment import (
     Experiment,
     LayerConfig,
     ModelConfig,
+    TaskConfig,
     experiment_from_dict,
     experiment_to_dict,
 )
@@ -172,10 +173,11 @@ class Lab:
     notice = Signal(str)  # something the user should know (weights redrawn, …)
     file_changed = Signal()  # path or modified mark
     undo_changed = Signal()
+    version_changed = Signal()  # anything a probe shows may have changed
 
     def __init__(self, experiment: Experiment | None = None, *,
                  probe_fn: Callable[..., Any] = run_probe) -> None:
-        exp = validate(experiment or Experiment())
+        exp = validate(experiment or Experiment(task=TaskConfig()))
         self.backend_label = backend_label(exp)
         self._probe_fn = probe_fn
         self._v = Version(exp, _fresh_params(exp), origin="seed" if exp.weights is None
@@ -242,8 +244,10 @@ class Lab:
 
     @property
     def modified(self) -> bool:
-        """Unsaved changes: the current version is not the one in the file."""
-        return self._v is not self._saved
+        """Unsaved changes: the current version is not the one in the file, or a
+        training run has taken steps since its last rest."""
+        return self._v is not self._saved or self._live is not None and \
+            len(self._live) > len(self._v.history)
 
     @property
     def trained(self) -> bool:
@@ -289,6 +293,7 @@ class Lab:
         if old.history is not v.history:
             self.history_changed.emit(v.history)
         self.file_changed.emit()
+        self.version_changed.emit()
 
     def _commit(self, text: str, after: Version, training: bool = False) -> None:
         change = Change(text, self._v, after, training)
@@ -437,9 +442,7 @@ class Lab:
             return self._report("task: this experiment has no task; choose one by name")
         if name is not None and (task is None or name != task.name):
             return self._change_task_name(name, changes)
-        from .experiment import TaskConfig
-
-        assert isinstance(task, TaskConfig)
+        assert task is not None
         common = {k: changes.pop(k) for k in ("seq_len", "batch_size") if k in changes}
         options = {k: v for k, v in {**task.options, **changes}.items() if v is not None}
         if changes and "seq_len" not in common:  # another series may be shorter
@@ -451,7 +454,6 @@ class Lab:
         return self._edit(text, _replace(self.experiment, task=new_task))
 
     def _change_task_name(self, name: str, options: dict[str, Any]) -> bool:
-        from .experiment import TaskConfig
         from .tasks import task_shapes
 
         exp, model = self.experiment, self.experiment.model
@@ -763,6 +765,7 @@ class Lab:
         if self._live is None:
             self._live, self._session_start = self._v.history.copy(), self._v
         latest, step, message = None, 0, ""
+        unchanged = len(self._live) == len(self._v.history)
         for snap in snapshots:
             step = len(self._live) + 1
             self._live.record(_Row(snap, step))
@@ -771,6 +774,8 @@ class Lab:
             if getattr(snap, "nonfinite", None):
                 message = snap.nonfinite
         self.history_changed.emit(self._live)
+        if unchanged and len(self._live) > len(self._v.history):
+            self.file_changed.emit()  # the weights are moving: unsaved work
         self.training_progress.emit(self.session.steps_done, self.session.total)
         if message:
             self.nonfinite_message = message

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
-from core.experiment import Experiment, experiment_from_dict, experiment_to_dict
+from core.experiment import Experiment, TaskConfig, experiment_from_dict, experiment_to_dict
 from core.lessons import list_lessons, load_lesson
 
 from .builder import BuilderPanel
@@ -72,6 +72,7 @@ PLOT_LAYOUT = (
 BANNER_STYLES = {
     "nonfinite": "background:#fff4ce; color:#5c4400; border:1px solid #e0b400;",
     "error": "background:#fde7e9; color:#6e0b14; border:1px solid #d13438;",
+    "notice": "background:#e5f1fb; color:#0b3a5c; border:1px solid #2b88d8;",
 }
 
 
@@ -156,6 +157,7 @@ class MainWindow(QMainWindow):
         self.state = state or LabState(parent=self)
         self.settings = settings
         self.confirm_discard = self._ask_discard  # replaceable (tests)
+        self.state.confirm_long_probe = self._ask_long_probe
         self.ask_recover = self._ask_recover  # replaceable (tests)
         self.autosave = Autosave(Path(data_dir) / "autosave") if data_dir is not None else None
         self._autosave_pending = False
@@ -219,11 +221,12 @@ class MainWindow(QMainWindow):
         self.autosave_timer.timeout.connect(self.autosave_now)
         if self.autosave is not None:
             self.autosave_timer.start()
-        QTimer.singleShot(0, self._first_probe)
+        QTimer.singleShot(0, self, self._first_probe)
 
     def _first_probe(self) -> None:
         """Probe the starting experiment unless something else already asked."""
-        if self.state.result is None and not self.state.probe_runner.is_busy:
+        if not self._closed and self.state.result is None \
+                and not self.state.probe_runner.is_busy:
             self.state.request_probe()
 
     # ------------------------------------------------------------------ layout
@@ -283,11 +286,17 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(160)
         self.progress.setTextVisible(False)
         self.progress.hide()
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Stop the running probe")
+        self.cancel_button.clicked.connect(self.state.cancel_probe)
+        self.cancel_button.hide()
         self.probe_label = QLabel("probe: –")
         self.probe_label.setToolTip("Time of the last forward + backward pass and its analysis")
         self.backend_label = QLabel()
         self.backend_label.setToolTip("Array backend and precision of the maths")
-        for w in (self.training_label, self.progress, self.probe_label, self.backend_label):
+        for w in (self.training_label, self.progress, self.cancel_button, self.probe_label,
+                  self.backend_label):
             bar.addPermanentWidget(w)
         self._busy_timer = QTimer(self)
         self._busy_timer.setSingleShot(True)
@@ -298,8 +307,21 @@ class MainWindow(QMainWindow):
             self._busy_timer.start(BUSY_DELAY_MS)
         else:
             self._busy_timer.stop()
+            self.cancel_button.hide()
             if self.state.training_state != RUNNING:
                 self.progress.hide()
+
+    def _on_probe_progress(self, fraction: float, stage: str) -> None:
+        """A long probe: a determinate bar, its stage, and a Cancel button."""
+        if self.state.training_state == RUNNING:
+            return
+        self._busy_timer.stop()
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(round(1000 * fraction))
+        self.progress.setToolTip(f"Probe: {stage} ({100 * fraction:.0f} %)")
+        self.progress.show()
+        self.cancel_button.show()
+        self.statusBar().showMessage(f"Probe: {stage}… {100 * fraction:.0f} %")
 
     def _show_busy(self) -> None:
         if self.state.training_state != RUNNING:
@@ -329,16 +351,19 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         s = self.state
-        self.undo_action = s.undo_stack.createUndoAction(self, "Undo")
-        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
-        self.redo_action = s.undo_stack.createRedoAction(self, "Redo")
-        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"),
-                                       QKeySequence(QKeySequence.StandardKey.Redo)])
-        for a in (self.undo_action, self.redo_action):
-            self.addAction(a)
+        # Every edit is undoable, Controls and training runs included (core.lab.Lab).
+        # Redo answers both Ctrl+Shift+Z and Ctrl+Y; each key is bound once.
+        self.undo_action = self._action("Undo", s.undo, "Ctrl+Z")
+        self.redo_action = self._action("Redo", s.redo, "Ctrl+Shift+Z")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        s.undo_changed.connect(self._update_undo_actions)
+        self._update_undo_actions()
         self.train_action = self._action("Train", s.toggle_training, Qt.Key.Key_Space,
                                          "Train the network / pause (Space)")
         self.step_action = self._action("Step", s.step, "Ctrl+T", "One training step")
+        self.probe_action = self._action("Run probe", s.probe_now, "F5",
+                                         "Run the forward pass, BPTT and the analyses now, "
+                                         "however long they are estimated to take")
         self.reset_action = self._action("Reset", s.reset, "Ctrl+R",
                                          "Stop training and re-draw the weights from the seed")
         icons = QStyle.StandardPixmap
@@ -360,6 +385,10 @@ class MainWindow(QMainWindow):
                                     "Save the experiment, its weights and training history"))
         menu.addAction(self._action("Save &As…", self.save_as, "Ctrl+Shift+S"))
         menu.addSeparator()
+        menu.addAction(self._action(
+            "Load &data…", self.load_data_dialog, None,
+            "Probe and train on your own input and target arrays (.npy) instead of the task"))
+        menu.addSeparator()
         menu.addAction(self._action("&Export all…", self.export_all, "Ctrl+E",
                                     "Write every plot as PNG, SVG and CSV into a folder"))
         menu.addSeparator()
@@ -370,7 +399,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.redo_action)
 
         menu = self.menuBar().addMenu("&Training")
-        for a in (self.train_action, self.step_action, self.reset_action):
+        for a in (self.train_action, self.step_action, self.reset_action, self.probe_action):
             menu.addAction(a)
 
         menu = self.menuBar().addMenu("&View")
@@ -416,8 +445,8 @@ class MainWindow(QMainWindow):
         s.experiment_changed.connect(self._on_experiment)
         s.file_changed.connect(self._on_file_changed)
         s.history_changed.connect(self._note_change)
-        s.params_reset.connect(lambda: self.statusBar().showMessage(
-            f"Weights drawn afresh from seed {s.experiment.init.seed}", 3000))
+        s.notice.connect(self._on_notice)
+        s.probe_progress.connect(self._on_probe_progress)
         self._on_experiment(s.experiment)
 
     def _on_result(self, result: Any) -> None:
@@ -442,6 +471,21 @@ class MainWindow(QMainWindow):
             self.training_label.setText(f"step {int(steps[-1])} · loss {loss:.4g}")
         else:
             self.training_label.setText("")
+
+    def _update_undo_actions(self) -> None:
+        s = self.state
+        for action, word, able, text in ((self.undo_action, "Undo", s.can_undo, s.undo_text),
+                                         (self.redo_action, "Redo", s.can_redo, s.redo_text)):
+            action.setEnabled(able)
+            action.setText(f"{word} {text}" if text else word)
+            action.setToolTip(f"{word} {text}" if text else f"Nothing to {word.lower()}")
+
+    def _on_notice(self, message: str) -> None:
+        """Something the user must not miss (trained weights redrawn, a partial save)."""
+        from html import escape
+
+        self.statusBar().showMessage(message, 10000)
+        self.banner.show_message("notice", escape(message), 10000)
 
     def _on_error(self, message: str) -> None:
         from html import escape
@@ -514,9 +558,20 @@ class MainWindow(QMainWindow):
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
 
+    def _ask_long_probe(self, seconds: float) -> bool:
+        """Before a probe estimated to take very long: run it, or leave it for F5."""
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self, "A long probe",
+            f"This model's probe (forward pass, BPTT, eigenvalues, Jacobian products and "
+            f"connectivity map) is estimated to take about {seconds:.0f} s. Run it now? "
+            "You can cancel it while it runs, or run it later with Training → Run probe (F5).",
+            buttons.Yes | buttons.No, buttons.No)
+        return answer == buttons.Yes
+
     def new_experiment(self) -> None:
         if self.confirm_discard():
-            self.state.load(Experiment())
+            self.state.load(Experiment(task=TaskConfig()))
 
     def open_dialog(self) -> None:
         """File → Open…: an experiment, a saved archive or weights for the current model."""
@@ -550,6 +605,43 @@ class MainWindow(QMainWindow):
         self._add_recent(path)
         what = "Loaded weights from" if kind == "weights" else "Opened"
         self.statusBar().showMessage(f"{what} {Path(path).name}", 5000)
+        return True
+
+    def load_data_dialog(self) -> None:
+        """File → Load data…: an input array, then its target array (.npy each)."""
+        x, _ = QFileDialog.getOpenFileName(self, "Input sequences (T, B, D)", self._folder(),
+                                           "NumPy arrays (*.npy)")
+        if not x:
+            return
+        y, _ = QFileDialog.getOpenFileName(self, "Targets", str(Path(x).parent),
+                                           "NumPy arrays (*.npy)")
+        if y:
+            self.load_data_files([x, y])
+
+    def load_data_files(self, paths: Sequence[str]) -> bool:
+        """Use the input and target arrays in ``paths`` (in either order) as the data.
+
+        Two .npy files: the one that fits as the (T, B, input_size) input is the input.
+        """
+        if len(paths) != 2:
+            self._on_error("give two .npy files together: the input sequences (T, B, D) "
+                           "and their targets")
+            return False
+        first, second = paths
+        import numpy as np
+
+        try:
+            shape = np.load(first, mmap_mode="r", allow_pickle=False).shape
+        except (OSError, ValueError):
+            shape = ()
+        D = self.state.experiment.model.input_size
+        if not (len(shape) == 3 and shape[2] == D):
+            first, second = second, first
+        if not self.state.load_data(first, second):
+            return False
+        self.statusBar().showMessage(
+            f"Using your data: {Path(first).name} → {Path(second).name} (undo with Ctrl+Z)",
+            8000)
         return True
 
     def save(self) -> bool:
@@ -647,7 +739,9 @@ class MainWindow(QMainWindow):
         return None
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if self._dropped_file(event.mimeData()):
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if self._dropped_file(event.mimeData()) or any(
+                u.toLocalFile().lower().endswith(".npy") for u in urls):
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -656,6 +750,12 @@ class MainWindow(QMainWindow):
         self.dragEnterEvent(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
+        arrays = [u.toLocalFile() for u in event.mimeData().urls()
+                  if u.isLocalFile() and u.toLocalFile().lower().endswith(".npy")]
+        if arrays:
+            event.acceptProposedAction()
+            QTimer.singleShot(0, lambda: self.load_data_files(arrays))
+            return
         path = self._dropped_file(event.mimeData())
         if path is None:
             event.ignore()

@@ -1,33 +1,23 @@
-"""Work off the GUI thread: the probe (coalescing, latest wins) and the training loop.
+"""Work off the GUI thread: probes (a newer one cancels the stale one) and training.
 
 Both runners live in the GUI thread and hand results back through queued signals,
-so slots connected to them always run in the GUI thread.
+so slots connected to them always run in the GUI thread.  The work itself is the
+core's: a :class:`core.lab.ProbeJob` and a :class:`core.training.session.TrainingSession`,
+each stopped through its :class:`core.jobs.Control` within a few timesteps.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.errors import UserError
-
-
-def describe_exception(exc: BaseException) -> str:
-    """One line for the user: the message of a UserError, else type and message."""
-    if isinstance(exc, UserError):
-        return str(exc)
-    if isinstance(exc, MemoryError):
-        return "out of memory: try a smaller batch, sequence length or hidden size"
-    traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    return f"internal error ({type(exc).__name__}): {exc}"
-
+from core.jobs import Cancelled, Control, describe_exception
+from core.training.session import Rest, TrainingSession
 
 _NOTHING = object()
 
@@ -75,253 +65,212 @@ class Throttle(QObject):
 
 
 class _Relay(QObject):
-    """Carries one job's outcome from a worker thread back to the GUI thread."""
+    """Carries a worker thread's news back to the GUI thread (queued signals)."""
 
     finished = Signal(int, object, str)  # generation, result, error message
+    progress = Signal(int, float, str)  # generation, fraction, stage
 
 
 class ProbeRunner(QObject):
-    """Runs one job at a time; a newer request replaces the pending one (latest wins).
+    """Runs probe jobs in worker threads; a new request cancels the one in flight.
 
-    ``submit(fn)`` queues ``fn`` (called in a worker thread).  Only the outcome of
-    the newest request is published: ``result(object)`` or ``failed(str)``;
-    outcomes of requests that a newer one superseded are dropped.
+    ``submit(job)`` starts ``job.run(control)`` at once in a new thread and cancels
+    the previous job, which stops at its next check (a few timesteps) and whose
+    outcome is dropped: a newer edit never waits behind a stale probe.  Only the
+    newest job's outcome is published: ``result(job, result)`` or ``failed(str)``;
+    ``progress(fraction, stage)`` while it runs; ``busy(bool)``.
     """
 
-    result = Signal(object)
+    result = Signal(object, object)
     failed = Signal(str)
+    progress = Signal(float, str)
     busy = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._relay = _Relay(self)
         self._relay.finished.connect(self._on_finished)
+        self._relay.progress.connect(self._on_progress)
         self._latest = 0
-        self._thread: threading.Thread | None = None
-        self._pending: tuple[int, Callable[[], Any]] | None = None
-        self.dropped = 0  # stale outcomes thrown away, for tests and curiosity
+        self._job: Any = None
+        self._control: Control | None = None
+        self._threads: list[threading.Thread] = []
+        self.dropped = 0  # stale jobs cancelled or thrown away, for tests and curiosity
 
     @property
     def is_busy(self) -> bool:
-        return self._thread is not None or self._pending is not None
+        return self._job is not None
 
-    def submit(self, fn: Callable[[], Any]) -> int:
-        """Request ``fn``; returns the request's generation number."""
+    def submit(self, job: Any) -> int:
+        """Run ``job`` (anything with ``run(control)``); returns its generation."""
+        self._cancel_current()
         self._latest += 1
-        if self._thread is not None:
-            self._pending = (self._latest, fn)
-        else:
-            self.busy.emit(True)
-            self._start(self._latest, fn)
-        return self._latest
+        generation, relay = self._latest, self._relay
+        last = [0.0]
 
-    def _start(self, generation: int, fn: Callable[[], Any]) -> None:
-        relay = self._relay
+        def report(fraction: float, stage: str) -> None:
+            now = time.perf_counter()
+            if now - last[0] >= 0.05 or fraction >= 1.0:
+                last[0] = now
+                relay.progress.emit(generation, fraction, stage)
+
+        control = Control(on_progress=report)
 
         def run() -> None:
             try:
-                result, message = fn(), ""
+                result, message = job.run(control), ""
+            except Cancelled:
+                return
             except Exception as exc:  # shown in the window; the app goes on
                 result, message = None, describe_exception(exc)
             relay.finished.emit(generation, result, message)
 
-        self._thread = threading.Thread(target=run, name="gradlab-probe", daemon=True)
-        self._thread.start()
+        if self._job is None:
+            self.busy.emit(True)
+        self._job, self._control = job, control
+        thread = threading.Thread(target=run, name="gradlab-probe", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+        return generation
+
+    def _cancel_current(self) -> None:
+        if self._control is not None:
+            self._control.cancel()
+            self.dropped += 1
+        self._control = None
+
+    def cancel(self) -> None:
+        """Cancel the job in flight (the Cancel button); nothing is published."""
+        if self._job is None:
+            return
+        self._cancel_current()
+        self._latest += 1
+        self._job = None
+        self.busy.emit(False)
+
+    def _on_progress(self, generation: int, fraction: float, stage: str) -> None:
+        if generation == self._latest:
+            self.progress.emit(fraction, stage)
 
     def _on_finished(self, generation: int, result: Any, message: str) -> None:
-        self._thread = None
-        if self._pending is not None:
-            self.dropped += 1
-            generation_next, fn = self._pending
-            self._pending = None
-            self._start(generation_next, fn)
+        if generation != self._latest or self._job is None:
             return
+        job, self._job, self._control = self._job, None, None
         self.busy.emit(False)
-        if generation != self._latest:
-            self.dropped += 1
-            return
         if message:
             self.failed.emit(message)
         else:
-            self.result.emit(result)
+            self.result.emit(job, result)
 
-    def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Forget pending work and wait for the running job."""
-        self._pending = None
-        self._latest += 1
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-
-class Rest:
-    """Posted when a run stops moving (pause, end, error): host copies of its state."""
-
-    def __init__(self, params: dict[str, Any] | None,
-                 optimizer_state: dict[str, Any] | None) -> None:
-        self.params = params
-        self.optimizer_state = optimizer_state
+    def shutdown(self, timeout_s: float = 0.5) -> None:
+        """Cancel everything and wait at most ``timeout_s`` in all for the threads
+        (daemon threads: one stuck in a long library call does not hold the exit)."""
+        self.cancel()
+        deadline = time.perf_counter() + timeout_s
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.perf_counter()))
+        self._threads = []
 
 
-def _fetch(snap: Any, name: str) -> Any:
-    value = getattr(snap, name, None)
-    return value() if callable(value) else value
-
-
-class _Run:
-    """One training run: its thread, mode, snapshot buffer and outcome.
-
-    Weights and optimizer state are fetched only in the worker thread and
-    only when the run comes to rest, where a :class:`Rest` joins the buffer.
-    """
-
-    def __init__(self, make_generator: Callable[[threading.Event], Iterator[Any]],
-                 mode: str) -> None:
-        self.cond = threading.Condition()
-        self.mode = mode  # run | pause | step | stop
-        self.buffer: deque[Any] = deque()
-        self.cancel = threading.Event()
-        self.outcome: tuple[bool, str] = (False, "")
-        self._make = make_generator
-        self._last: Any = None
-        self.thread = threading.Thread(target=self._loop, name="gradlab-training", daemon=True)
-
-    def set_mode(self, mode: str) -> None:
-        with self.cond:
-            if self.mode != "stop":
-                self.mode = mode
-            self.cond.notify_all()
-
-    def _rest(self) -> None:
-        if self._last is not None and not self.cancel.is_set():
-            self.buffer.append(Rest(_fetch(self._last, "params"),
-                                    _fetch(self._last, "optimizer_state")))
-            self._last = None
-
-    def _loop(self) -> None:
-        gen = None
-        try:
-            while True:
-                with self.cond:
-                    if self.mode == "pause":
-                        self._rest()
-                    while self.mode == "pause":
-                        self.cond.wait()
-                    if self.mode == "stop":
-                        return
-                    if self.mode == "step":
-                        self.mode = "pause"
-                if gen is None:
-                    gen = self._make(self.cancel)
-                try:
-                    snap = next(gen)
-                except StopIteration:
-                    self.outcome = (True, "")
-                    return
-                if self.cancel.is_set():
-                    return
-                self._last = snap
-                self.buffer.append(snap)
-        except Exception as exc:
-            self.outcome = (False, describe_exception(exc))
-        finally:
-            try:
-                self._rest()
-            except Exception as exc:
-                self.outcome = (False, describe_exception(exc))
-            if gen is not None and hasattr(gen, "close"):
-                try:
-                    gen.close()
-                except Exception:
-                    traceback.print_exc()
+class _RunRelay(QObject):
+    ended = Signal(int)  # run number
 
 
 class TrainingRunner(QObject):
-    """Drives a training generator in a worker thread: train, pause, step, stop.
+    """Drives a :class:`TrainingSession` in a worker thread until it comes to rest.
 
-    The generator stays suspended while paused, so optimizer state survives a pause.
-    Snapshots are buffered and delivered to the GUI by a timer at most
-    ``1000 / interval_ms`` times a second: ``snapshots(list)`` carries every
-    snapshot since the last delivery.  ``finished(bool)`` says the generator ran
-    out (True) or ended early (False); ``failed(str)`` reports an exception.
-    ``stop()`` never waits for a step to end: the old run is cancelled and forgotten.
+    Snapshots are buffered and delivered by a timer at most ``1000 / interval_ms``
+    times a second: ``snapshots(list)``.  When the session comes to rest (paused,
+    finished, diverged, failed) ``rested(Rest)`` follows the last snapshots;
+    :meth:`wait` does the same synchronously.  A stopped session ends silently.
     """
 
     snapshots = Signal(list)
-    failed = Signal(str)
-    finished = Signal(bool)
+    rested = Signal(object)
 
     def __init__(self, parent: QObject | None = None, interval_ms: int = 50) -> None:
         super().__init__(parent)
-        self._run: _Run | None = None
-        self._stopped: list[_Run] = []
+        self._relay = _RunRelay(self)
+        self._relay.ended.connect(self._on_ended)
+        self._run = 0
+        self._thread: threading.Thread | None = None
+        self._session: TrainingSession | None = None
+        self._buffer: deque[Any] = deque()
+        self._rest: Rest | None = None
+        self._old: list[threading.Thread] = []
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._flush)
 
     @property
-    def active(self) -> bool:
-        """A run exists (running or paused)."""
-        return self._run is not None
-
-    @property
     def running(self) -> bool:
-        return self._run is not None and self._run.mode in ("run", "step")
+        """A thread is driving a session."""
+        return self._thread is not None
 
-    def start(self, make_generator: Callable[[threading.Event], Iterator[Any]],
-              mode: str = "run") -> None:
-        """Begin a new run in ``mode`` (run, step or pause).
+    def drive(self, session: TrainingSession) -> None:
+        """Drive ``session`` (already started) in a new thread."""
+        self.forget()
+        self._run += 1
+        run, relay, buffer = self._run, self._relay, deque()
+        self._buffer, self._session = buffer, session
 
-        ``make_generator(cancel_event)`` is called in the worker thread.
-        """
-        self.stop()
-        self._run = _Run(make_generator, mode)
-        self._run.thread.start()
+        def work() -> None:
+            rest = session.drive(buffer.append)
+            if run == self._run:
+                self._rest = rest
+            relay.ended.emit(run)
+
+        self._rest = None
+        self._thread = threading.Thread(target=work, name="gradlab-training", daemon=True)
+        self._thread.start()
         self._timer.start()
 
-    def resume(self) -> None:
-        if self._run is not None:
-            self._run.set_mode("run")
+    def wait(self, timeout_s: float = 10.0) -> bool:
+        """Block until the thread comes to rest (after a pause or a stop), deliver what
+        it left; False if it did not stop within ``timeout_s``."""
+        thread = self._thread
+        if thread is None:
+            return True
+        thread.join(timeout_s)
+        if thread.is_alive():
+            return False
+        self._finish()
+        return True
 
-    def pause(self) -> None:
-        if self._run is not None and self.running:
-            self._run.set_mode("pause")
-
-    def step(self) -> None:
-        """Advance one step, then pause."""
-        if self._run is not None:
-            self._run.set_mode("step")
-
-    def stop(self) -> None:
-        """Cancel the run between steps; its buffered and later snapshots are dropped."""
-        run, self._run = self._run, None
-        if run is None:
-            return
-        run.cancel.set()
-        run.set_mode("stop")
+    def forget(self) -> None:
+        """Drop the current thread: its snapshots and rest are not delivered (its
+        session must have been stopped)."""
+        if self._thread is not None:
+            self._old = [t for t in self._old if t.is_alive()] + [self._thread]
+        self._run += 1
+        self._thread = None
         self._timer.stop()
-        self._stopped = [r for r in self._stopped if r.thread.is_alive()] + [run]
-
-    def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Stop and wait for every worker thread (at application exit)."""
-        self.stop()
-        for run in self._stopped:
-            run.thread.join(timeout_s)
-        self._stopped = []
+        self._buffer = deque()
 
     def _flush(self) -> None:
-        run = self._run
-        if run is None:
-            return
-        ended = not run.thread.is_alive()
-        if run.buffer:
+        if self._buffer:
             batch = []
-            while run.buffer:
-                batch.append(run.buffer.popleft())
+            while self._buffer:
+                batch.append(self._buffer.popleft())
             self.snapshots.emit(batch)
-        if ended and run is self._run:
-            self._run = None
-            self._timer.stop()
-            done, message = run.outcome
-            if message:
-                self.failed.emit(message)
-            self.finished.emit(done)
+
+    def _on_ended(self, run: int) -> None:
+        if run == self._run and self._thread is not None:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._thread = None
+        self._timer.stop()
+        self._flush()
+        rest, self._rest = self._rest, None
+        self.rested.emit(rest)
+
+    def shutdown(self, timeout_s: float = 0.5) -> None:
+        """At exit: stop the session and wait at most ``timeout_s`` for the threads."""
+        if self._session is not None:
+            self._session.stop()
+        threads = [*self._old, *([self._thread] if self._thread else [])]
+        self.forget()
+        deadline = time.perf_counter() + timeout_s
+        for t in threads:
+            t.join(max(0.0, deadline - time.perf_counter()))

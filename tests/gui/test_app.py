@@ -114,7 +114,7 @@ def test_layers_reorder_and_delete(qtbot, window):
     canvas._move(1, 0)
     canvas._delete(0)
     assert layers(window) == [("rnn", False)]
-    window.state.undo_stack.undo()
+    window.state.undo()
     assert layers(window) == [("lstm", False), ("rnn", False)]
 
 
@@ -128,7 +128,7 @@ def test_impossible_stacks_are_refused_with_the_reason(window):
     assert not state.experiment.model.layers[1].peephole
     assert not canvas.peephole.isChecked()  # the form snaps back
 
-    state.undo_stack.undo()
+    state.undo()
     assert state.experiment.model == before
     canvas._delete(0)  # the only layer
     assert "at least one recurrent layer" in canvas.message.text()
@@ -137,7 +137,7 @@ def test_impossible_stacks_are_refused_with_the_reason(window):
 
     canvas.add_block({"kind": "bidirectional"}, layer=0)
     assert not canvas.message.isVisible() or "Not applied" not in canvas.message.text()
-    state.undo_stack.undo()
+    state.undo()
     state.set_pattern("output_recurrence")
     assert not canvas.add_block({"kind": "bidirectional"}, layer=0)
     assert "output_recurrence has no hidden-to-hidden" in canvas.message.text()
@@ -148,7 +148,7 @@ def test_task_change_brings_model_sizes_and_is_undoable(window):
     window.controls.task.setCurrentIndex(window.controls.task.findData("parity"))
     m = state.experiment.model
     assert (state.experiment.task.name, m.output_size, m.loss) == ("parity", 2, "cross_entropy")
-    state.undo_stack.undo()
+    state.undo()
     assert state.experiment.task.name == "sine"
     assert state.experiment.model.loss == "mse"
 
@@ -196,9 +196,9 @@ def test_train_grows_the_loss_curve_and_pause_stops_it(qtbot, window):
     window.flush_redraws()
     assert np.isfinite(panel(window, "training").to_csv_table()["loss"]).sum() >= 5
 
-    window.train_action.trigger()  # Space → pause
-    assert state.training_state == PAUSED
-    qtbot.waitUntil(lambda: not state._awaiting_rest, timeout=WAIT_MS)
+    window.train_action.trigger()  # Space → pause: the step in flight is cancelled
+    qtbot.waitUntil(lambda: state.training_state == PAUSED, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: state.at_rest, timeout=WAIT_MS)
     wait_result(qtbot, window)
     count = len(state.history["step"])
     qtbot.wait(300)
@@ -228,18 +228,33 @@ def test_exploding_lesson_shows_banner_and_app_keeps_working(qtbot, window):
     assert window.open_lesson("exploding_clipping")
     wait_result(qtbot, window)
     window.train_action.trigger()
-    qtbot.waitUntil(lambda: state.training_state == DIVERGED and not state.trainer.active,
+    qtbot.waitUntil(lambda: state.training_state == DIVERGED and not state.trainer.running,
                     timeout=60_000)
     assert window.banner.kind == "nonfinite"
     assert "step" in window.banner.text()
     assert "last finite weights are kept" in window.banner.text()
     assert all(np.isfinite(v).all() for v in state.params.values())  # last finite weights
 
+    # The knob rescales the last finite (trained) weights and says so; Reset draws a
+    # fresh, calm model; undo brings the trained weights back.
+    trained = dict(state.params)
+    old = state.experiment.init.scales.recurrent
+    notices = []
+    state.notice.connect(notices.append)
     window.controls.scales["recurrent"].spin.setValue(1.0)  # the app still responds
     result = wait_result(qtbot, window,
                          lambda r: r.experiment.init.scales.recurrent == pytest.approx(1.0))
+    assert notices and "kept and adjusted: recurrent weights ×" in notices[-1]
+    np.testing.assert_array_equal(state.params["weight_hh_l0"],
+                                  trained["weight_hh_l0"] * (1.0 / old))
+    window.reset_action.trigger()
+    result = wait_result(qtbot, window, lambda r: r.experiment.init.scales.recurrent == 1.0
+                         and not state.history["step"])
     assert result.nonfinite is None
     assert window.banner.kind != "nonfinite"
+    state.undo()
+    state.undo()
+    assert all(state.params[k] is v for k, v in trained.items())
 
 
 # ----------------------------------------------------------------------------- lessons
@@ -273,10 +288,10 @@ def test_timestep_click_marks_every_panel(window, monkeypatch):
 
 
 def test_worker_errors_show_in_the_window(qtbot, window):
-    def broken(exp, params):
+    def broken(exp, params, data, control):
         raise RuntimeError("boom")
 
-    window.state._probe_fn = broken
+    window.state.lab._probe_fn = broken
     window.state.request_probe()
     qtbot.waitUntil(lambda: window.banner.kind == "error", timeout=WAIT_MS)
     assert "boom" in window.banner.text()

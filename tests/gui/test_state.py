@@ -13,7 +13,7 @@ import pytest
 
 from core.experiment import Experiment, LayerConfig, ModelConfig, TaskConfig, TrainingConfig
 from core.init import init_params
-from gui.state import IDLE, PAUSED, RUNNING, LabState, layer_label
+from gui.state import IDLE, RUNNING, LabState, layer_label
 
 WAIT_MS = 20_000
 
@@ -34,7 +34,9 @@ def test_scales_redraw_weights_reproducibly(state):
     assert np.allclose(state.params["weight_hh_l0"], 2.5 * original["weight_hh_l0"])
     assert state.set_scale("recurrent", 1.0)
     assert all(np.array_equal(state.params[k], v) for k, v in original.items())
-    assert state.undo_stack.count() == 0  # only architecture edits are undoable
+    assert state.can_undo and state.undo_text == "Recurrent scale 1"  # knobs are undoable
+    assert state.undo()
+    assert np.allclose(state.params["weight_hh_l0"], 2.5 * original["weight_hh_l0"])
 
 
 def test_refused_edit_reports_the_field_and_changes_nothing(state):
@@ -65,32 +67,31 @@ def test_undo_redo_of_architecture(state):
     assert state.update_layer(1, hidden_size=9)
     assert state.set_pattern("many_to_one")
     assert [layer_label(lay) for lay in state.experiment.model.layers] == ["GRU", "LSTM"]
-    state.undo_stack.undo()
+    state.undo()
     assert state.experiment.model.pattern == "many_to_many"
-    state.undo_stack.undo()
+    state.undo()
     assert state.experiment.model.layers[1].hidden_size == 4
-    state.undo_stack.undo()
+    state.undo()
     assert len(state.experiment.model.layers) == 1
-    state.undo_stack.redo()
+    state.redo()
     assert len(state.experiment.model.layers) == 2
     assert state.modified
-    state.undo_stack.undo()
+    state.undo()
     assert not state.modified  # back where it was loaded
 
 
-def test_settings_change_while_training_pauses_then_continues(qtbot, state):
+def test_settings_change_while_training_rests_then_continues(qtbot, state):
     state.train()
     qtbot.waitUntil(lambda: len(state.history["step"]) >= 3, timeout=WAIT_MS)
-    assert state.set_training(lr=0.005)
-    assert state.training_state == PAUSED
-    qtbot.waitUntil(lambda: not state._awaiting_rest, timeout=WAIT_MS)
+    assert state.set_training(lr=0.005)  # the weights come to rest for the edit …
     trained = {k: v.copy() for k, v in state.params.items()}
     steps = len(state.history["step"])
-    state.train()  # a new run with the new learning rate, from the trained weights
-    assert state.training_state == RUNNING
+    assert state.undo_text == "Training: lr 0.005"
+    # … and training carries on from them, with the new learning rate
+    qtbot.waitUntil(lambda: state.training_state == RUNNING, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: len(state.history["step"]) >= steps + 3, timeout=WAIT_MS)
     state.pause()
-    qtbot.waitUntil(lambda: not state._awaiting_rest, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: state.at_rest, timeout=WAIT_MS)
     assert state.history["lr"][-1] == pytest.approx(0.005)
     assert state.history["step"] == list(range(1, len(state.history["step"]) + 1))
     assert not np.array_equal(state.params["weight_hh_l0"], trained["weight_hh_l0"])
@@ -105,5 +106,5 @@ def test_a_short_real_series_fits_the_window_to_it(state):
     exp = state.experiment
     assert exp.task.name == "dataset" and exp.task.seq_len < 500
     assert exp.model.output_size == 1
-    state.undo_stack.undo()
+    state.undo()
     assert (state.experiment.task.name, state.experiment.task.seq_len) == ("sine", 500)

@@ -1,4 +1,4 @@
-"""Background work: coalescing probes and the pausable training runner."""
+"""Background work: probes that a newer request cancels, and the training runner."""
 
 from __future__ import annotations
 
@@ -10,93 +10,127 @@ import threading
 import time
 from types import SimpleNamespace
 
-from gui.worker import ProbeRunner, Rest, TrainingRunner
+from core.jobs import Cancelled
+from core.training.session import FINISHED, PAUSED, TrainingSession
+from gui.worker import ProbeRunner, TrainingRunner
 
 
-def test_probe_requests_coalesce_latest_wins(qtbot):
+class Job:
+    """A probe job: waits on ``release`` (checking for cancellation), returns ``value``."""
+
+    def __init__(self, value, release=None, log=None):
+        self.value, self.release, self.log = value, release, log if log is not None else []
+
+    def run(self, control):
+        self.log.append(("start", self.value))
+        while self.release is not None and not self.release.wait(0.005):
+            control.check()
+        self.log.append(("end", self.value))
+        return self.value
+
+
+def test_a_new_request_cancels_the_stale_one_at_once(qtbot):
     runner = ProbeRunner()
-    ran, results, release = [], [], threading.Event()
-    runner.result.connect(results.append)
-
-    def job(i):
-        def fn():
-            ran.append(i)
-            if i == 1:
-                release.wait(5)
-            return i
-        return fn
-
-    for i in range(1, 6):
-        runner.submit(job(i))
-    assert runner.is_busy
-    release.set()
-    qtbot.waitUntil(lambda: not runner.is_busy, timeout=5000)
-    qtbot.wait(50)
-    assert ran == [1, 5]  # 2, 3 and 4 were replaced while 1 ran
-    assert results == [5]  # the stale result of 1 was dropped
+    results, log, never = [], [], threading.Event()
+    runner.result.connect(lambda job, r: results.append(r))
+    for i in range(1, 5):
+        runner.submit(Job(i, never, log))  # each would run forever
+    t0 = time.perf_counter()
+    runner.submit(Job(5, None, log))  # does not wait behind the others
+    qtbot.waitUntil(lambda: results == [5], timeout=5000)
+    assert time.perf_counter() - t0 < 2.0
+    assert ("end", 5) in log and not any(e == ("end", i) for e in log for i in range(1, 5))
+    assert runner.dropped == 4
     runner.shutdown()
+
+
+def test_cancel_publishes_nothing_and_shutdown_does_not_block(qtbot):
+    runner = ProbeRunner()
+    results, busy = [], []
+    runner.result.connect(lambda job, r: results.append(r))
+    runner.busy.connect(busy.append)
+    runner.submit(Job(1, threading.Event()))
+    runner.cancel()
+    assert not runner.is_busy and busy == [True, False]
+    runner.submit(Job(2, threading.Event()))
+    t0 = time.perf_counter()
+    runner.shutdown()
+    assert time.perf_counter() - t0 < 0.6
+    qtbot.wait(50)
+    assert results == []
 
 
 def test_probe_failure_is_reported_and_runner_goes_on(qtbot):
     runner = ProbeRunner()
     failures, results = [], []
     runner.failed.connect(failures.append)
-    runner.result.connect(results.append)
+    runner.result.connect(lambda job, r: results.append(r))
 
-    def bad():
-        raise ValueError("no good")
+    class Bad:
+        def run(self, control):
+            raise ValueError("no good")
 
     with qtbot.waitSignal(runner.failed, timeout=5000):
-        runner.submit(bad)
+        runner.submit(Bad())
     assert "no good" in failures[0]
     with qtbot.waitSignal(runner.result, timeout=5000):
-        runner.submit(lambda: 42)
+        runner.submit(Job(42))
     assert results == [42]
     runner.shutdown()
 
 
-def counting_generator(cancel: threading.Event, steps: int = 1_000_000):
-    for i in range(1, steps + 1):
-        if cancel.is_set():
-            return
+def counting(params, opt_state, control, n):
+    """A fake training generator: params count the steps; sleeps a little per step."""
+    start = (params or {}).get("w", 0)
+    for i in range(1, n + 1):
+        if control.cancelled:
+            raise Cancelled
         time.sleep(0.002)
-        yield SimpleNamespace(step=i, params=lambda i=i: {"w": i})
+        w = start + i
+        yield SimpleNamespace(step=w, nonfinite=None, params=lambda w=w: {"w": w},
+                              optimizer_state=lambda w=w: {"step": w})
 
 
-def test_training_runner_runs_pauses_steps_and_ends(qtbot):
+def test_training_runner_drives_pauses_steps_and_finishes(qtbot):
     runner = TrainingRunner(interval_ms=20)
-    got: list = []
+    got, rests = [], []
     runner.snapshots.connect(got.extend)
-    runner.start(counting_generator)
+    runner.rested.connect(rests.append)
+    session = TrainingSession(counting, total=100_000)
+    assert session.start()
+    runner.drive(session)
     qtbot.waitUntil(lambda: len(got) >= 5, timeout=5000)
-
-    runner.pause()
-    qtbot.waitUntil(lambda: any(isinstance(s, Rest) for s in got), timeout=5000)
-    rest = next(s for s in got if isinstance(s, Rest))
-    steps = [s.step for s in got if not isinstance(s, Rest)]
-    assert rest.params == {"w": steps[-1]}  # the weights of the last step, fetched at rest
+    assert session.pause()
+    qtbot.waitUntil(lambda: len(rests) == 1, timeout=5000)
+    assert session.state == PAUSED
+    assert rests[0].params == {"w": got[-1].step}  # the weights of the last step delivered
     qtbot.wait(100)
-    assert [s.step for s in got if not isinstance(s, Rest)] == steps
+    n = len(got)
+    assert len(got) == n
 
-    runner.step()  # exactly one more, optimizer state (the generator) kept
-    qtbot.waitUntil(lambda: sum(isinstance(s, Rest) for s in got) == 2, timeout=5000)
-    assert [s.step for s in got if not isinstance(s, Rest)] == [*steps, steps[-1] + 1]
+    assert session.step()  # exactly one more, from the rested weights
+    runner.drive(session)
+    qtbot.waitUntil(lambda: len(rests) == 2, timeout=5000)
+    assert [s.step for s in got] == list(range(1, n + 2))
 
-    with qtbot.waitSignal(runner.finished, timeout=5000) as blocker:
-        runner.start(lambda cancel: counting_generator(cancel, steps=3))
-    assert blocker.args == [True]
-    assert not runner.active
+    short = TrainingSession(counting, total=3)
+    short.start()
+    runner.drive(short)
+    qtbot.waitUntil(lambda: len(rests) == 3, timeout=5000)
+    assert short.state == FINISHED and rests[-1].steps == 3
     runner.shutdown()
 
 
 def test_training_runner_reports_exceptions(qtbot):
     runner = TrainingRunner(interval_ms=20)
 
-    def broken(cancel):
-        yield SimpleNamespace(step=1, params=lambda: {})
+    def broken(params, opt_state, control, n):
+        yield SimpleNamespace(step=1, nonfinite=None, params=dict, optimizer_state=dict)
         raise RuntimeError("diverged badly")
 
-    with qtbot.waitSignal(runner.failed, timeout=5000) as blocker:
-        runner.start(broken)
-    assert "diverged badly" in blocker.args[0]
+    session = TrainingSession(broken, total=10)
+    session.start()
+    with qtbot.waitSignal(runner.rested, timeout=5000) as blocker:
+        runner.drive(session)
+    assert "diverged badly" in blocker.args[0].error
     runner.shutdown()
