@@ -246,8 +246,8 @@ class Lab:
     def modified(self) -> bool:
         """Unsaved changes: the current version is not the one in the file, or a
         training run has taken steps since its last rest."""
-        return self._v is not self._saved or self._live is not None and \
-            len(self._live) > len(self._v.history)
+        running = self._live is not None and len(self._live) > len(self._v.history)
+        return self._v is not self._saved or running
 
     @property
     def trained(self) -> bool:
