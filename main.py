@@ -41,9 +41,10 @@ def _one_line(text: object) -> str:
 
 
 def _experiment(path: str) -> Any:
-    from core.experiment import load_experiment_config
+    """An experiment .json, or a saved .gradlab with its weights attached as exp.weights."""
+    from core.archive import load_document
 
-    return load_experiment_config(path)
+    return load_document(path)
 
 
 def _out_dir(path: str) -> Path:
@@ -74,22 +75,33 @@ def _check_memory(exp_path: str, exp: Any, T: int, B: int) -> None:
 
 
 def _params(args: argparse.Namespace, exp: Any) -> dict:
+    """--weights, else the weights saved in a .gradlab, else a fresh initialisation."""
     if args.weights:
         from core.weights import load_weights
 
         return load_weights(args.weights, exp.model)
+    if exp.weights is not None:
+        return exp.weights
     from core.init import init_params
 
     return init_params(exp.model, exp.init)
 
 
 def _user_data(args: argparse.Namespace, exp: Any) -> tuple[Any, Any] | None:
-    """``(x, y)`` from ``--input``/``--target``, validated, or None for the task's data."""
-    from core.errors import DataError
+    """``(x, y)`` from ``--input``/``--target``, validated, or None for the task's data.
 
+    An experiment without a task section needs both.
+    """
+    from core.errors import DataError
+    from core.userdata import load_input, load_target
+
+    name = args.experiment or f"preset {getattr(args, 'export_preset', '')}"
+    if exp.task is None and not (args.input or args.target):
+        raise DataError(f"{name} has no task section: give --input X.npy and --target Y.npy")
     if args.target and not args.input:
-        raise DataError("--target given without --input; give both, or neither to use "
-                        "the experiment's task")
+        rest = ("give both, or neither to use the experiment's task" if exp.task is not None
+                else f"give both ({name} has no task section)")
+        raise DataError(f"--target given without --input; {rest}")
     if args.input and not args.target:
         raise DataError("--input given without --target; the loss, and so every gradient, "
                         "needs a target")
@@ -98,119 +110,6 @@ def _user_data(args: argparse.Namespace, exp: Any) -> tuple[Any, Any] | None:
     x = load_input(args.input, exp.model)
     y = load_target(args.target, exp.model, T=x.shape[0], B=x.shape[1])
     return x, y
-
-
-def _read_npy(path: str) -> Any:
-    """One array from a .npy file; never unpickles.  DataError naming the file."""
-    import numpy as np
-
-    from core.errors import DataError
-    from core.memory import available_memory, format_bytes
-
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: no such file")
-    if p.is_dir():
-        raise DataError(f"{p}: is a folder, not a .npy file")
-    try:
-        size = p.stat().st_size
-        with open(p, "rb") as fh:
-            magic = fh.read(6)
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if magic[:1] == b"\x80":
-        raise DataError(f"{p}: holds pickled objects, which are never loaded; save a numeric "
-                        "array with numpy.save")
-    if magic[:2] == b"PK":
-        raise DataError(f"{p}: is an .npz archive; give a single array saved with numpy.save")
-    if magic != b"\x93NUMPY":
-        raise DataError(f"{p}: not a .npy file; save the array with numpy.save")
-    avail = available_memory()
-    if 3 * size > 0.8 * avail:
-        raise DataError(f"{p}: the file is {format_bytes(size)}; loading it would need about "
-                        f"{format_bytes(3 * size)}, more than 80% of the {format_bytes(avail)} "
-                        "of memory available")
-    try:
-        return np.load(p, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise DataError(f"{p}: holds pickled objects, which are never loaded; save a "
-                            "numeric array with numpy.save") from None
-        raise DataError(f"{p}: corrupt .npy file ({_one_line(exc)})") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{p}: corrupt or truncated .npy file ({_one_line(exc)})") from None
-
-
-def _first_bad(p: Path, a: Any) -> None:
-    import numpy as np
-
-    from core.errors import DataError
-
-    bad = ~np.isfinite(a)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{p}: {int(bad.sum())} non-finite value(s) (NaN or infinity), the first "
-                        f"at index {list(where)}")
-
-
-def load_input(path: str, model: Any) -> Any:
-    """``--input``: a (T, B, D) array with D = model.input_size → float64."""
-    import numpy as np
-
-    from core.errors import DataError
-
-    p, D = Path(path), model.input_size
-    a = _read_npy(path)
-    want = f"(T, B, D) with D = model.input_size = {D}"
-    if a.ndim != 3:
-        raise DataError(f"{p}: expected an input of shape {want}, got shape {a.shape}")
-    if a.dtype.kind not in "biuf":
-        raise DataError(f"{p}: expected numbers, got dtype {a.dtype}")
-    if a.shape[2] != D:
-        raise DataError(f"{p}: expected an input of shape {want}, got shape {a.shape}")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise DataError(f"{p}: needs at least one timestep and one sequence, got shape {a.shape}")
-    x = a.astype(np.float64)
-    _first_bad(p, x)
-    return x
-
-
-def load_target(path: str, model: Any, T: int, B: int) -> Any:
-    """``--target``: (T, B, O), or (B, O) for many_to_one; for cross_entropy integer
-    classes (T, B) or (B,)."""
-    import numpy as np
-
-    from core.errors import DataError
-
-    p, O = Path(path), model.output_size
-    a = _read_npy(path)
-    seq = model.pattern != "many_to_one"
-    what = f"a {model.pattern} model with {model.loss} loss"
-    if a.dtype.kind not in "biuf":
-        raise DataError(f"{p}: expected numbers, got dtype {a.dtype}")
-    if model.loss == "cross_entropy":
-        want, desc = ((T, B), "(T, B)") if seq else ((B,), "(B,)")
-        if a.shape == (*want, 1):
-            a = a.reshape(want)
-        if a.shape != want:
-            raise DataError(f"{p}: expected integer class labels of shape {desc} = {want} for "
-                            f"{what}, got shape {a.shape}")
-        if a.dtype.kind == "f":
-            _first_bad(p, a)
-            if np.any(a != np.round(a)):
-                raise DataError(f"{p}: class labels must be whole numbers")
-        y = a.astype(np.int64)
-        if y.size and (y.min() < 0 or y.max() >= O):
-            raise DataError(f"{p}: class labels must lie in 0..{O - 1} (output_size = {O}), "
-                            f"got {int(y.min())}..{int(y.max())}")
-        return y
-    want, desc = ((T, B, O), "(T, B, O)") if seq else ((B, O), "(B, O)")
-    if a.shape != want:
-        raise DataError(f"{p}: expected a target of shape {desc} = {want} for {what}, "
-                        f"got shape {a.shape}")
-    y = a.astype(np.float64)
-    _first_bad(p, y)
-    return y
 
 
 def _task_batch(exp: Any) -> tuple[Any, Any]:
@@ -295,8 +194,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from core.backend import resolve_backend
 
     exp = _experiment(args.experiment)
-    out = _out_dir(args.out)
     data = _user_data(args, exp)
+    out = _out_dir(args.out)
+    # The whole of the given arrays, or one batch of the task.
     T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
                                                               exp.task.batch_size)
     _check_memory(args.experiment, exp, T, B)
@@ -351,16 +251,16 @@ def _duration(seconds: float) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; write experiment.json, weights.safetensors, history.csv, trace.npz, summary.json."""
     from core.backend import resolve_backend
-    from core.experiment import save_experiment
+    from core.experiment import save_experiment, training_batch_size
     from core.training.history import History
     from core.training.loop import train
     from core.weights import save_weights
 
     exp = _experiment(args.experiment)
-    out = _out_dir(args.out)
     data = _user_data(args, exp)
+    out = _out_dir(args.out)
     T = data[0].shape[0] if data else exp.task.seq_len
-    B = exp.task.batch_size
+    B = training_batch_size(exp, data[0].shape[1] if data else None)
     # Training batches run forward and backward; the validation batch (every given
     # sequence, or max(4B, 64) of the task) runs forward only: about half the storage.
     n_val = data[0].shape[1] if data else max(4 * B, 64)
@@ -408,7 +308,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         # The training loop's probe batch: the first B given sequences, or the task
         # batch drawn with init.seed (the one `analyze` and the app show).
         if data is not None:
-            x, y = data[0][:, :exp.task.batch_size], _first(data[1], exp, exp.task.batch_size)
+            x, y = data[0][:, :B], _first(data[1], exp, B)
         else:
             x, y = _task_batch(exp)
         res = probe(exp, final, x, y, jacobian=False, connectivity=False)
@@ -441,8 +341,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         exp = load_lesson(args.export_preset)
     else:
         exp = _experiment(args.experiment)
-    _check_memory(args.experiment or f"preset {args.export_preset}", exp, exp.task.seq_len,
-                  exp.task.batch_size)
+    data = _user_data(args, exp)
+    T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
+                                                              exp.task.batch_size)
+    _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B)
     params = _params(args, exp) if args.weights else None
     out = _out_dir(args.out)
     # A headless command: never open a window, whatever the display.
@@ -455,8 +357,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                              "install them with `pip install -e .`") from None
         raise
     try:
-        written = export_headless(exp, out, formats, params=params, width=args.width,
-                                  height=args.height, scale=args.scale)
+        written = export_headless(exp, out, formats, params=params, data=data,
+                                  width=args.width, height=args.height, scale=args.scale)
     except ExportError as exc:
         for path in exc.written:
             print(f"wrote {path}")
@@ -520,17 +422,25 @@ def _nonneg_int(text: str) -> int:
     return n
 
 
-def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", metavar="EXPERIMENT", help="experiment file (.json)")
-    p.add_argument("--weights", metavar="W",
-                   help="PyTorch-named weights (.safetensors or .npz); default: a fresh "
-                        "initialisation from the experiment's init section")
+EXPERIMENT_HELP = ("experiment file (.json) or saved experiment (.gradlab, whose weights "
+                   "are used unless --weights is given)")
+WEIGHTS_HELP = ("PyTorch-named weights (.safetensors or .npz); default: the weights saved in "
+                "a .gradlab, else a fresh initialisation from the experiment's init section")
+
+
+def _array_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="X.npy",
                    help="input sequences, shape (T, B, input_size); default: a batch of the "
-                        "experiment's task")
+                        "experiment's task (required when it has no task section)")
     p.add_argument("--target", metavar="Y.npy",
                    help="targets: (T, B, O) for many_to_many and output_recurrence, (B, O) for "
                         "many_to_one; integer classes (T, B) or (B,) for cross_entropy")
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", metavar="EXPERIMENT", help=EXPERIMENT_HELP)
+    p.add_argument("--weights", metavar="W", help=WEIGHTS_HELP)
+    _array_args(p)
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
 
 
@@ -581,17 +491,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="export every plot of an experiment or preset (png, svg, csv)",
         description="Run the probe the app runs (forward + BPTT on the experiment's task batch "
-                    "drawn with init.seed) headless and export every plot into DIR: "
+                    "drawn with init.seed, or on --input/--target) headless and export every "
+                    "plot into DIR: "
                     "NAME.png, NAME.svg, NAME.csv (the plotted columns, a header row of names) "
                     "and NAME.KEY.csv for each heatmap (a header row of column indices, each "
                     "row led by its index), plus DIR/experiment.json.  Non-finite values are "
                     "written as nan, inf, -inf.")
-    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?", help="experiment file (.json)")
+    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?", help=EXPERIMENT_HELP)
     p.add_argument("--preset", metavar="NAME", dest="export_preset",
                    help="a lesson preset instead of a file (see `gradlab presets`)")
-    p.add_argument("--weights", metavar="W",
-                   help="PyTorch-named weights (.safetensors or .npz); default: a fresh "
-                        "initialisation from the experiment's init section")
+    p.add_argument("--weights", metavar="W", help=WEIGHTS_HELP)
+    _array_args(p)
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
     p.add_argument("--formats", default="png,svg,csv", metavar="LIST",
                    help="comma-separated, from png,svg,csv (default: all three)")

@@ -474,3 +474,123 @@ def test_load_experiment_attaches_weights(tmp_path, exp_file, weights_for):
     assert isinstance(exp, core.Experiment)
     with pytest.raises(core.UserError, match="no such file"):
         core.load_experiment(exp_file, weights=tmp_path / "nope.npz")
+
+
+# ----------------------------------------------------------------------------- no task, .gradlab
+
+NO_TASK_MODEL = {"input_size": 3, "output_size": 2, "layers": [{"cell": "gru", "hidden_size": 4}]}
+
+
+@pytest.fixture
+def no_task(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The smallest experiment (format, version, model; no task) and arrays for it."""
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps({"format": "gradlab-experiment", "version": 1,
+                                "model": NO_TASK_MODEL}))
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "x.npy", rng.normal(size=(8, 6, 3)))
+    np.save(tmp_path / "y.npy", rng.normal(size=(8, 6, 2)))
+    return path, tmp_path / "x.npy", tmp_path / "y.npy"
+
+
+def test_analyze_and_train_without_a_task_run_on_the_arrays(tmp_path, no_task, capsys):
+    import core
+    from core.tracefile import load_trace
+
+    path, x, y = no_task
+    rc, _, err = run(["analyze", path, "--input", x, "--target", y, "--out", tmp_path / "a"],
+                     capsys)
+    assert rc == 0, err
+    saved = load_trace(tmp_path / "a" / "trace.npz")
+    assert saved["h.l0"].shape == (8, 6, 4)  # the whole of the given arrays
+    api = core.trace(core.load_experiment(path), np.load(x), np.load(y))
+    np.testing.assert_allclose(saved["loss"], api["loss"], rtol=1e-6)
+    rc, _, err = run(["train", path, "--input", x, "--target", y, "--steps", 4,
+                      "--out", tmp_path / "t"], capsys)
+    assert rc == 0, err
+    for name in ("experiment.json", "weights.safetensors", "history.csv", "trace.npz",
+                 "summary.json"):
+        assert (tmp_path / "t" / name).exists(), name
+    assert len((tmp_path / "t" / "history.csv").read_text().splitlines()) == 1 + 4
+    assert "task" not in json.loads((tmp_path / "t" / "experiment.json").read_text())
+    assert load_trace(tmp_path / "t" / "trace.npz")["h.l0"].shape == (8, 6, 4)
+
+
+@pytest.mark.parametrize("command", ["analyze", "train", "export"])
+def test_no_task_and_no_arrays_is_one_error_line(tmp_path, no_task, capsys, command):
+    path, _x, y = no_task
+    rc, out, err = run([command, path, "--out", tmp_path / "o"], capsys)
+    assert_user_error(rc, err, f"{path} has no task section", "--input X.npy", "--target Y.npy")
+    assert out == "" and not (tmp_path / "o").exists()
+    rc, _, err = run([command, path, "--target", y, "--out", tmp_path / "o"], capsys)
+    assert_user_error(rc, err, "--target given without --input", "no task section")
+
+
+def _saved_run(tmp_path: Path, exp_file: Path) -> tuple[Path, dict]:
+    """A .gradlab holding the experiment, weights trained for a few steps and their history."""
+    from core.archive import save_archive
+    from core.training.history import History
+    from core.training.loop import train
+
+    exp = load_experiment_config(exp_file)
+    history = History()
+    for snap in train(exp, steps=5, probe_every=0):
+        history.record(snap)
+    weights = snap.params()
+    path = tmp_path / "run.gradlab"
+    save_archive(path, exp, weights, history, snap.optimizer_state())
+    return path, weights
+
+
+def test_analyze_reads_a_gradlab_with_its_saved_weights(tmp_path, exp_file, capsys):
+    import core
+    from core.init import init_params
+    from core.tracefile import load_trace
+    from core.weights import save_weights
+
+    path, weights = _saved_run(tmp_path, exp_file)
+    rc, _, err = run(["analyze", path, "--out", tmp_path / "o"], capsys)
+    assert rc == 0, err
+    saved = load_trace(tmp_path / "o" / "trace.npz")
+    exp = core.load_experiment(exp_file)
+    exp.weights = weights
+    trained = core.trace(exp)
+    assert float(saved["loss"]) == pytest.approx(float(trained["loss"]), rel=1e-12)
+    exp.weights = None
+    assert float(saved["loss"]) != pytest.approx(float(core.trace(exp)["loss"]), rel=1e-6)
+    # --weights wins over the saved ones
+    fresh = init_params(exp.model, exp.init)
+    save_weights(tmp_path / "w.safetensors", fresh)
+    rc, _, err = run(["analyze", path, "--weights", tmp_path / "w.safetensors",
+                      "--out", tmp_path / "f"], capsys)
+    assert rc == 0, err
+    assert float(load_trace(tmp_path / "f" / "trace.npz")["loss"]) == pytest.approx(
+        float(core.trace(exp)["loss"]), rel=1e-12)
+
+
+def test_train_continues_from_the_weights_of_a_gradlab(tmp_path, exp_file, capsys):
+    from core.weights import load_weights
+
+    path, weights = _saved_run(tmp_path, exp_file)
+    rc, _, err = run(["train", path, "--steps", 0, "--out", tmp_path / "t"], capsys)
+    assert rc == 0, err
+    exp = load_experiment_config(tmp_path / "t" / "experiment.json")
+    after = load_weights(tmp_path / "t" / "weights.safetensors", exp.model)
+    for name, value in weights.items():
+        np.testing.assert_array_equal(after[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("suffix, needle", [(".npy", "--input"), (".safetensors", "--weights"),
+                                            (".txt", ".txt")])
+def test_other_documents_are_refused_by_suffix(tmp_path, exp_file, capsys, suffix, needle):
+    path = tmp_path / f"thing{suffix}"
+    path.write_bytes(exp_file.read_bytes())
+    rc, _, err = run(["analyze", path, "--out", tmp_path / "o"], capsys)
+    assert_user_error(rc, err, str(path), ".json", ".gradlab", needle)
+
+
+def test_a_damaged_gradlab_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / "bad.gradlab"
+    path.write_text("not a zip")
+    rc, _, err = run(["analyze", path, "--out", tmp_path / "o"], capsys)
+    assert_user_error(rc, err, str(path), "not a Gradient Flow Lab archive")
