@@ -267,7 +267,8 @@ class ArchitectureCanvas(QWidget):
             n = len(m.layers)
             if self.selected is not None and self.selected >= n:
                 self.selected = n - 1 if n else None
-            shown = (repr(m), exp.task.name, self.selected)  # a snapshot, not a reference
+            task = exp.task.name if exp.task is not None else None
+            shown = (repr(m), task, self.selected)  # a snapshot, not a reference
             if shown != getattr(self, "_shown", None):  # a scale or training edit changes nothing here
                 self._rebuild(exp)
                 self._shown = shown
@@ -279,10 +280,10 @@ class ArchitectureCanvas(QWidget):
         m = exp.model
         st = self.stack
         st.clear()
-        task = exp.task.name
+        source = "your own data" if exp.task is None else f"{exp.task.name} task"
         st.cards.append(_Card(f"<b>Input</b> x<sub>t</sub> · {m.input_size} "
                               f"feature{'s' if m.input_size != 1 else ''} "
-                              f"<span style='color:gray'>({task} task)</span>",
+                              f"<span style='color:gray'>({source})</span>",
                               tooltip="The sequence fed in, one vector per timestep"))
         for k, layer in enumerate(m.layers):
             text = (f"<b>{k}</b>&nbsp; {layer_label(layer)} · {layer.hidden_size} "

@@ -38,6 +38,11 @@ SLIDER_STEPS = 1000
 MAX_SEQ_LEN = 10_000
 MAX_BATCH = 4096
 
+OWN_DATA = "your own data"
+OWN_DATA_HELP = ("This experiment has no task section: it runs on input and target arrays "
+                 "you give (gradlab analyze/train --input X.npy --target Y.npy), so there is "
+                 "no task to set here.")
+
 SCALE_HELP = {
     "input": "Multiplies every input-to-hidden matrix W_ih after initialisation.",
     "recurrent": "Multiplies every hidden-to-hidden matrix W_hh (and the output feedback "
@@ -310,8 +315,9 @@ class ControlPanel(QScrollArea):
 
     def _task_chosen(self) -> None:
         name = self.task.currentData()
-        if name == self.state.experiment.task.name:
-            return
+        current = self.state.experiment.task
+        if current is None or name is None or name == current.name:
+            return  # the task area is disabled for your own data
         if name == "csv":
             if not self._choose_csv():
                 self.sync(self.state.experiment)
@@ -349,19 +355,7 @@ class ControlPanel(QScrollArea):
             has_lstm = any(layer.cell == "lstm" for layer in exp.model.layers)
             self.forget_bias.setEnabled(has_lstm)
             self.seed.setValue(exp.init.seed)
-            t = exp.task
-            _select(self.task, t.name)
-            is_dataset, is_csv = t.name == "dataset", t.name == "csv"
-            if is_dataset:
-                _select(self.series, t.options.get("series", "sunspots"))
-            for w in (self.series, self.series_label):
-                w.setVisible(is_dataset)
-            for w in (self.csv_button, self.csv_label):
-                w.setVisible(is_csv)
-            if is_csv and t.options.get("path"):
-                self.csv_button.setText(str(t.options["path"]).rsplit("/", 1)[-1])
-            self.seq_len.setValue(t.seq_len)
-            self.batch.setValue(t.batch_size)
+            self._sync_task(exp)
             tr = exp.training
             _select(self.optimizer, tr.optimizer)
             self.lr.setValue(tr.lr)
@@ -378,6 +372,38 @@ class ControlPanel(QScrollArea):
         finally:
             for w in self._widgets:
                 w.blockSignals(False)
+
+    def _sync_task(self, exp: Experiment) -> None:
+        """The Data group: the task's fields, or "your own data" (all disabled) when the
+        experiment has no task section."""
+        t = exp.task
+        own = self.task.findData(None)
+        if t is None and own < 0:
+            self.task.addItem(OWN_DATA, None)
+            self.task.setItemData(self.task.count() - 1, OWN_DATA_HELP,
+                                  Qt.ItemDataRole.ToolTipRole)
+        elif t is not None and own >= 0:
+            self.task.removeItem(own)
+        for w in (self.task, self.seq_len, self.batch):
+            w.setEnabled(t is not None)
+        self.task.setToolTip(OWN_DATA_HELP if t is None else "Where the sequences come from")
+        if t is None:
+            _select(self.task, None)
+            for w in (self.series, self.series_label, self.csv_button, self.csv_label):
+                w.setVisible(False)
+            return
+        _select(self.task, t.name)
+        is_dataset, is_csv = t.name == "dataset", t.name == "csv"
+        if is_dataset:
+            _select(self.series, t.options.get("series", "sunspots"))
+        for w in (self.series, self.series_label):
+            w.setVisible(is_dataset)
+        for w in (self.csv_button, self.csv_label):
+            w.setVisible(is_csv)
+        if is_csv and t.options.get("path"):
+            self.csv_button.setText(str(t.options["path"]).rsplit("/", 1)[-1])
+        self.seq_len.setValue(t.seq_len)
+        self.batch.setValue(t.batch_size)
 
     def show_result(self, result: Any) -> None:
         """Show the spectral radius of each recurrent matrix of the latest probe."""

@@ -313,17 +313,32 @@ def headless_params(exp: Experiment) -> dict[str, np.ndarray]:
 def export_headless(exp: Experiment, out_dir: str | os.PathLike[str],
                     formats: Iterable[str] = FORMATS, *,
                     params: dict[str, np.ndarray] | None = None,
+                    data: tuple[Any, Any] | None = None,
                     history: dict[str, Any] | None = None, width: int = DEFAULT_SIZE[0],
                     height: int = DEFAULT_SIZE[1], scale: float = 1.0) -> list[Path]:
     """Probe ``exp`` as the app does and export every plot panel, plus ``experiment.json``.
 
     ``params`` default to the experiment's weights or its initialisation; the data is
-    the app's probe batch (:func:`gui.state.probe_experiment`).  Panels are laid out
-    at ``width`` × ``height`` (PNGs ``scale`` times that).  Returns the written paths.
+    ``data = (x, y)`` when given (checked by :func:`core.userdata.check_arrays`), else
+    the app's probe batch of the task (:func:`gui.state.probe_experiment`); an
+    experiment without a task needs ``data``.  Panels are laid out at ``width`` ×
+    ``height`` (PNGs ``scale`` times that).  Returns the written paths.
     """
     chosen = _check_formats(formats)
     if width < 1 or height < 1:
         raise ExportError(f"size {width}x{height}: width and height must be positive")
+    if data is None and exp.task is None:
+        from core.tasks import NO_TASK
+
+        raise ExportError(f"{NO_TASK}: give input and target arrays to export its plots "
+                          "(gradlab export EXPERIMENT --input X.npy --target Y.npy)")
+    if data is not None:
+        from core.userdata import check_arrays
+
+        try:
+            data = check_arrays(exp.model, *data)
+        except UserError as exc:
+            raise ExportError(str(exc)) from None
     out = _make_dir(out_dir)
     app = _application()
 
@@ -332,7 +347,14 @@ def export_headless(exp: Experiment, out_dir: str | os.PathLike[str],
     from .plots import ALL_PANELS
     from .state import probe_experiment
 
-    result = probe_experiment(exp, headless_params(exp) if params is None else params)
+    weights = headless_params(exp) if params is None else params
+    if data is None:
+        result = probe_experiment(exp, weights)
+    else:
+        from core.probe import probe
+
+        with np.errstate(all="ignore"):  # as probe_experiment runs it, on the given arrays
+            result = probe(exp, weights, *data)
     panels = []
     try:
         for cls in ALL_PANELS:

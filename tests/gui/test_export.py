@@ -273,3 +273,43 @@ def test_csv_layout_and_non_finite_values():
 def test_export_rejects_unknown_format(tmp_path):
     with pytest.raises(export.ExportError, match="gif"):
         export.export_panels([], tmp_path, ["gif"])
+
+
+# ----------------------------------------------------------------------------- no task
+
+
+def _no_task_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    path = tmp_path / "e.json"
+    path.write_text('{"format": "gradlab-experiment", "version": 1, "model": {"input_size": 3, '
+                    '"output_size": 2, "layers": [{"cell": "gru", "hidden_size": 4}]}}')
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "x.npy", rng.normal(size=(10, 4, 3)))
+    np.save(tmp_path / "y.npy", rng.normal(size=(10, 4, 2)))
+    return path, tmp_path / "x.npy", tmp_path / "y.npy"
+
+
+def test_cli_exports_an_experiment_without_task_on_given_arrays(qapp, tmp_path):
+    path, x, y = _no_task_files(tmp_path)
+    out = tmp_path / "plots"
+    rc, _stdout, err = run_cli(["export", path, "--input", x, "--target", y, "--out", out,
+                               "--formats", "png,csv"])
+    assert rc == 0, err
+    for name in NAMES:
+        assert (out / f"{name}.png").exists(), name
+    assert load_experiment_config(out / "experiment.json").task is None
+    heat = list(out.glob("hidden.*.csv"))
+    assert heat, sorted(p.name for p in out.iterdir())
+    _header, matrix = read_matrix(heat[0])
+    assert matrix.shape[1] == 10  # the given arrays' 10 timesteps
+
+
+def test_headless_export_without_task_or_arrays_is_refused(qapp, tmp_path):
+    path, x, y = _no_task_files(tmp_path)
+    exp = load_experiment_config(path)
+    with pytest.raises(export.ExportError, match=r"no task section.*--input X\.npy"):
+        export.export_headless(exp, tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(export.ExportError, match=r"input: expected an input of shape"):
+        export.export_headless(exp, tmp_path / "o", data=(np.zeros((10, 4, 2)), np.load(y)))
+    written = export.export_headless(exp, tmp_path / "o", ["csv"], data=(np.load(x), np.load(y)))
+    assert tmp_path / "o" / "experiment.json" in written
