@@ -193,6 +193,7 @@ class Lab:
         self.session: TrainingSession | None = None
         self._live: History | None = None  # history of the running session
         self._session_start: Version | None = None
+        self._session_entry: Change | None = None  # the undo entry of this session's run
         # Called before an edit while training runs elsewhere: must bring it to rest.
         self.before_edit: Callable[[], None] | None = None
 
@@ -755,6 +756,7 @@ class Lab:
         session.seed(dict(v.params), dict(v.optimizer_state) if v.optimizer_state else None)
         self.session = session
         self._live, self._session_start = None, v
+        self._session_entry: Change | None = None
         return session
 
     def record(self, snapshots: Iterable[Any]) -> None:
@@ -800,14 +802,15 @@ class Lab:
                               history=live.copy(), optimizer_state=rest.optimizer_state,
                               origin="trained")
             top = self._undo[-1] if self._undo else None
-            if top is not None and top.training and top.after is self._v:
-                self._undo.pop()
+            if top is not None and top is self._session_entry and top.after is self._v:
+                self._undo.pop()  # a resumed run extends its own entry
                 before = top.before
             else:
                 before = self._v
             steps = len(after.history) - len(before.history)
-            self._undo.append(Change(f"Train {steps} step{'s' if steps != 1 else ''}",
-                                     before, after, training=True))
+            self._session_entry = Change(f"Train {steps} step{'s' if steps != 1 else ''}",
+                                         before, after, training=True)
+            self._undo.append(self._session_entry)
             self._redo.clear()
             self._set(after, exp_changed=False)
             self.undo_changed.emit()
@@ -881,7 +884,7 @@ def _rescale(params: Mapping[str, np.ndarray], model: ModelConfig, old: Any,
             continue
         factor = b / a if a != 0 else 0.0
         for name, value in params.items():
-            if param_family(name) == family and not name.startswith("weight_peep"):
+            if param_family(name) == family:  # peepholes too: init scales them as well
                 out[name] = value * factor
     shift = new.forget_bias - old.forget_bias
     if shift:

@@ -97,7 +97,7 @@ class TrainingSession:
         return True
 
     def start(self) -> bool:
-        """Run (from idle, or resume from paused); False if it cannot."""
+        """Run (from idle, or resume from paused or while pausing); False if it cannot."""
         with self._lock:
             self._one_step = False
             return self._move("start")
@@ -142,16 +142,43 @@ class TrainingSession:
         None when the session was stopped (nothing to keep) or was not running.
 
         Call from one thread at a time.  ``on_snapshot(snap)`` is called in this
-        thread after every step.
+        thread after every step.  A resume that arrives while a pause is settling
+        keeps the session running.
         """
-        with self._lock:
-            if self.state != RUNNING:
+        taken = 0
+        while True:
+            with self._lock:
+                if self.state != RUNNING:
+                    return None
+                self._control = control = Control()
+                left = 1 if self._one_step else self.total - self.steps_done
+            outcome = self._run(control, max(left, 0), on_snapshot)
+            if outcome is None:
                 return None
-            self._control = control = Control()
-            left = 1 if self._one_step else self.total - self.steps_done
+            steps, error = outcome
+            taken += steps
+            with self._lock:
+                if self.state == IDLE:
+                    return None
+                if error:
+                    self.message = error
+                    self.state = PAUSED if self.steps_done else IDLE
+                elif self.state == RUNNING and control.cancelled and not self._one_step \
+                        and self.steps_done < self.total:
+                    continue  # resumed while the pause settled: carry on
+                elif self.state != DIVERGED:
+                    finished = self.steps_done >= self.total and not self._one_step
+                    self._move("done" if finished else "rest")
+                self._one_step = False
+                return Rest(self._params, self._opt_state, taken, self.state, error)
+
+    def _run(self, control: Control, left: int,
+             on_snapshot: Callable[[Any], None] | None) -> tuple[int, str] | None:
+        """One generator's worth of steps: ``(steps taken, error message)``, or None
+        when the session was stopped.  Keeps the weights of the last step taken."""
         last, taken, error = None, 0, ""
         try:
-            for snap in self._make(self._params, self._opt_state, control, max(left, 0)):
+            for snap in self._make(self._params, self._opt_state, control, left):
                 last, taken = snap, taken + 1
                 with self._lock:
                     if self.state == IDLE:  # stopped: drop everything
@@ -170,20 +197,10 @@ class TrainingSession:
             pass
         except Exception as exc:  # reported as the run's outcome
             error = describe_exception(exc)
-        with self._lock:
-            if self.state == IDLE:
-                return None
-            if last is not None:
-                self._params = last.params()
-                self._opt_state = last.optimizer_state()
-            if error:
-                self.message = error
-                self.state = PAUSED if last is not None or self.steps_done else IDLE
-            elif self.state != DIVERGED:
-                finished = self.steps_done >= self.total and not self._one_step
-                self._move("done" if finished else "rest")
-            self._one_step = False
-            return Rest(self._params, self._opt_state, taken, self.state, error)
+        if last is not None:
+            self._params = last.params()
+            self._opt_state = last.optimizer_state()
+        return taken, error
 
     def seed(self, params: Mapping[str, Any] | None,
              optimizer_state: Mapping[str, Any] | None) -> None:

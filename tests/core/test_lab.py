@@ -215,11 +215,6 @@ def test_a_scale_edit_on_trained_weights_rescales_exactly_its_family(family):
     assert lab.optimizer_state is not None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: core.lab._rescale skips weight_peep_* although core.layout.param_family calls "
-    "them recurrent and core.init.init_params multiplies them by the recurrent scale, "
-    "so a recurrent-scale edit of trained peephole weights leaves the peepholes as they "
-    "were"))
 def test_a_recurrent_scale_edit_rescales_trained_peepholes_too():
     lab = fast_lab(peephole=True)
     lab.train(3)
@@ -456,11 +451,6 @@ def test_a_gradlab_round_trip_keeps_weights_history_optimizer_state_and_probe(tm
 # --------------------------------------------------------------------------- training
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: Lab.settle merges a run into the previous undo entry whenever that entry is a "
-    "training run whose result is current (top.after is self._v), so a second train() "
-    "call right after a first one extends it ('Train 7 steps') instead of being its own "
-    "entry; it should merge only runs of the same (paused and resumed) session"))
 def test_each_train_call_is_its_own_undo_entry():
     lab = fast_lab()
     lab.train(4)

@@ -320,10 +320,6 @@ def test_pause_on_the_last_step_still_finishes():
     assert s.steps_done == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: start() while pausing moves PAUSING -> RUNNING (listed in MOVES) but does not "
-    "renew the cancelled Control, so drive() breaks on control.cancelled and then moves "
-    "RUNNING -> PAUSED via 'rest': the resume is lost and the session ends paused"))
 def test_a_resume_while_pausing_keeps_the_session_running():
     fake = Fake()
     s = session(fake, 10)
