@@ -264,7 +264,8 @@ class Network:
         bias = (b_ih + b_hh).reshape(G, 1, 1, H)
         if D.cell.NAME == "gru":
             bias[2, 0, 0] = b_ih[2 * H:]
-        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt), bias)  # all steps
+        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt), bias,  # all steps
+                        self.control)
         D.X = X
         D.S = D.cell.alloc(self.mem, T, B, H, dt)
         W_hhT = xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1))  # (G, H, H)
@@ -604,16 +605,26 @@ def gate_major(W: Any, G: int) -> Any:
     return W.reshape(G, W.shape[0] // G, W.shape[1])
 
 
-def project(xp: Any, X: Any, W: Any, G: int, out: Any, bias: Any = None) -> Any:
+def project(xp: Any, X: Any, W: Any, G: int, out: Any, bias: Any = None,
+            control: Control | None = None) -> Any:
     """X (T, B, D) times Wᵀ (W is (G·H, D)), plus ``bias`` (G, 1, 1, H), all timesteps at
     once, into gate-major ``out`` (G, T, B, H): one product per gate block, written where
-    the steps read it."""
+    the steps read it.  With a ``control``, a large projection goes in about eight
+    slices of time (each output element is the same), checking for cancellation
+    between them."""
     T, B, D = X.shape
     H = W.shape[0] // G
-    xp.matmul(X.reshape(1, T * B, D), gate_major(W, G).transpose(0, 2, 1),
-              out=out.reshape(G, T * B, H))
-    if bias is not None:
-        out += bias
+    WT = gate_major(W, G).transpose(0, 2, 1)
+    step = T if control is None or out.size < 2**22 else max(1, -(-T // 8))
+    for t0 in range(0, T, step):
+        if control is not None:
+            control.check()
+        t1 = min(T, t0 + step)
+        part = out[:, t0:t1]
+        xp.matmul(X[t0:t1].reshape(1, (t1 - t0) * B, D), WT,
+                  out=part.reshape(G, (t1 - t0) * B, H))
+        if bias is not None:
+            part += bias
     return out
 
 

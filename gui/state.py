@@ -260,10 +260,14 @@ class LabState(QObject):
             self._resume = False
             self.train()
 
-    def shutdown(self) -> None:
-        """Stop background work (window closing); never blocks for more than ~1 s."""
-        self.trainer.shutdown()
-        self.probe_runner.shutdown()
+    def shutdown(self, timeout_s: float = 0.5) -> None:
+        """Stop background work (window closing), waiting at most ``timeout_s`` in all."""
+        import time
+
+        deadline = time.perf_counter() + timeout_s
+        self.probe_runner.cancel()  # both stop at their next check, at the same time
+        self.trainer.shutdown(timeout_s)
+        self.probe_runner.shutdown(max(0.0, deadline - time.perf_counter()))
 
 
 def probe_experiment(exp: Experiment, params: dict[str, np.ndarray]) -> Any:
