@@ -42,9 +42,55 @@ def _one_line(text: object) -> str:
 
 def _experiment(path: str) -> Any:
     """An experiment .json, or a saved .gradlab with its weights attached as exp.weights."""
-    from core.archive import load_document
+    from core.document import read_document
 
-    return load_document(path)
+    doc = read_document(path)
+    if doc.params is not None:
+        doc.experiment.weights = doc.params
+    return doc.experiment
+
+
+def _lab(args: argparse.Namespace, training: bool = False) -> Any:
+    """The :class:`core.lab.Lab` a command works on: the document (.json, or .gradlab
+    with its weights, history and optimizer state), ``--weights`` on it, and the
+    ``--input``/``--target`` arrays; the memory check comes before any large array."""
+    from core.backend import resolve_backend
+    from core.document import read_document
+    from core.errors import UserError
+    from core.experiment import training_batch_size
+    from core.lab import Lab
+
+    doc = read_document(args.experiment)
+    exp = doc.experiment
+    data = _user_data(args, exp)
+    T, N = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
+                                                              exp.task.batch_size)
+    if training:  # the training batches run forward and backward; the validation batch
+        # (every given sequence, or max(4B, 64) of the task) forward only: half the storage
+        B = training_batch_size(exp, N if data else None)
+        N = max(B, (N if data else max(4 * B, 64)) // 2)
+    _check_memory(args.experiment, exp, T, N)
+    resolve_backend(exp.backend.device, exp.backend.dtype)  # fail early: no GPU for 'cupy'
+    lab = Lab(exp)
+    lab.load_document(doc, path=args.experiment)
+    if args.weights:
+        from core.weights import load_weights
+
+        _done(lab, lab.set_weights(load_weights(args.weights, exp.model),
+                                   f"Load weights {Path(args.weights).name}"))
+    if data is not None:
+        _done(lab, lab.set_data(*data))
+    if lab.last_error:
+        raise UserError(lab.last_error)
+    return lab
+
+
+def _done(lab: Any, ok: bool) -> None:
+    """A refused Lab edit becomes the command's error."""
+    if not ok:
+        from core.errors import UserError
+
+        raise UserError(lab.last_error)
 
 
 def _out_dir(path: str) -> Path:
@@ -74,19 +120,6 @@ def _check_memory(exp_path: str, exp: Any, T: int, B: int) -> None:
         raise MemoryLimitError(f"{exp_path}: {exc}") from None
 
 
-def _params(args: argparse.Namespace, exp: Any) -> dict:
-    """--weights, else the weights saved in a .gradlab, else a fresh initialisation."""
-    if args.weights:
-        from core.weights import load_weights
-
-        return load_weights(args.weights, exp.model)
-    if exp.weights is not None:
-        return exp.weights
-    from core.init import init_params
-
-    return init_params(exp.model, exp.init)
-
-
 def _user_data(args: argparse.Namespace, exp: Any) -> tuple[Any, Any] | None:
     """``(x, y)`` from ``--input``/``--target``, validated, or None for the task's data.
 
@@ -110,15 +143,6 @@ def _user_data(args: argparse.Namespace, exp: Any) -> tuple[Any, Any] | None:
     x = load_input(args.input, exp.model)
     y = load_target(args.target, exp.model, T=x.shape[0], B=x.shape[1])
     return x, y
-
-
-def _task_batch(exp: Any) -> tuple[Any, Any]:
-    """The experiment's task batch drawn with ``init.seed``: the one the app probes."""
-    import numpy as np
-
-    from core.tasks import make_batch
-
-    return make_batch(exp, np.random.default_rng(exp.init.seed), "train")
 
 
 def _write_results(out: Path, exp: Any, res: Any, extras: bool = True) -> list[Path]:
@@ -191,24 +215,13 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Forward + BPTT on one batch; write trace.npz and summary.json."""
-    from core.backend import resolve_backend
-
-    exp = _experiment(args.experiment)
-    data = _user_data(args, exp)
+    lab = _lab(args)
     out = _out_dir(args.out)
-    # The whole of the given arrays, or one batch of the task.
-    T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
-                                                              exp.task.batch_size)
-    _check_memory(args.experiment, exp, T, B)
-    resolve_backend(exp.backend.device, exp.backend.dtype)  # fail early: no GPU for 'cupy'
-    params = _params(args, exp)
-    x, y = data if data else _task_batch(exp)
-    from core.probe import probe
-
-    res = probe(exp, params, x, y, jacobian=args.jacobian, connectivity=args.connectivity)
-    for path in _write_results(out, exp, res):
+    # The whole of the given arrays, or the task's probe batch: what the window shows.
+    res = lab.probe(jacobian=args.jacobian, connectivity=args.connectivity)
+    for path in _write_results(out, lab.experiment, res):
         print(f"wrote {path}")
-    if getattr(res, "nonfinite", None):
+    if res.nonfinite:
         _warn(res.nonfinite)
     return 0
 
@@ -222,14 +235,15 @@ class _Progress:
         self.last = 0.0
         self.width = 0
 
-    def update(self, snap: Any, final: bool = False) -> None:
+    def update(self, done: int, snap: Any, final: bool = False) -> None:
+        """``done`` steps of this run so far; ``snap`` the latest snapshot."""
         now = time.monotonic()
         if not final and now - self.last < (0.1 if self.tty else 5.0):
             return
         self.last = now
         rate = snap.steps_per_s
-        left = max(self.total - snap.step, 0) / rate if rate > 0 else float("nan")
-        text = (f"step {snap.step}/{self.total}  loss {snap.loss:.4g}  "
+        left = max(self.total - done, 0) / rate if rate > 0 else float("nan")
+        text = (f"step {done}/{self.total}  loss {snap.loss:.4g}  "
                 f"{rate:.1f} steps/s  {_duration(left)} left")
         if self.tty:
             pad = max(self.width - len(text), 0)
@@ -250,24 +264,12 @@ def _duration(seconds: float) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; write experiment.json, weights.safetensors, history.csv, trace.npz, summary.json."""
-    from core.backend import resolve_backend
-    from core.experiment import save_experiment, training_batch_size
-    from core.training.history import History
-    from core.training.loop import train
+    from core.experiment import save_experiment
     from core.weights import save_weights
 
-    exp = _experiment(args.experiment)
-    data = _user_data(args, exp)
+    lab = _lab(args, training=True)
     out = _out_dir(args.out)
-    T = data[0].shape[0] if data else exp.task.seq_len
-    B = training_batch_size(exp, data[0].shape[1] if data else None)
-    # Training batches run forward and backward; the validation batch (every given
-    # sequence, or max(4B, 64) of the task) runs forward only: about half the storage.
-    n_val = data[0].shape[1] if data else max(4 * B, 64)
-    _check_memory(args.experiment, exp, T, max(B, n_val // 2))
-    resolve_backend(exp.backend.device, exp.backend.dtype)
-    params = _params(args, exp)
-    total = exp.training.steps if args.steps is None else args.steps
+    total = lab.experiment.training.steps if args.steps is None else args.steps
 
     stop = {"asked": False}
 
@@ -277,52 +279,44 @@ def cmd_train(args: argparse.Namespace) -> int:
         stop["asked"] = True
         sys.stderr.write("\nstopping after this step (Ctrl-C again to abort without saving)\n")
 
-    history = History()
     progress = _Progress(total)
-    last = None
+    seen: list[Any] = []
+
+    def each(snap: Any) -> None:
+        seen.append(snap)
+        progress.update(len(seen), snap, final=snap.done)
+        if snap.nonfinite:
+            _warn(snap.nonfinite)
+
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        for snap in train(exp, params, data, steps=total, cancel=lambda: stop["asked"]):
-            history.record(snap)
-            last = snap
-            progress.update(snap, final=snap.done)
-            if snap.nonfinite:
-                _warn(snap.nonfinite)
+        if total > 0:
+            lab.train(total, cancel=lambda: stop["asked"], on_snapshot=each)
     finally:
         signal.signal(signal.SIGINT, previous)
+    last = seen[-1] if seen else None
     if last is not None and not last.done:
-        progress.update(last, final=True)
-    final = last.params() if last is not None else params
+        progress.update(len(seen), last, final=True)
 
+    exp, final = lab.experiment, dict(lab.params)
     written = []
     p = out / "experiment.json"
     written.append(_writing(p, lambda: save_experiment(exp, p)))
     w = out / "weights.safetensors"
     written.append(_writing(w, lambda: save_weights(w, final)))
     h = out / "history.csv"
-    written.append(_writing(h, lambda: history.write_csv(h)))
+    written.append(_writing(h, lambda: lab.history.write_csv(h)))
+    # The final model on the probe batch: the last step's own probe when it has one.
     res = last.probe if last is not None and last.done and last.probe is not None else None
     if res is None:
-        from core.probe import probe
-
-        # The training loop's probe batch: the first B given sequences, or the task
-        # batch drawn with init.seed (the one `analyze` and the app show).
-        if data is not None:
-            x, y = data[0][:, :B], _first(data[1], exp, B)
-        else:
-            x, y = _task_batch(exp)
-        res = probe(exp, final, x, y, jacobian=False, connectivity=False)
+        res = lab.probe(jacobian=False, connectivity=False)
     written += _write_results(out, exp, res, extras=False)
     for path in written:
         print(f"wrote {path}")
     if stop["asked"]:
-        print(f"stopped at step {last.step if last else 0} of {total}", file=sys.stderr)
+        print(f"stopped after {len(seen)} of {total} steps", file=sys.stderr)
         return 130
     return 0
-
-
-def _first(y: Any, exp: Any, n: int) -> Any:
-    return y[:n] if exp.model.pattern == "many_to_one" else y[:, :n]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -345,7 +339,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
                                                               exp.task.batch_size)
     _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B)
-    params = _params(args, exp) if args.weights else None
+    params = None  # the .gradlab's weights (exp.weights), else drawn from the seed
+    if args.weights:
+        from core.weights import load_weights
+
+        params = load_weights(args.weights, exp.model)
     out = _out_dir(args.out)
     # A headless command: never open a window, whatever the display.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

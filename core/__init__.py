@@ -78,9 +78,9 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
         T, B = x.shape[0], x.shape[1]
     check_memory(exp.model, T, B, exp.backend.dtype)
     if x is None:
-        from .tasks import make_batch
+        from .tasks import probe_batch
 
-        x, y = make_batch(exp, np.random.default_rng(exp.init.seed), "train")
+        x, y = probe_batch(exp)
     from .probe import teacher_mask_for
 
     params = exp.weights if exp.weights is not None else init_params(exp.model, exp.init)

@@ -11,8 +11,8 @@ Members, read in memory and never extracted to disk:
 :func:`save_archive` writes atomically; :func:`load_archive` checks every member
 (names, sizes, JSON, weights, optimizer state, CSV) before it returns anything, and
 raises a :class:`~core.errors.UserError` naming the file and the member at fault.
-:func:`load_document` reads either kind of document the commands take: an experiment
-``.json`` or a ``.gradlab`` archive.
+(:mod:`core.document` reads either kind of document: an experiment ``.json`` or an
+archive.)
 """
 
 from __future__ import annotations
@@ -412,31 +412,3 @@ def load_archive(path: str | os.PathLike[str]) -> SavedExperiment:
         history = history_from_csv(text, f"{p}: {HISTORY}")
     exp.weights = params
     return SavedExperiment(exp, params, history, state, meta)
-
-
-# Suffixes that are something else than a document, and where they belong instead.
-_NOT_DOCUMENTS = {".safetensors": "weights go with --weights",
-                  ".npz": "weights go with --weights",
-                  ".npy": "input and target arrays go with --input and --target",
-                  ".csv": "a CSV time series is read by the csv task (task.path)"}
-
-
-def load_document(path: str | os.PathLike[str]) -> Experiment:
-    """An experiment from an experiment file (``.json``) or a saved ``.gradlab`` archive.
-
-    For an archive, its saved weights (if any) are attached as ``exp.weights``; its
-    history and optimizer state are not needed here.  Any other suffix is a
-    :class:`ConfigError` saying which documents are read.
-    """
-    from .experiment import load_experiment_config
-
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix == SUFFIX:
-        return load_archive(p).experiment
-    if suffix == ".json":
-        return load_experiment_config(p)
-    hint = _NOT_DOCUMENTS.get(suffix)
-    kind = f"a {suffix} file" if suffix else "a file without a suffix"
-    raise ConfigError(f"{p}: expected an experiment file (.json) or a saved experiment "
-                      f"({SUFFIX}), got {kind}" + (f"; {hint}" if hint else ""))

@@ -18,7 +18,7 @@ import numpy as np
 
 from .archive import SUFFIX as ARCHIVE_SUFFIX
 from .archive import load_archive, save_archive
-from .errors import UserError, WeightsError
+from .errors import ConfigError, UserError, WeightsError
 from .experiment import Experiment, ModelConfig, load_experiment_config, save_experiment
 from .weights import SUFFIXES as WEIGHTS_SUFFIXES
 
@@ -60,8 +60,20 @@ def read_document(path: str | os.PathLike[str]) -> Document:
                         saved.optimizer_state)
     if kind == "experiment":
         return Document(load_experiment_config(path))
-    raise UserError(f"{path}: not an experiment (open a {ARCHIVE_SUFFIX} or "
-                    f"{EXPERIMENT_SUFFIX} file; weights files load onto the current model)")
+    suffix = Path(path).suffix.lower()
+    hint = _NOT_DOCUMENTS.get(suffix)
+    kind = f"a {suffix} file" if suffix else "a file without a suffix"
+    raise ConfigError(f"{path}: expected an experiment file ({EXPERIMENT_SUFFIX}) or a saved "
+                      f"experiment ({ARCHIVE_SUFFIX}), got {kind}"
+                      + (f"; {hint}" if hint else ""))
+
+
+# Suffixes that are something else than a document, and where they belong instead.
+_NOT_DOCUMENTS = {".safetensors": "weights load onto a model (--weights, or File → Open)",
+                  ".npz": "weights load onto a model (--weights, or File → Open)",
+                  ".npy": "input and target arrays are data (--input and --target, or "
+                          "File → Load data)",
+                  ".csv": "a CSV time series is read by the csv task (task.path)"}
 
 
 def read_weights(path: str | os.PathLike[str], model: ModelConfig) -> dict[str, np.ndarray]:

@@ -124,32 +124,34 @@ def probe_batch(exp: Experiment, data: tuple[Any, Any] | None) -> tuple[Any, Any
         raise DataError("this experiment has no task section: load input and target "
                         "arrays (.npy), or choose a task")
     check_memory(exp.model, exp.task.seq_len, exp.task.batch_size, exp.backend.dtype)
-    from .tasks import make_batch
+    from .tasks import probe_batch as task_probe_batch
 
-    return make_batch(exp, np.random.default_rng(exp.init.seed), "train")
+    return task_probe_batch(exp)
 
 
 def run_probe(exp: Experiment, params: Mapping[str, Any], data: tuple[Any, Any] | None,
-              control: Control | None = None) -> ProbeResult:
-    """Forward + BPTT and the analyses on the probe batch (see :func:`probe_batch`)."""
+              control: Control | None = None, **options: Any) -> ProbeResult:
+    """Forward + BPTT and the analyses on the probe batch (see :func:`probe_batch`);
+    ``options``: ``jacobian``, ``connectivity`` (both True by default) for
+    :func:`core.probe.probe`."""
     from .probe import probe
 
     x, y = probe_batch(exp, data)
     with np.errstate(all="ignore"):
-        return probe(exp, dict(params), x, y, control=control)
+        return probe(exp, dict(params), x, y, control=control, **options)
 
 
 class ProbeJob:
     """A probe of one version, to run in any thread: ``job.run(control)``."""
 
-    def __init__(self, version: Version,
-                 fn: Callable[[Experiment, Mapping[str, Any], Any, Control | None], Any]) -> None:
+    def __init__(self, version: Version, fn: Callable[..., Any], **options: Any) -> None:
         self.version = version
         self._fn = fn
+        self._options = options
 
     def run(self, control: Control | None = None) -> Any:
         v = self.version
-        return self._fn(v.experiment, v.params, v.data, control)
+        return self._fn(v.experiment, v.params, v.data, control, **self._options)
 
 
 class Lab:
@@ -682,9 +684,10 @@ class Lab:
 
     # ------------------------------------------------------------------ probing
 
-    def probe_job(self) -> ProbeJob:
-        """A probe of the current version, for a host to run in its own thread."""
-        return ProbeJob(self._v, self._probe_fn)
+    def probe_job(self, **options: Any) -> ProbeJob:
+        """A probe of the current version, for a host to run in its own thread;
+        ``options``: ``jacobian=False`` or ``connectivity=False`` leave those out."""
+        return ProbeJob(self._v, self._probe_fn, **options)
 
     def publish(self, job: ProbeJob, result: Any, context: str = "") -> bool:
         """Show ``result`` of ``job`` if it is still about the current version."""
@@ -704,10 +707,11 @@ class Lab:
             return 0.0
         return probe_seconds(exp, int(T), int(B))
 
-    def probe(self, control: Control | None = None) -> Any:
+    def probe(self, control: Control | None = None, **options: Any) -> Any:
         """Forward + BPTT and the analyses of the current weights, synchronously; the
-        result is also :attr:`result` (the one the window shows)."""
-        job = self.probe_job()
+        result is also :attr:`result` (the one the window shows).  ``options`` as for
+        :meth:`probe_job`."""
+        job = self.probe_job(**options)
         result = job.run(control)
         self.publish(job, result)
         return result
@@ -727,9 +731,11 @@ class Lab:
     # ------------------------------------------------------------------ training
 
     def new_session(self, steps: int | None = None,
-                    train_fn: Callable[..., Any] | None = None) -> TrainingSession:
+                    train_fn: Callable[..., Any] | None = None,
+                    cancel: Callable[[], bool] | None = None) -> TrainingSession:
         """A training session from the current version, for :meth:`record` and
-        :meth:`settle` to follow (a host drives it in its own thread)."""
+        :meth:`settle` to follow (a host drives it in its own thread).  ``cancel()``
+        is polled before every step: True ends the run there."""
         from .training.loop import train as core_train
 
         fn = train_fn or core_train
@@ -738,7 +744,9 @@ class Lab:
         total = max(exp.training.steps if steps is None else int(steps), 1)
 
         def make(params: Any, opt_state: Any, control: Control, n: int) -> Any:
-            kwargs: dict[str, Any] = {"steps": n, "cancel": lambda: control.cancelled}
+            kwargs: dict[str, Any] = {"steps": n, "control": control}
+            if cancel is not None:
+                kwargs["cancel"] = cancel
             if data is not None:
                 kwargs["data"] = data
             state = opt_state
@@ -833,7 +841,7 @@ class Lab:
         it came to rest.  ``cancel()`` is polled between steps; ``on_snapshot(snap)``
         sees every step.  Undoable as one edit."""
         self._rest_first()
-        session = self.new_session(steps)
+        session = self.new_session(steps, cancel=cancel)
         session.start()
         self.training_state_changed.emit(session.state)
 
@@ -841,8 +849,6 @@ class Lab:
             self.record([snap])
             if on_snapshot is not None:
                 on_snapshot(snap)
-            if cancel is not None and cancel():
-                session.pause()
 
         rest = session.drive(each)
         self.settle(rest)

@@ -35,7 +35,7 @@ DATASET_NAMES: tuple[str, ...] = tuple(series.DATASETS)
 SPLITS = ("train", "val", "probe")
 
 __all__ = ["DATASET_NAMES", "NO_TASK", "REGISTRY", "TASK_NAMES", "describe_task",
-           "make_batch", "persistence_baseline", "task_options", "task_shapes",
+           "make_batch", "persistence_baseline", "probe_batch", "task_options", "task_shapes",
            "validate_task"]
 
 # The start of every message about data asked of an experiment without a task.
@@ -140,6 +140,13 @@ def make_batch(exp: Experiment, rng: np.random.Generator, split: str = "train",
                           f"{', '.join(spec.patterns)}, got {pattern}")
     spec.check(opts, T)
     return spec.batch(opts, rng, split, T, B, pattern)
+
+
+def probe_batch(exp: Experiment) -> tuple[np.ndarray, np.ndarray]:
+    """The batch the lab shows for an experiment: ``task.batch_size`` sequences of the
+    task's training part, drawn with ``init.seed`` — the one the window, ``gradlab
+    analyze``, ``core.trace`` and the training loop's probe all use."""
+    return make_batch(exp, np.random.default_rng(exp.init.seed), "train")
 
 
 def describe_task(name: str) -> str:

@@ -36,9 +36,10 @@ from ..backend import resolve_backend
 from ..errors import DataError
 from ..experiment import Experiment, training_batch_size
 from ..init import init_params
+from ..jobs import Control
 from ..network import Network, check_memory
 from ..probe import ProbeResult, probe
-from ..tasks import NO_TASK, make_batch
+from ..tasks import NO_TASK, make_batch, probe_batch
 from ..userdata import check_arrays
 from .clip import clip_gradients
 from .optim import Optimizer, assign, make_optimizer, to_host
@@ -129,12 +130,11 @@ class _Data:
         return self._take(np.arange(self.X.shape[1]))
 
     def probe(self) -> tuple[np.ndarray, np.ndarray]:
-        """The fixed probe batch: the one the lab and ``core.trace`` show for the
-        experiment (drawn with ``init.seed``), or the first B given samples (B the
-        update's batch size)."""
+        """The fixed probe batch: the one the lab, ``gradlab analyze`` and ``core.trace``
+        show for the experiment (:func:`core.tasks.probe_batch`), or every given sample."""
         if self.X is None:
-            return make_batch(self.exp, np.random.default_rng(self.exp.init.seed), "train")
-        return self._take(np.arange(min(self.X.shape[1], self.B)))
+            return probe_batch(self.exp)
+        return self._take(np.arange(self.X.shape[1]))
 
 
 def _teacher_mask(exp: Experiment, rng: np.random.Generator, T: int) -> np.ndarray | None:
@@ -205,7 +205,8 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
           data: tuple[Any, Any] | None = None, *, steps: int | None = None,
           seed: int | None = None, probe_every: int | None = None,
           cancel: Callable[[], bool] | None = None,
-          optimizer_state: Mapping[str, Any] | None = None) -> Iterator[Snapshot]:
+          optimizer_state: Mapping[str, Any] | None = None,
+          control: Control | None = None) -> Iterator[Snapshot]:
     """Train ``exp``'s model and yield a :class:`Snapshot` after every update.
 
     params: starting weights (PyTorch names); default ``exp.weights``, else a
@@ -221,6 +222,10 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
     probe_every: probe cadence in steps (default ``training.trace_every``; 0: never).
     cancel: polled before every step; when it returns True the generator ends.
     optimizer_state: from ``Snapshot.optimizer_state()`` to resume a run.
+    control: a :class:`core.jobs.Control` checked before every step and within each
+        step's forward pass and BPTT; once cancelled, the step in flight stops
+        (raising :class:`core.jobs.Cancelled`) before it updates anything, so the
+        weights stay those of the last snapshot.
 
     Raises :class:`~core.errors.UserError` before the first step for unusable
     data, weights or optimizer state, or sizes that would not fit in memory;
@@ -260,6 +265,8 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
     for i in range(total):
         if cancel is not None and cancel():
             return
+        if control is not None:
+            control.check()
         s = start + i  # 0-based index of this update
         n = s + 1
         lr = lr_at(tcfg, s)
@@ -270,7 +277,12 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
         loss = before = after = float("nan")
         try:
             with np.errstate(all="ignore"):
-                tr = net.run(x, y, tbptt=tcfg.tbptt, teacher_mask=mask, need_backward=True)
+                net.control = control  # only here: nothing is updated yet
+                try:
+                    tr = net.run(x, y, tbptt=tcfg.tbptt, teacher_mask=mask,
+                                 need_backward=True)
+                finally:
+                    net.control = None
                 loss = float(tr.loss)
                 before, after = clip_gradients(tr.grads, tcfg.clip)
         except (FloatingPointError, OverflowError) as exc:
