@@ -161,6 +161,35 @@ EOF
 run "gradlab analyze on the bundled nile data set" gradlab analyze nile.json --out analyze
 expect_file analyze/trace.npz analyze/summary.json
 
+# The user's own data: an experiment without a task section, on .npy arrays, through
+# the command line and through the Python API; and the Lab on a bundled lesson.
+run "writing an experiment without a task and its .npy arrays" "$venv/bin/python" -c '
+import json
+import numpy as np
+json.dump({"format": "gradlab-experiment", "version": 1,
+           "model": {"input_size": 3, "output_size": 2,
+                     "layers": [{"cell": "gru", "hidden_size": 4}]}}, open("e.json", "w"))
+rng = np.random.default_rng(0)
+np.save("x.npy", rng.normal(size=(7, 5, 3)))
+np.save("y.npy", rng.normal(size=(7, 5, 2)))
+'
+run "gradlab analyze on the user's own arrays" \
+    gradlab analyze e.json --input x.npy --target y.npy --out D3
+expect_file D3/trace.npz
+run "core.trace on the user's own arrays" "$venv/bin/python" -c '
+import numpy as np
+from core import load_experiment, trace
+exp = load_experiment("e.json")
+x, y = np.load("x.npy"), np.load("y.npy")
+r = trace(exp, x, y)
+assert r["gradnorm.l0"].shape == (7,), r["gradnorm.l0"].shape
+'
+run "the Lab probes a bundled lesson" "$venv/bin/python" -c '
+from core.lab import Lab
+lab = Lab.from_preset("vanishing_tanh")
+lab.probe()
+'
+
 # --- more commands go here, in the same form:
 #   run "what it checks" gradlab COMMAND ARGS...     (cwd: $work; output in $log)
 #   expect_file FILES...                             (paths under $work)
