@@ -1,14 +1,15 @@
 """Shared fixtures for GUI tests: synthetic probe results and training histories.
 
-The fake results have the fields and array shapes of ``core.probe.ProbeResult``
-(SPEC §3 trace keys), with plausible values: tanh-bounded states, sigmoid gates
-and gradients that shrink geometrically as they travel back in time.
+The fake results are real ``core.probe.ProbeResult`` objects with the array keys
+and shapes a probe of the same model gives (SPEC §3 trace keys; ``test_fakes.py``
+checks them against a real probe), filled with plausible values: tanh-bounded
+states, sigmoid gates and gradients that shrink geometrically as they travel back
+in time.
 """
 
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,10 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from core.experiment import Experiment, LayerConfig, ModelConfig, TaskConfig
-from core.layout import BLOCKS, GATES, layer_keys, param_shapes
+from core.layout import GATES, layer_keys, param_shapes
+from core.probe import ProbeResult, teacher_mask_for
+
+FAKE_BACKEND = "NumPy · float32"  # the label a probe on a plain NumPy backend reports
 
 
 def _smooth(rng: np.random.Generator, shape: tuple[int, ...], scale: float = 0.3) -> np.ndarray:
@@ -29,8 +33,13 @@ def make_fake_result(cell: str = "lstm", *, num_layers: int = 1, bidirectional: 
                      pattern: str = "many_to_many", loss: str = "mse", T: int = 100,
                      B: int = 16, H: int = 32, D: int = 1, O: int = 1,
                      activation: str = "tanh", decay: float = 0.93, seed: int = 0,
-                     jacobian: bool = True, connectivity: bool = True) -> SimpleNamespace:
-    """A ProbeResult-like namespace with realistic shapes for the given model."""
+                     jacobian: bool = True, connectivity: bool = True) -> ProbeResult:
+    """A synthetic :class:`ProbeResult` with the keys and shapes a probe of this model gives.
+
+    As in a real probe, ``output_recurrence`` has no Jacobian products, a one-layer
+    one reports its output-to-hidden loop as the ``loop_l0`` spectrum, and its
+    ``teacher_mask`` is the experiment's teacher-forcing choice per step.
+    """
     rng = np.random.default_rng(seed)
     if loss == "cross_entropy":
         O = max(O, 2)
@@ -56,7 +65,7 @@ def make_fake_result(cell: str = "lstm", *, num_layers: int = 1, bidirectional: 
         target = np.sin(0.2 * (t + 1) + phase + np.arange(O)[None, None, :])
         y = (target[-1] if final else target).astype(np.float32)
         arrays["output"] = (y + rng.normal(0, 0.15, size=y.shape)).astype(np.float32)
-    arrays["loss"] = np.array(0.123, dtype=np.float32)
+    arrays["loss"] = np.array(0.123)  # float64, as the engine reports it
 
     for _k, suffix, key in layer_keys(model):
         reverse = suffix == "_reverse"
@@ -77,21 +86,26 @@ def make_fake_result(cell: str = "lstm", *, num_layers: int = 1, bidirectional: 
 
     spectra: dict[str, dict[str, np.ndarray]] = {}
     radius: dict[str, float] = {}
+    gates = GATES[cell] or ("h",)
+
+    def spectrum(name: str) -> None:
+        """Eigenvalues of a random recurrent matrix, per gate block ("h" for an RNN)."""
+        w = rng.normal(0, 1.0 / np.sqrt(H), size=(len(gates) * H, H))
+        if cell == "rnn":  # match the fake gradient decay, as in a linear RNN
+            w *= decay / np.abs(np.linalg.eigvals(w)).max()
+        spectra[name] = {g: np.linalg.eigvals(w[i * H:(i + 1) * H]) for i, g in enumerate(gates)}
+        radius[name] = float(max(np.abs(v).max() for v in spectra[name].values()))
+
     for name, shape in param_shapes(model).items():
         arrays[f"grad.{name}"] = rng.normal(0, 1e-3, size=shape).astype(np.float32)
         if name.startswith("weight_hh"):
-            w = rng.normal(0, 1.0 / np.sqrt(H), size=shape)
-            if cell == "rnn":  # match the fake gradient decay, as in a linear RNN
-                w *= decay / np.abs(np.linalg.eigvals(w)).max()
-            blocks = {g: np.linalg.eigvals(w[i * H:(i + 1) * H])
-                      for i, g in enumerate(GATES[cell] or ("h",))}
-            if BLOCKS[cell] == 1:
-                blocks = {"all": np.linalg.eigvals(w), "h": np.linalg.eigvals(w)}
-            spectra[name] = blocks
-            radius[name] = float(max(np.abs(v).max() for v in blocks.values()))
+            spectrum(name)
+    feedback = pattern == "output_recurrence"
+    if feedback and num_layers == 1:  # the loop weight_oh_l0 · head.weight
+        spectrum("loop_l0")
 
-    jac = {}
-    if jacobian:
+    jac: dict[str, np.ndarray] = {}
+    if jacobian and not feedback:
         for _k, suffix, key in layer_keys(model):
             back = np.arange(T) if suffix else T - 1 - np.arange(T)
             jac[key] = (0.9 ** back) * (1 + 0.1 * rng.random(T))
@@ -105,9 +119,10 @@ def make_fake_result(cell: str = "lstm", *, num_layers: int = 1, bidirectional: 
         if final:
             conn = conn[-1:]
 
-    return SimpleNamespace(experiment=exp, x=x, y=y, arrays=arrays, spectra=spectra,
-                           spectral_radius=radius, jacobian=jac, connectivity=conn,
-                           nonfinite=None, elapsed_s=0.012)
+    return ProbeResult(experiment=exp, x=x, y=y, arrays=arrays, spectra=spectra,
+                       spectral_radius=radius, jacobian=jac, connectivity=conn, nonfinite=None,
+                       elapsed_s=0.012, backend_label=FAKE_BACKEND,
+                       teacher_mask=teacher_mask_for(exp, T))
 
 
 def make_fake_history(steps: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
@@ -135,7 +150,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 @pytest.fixture
 def fake_result():
-    """Factory: ``fake_result("gru", num_layers=2, ...)`` builds a ProbeResult-like object."""
+    """Factory: ``fake_result("gru", num_layers=2, ...)`` builds a synthetic ProbeResult."""
     return make_fake_result
 
 

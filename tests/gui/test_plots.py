@@ -266,9 +266,12 @@ def test_eigen_points_blocks_and_radius(qtbot):
     assert (np.abs(panel.outside.data["x"] + 1j * panel.outside.data["y"]) > 1).all()
     rnn = make_fake_result("rnn")
     panel.show_result(rnn)
-    assert panel.block_selector.currentData() == "all"
-    no_rec = make_fake_result("rnn", pattern="output_recurrence")
-    no_rec.spectra = {}
+    assert panel.block_selector.currentData() == "h"
+    loop = make_fake_result("rnn", pattern="output_recurrence")
+    panel.show_result(loop)  # one layer: the output-to-hidden loop is its recurrence
+    assert panel.matrix_selector.currentData() == "loop_l0"
+    no_rec = make_fake_result("rnn", pattern="output_recurrence", num_layers=2)
+    assert no_rec.spectra == {}
     panel.show_result(no_rec)
     assert "No recurrent weight matrix" in panel.overlay.text
 
