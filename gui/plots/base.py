@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -31,6 +31,9 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLay
 from core.layout import GATES, layer_keys
 
 from .. import colormaps
+
+if TYPE_CHECKING:
+    from core.probe import ProbeResult
 
 MARKER_COLOR = "#FF44FF"  # magenta: distinct from every colour map and line colour
 TITLE_SIZE = "10pt"
@@ -57,7 +60,7 @@ def short_layer_label(key: str) -> str:
     return f"L{body} ←" if key.endswith("_reverse") else f"L{body} →"
 
 
-def model_layers(result: Any) -> list[tuple[str, str]]:
+def model_layers(result: ProbeResult) -> list[tuple[str, str]]:
     """``(trace key, cell type)`` of every layer and direction in ``result``'s model."""
     model = result.experiment.model
     return [(key, model.layers[k].cell) for k, _suffix, key in layer_keys(model)]
@@ -181,7 +184,7 @@ class PlotPanel(QWidget):
         self.setMinimumSize(240, 160)
         self.layer_selector: QComboBox | None = None
         self.sample_selector: QSpinBox | None = None
-        self._result: Any = None
+        self._result: ProbeResult | None = None
         self._stale = False  # a result arrived while hidden and is not drawn yet
         self._table: dict[str, np.ndarray] = {}
         self._time_plots: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
@@ -208,7 +211,7 @@ class PlotPanel(QWidget):
 
     # ------------------------------------------------------------------ public API
 
-    def show_result(self, result: Any) -> None:
+    def show_result(self, result: ProbeResult) -> None:
         """Redraw from a ProbeResult (later, when shown, if hidden behind a dock tab)."""
         self._result = result
         self._stale = True
@@ -259,7 +262,7 @@ class PlotPanel(QWidget):
     def _draw(self) -> None:
         """Redraw the items from ``self._result`` and the selectors (subclasses)."""
 
-    def _sync_selectors(self, result: Any) -> None:
+    def _sync_selectors(self, result: ProbeResult) -> None:
         """Update selector contents to match ``result`` (subclasses may add more)."""
         self._sync_layer_selector(result)
         self._sync_sample_selector(result)
@@ -326,14 +329,14 @@ class PlotPanel(QWidget):
         combo.setCurrentIndex(keys.index(keep) if keep in keys else 0)
         combo.blockSignals(False)
 
-    def _sync_layer_selector(self, result: Any) -> None:
+    def _sync_layer_selector(self, result: ProbeResult) -> None:
         if self.layer_selector is not None:
             layers = model_layers(result)
             both = any(key.endswith("_reverse") for key, _cell in layers)
             items = [(combo_layer_label(key, both), key) for key, _cell in layers]
             self._fill_combo(self.layer_selector, items)
 
-    def _sync_sample_selector(self, result: Any) -> None:
+    def _sync_sample_selector(self, result: ProbeResult) -> None:
         if self.sample_selector is not None:
             n = int(np.shape(result.x)[1]) if np.ndim(result.x) >= 2 else 1
             spin = self.sample_selector

@@ -50,7 +50,7 @@ class ConnectivityPanel(PlotPanel):
 
     def _draw(self) -> None:
         r = self._result
-        conn = getattr(r, "connectivity", None)
+        conn = r.connectivity
         T = int(np.shape(r.x)[0])
         self._n_steps = T
         if conn is None or np.size(conn) == 0:

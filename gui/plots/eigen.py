@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -10,6 +10,9 @@ from PySide6.QtWidgets import QComboBox
 
 from .. import colormaps
 from .base import Overlay, PlotPanel, fit_title, mkpen
+
+if TYPE_CHECKING:
+    from core.probe import ProbeResult
 
 BLOCK_LABELS = {
     "all": "whole matrix",
@@ -77,13 +80,13 @@ class EigenPanel(PlotPanel):
             self._sync_blocks()
             self._draw()
 
-    def _sync_selectors(self, result: Any) -> None:
-        spectra = getattr(result, "spectra", None) or {}
+    def _sync_selectors(self, result: ProbeResult) -> None:
+        spectra = result.spectra
         self._fill_combo(self.matrix_selector, [(matrix_label(name), name) for name in spectra])
         self._sync_blocks()
 
     def _sync_blocks(self) -> None:
-        spectra = getattr(self._result, "spectra", None) or {}
+        spectra = self._result.spectra
         blocks = spectra.get(self.matrix_selector.currentData(), {})
         order = ["all", *[b for b in blocks if b != "all"]]
         keys = [b for b in order if b in blocks]
@@ -96,7 +99,7 @@ class EigenPanel(PlotPanel):
             self.block_selector.blockSignals(False)
 
     def _draw(self) -> None:
-        spectra = getattr(self._result, "spectra", None) or {}
+        spectra = self._result.spectra
         name = self.matrix_selector.currentData()
         block = self.block_selector.currentData()
         eig = spectra.get(name, {}).get(block) if name else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -22,6 +22,9 @@ from .base import (
     set_levels,
     short_layer_label,
 )
+
+if TYPE_CHECKING:
+    from core.probe import ProbeResult
 
 GATE_LABELS = {
     "i": "input (learn)",
@@ -79,7 +82,7 @@ class GatesPanel(PlotPanel):
         self._shown: np.ndarray | None = None
         self._connect_hover(self.plot, self._describe)
 
-    def _sync_selectors(self, result: Any) -> None:
+    def _sync_selectors(self, result: ProbeResult) -> None:
         super()._sync_selectors(result)
         self._sync_gates()
 

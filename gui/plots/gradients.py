@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -24,6 +24,9 @@ from .base import (
     short_layer_label,
 )
 
+if TYPE_CHECKING:
+    from core.probe import ProbeResult
+
 VANISH = 1e-3  # below this fraction of a curve's peak the gradient has vanished
 EXPLODE = 1e3  # beyond this multiple of the last processed step it has exploded
 GRAD = "‖∂L/∂h<sub>t</sub>‖"
@@ -44,15 +47,15 @@ def describe_runs(mask: np.ndarray) -> str:
     return ", ".join(parts[:2]) + (", …" if len(parts) > 2 else "")
 
 
-def linear_rnn_theory(result: Any) -> float | None:
+def linear_rnn_theory(result: ProbeResult) -> float | None:
     """ρ of ``weight_hh_l0`` when the model is a single-layer linear RNN, else None."""
     model = result.experiment.model
     if (len(model.layers) != 1 or model.layers[0].cell != "rnn"
             or model.layers[0].activation != "linear" or model.pattern == "output_recurrence"):
         return None
-    rho = (getattr(result, "spectral_radius", None) or {}).get("weight_hh_l0")
+    rho = result.spectral_radius.get("weight_hh_l0")
     if rho is None:
-        eig = (getattr(result, "spectra", None) or {}).get("weight_hh_l0", {}).get("all")
+        eig = result.spectra.get("weight_hh_l0", {}).get("all")
         rho = float(np.max(np.abs(eig))) if eig is not None and len(eig) else None
     return None if rho is None or not np.isfinite(rho) else float(rho)
 
@@ -195,7 +198,7 @@ class GradientsPanel(PlotPanel):
                       f"{GRAD} per timestep (batch mean)", f"{GRAD} per timestep", GRAD)
         self._set_time_range(self.plot, T)
         set_y_range(self.plot, log_range(*shown))
-        if getattr(r, "nonfinite", None):
+        if r.nonfinite:
             red = '<span style="color:#ff6060">Non-finite values{}</span>'
             notes.insert(0, (red.format(f": {r.nonfinite}"), red.format(""), red.format("")))
         variants = ["<br>".join(n[i] for n in notes if n[i]) for i in range(3)]

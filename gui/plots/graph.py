@@ -207,7 +207,7 @@ class GraphPanel(PlotPanel):
         if structure != self._structure:  # positions change only with the model or size
             self._structure = structure
             self._layout(T, steps, model.pattern, model.layers[0].bidirectional)
-        mask = getattr(r, "teacher_mask", None) if model.pattern == "output_recurrence" else None
+        mask = r.teacher_mask if model.pattern == "output_recurrence" else None
         self._restyle(g, None if mask is None else np.asarray(mask, dtype=bool).ravel())
         self._table = {"timestep": steps.astype(np.float64), "gradnorm": g[steps]}
         self._update_ring()

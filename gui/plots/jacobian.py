@@ -72,7 +72,7 @@ class JacobianPanel(PlotPanel):
 
     def _draw(self) -> None:
         r = self._result
-        jac = getattr(r, "jacobian", None) or {}
+        jac = r.jacobian
         T = int(np.shape(r.x)[0])
         self._n_steps = T
         keys = tuple(key for key, _cell in model_layers(r) if key in jac)

@@ -150,7 +150,7 @@ class SignalsPanel(PlotPanel):
         final = model.pattern == "many_to_one"
         classes = model.loss == "cross_entropy"
         out = np.asarray(r.arrays["output"])
-        y = None if getattr(r, "y", None) is None else np.asarray(r.y)
+        y = None if r.y is None else np.asarray(r.y)
         has_target = y is not None
         n_in = min(D, MAX_CHANNELS)
         kind = ("class_" if classes else "") + ("final" if final else "seq")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -19,6 +19,9 @@ from .base import (
     positive,
     set_y_range,
 )
+
+if TYPE_CHECKING:
+    from core.probe import ProbeResult
 
 COLUMNS = ("step", "loss", "val_loss", "grad_norm_before", "grad_norm_after")
 EMPTY = "No training yet.<br>Press Train to see the loss fall."
@@ -74,12 +77,12 @@ class TrainingPanel(PlotPanel):
         self.grad_overlay.set("Gradient norms appear here while training.")
         self.clip_line.hide()
 
-    def show_result(self, result: Any) -> None:
+    def show_result(self, result: ProbeResult) -> None:
         """Only the clipping threshold comes from a probe result."""
         self._result = result
-        clip = getattr(getattr(result.experiment, "training", None), "clip", None)
+        clip = result.experiment.training.clip
         self._clip = None
-        if clip is not None and clip.mode == "norm" and clip.max_norm > 0:
+        if clip.mode == "norm" and clip.max_norm > 0:
             self._clip = float(clip.max_norm)
             self.clip_line.setPos(np.log10(clip.max_norm))
         self.clip_line.setVisible(self._clip is not None and bool(self._history))
