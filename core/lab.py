@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ from .training.history import History
 from .training.session import DIVERGED, IDLE, Rest, TrainingSession
 
 FAMILIES = ("input", "recurrent", "output")
+MERGE_S = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,11 +71,17 @@ class Version:
     """
 
     experiment: Experiment
-    params: Mapping[str, np.ndarray]
-    history: History = field(default_factory=History)
-    optimizer_state: Mapping[str, Any] | None = None
+    params: Mapping[str, np.ndarray] = field(repr=False)
+    history: History = field(default_factory=History, repr=False)
+    optimizer_state: Mapping[str, Any] | None = field(default=None, repr=False)
     origin: str = "seed"
-    data: tuple[np.ndarray, np.ndarray] | None = None
+    data: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Undo hands these very arrays back: nobody may change them in place.
+        for a in self.params.values():
+            if isinstance(a, np.ndarray) and a.flags.writeable:
+                a.setflags(write=False)
 
     def but(self, **changes: Any) -> Version:
         return dataclasses.replace(self, **changes)
@@ -81,12 +89,16 @@ class Version:
 
 @dataclass(frozen=True)
 class Change:
-    """One undoable step: its text and the versions before and after it."""
+    """One undoable step: its text and the versions before and after it.  Edits of
+    the same ``key`` (one knob) in quick succession merge into one, as a slider drag
+    should: ``time`` is when it last changed (``time.monotonic``)."""
 
     text: str
     before: Version
     after: Version
     training: bool = False
+    key: str | None = None
+    time: float = 0.0
 
 
 def validate(exp: Experiment) -> Experiment:
@@ -198,6 +210,8 @@ class Lab:
         self._session_entry: Change | None = None  # the undo entry of this session's run
         # Called before an edit while training runs elsewhere: must bring it to rest.
         self.before_edit: Callable[[], None] | None = None
+        # Edits of one knob closer together than this (s) are one undo step (a drag).
+        self.merge_s = MERGE_S
 
     # ------------------------------------------------------------------ construction
 
@@ -298,9 +312,16 @@ class Lab:
         self.file_changed.emit()
         self.version_changed.emit()
 
-    def _commit(self, text: str, after: Version, training: bool = False) -> None:
-        change = Change(text, self._v, after, training)
-        self._undo.append(change)
+    def _commit(self, text: str, after: Version, training: bool = False,
+                key: str | None = None) -> None:
+        now = time.monotonic()
+        before = self._v
+        top = self._undo[-1] if self._undo else None
+        if (key is not None and top is not None and top.key == key and top.after is self._v
+                and now - top.time < self.merge_s and not self._redo):
+            self._undo.pop()  # the same knob again, a moment later: one undo step
+            before = top.before
+        self._undo.append(Change(text, before, after, training, key, now))
         self._redo.clear()
         self._set(after)
         self.undo_changed.emit()
@@ -348,7 +369,8 @@ class Lab:
 
     # ------------------------------------------------------------------ edits
 
-    def _edit(self, text: str, exp: Experiment, policy: str = "keep") -> bool:
+    def _edit(self, text: str, exp: Experiment, policy: str = "keep",
+              key: str | None = None) -> bool:
         """Validate ``exp`` and make it current with weights by ``policy``: "keep",
         "init" (an init edit) or "model" (an architecture edit)."""
         try:
@@ -363,20 +385,20 @@ class Lab:
         self._rest_first()
         after = self._carry(self._v, checked, policy)
         self.backend_label = label
-        self._commit(text, after)
+        self._commit(text, after, key=key)
         return True
 
     def _carry(self, v: Version, exp: Experiment, policy: str) -> Version:
         """The version after ``v`` with experiment ``exp``: weights by the policy."""
         model_same = exp.model == v.experiment.model
-        if policy == "keep" and model_same:
+        if policy != "init" and model_same:  # e.g. another task of the same sizes
             return v.but(experiment=exp)
         if v.origin == "seed" and not len(v.history):
             return Version(exp, init_params(exp.model, exp.init), data=v.data)
         if model_same and policy == "init":
             old, new = v.experiment.init, exp.init
             if (old.scheme, old.seed) == (new.scheme, new.seed):
-                params = _rescale(v.params, exp.model, old, new)
+                params = _rescale(v.params, exp, old)
                 self.notice.emit(_rescale_text(old, new))
                 return v.but(experiment=exp, params=params)
         what = "model" if not model_same else "initialisation"
@@ -392,19 +414,20 @@ class Lab:
             return self._report(f"init.scales: unknown family {family!r} "
                                 f"(expected one of {', '.join(FAMILIES)})")
         scales = dataclasses.replace(self.experiment.init.scales, **{family: float(value)})
-        return self._init_edit(f"{family.capitalize()} scale {value:g}", scales=scales)
+        return self._init_edit(f"{family.capitalize()} scale {value:g}",
+                               key=f"init.scales.{family}", scales=scales)
 
     def set_init(self, **changes: Any) -> bool:
         """Initialisation fields: scheme, scales, forget_bias, seed."""
         text = "Initialisation: " + ", ".join(f"{k} {_short(v)}" for k, v in changes.items())
-        return self._init_edit(text, **changes)
+        return self._init_edit(text, key=_key("init", changes), **changes)
 
-    def _init_edit(self, text: str, **changes: Any) -> bool:
+    def _init_edit(self, text: str, key: str | None = None, **changes: Any) -> bool:
         try:
             init = dataclasses.replace(self.experiment.init, **changes)
         except TypeError as exc:
             return self._report(f"init: {exc}")
-        return self._edit(text, _replace(self.experiment, init=init), "init")
+        return self._edit(text, _replace(self.experiment, init=init), "init", key)
 
     def set_training(self, **changes: Any) -> bool:
         """Training fields (optimizer, lr, tbptt, teacher_forcing, steps, …); weights kept."""
@@ -413,7 +436,8 @@ class Lab:
         except TypeError as exc:
             return self._report(f"training: {exc}")
         text = "Training: " + ", ".join(f"{k} {_short(v)}" for k, v in changes.items())
-        return self._edit(text, _replace(self.experiment, training=training))
+        return self._edit(text, _replace(self.experiment, training=training),
+                          key=_key("training", changes))
 
     def set_clip(self, **changes: Any) -> bool:
         """Clipping mode or threshold (mode, max_norm, max_value)."""
@@ -453,8 +477,10 @@ class Lab:
             if longest is not None and task.seq_len > longest:
                 common["seq_len"] = longest
         new_task = dataclasses.replace(task, options=options, **common)
-        text = "Task: " + ", ".join(f"{k} {_short(v)}" for k, v in {**common, **changes}.items())
-        return self._edit(text, _replace(self.experiment, task=new_task))
+        edited = {**common, **changes}
+        text = "Task: " + ", ".join(f"{k} {_short(v)}" for k, v in edited.items())
+        return self._edit(text, _replace(self.experiment, task=new_task),
+                          key=_key("task", edited))
 
     def _change_task_name(self, name: str, options: dict[str, Any]) -> bool:
         from .tasks import task_shapes
@@ -621,8 +647,8 @@ class Lab:
     def _install(self, doc: Document, path: Path | None) -> None:
         exp = doc.experiment
         if doc.params is not None:
-            params, origin = {k: np.asarray(v, dtype=np.float64) for k, v in doc.params.items()}, \
-                "loaded"
+            params = {k: np.array(v, dtype=np.float64) for k, v in doc.params.items()}
+            origin = "loaded"
         else:
             params, origin = _fresh_params(exp), ("seed" if exp.weights is None else "loaded")
         history = History.from_arrays(doc.history) if doc.history else History()
@@ -805,7 +831,7 @@ class Lab:
         live, start = self._live, self._session_start
         if rest.params is not None and live is not None and start is not None \
                 and len(live) > len(start.history):
-            after = start.but(params={k: np.asarray(v, dtype=np.float64)
+            after = start.but(params={k: np.array(v, dtype=np.float64)  # own copies
                                       for k, v in rest.params.items()},
                               history=live.copy(), optimizer_state=rest.optimizer_state,
                               origin="trained")
@@ -878,23 +904,28 @@ def _replace(exp: Experiment, **changes: Any) -> Experiment:
     return new
 
 
-def _rescale(params: Mapping[str, np.ndarray], model: ModelConfig, old: Any,
-             new: Any) -> dict[str, np.ndarray]:
-    """Trained weights under new scales and forget bias: each family times new/old
-    (drawn afresh × new where old was 0 cannot be undone by a factor, so kept at 0),
-    the LSTM forget-gate biases shifted by new − old."""
+def _rescale(params: Mapping[str, np.ndarray], exp: Experiment,
+             old: Any) -> dict[str, np.ndarray]:
+    """Trained weights under ``exp``'s scales and forget bias (they were under ``old``):
+    each family times new/old (peepholes too: the initialisation scales them with the
+    recurrent family), the LSTM forget-gate biases shifted by new − old.  A family
+    whose old scale was 0 holds no trained values to scale: it is drawn from the seed
+    at its new scale."""
+    new = exp.init
     out = dict(params)
+    fresh: dict[str, np.ndarray] | None = None
     for family in FAMILIES:
         a, b = getattr(old.scales, family), getattr(new.scales, family)
         if a == b:
             continue
-        factor = b / a if a != 0 else 0.0
+        if a == 0 and fresh is None:
+            fresh = init_params(exp.model, new)
         for name, value in params.items():
-            if param_family(name) == family:  # peepholes too: init scales them as well
-                out[name] = value * factor
+            if param_family(name) == family:
+                out[name] = fresh[name] if a == 0 else value * (b / a)
     shift = new.forget_bias - old.forget_bias
     if shift:
-        for k, layer in enumerate(model.layers):
+        for k, layer in enumerate(exp.model.layers):
             if layer.cell != "lstm":
                 continue
             H = layer.hidden_size
@@ -911,10 +942,16 @@ def _rescale_text(old: Any, new: Any) -> str:
     for family in FAMILIES:
         a, b = getattr(old.scales, family), getattr(new.scales, family)
         if a != b:
-            parts.append(f"{family} weights ×{b / a:.4g}" if a else f"{family} weights set to 0")
+            parts.append(f"{family} weights ×{b / a:.4g}" if a else
+                         f"{family} weights drawn from the seed at scale {b:g} (they were 0)")
     if new.forget_bias != old.forget_bias:
         parts.append(f"forget-gate biases {new.forget_bias - old.forget_bias:+.4g}")
     return "Trained weights kept and adjusted: " + ", ".join(parts)
+
+
+def _key(section: str, changes: Mapping[str, Any]) -> str | None:
+    """The merge key of an edit of one field (``training.lr``); None for several."""
+    return f"{section}.{next(iter(changes))}" if len(changes) == 1 else None
 
 
 def _short(value: Any) -> str:

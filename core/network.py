@@ -111,7 +111,10 @@ class Network:
             got = tuple(np.shape(params[name]))
             if got != shape:
                 raise WeightsError(f"{name}: expected shape {shape}, got {got}")
-        self.params: dict[str, Any] = {n: backend.asarray(params[n]) for n in shapes}
+        # Always a copy: the network's parameters are its own to update in place, never
+        # the caller's arrays (a float64 NumPy asarray would otherwise share them).
+        self.params: dict[str, Any] = {n: backend.xp.array(params[n], dtype=backend.dtype)
+                                       for n in shapes}
         self.mem = Workspace(self.xp)
         # Checked every few timesteps: a cancelled pass raises core.jobs.Cancelled.
         self.control: Control | None = None

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..jobs import Cancelled, Control, describe_exception
@@ -53,8 +53,8 @@ class Rest:
     """Where a run came to rest: host copies of its weights and optimizer state, and
     how many steps it took since it started (or since the previous rest)."""
 
-    params: dict[str, Any] | None
-    optimizer_state: dict[str, Any] | None
+    params: dict[str, Any] | None = field(repr=False)
+    optimizer_state: dict[str, Any] | None = field(repr=False)
     steps: int
     state: str
     error: str = ""

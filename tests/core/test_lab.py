@@ -672,3 +672,70 @@ def test_the_smallest_experiment_probes_and_trains_on_given_arrays():
     assert lab.data is None
     with pytest.raises(DataError):
         lab.probe()
+
+
+# ----------------------------------------------------------------------------- a user's drags
+
+
+def test_a_drag_of_one_knob_is_one_undo_step_and_separate_moves_are_not():
+    lab = fast_lab()
+    start = lab.params
+    for value in (1.1, 1.2, 1.3):  # one drag: quick moves of the same knob
+        assert lab.set_scale("recurrent", value)
+    assert lab.set_scale("input", 0.5)  # another knob: its own step
+    assert [c.text for c in lab._undo] == ["Recurrent scale 1.3", "Input scale 0.5"]
+    assert lab.undo() and lab.undo() and not lab.can_undo
+    assert lab.params is start
+    lab.merge_s = 0.0
+    assert lab.set_scale("recurrent", 1.1) and lab.set_scale("recurrent", 1.2)
+    assert lab.undo() and lab.experiment.init.scales.recurrent == pytest.approx(1.1)
+    assert lab.redo() and lab.set_scale("recurrent", 1.4)  # after a redo: no merging
+    assert lab.undo() and lab.experiment.init.scales.recurrent == pytest.approx(1.2)
+
+
+def test_training_in_float64_leaves_the_earlier_version_untouched():
+    lab = fast_lab()
+    assert lab.set_backend(dtype="float64")
+    before = frozen(lab.params)
+    lab.train(5)
+    assert not np.array_equal(lab.params["weight_hh_l0"], before["weight_hh_l0"])
+    assert lab.undo()  # the weights from before training, exactly: nothing trained in place
+    assert all(np.array_equal(lab.params[k], v) for k, v in before.items())
+
+
+def test_stored_weights_cannot_be_changed_in_place():
+    lab = fast_lab()
+    lab.train(2)
+    with pytest.raises(ValueError, match="read-only"):
+        lab.params["weight_hh_l0"][0, 0] = 1.0
+
+
+def test_a_scale_raised_from_zero_draws_that_family_from_the_seed():
+    lab = fast_lab()
+    assert lab.set_scale("input", 0.0)
+    lab.train(3)
+    notes = listen(lab.notice)
+    assert lab.set_scale("input", 2.0)
+    exp = lab.experiment
+    fresh = init_params(exp.model, exp.init)
+    for name, value in lab.params.items():
+        if param_family(name) == "input":
+            np.testing.assert_array_equal(value, fresh[name])
+    assert "drawn from the seed at scale 2" in notes[-1]
+
+
+def test_a_task_of_the_same_sizes_keeps_trained_weights():
+    from core.experiment import Experiment, LayerConfig, ModelConfig, TaskConfig
+
+    exp = Experiment(model=ModelConfig(layers=[LayerConfig(cell="gru", hidden_size=6)]),
+                     task=TaskConfig(name="sine", seq_len=20, batch_size=4))
+    exp.training.trace_every = exp.training.eval_every = 0
+    lab = Lab(exp)
+    lab.train(3)
+    trained = lab.params
+    assert lab.set_task("mackey_glass")  # one input, one output, mse: the same model
+    assert lab.experiment.model == exp.model
+    assert lab.params is trained and len(lab.history) == 3
+    assert lab.set_task("adding")  # two inputs: a new model, fresh weights
+    assert lab.params is not trained and len(lab.history) == 0
+    assert lab.undo() and lab.params is trained

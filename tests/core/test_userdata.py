@@ -140,7 +140,8 @@ def test_training_batch_size_draws_minibatches_from_the_arrays():
     assert source.B == 4
     x, y = source.train(np.random.default_rng(0))
     assert x.shape == (T, 4, 3) and y.shape == (T, 4, 2)
-    assert source.probe()[0].shape == (T, 4, 3)
+    # The probe shows every given sequence, as the window and `gradlab analyze` do.
+    assert source.probe()[0].shape == (T, 12, 3)
     assert source.val(64)[0].shape == (T, 12, 3)
 
 

@@ -142,3 +142,31 @@ def test_undo_and_redo_keys_bring_back_trained_weights(qtbot, window, qtlog):
     assert all(state.params[k] is v for k, v in trained.items())
     assert len(state.history["step"]) == steps
     assert not [r for r in qtlog.records if "Ambiguous" in r.message]
+
+
+def test_own_data_from_two_npy_files_in_either_order(qtbot, window, tmp_path):
+    from core.experiment import experiment_from_dict
+
+    state = window.state
+    exp = experiment_from_dict({"format": "gradlab-experiment", "version": 1,
+                                "model": {"input_size": 3, "output_size": 2,
+                                          "layers": [{"cell": "gru", "hidden_size": 4}]}})
+    errors = []
+    state.error.connect(errors.append)
+    assert state.load(exp)
+    qtbot.waitUntil(lambda: bool(errors), timeout=WAIT_MS)
+    assert "no task section" in errors[-1]  # asks for the data by name
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(7, 5, 3)), rng.normal(size=(7, 5, 2))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    assert window.load_data_files([str(tmp_path / "y.npy"), str(tmp_path / "x.npy")])
+    qtbot.waitUntil(lambda: state.result is not None, timeout=WAIT_MS)
+    np.testing.assert_array_equal(state.result.x, x)
+    assert state.result.arrays["gradnorm.l0"].shape == (7,)
+    assert state.undo_text.startswith("Use data x.npy")
+    assert not window.load_data_files([str(tmp_path / "x.npy")])  # one file is not enough
+    assert "two .npy files" in window.banner.text()
+    np.save(tmp_path / "bad.npy", rng.normal(size=(7, 5, 4)))
+    assert not window.load_data_files([str(tmp_path / "bad.npy"), str(tmp_path / "y.npy")])
+    assert state.data is not None and state.data[0] is not None  # the earlier data stays

@@ -35,6 +35,12 @@ def test_scales_redraw_weights_reproducibly(state):
     assert state.set_scale("recurrent", 1.0)
     assert all(np.array_equal(state.params[k], v) for k, v in original.items())
     assert state.can_undo and state.undo_text == "Recurrent scale 1"  # knobs are undoable
+    # Both moves of the knob came within a second, as in a drag: one undo step, back to
+    # where the drag began.
+    assert state.undo() and not state.can_undo
+    assert state.experiment.init.scales.recurrent == 1.0
+    state.lab.merge_s = 0.0  # separate moves: separate steps
+    assert state.set_scale("recurrent", 2.5) and state.set_scale("recurrent", 3.0)
     assert state.undo()
     assert np.allclose(state.params["weight_hh_l0"], 2.5 * original["weight_hh_l0"])
 
