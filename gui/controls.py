@@ -108,13 +108,17 @@ class ScaleControl(QWidget):
         return self.spin.value()
 
     def set_value(self, value: float) -> None:
-        """Show ``value`` without emitting."""
-        for w in (self.slider, self.spin):
-            w.blockSignals(True)
-        self.spin.setValue(value)
-        self.slider.setValue(scale_to_slider(value))
-        for w in (self.slider, self.spin):
-            w.blockSignals(False)
+        """Show ``value`` without emitting; a slider the user is dragging, or a widget
+        that already shows the value, is left alone (no echo of the user's own move)."""
+        if self.spin.value() != value:
+            self.spin.blockSignals(True)
+            self.spin.setValue(value)
+            self.spin.blockSignals(False)
+        shown = round(slider_to_scale(self.slider.value()), 3)
+        if not self.slider.isSliderDown() and shown != round(value, 3):
+            self.slider.blockSignals(True)
+            self.slider.setValue(scale_to_slider(value))
+            self.slider.blockSignals(False)
 
     def _slid(self, pos: int) -> None:
         value = round(slider_to_scale(pos), 3)

@@ -54,3 +54,20 @@ def test_the_builder_names_the_data(qtbot, state):
     assert "3 features" in builder.canvas.stack.cards[0].label.text()
     assert state.load(with_task())
     assert "sine task" in builder.canvas.stack.cards[0].label.text()
+
+
+def test_a_slider_move_is_not_echoed_back_into_the_slider(qtbot):
+    from gui.controls import ControlPanel
+
+    s = LabState(without_task())
+    panel = ControlPanel(s)
+    qtbot.addWidget(panel)
+    control = panel.scales["recurrent"]
+    moved = []
+    s.experiment_changed.connect(lambda exp: moved.append(control.slider.value()))
+    for pos in (218, 224, 231):  # a drag, where a rounded value maps back elsewhere
+        control.slider.setValue(pos)
+        assert control.slider.value() == pos  # the state's echo left the slider alone
+    assert moved == [218, 224, 231]
+    assert control.spin.value() == pytest.approx(round(s.experiment.init.scales.recurrent, 2))
+    s.shutdown()
