@@ -99,17 +99,6 @@ def _out_dir(path: str) -> Path:
     return ensure_folder(path, "--out")
 
 
-def _writing(path: Path, write: Any) -> Path:
-    """Run ``write()`` and turn an OSError (disk full, no permission) into a UserError."""
-    from core.errors import UserError
-
-    try:
-        write()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    return path
-
-
 def _check_memory(exp_path: str, exp: Any, T: int, B: int) -> None:
     from core.errors import MemoryLimitError
     from core.network import check_memory
@@ -145,44 +134,6 @@ def _user_data(args: argparse.Namespace, exp: Any) -> tuple[Any, Any] | None:
     return x, y
 
 
-def _write_results(out: Path, exp: Any, res: Any, extras: bool = True) -> list[Path]:
-    """trace.npz and summary.json of a ProbeResult; with ``extras``, also its Jacobian
-    norms (jacobian.npz, key → (T,)) and connectivity map (connectivity.npy) if present."""
-    import numpy as np
-
-    from core.fileio import atomic_write
-    from core.tracefile import save_summary, save_trace, summary
-
-    written = []
-    p = out / "trace.npz"
-    written.append(_writing(p, lambda: save_trace(p, res.arrays)))
-    s = summary(exp, res.arrays, res.spectral_radius, res.backend_label,
-                getattr(res, "nonfinite", None))
-    q = out / "summary.json"
-    written.append(_writing(q, lambda: save_summary(q, s)))
-    if not extras:
-        return written
-    jac = getattr(res, "jacobian", None)
-    if jac:
-        j = out / "jacobian.npz"
-
-        def write_jac(tmp: str) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **{k: np.asarray(v) for k, v in jac.items()})
-
-        written.append(_writing(j, lambda: atomic_write(j, write_jac)))
-    conn = getattr(res, "connectivity", None)
-    if conn is not None:
-        c = out / "connectivity.npy"
-
-        def write_conn(tmp: str) -> None:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(conn), allow_pickle=False)
-
-        written.append(_writing(c, lambda: atomic_write(c, write_conn)))
-    return written
-
-
 def _warn(message: str) -> None:
     print(f"warning: {_one_line(message)}", file=sys.stderr)
 
@@ -215,11 +166,13 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Forward + BPTT on one batch; write trace.npz and summary.json."""
+    from core.tracefile import write_results
+
     lab = _lab(args)
     out = _out_dir(args.out)
     # The whole of the given arrays, or the task's probe batch: what the window shows.
     res = lab.probe(jacobian=args.jacobian, connectivity=args.connectivity)
-    for path in _write_results(out, lab.experiment, res):
+    for path in write_results(out, lab.experiment, res):
         print(f"wrote {path}")
     if res.nonfinite:
         _warn(res.nonfinite)
@@ -265,6 +218,7 @@ def _duration(seconds: float) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; write experiment.json, weights.safetensors, history.csv, trace.npz, summary.json."""
     from core.experiment import save_experiment
+    from core.tracefile import write_results, writing
     from core.weights import save_weights
 
     lab = _lab(args, training=True)
@@ -301,16 +255,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     exp, final = lab.experiment, dict(lab.params)
     written = []
     p = out / "experiment.json"
-    written.append(_writing(p, lambda: save_experiment(exp, p)))
+    written.append(writing(p, lambda: save_experiment(exp, p)))
     w = out / "weights.safetensors"
-    written.append(_writing(w, lambda: save_weights(w, final)))
+    written.append(writing(w, lambda: save_weights(w, final)))
     h = out / "history.csv"
-    written.append(_writing(h, lambda: lab.history.write_csv(h)))
+    written.append(writing(h, lambda: lab.history.write_csv(h)))
     # The final model on the probe batch: the last step's own probe when it has one.
     res = last.probe if last is not None and last.done and last.probe is not None else None
     if res is None:
         res = lab.probe(jacobian=False, connectivity=False)
-    written += _write_results(out, exp, res, extras=False)
+    written += write_results(out, exp, res, extras=False)
     for path in written:
         print(f"wrote {path}")
     if stop["asked"]:

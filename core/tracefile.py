@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, UserError
 from .experiment import Experiment
 from .fileio import atomic_write, atomic_write_text
 from .layout import layer_keys
@@ -138,3 +138,46 @@ def summary(exp: Experiment, arrays: dict[str, Any], spectral_radius: dict[str, 
 def save_summary(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     """Write the summary as strict JSON (no NaN or Infinity), atomically."""
     atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def writing(path: Path, write: Any) -> Path:
+    """Run ``write()``; an OSError (disk full, no permission) becomes a UserError
+    naming ``path``."""
+    try:
+        write()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path
+
+
+def write_results(out: Path, exp: Experiment, result: Any, extras: bool = True) -> list[Path]:
+    """``out/trace.npz`` and ``out/summary.json`` of a :class:`core.probe.ProbeResult`;
+    with ``extras``, also its Jacobian norms (``jacobian.npz``, layer key → (T,)) and
+    connectivity map (``connectivity.npy``, (T_out, T_in)) when it has them.  Returns
+    the paths written."""
+    written = []
+    p = out / "trace.npz"
+    written.append(writing(p, lambda: save_trace(p, result.arrays)))
+    s = summary(exp, result.arrays, result.spectral_radius, result.backend_label,
+                result.nonfinite)
+    q = out / "summary.json"
+    written.append(writing(q, lambda: save_summary(q, s)))
+    if not extras:
+        return written
+    if result.jacobian:
+        j = out / "jacobian.npz"
+
+        def write_jac(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **{k: np.asarray(v) for k, v in result.jacobian.items()})
+
+        written.append(writing(j, lambda: atomic_write(j, write_jac)))
+    if result.connectivity is not None:
+        c = out / "connectivity.npy"
+
+        def write_conn(tmp: str) -> None:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(result.connectivity), allow_pickle=False)
+
+        written.append(writing(c, lambda: atomic_write(c, write_conn)))
+    return written
