@@ -27,10 +27,10 @@ if TYPE_CHECKING:
     from core.probe import ProbeResult
 
 GATE_LABELS = {
-    "i": "input (learn)",
-    "f": "forget",
-    "g": "candidate (remember)",
-    "o": "output (use)",
+    "i": "input (learn = i⊙g)",
+    "f": "forget (keep = f⊙old c)",
+    "g": "candidate (new values)",
+    "o": "output (use = o⊙tanh c)",
     "r": "reset",
     "z": "update",
     "n": "candidate",

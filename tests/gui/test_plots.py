@@ -187,8 +187,8 @@ def test_gates_heatmap_traces_and_labels(qtbot):
     panel = make_panel(qtbot, "gates")
     panel.show_result(r)
     labels = [panel.gate_selector.itemText(i) for i in range(panel.gate_selector.count())]
-    assert labels == ["i — input (learn)", "f — forget", "g — candidate (remember)",
-                      "o — output (use)"]
+    assert labels == ["i — input (learn = i⊙g)", "f — forget (keep = f⊙old c)",
+                      "g — candidate (new values)", "o — output (use = o⊙tanh c)"]
     assert panel.gate_selector.currentData() == "f"
     np.testing.assert_array_equal(panel.image.image, r.arrays["gate.f.l0"][:, 0, :].T)
     assert panel.bar.levels() == (0.0, 1.0)
