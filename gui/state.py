@@ -194,10 +194,15 @@ class LabState(QObject):
             if self.lab.training_state == PAUSING:
                 self._resume = True
             return
+        self._run("start")
+
+    def _run(self, move: str) -> None:
+        """``start`` or ``step`` the session at rest (else a new one from the current
+        weights) and drive it in the worker thread."""
         session = self.lab.session
         if session is None or not session.resumable:
             session = self.lab.new_session(train_fn=self._train_fn)
-        if session.start():
+        if getattr(session, move)():
             self.trainer.drive(session)
             self.training_state_changed.emit(session.state)
 
@@ -216,14 +221,8 @@ class LabState(QObject):
 
     def step(self) -> None:
         """Exactly one training step, then pause."""
-        if self.trainer.running:
-            return
-        session = self.lab.session
-        if session is None or not session.resumable:
-            session = self.lab.new_session(train_fn=self._train_fn)
-        if session.step():
-            self.trainer.drive(session)
-            self.training_state_changed.emit(session.state)
+        if not self.trainer.running:
+            self._run("step")
 
     def undo(self) -> bool:
         """Undo (training, if running, stops at rest first and stays paused)."""
