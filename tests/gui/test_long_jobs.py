@@ -170,3 +170,20 @@ def test_own_data_from_two_npy_files_in_either_order(qtbot, window, tmp_path):
     np.save(tmp_path / "bad.npy", rng.normal(size=(7, 5, 4)))
     assert not window.load_data_files([str(tmp_path / "bad.npy"), str(tmp_path / "y.npy")])
     assert state.data is not None and state.data[0] is not None  # the earlier data stays
+
+
+def test_pausing_a_large_training_run_rests_within_half_a_second(qtbot, window):
+    state = window.state
+    exp = big_experiment(hidden=1024)
+    exp.task.seq_len = 300
+    exp.training.trace_every = exp.training.eval_every = 0
+    assert state.load(exp)
+    state.cancel_probe()
+    state.train()
+    qtbot.waitUntil(lambda: state.trainer.running, timeout=WAIT_MS)
+    qtbot.wait(300)  # inside the first step (several seconds each at this size)
+    t0 = time.perf_counter()
+    state.pause()
+    assert state.trainer.wait(5.0)
+    assert time.perf_counter() - t0 <= 0.5
+    assert state.at_rest and state.training_state in ("idle", "paused")
