@@ -3,22 +3,51 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import UserError
 
 
+def _temporary(target: Path) -> str:
+    """Create an empty temporary file beside ``target`` and return its path.
+
+    It is created as ``open(target, "w")`` would create the target itself: mode 0666
+    less the user's umask, or the mode of the file it will replace (``tempfile.mkstemp``
+    would make it 0600, leaving saved files unreadable to everyone else).
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        mode = None  # a new file: the umask decides
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            if mode is not None:
+                os.chmod(tmp, mode)
+        finally:
+            os.close(fd)
+        return str(tmp)
+    raise FileExistsError(f"{target.parent}: no free name for a temporary file")
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and move the result onto ``path`` only if it succeeds.
 
-    If ``write`` raises, the previous file at ``path`` is left untouched.
+    If ``write`` raises, the previous file at ``path`` is left untouched.  The file gets
+    the permissions a plain write would give it: those of the file it replaces, else
+    0666 less the umask.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    tmp = _temporary(target)
     try:
         write(tmp)
         os.replace(tmp, target)
