@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 from .fileio import atomic_write_text
+from .limits import LIMITS, MAX_HIDDEN  # noqa: F401 - MAX_HIDDEN kept importable from here
 
 FORMAT = "gradlab-experiment"
 VERSION = 1
@@ -31,7 +32,6 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 PATTERNS = ("many_to_many", "many_to_one", "output_recurrence")
 LOSSES = ("mse", "cross_entropy")
 SCHEMES = ("uniform", "normal", "orthogonal", "identity", "xavier")
-MAX_HIDDEN = 65_536
 MAX_LAYERS = 64
 # Without a task and without training.batch_size, an update takes every given sequence,
 # but at most this many (drawn afresh each step): full-batch descent on small arrays,
@@ -240,20 +240,35 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def _field(exp: Experiment, path: str) -> tuple[bool, Any]:
+    """``(present, value)`` of the dotted ``path``; absent when a section is None (no task)."""
+    obj: Any = exp
+    for part in path.split("."):
+        if obj is None:
+            return False, None
+        obj = getattr(obj, part)
+    return True, obj
+
+
 def _check_ranges(exp: Experiment) -> None:
+    """Every numeric field against its range in :data:`core.limits.LIMITS`, then the
+    rules that tie fields together."""
     m = exp.model
-    if not 1 <= m.input_size <= MAX_HIDDEN:
-        raise ConfigError(f"model.input_size: must be between 1 and {MAX_HIDDEN}, got {m.input_size}")
-    if not 1 <= m.output_size <= MAX_HIDDEN:
-        raise ConfigError(f"model.output_size: must be between 1 and {MAX_HIDDEN}, got {m.output_size}")
     if not m.layers:
         raise ConfigError("model.layers: at least one recurrent layer is needed")
     if len(m.layers) > MAX_LAYERS:
         raise ConfigError(f"model.layers: at most {MAX_LAYERS} layers, got {len(m.layers)}")
+    for path, lim in LIMITS.items():
+        head, per_layer, tail = path.partition("[k].")
+        if per_layer:
+            for k, layer in enumerate(m.layers):
+                lim.check(getattr(layer, tail), f"{head}[{k}].{tail}")
+            continue
+        present, value = _field(exp, path)
+        if present:
+            lim.check(value)
     for k, layer in enumerate(m.layers):
         where = f"model.layers[{k}]"
-        if layer.hidden_size < 1:
-            raise ConfigError(f"{where}.hidden_size: must be at least 1, got {layer.hidden_size}")
         if layer.peephole and layer.cell != "lstm":
             raise ConfigError(f"{where}.peephole: peephole connections need an lstm cell, not {layer.cell}")
         if layer.activation != "tanh" and layer.cell != "rnn":
@@ -264,24 +279,6 @@ def _check_ranges(exp: Experiment) -> None:
                               "recurrence to run backwards; use many_to_many or many_to_one")
     if m.loss == "cross_entropy" and m.output_size < 2:
         raise ConfigError("model.output_size: cross_entropy needs at least 2 classes")
-    t = exp.task
-    if t is not None and t.seq_len < 1:
-        raise ConfigError(f"task.seq_len: must be at least 1, got {t.seq_len}")
-    if t is not None and t.batch_size < 1:
-        raise ConfigError(f"task.batch_size: must be at least 1, got {t.batch_size}")
-    tr = exp.training
-    if tr.batch_size is not None and tr.batch_size < 1:
-        raise ConfigError(f"training.batch_size: must be at least 1 or null, got {tr.batch_size}")
-    if tr.tbptt is not None and tr.tbptt < 1:
-        raise ConfigError(f"training.tbptt: must be a positive window length or null, got {tr.tbptt}")
-    if not 0.0 <= tr.teacher_forcing <= 1.0:
-        raise ConfigError(f"training.teacher_forcing: must lie in [0, 1], got {tr.teacher_forcing}")
-    if tr.lr <= 0:
-        raise ConfigError(f"training.lr: must be positive, got {tr.lr}")
-    if tr.steps < 0:
-        raise ConfigError(f"training.steps: must be zero or more, got {tr.steps}")
-    if tr.clip.max_norm <= 0 or tr.clip.max_value <= 0:
-        raise ConfigError("training.clip: max_norm and max_value must be positive")
 
 
 def experiment_from_dict(data: Any) -> Experiment:
