@@ -551,6 +551,106 @@ class Lab:
         return self.set_model(dataclasses.replace(self.experiment.model, loss=loss),
                               f"Loss {loss}")
 
+    def tasks_for(self, pattern: str | None = None, loss: str | None = None) -> list[str]:
+        """The tasks, in registry order, that a model with ``pattern`` and ``loss`` (either
+        left out: any) can train on; csv, which needs a file, is left out."""
+        from .tasks import TASK_NAMES, task_shapes
+
+        names = []
+        for name in TASK_NAMES:
+            if name == "csv":
+                continue
+            shapes = task_shapes(name)
+            if pattern in (None, *shapes["patterns"]) and loss in (None, shapes["loss"]):
+                names.append(name)
+        return names
+
+    def set_design(self, pattern: str | None = None, loss: str | None = None) -> bool:
+        """A new design pattern and/or loss, as one undoable step.  When the task cannot
+        have them, the first task that can (:meth:`tasks_for`) comes with them, bringing
+        its sizes — and, where no task has both the asked value and the current other
+        one, its own pattern or loss; :attr:`notice` says which task and what else
+        fits.  Refused (False, ``error``) when no task fits or given arrays do not."""
+        exp, model = self.experiment, self.experiment.model
+        want_p, want_l = pattern or model.pattern, loss or model.loss
+        if (want_p, want_l) == (model.pattern, model.loss):
+            return True
+        words = " with ".join(w.replace("_", " ") for w in (pattern, loss) if w)
+        same_task = _replace(exp, model=dataclasses.replace(model, pattern=want_p, loss=want_l))
+        if exp.task is None or self._fits(same_task):
+            if not self._data_fit(same_task.model):
+                return False
+            return self.set_model(same_task.model, words[:1].upper() + words[1:])
+        names = self.tasks_for(want_p, want_l)
+        if not names and pattern is None:
+            names = self.tasks_for(loss=want_l)
+        if not names and loss is None:
+            names = self.tasks_for(pattern=want_p)
+        candidates = [c for c in (self._with_task(n, want_p, want_l) for n in names)
+                      if self._fits(c)]
+        if not candidates:
+            return self._report(f"model: no task can train a model with {words}")
+        new = candidates[0]
+        if not self._data_fit(new.model):
+            return False
+        old, name = exp.task.name, new.task.name
+        also = [c.task.name for c in candidates[1:]]
+        changed = [f"{k} {getattr(new.model, k).replace('_', ' ')}" for k in ("pattern", "loss")
+                   if getattr(new.model, k) != getattr(model, k)]
+        if not self._edit(f"{words[:1].upper() + words[1:]}: task {name}", new, "model"):
+            return False
+        self.notice.emit(f"The {old} task cannot have {words}: the task is now {name} ("
+                         + ", ".join(changed) + "); Ctrl+Z goes back"
+                         + (f". Also fits: {', '.join(also)}" if also else ""))
+        return True
+
+    def set_output_size(self, n: int) -> bool:
+        """Outputs of the dense head (classes, for cross-entropy: at least 2).  A task
+        fixes its own output size and refuses another; given arrays must fit."""
+        model = self.experiment.model
+        if n == model.output_size:
+            return True
+        new = dataclasses.replace(model, output_size=int(n))
+        if not self._data_fit(new):
+            return False
+        return self.set_model(new, f"Output size {n}")
+
+    def _fits(self, exp: Experiment) -> bool:
+        try:
+            validate(exp)
+        except UserError:
+            return False
+        return True
+
+    def _data_fit(self, model: ModelConfig) -> bool:
+        """Whether the given arrays (if any) fit ``model``; reported when they do not."""
+        if self._v.data is None:
+            return True
+        from .userdata import check_arrays
+
+        try:
+            check_arrays(model, *self._v.data)
+        except UserError as exc:
+            return self._report(f"your arrays do not fit: {exc}")
+        return True
+
+    def _with_task(self, name: str, pattern: str, loss: str) -> Experiment:
+        """The experiment with task ``name``, its sizes and loss, and ``pattern`` where
+        the task has it (else the task's own)."""
+        from .tasks import task_shapes
+
+        exp, shapes = self.experiment, task_shapes(name)
+        model = dataclasses.replace(
+            exp.model, input_size=int(shapes["input_size"]), output_size=int(shapes["output_size"]),
+            loss=shapes["loss"],
+            pattern=pattern if pattern in shapes["patterns"] else shapes["default_pattern"])
+        old = exp.task or TaskConfig()
+        seq_len = old.seq_len
+        if shapes["max_seq_len"] is not None:
+            seq_len = min(seq_len, int(shapes["max_seq_len"]))
+        task = TaskConfig(name=name, seq_len=seq_len, batch_size=old.batch_size)
+        return _replace(exp, task=task, model=model)
+
     def _layers(self, layers: list[LayerConfig], text: str) -> bool:
         return self.set_model(dataclasses.replace(self.experiment.model, layers=layers), text)
 
