@@ -12,6 +12,7 @@ from .analysis import connectivity as connectivity_map
 from .analysis import jacobian_norms, spectra
 from .backend import Backend, resolve_backend
 from .cells import CELLS
+from .diagnosis import Diagnosis, diagnose
 from .experiment import Experiment
 from .jobs import Control
 from .network import Network, check_memory
@@ -37,6 +38,8 @@ class ProbeResult:
     elapsed_s: float = 0.0
     backend_label: str = ""
     teacher_mask: np.ndarray | None = None
+    # vanishing / exploding / underflow per layer key (core.diagnosis); None: not made
+    diagnosis: Diagnosis | None = None
 
 
 def teacher_mask_for(exp: Experiment, T: int, seed: int | None = None) -> np.ndarray | None:
@@ -82,6 +85,7 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
     res = ProbeResult(experiment=exp, x=np.asarray(x), y=None if y is None else np.asarray(y),
                       arrays=tr.to_arrays(), spectra=eigs, spectral_radius=radius,
                       nonfinite=bad, backend_label=be.label, teacher_mask=teacher_mask)
+    res.diagnosis = diagnose(res.arrays, exp.model.pattern, tbptt=window)
     if bad is None:
         # Small products throughout: one BLAS thread (see Backend.step_loop).
         with np.errstate(all="ignore"), be.step_loop(0.0):

@@ -4,12 +4,15 @@ The trace holds the SPEC §3 arrays (``loss`` (), ``output``, ``h.L`` (T,B,H),
 ``c.L``, ``gate.NAME.L``, ``dh.L``, ``dc.L``, ``gradnorm.L`` (T,), ``grad.PARAM``),
 every array in time order.  The summary is a small JSON digest of it.
 
-Gradient ratio: for every layer key ``L`` (``l{k}`` and ``l{k}_reverse`` alike)
-the summary gives ``gradnorm.L[0] / gradnorm.L[T-1]``, i.e. ‖dL/dh_0‖ / ‖dL/dh_{T-1}‖
-in *time* order, each the batch mean.  For a forward cell a ratio far below 1
-means the gradient vanished on its way back to the start; a reverse cell runs
-from T−1 down to 0, so its gradient travels the other way and vanishing shows as
-a ratio far *above* 1.  A ratio whose denominator is zero or not finite is ``null``.
+Gradient ratio: for every layer key ``L`` the summary gives
+:func:`core.diagnosis.gradient_ratio`, the batch-mean ‖dL/dh_t‖ at the farthest step
+back over the one at the last step processed: ``gradnorm.L[0] / gradnorm.L[T-1]``
+for a forward cell, ``gradnorm.L[T-1] / gradnorm.L[0]`` for a reverse one (it runs
+from T−1 down to 0, so its BPTT starts at t = 0).  Far below 1 the gradient shrank
+on its way back, far above 1 it grew.  A ratio whose denominator is zero or not
+finite is ``null``.  ``gradient_verdict`` gives the diagnosis of the same module
+(vanishing, exploding, stable, …), which judges each step against where the
+gradient enters, not against the last step alone.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .diagnosis import Diagnosis, diagnose
+from .diagnosis import gradient_ratio as _ratio
 from .errors import DataError, UserError
 from .experiment import Experiment
 from .fileio import atomic_write, atomic_write_text
@@ -88,24 +93,29 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def gradient_ratio(gradnorm: np.ndarray) -> float | None:
-    """‖dL/dh_0‖ / ‖dL/dh_{T-1}‖ from a (T,) gradient-norm curve; None when undefined."""
-    g = np.asarray(gradnorm, dtype=np.float64).reshape(-1)
-    if g.size == 0 or not np.isfinite(g[[0, -1]]).all() or g[-1] == 0:
-        return None
-    return _num(g[0] / g[-1])
+def gradient_ratio(gradnorm: np.ndarray, reverse: bool = False) -> float | None:
+    """g(farthest back) / g(last processed) of a (T,) gradient-norm curve in time order
+    (:func:`core.diagnosis.gradient_ratio`); None when undefined."""
+    return _ratio(gradnorm, reverse)
 
 
 def summary(exp: Experiment, arrays: dict[str, Any], spectral_radius: dict[str, float],
-            backend_name: str, nonfinite: str | None = None) -> dict[str, Any]:
-    """A JSON-ready digest: loss, spectral radii, gradient ratios per layer key, backend, sizes."""
+            backend_name: str, nonfinite: str | None = None,
+            diagnosis: Diagnosis | None = None) -> dict[str, Any]:
+    """A JSON-ready digest: loss, spectral radii, gradient ratios and verdicts per layer
+    key, backend, sizes.  ``diagnosis``: the probe's own (default: made from ``arrays``
+    with the experiment's truncation window)."""
     keys = [key for _k, _d, key in layer_keys(exp.model)]
     h0 = np.asarray(arrays[f"h.{keys[0]}"])
     T, B = int(h0.shape[0]), int(h0.shape[1])
-    ratios, norms = {}, {}
+    if diagnosis is None:
+        diagnosis = diagnose(arrays, exp.model.pattern, tbptt=exp.training.tbptt)
+    ratios, verdicts, norms = {}, {}, {}
     for key in keys:
         g = np.asarray(arrays[f"gradnorm.{key}"], dtype=np.float64).reshape(-1)
-        ratios[key] = gradient_ratio(g)
+        found = diagnosis.curves.get(key)
+        ratios[key] = found.ratio if found else gradient_ratio(g, key.endswith("_reverse"))
+        verdicts[key] = found.verdict if found else None
         norms[key] = {"first": _num(g[0]), "last": _num(g[-1])} if g.size else {}
     m = exp.model
     return {
@@ -115,8 +125,10 @@ def summary(exp: Experiment, arrays: dict[str, Any], spectral_radius: dict[str, 
         "spectral_radius": {k: _num(v) for k, v in spectral_radius.items()},
         "gradient_ratio": ratios,
         "gradient_ratio_definition": (
-            "gradnorm[0] / gradnorm[T-1]: batch-mean ||dL/dh_t|| at t=0 over t=T-1, in time "
-            "order for every layer key (a reverse cell's gradient flows from t=0 towards T-1)"),
+            "batch-mean ||dL/dh_t|| at the farthest step back over the last step processed: "
+            "gradnorm[0] / gradnorm[T-1] for a forward cell, gradnorm[T-1] / gradnorm[0] for "
+            "a reverse one (it runs from t=T-1 down to 0)"),
+        "gradient_verdict": verdicts,
         "gradient_norm": norms,
         "backend": backend_name,
         "nonfinite": nonfinite,
@@ -159,7 +171,7 @@ def write_results(out: Path, exp: Experiment, result: Any, extras: bool = True) 
     p = out / "trace.npz"
     written.append(writing(p, lambda: save_trace(p, result.arrays)))
     s = summary(exp, result.arrays, result.spectral_radius, result.backend_label,
-                result.nonfinite)
+                result.nonfinite, getattr(result, "diagnosis", None))
     q = out / "summary.json"
     written.append(writing(q, lambda: save_summary(q, s)))
     if not extras:
