@@ -313,26 +313,6 @@ def test_connectivity_is_log10_with_colour_bar(qtbot):
     assert "No connectivity" in panel.overlay.text
 
 
-def test_graph_edges_follow_gradient(qtbot):
-    r = make_fake_result("lstm", T=100)
-    panel = make_panel(qtbot, "graph", size=(600, 300))
-    panel.show_result(r)
-    table = panel.to_csv_table()
-    steps = table["timestep"].astype(int)
-    assert 3 <= len(steps) <= 12 and steps[0] == 0 and steps[-1] == 99
-    np.testing.assert_allclose(table["gradnorm"], r.arrays["gradnorm.l0"][steps], rtol=1e-6)
-    widths = [panel.rec_edges[j].width for j in range(1, len(steps))]
-    assert widths[-1] > widths[0]  # the fake gradient grows towards the end
-    panel.resize(1400, 400)
-    qtbot.wait(10)
-    panel.show_result(r)
-    assert len(panel.to_csv_table()["timestep"]) == 12
-    short = make_fake_result("gru", T=5, pattern="many_to_one")
-    panel.show_result(short)
-    assert list(panel.to_csv_table()["timestep"]) == [0, 1, 2, 3, 4]
-    panel.show_result(make_fake_result("rnn", pattern="output_recurrence"))
-
-
 # ----------------------------------------------------------------------------- real engine
 
 ENGINE_MODELS = {
