@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 
+from core.diagnosis import CurveDiagnosis, below_float_range, diagnose_result
+
 from .. import colormaps
 from .base import (
     PlotPanel,
@@ -27,24 +29,20 @@ from .base import (
 if TYPE_CHECKING:
     from core.probe import ProbeResult
 
-VANISH = 1e-3  # below this fraction of a curve's peak the gradient has vanished
-EXPLODE = 1e3  # beyond this multiple of the last processed step it has exploded
 GRAD = "‖∂L/∂h<sub>t</sub>‖"
 DC = "‖∂L/∂c<sub>t</sub>‖"
 VANISH_COLOR = (80, 140, 255, 90)
 EXPLODE_COLOR = (255, 70, 40, 110)
+FLOOR_COLOR = (128, 128, 128, 150)
+FLOOR_LABEL = "below float range (0)"
+# The colour of each finding of core.diagnosis in the note (None: the text colour).
+KIND_COLORS = {"vanished": "#6fa0ff", "underflow": "#9a9a9a", "exploded": "#ff7050",
+               "nonfinite": "#ff6060", "unreached": None, "entry": None}
+VERDICT_COLORS = {"vanishing": "#6fa0ff", "exploding": "#ff7050", "non-finite": "#ff6060"}
 
 
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive ``(start, stop)`` index ranges where ``mask`` is true."""
-    m = np.concatenate([[False], np.asarray(mask, dtype=bool), [False]])
-    edges = np.flatnonzero(np.diff(m.astype(np.int8)))
-    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def describe_runs(mask: np.ndarray) -> str:
-    parts = [f"t {a}" if a == b else f"t {a}–{b}" for a, b in runs(mask)]
-    return ", ".join(parts[:2]) + (", …" if len(parts) > 2 else "")
+def _span(text: str, colour: str | None) -> str:
+    return f'<span style="color:{colour}">{text}</span>' if colour else text
 
 
 def linear_rnn_theory(result: ProbeResult) -> float | None:
@@ -65,10 +63,14 @@ class GradientsPanel(PlotPanel):
     title = "Gradient flow over time"
     tooltip = ("How much gradient reaches each timestep during backpropagation through time: "
                "‖∂L/∂h_t‖ per layer and direction, the mean over the batch of the norm over "
-               "units (dashed: ‖∂L/∂c_t‖ of LSTM cells), log scale. A blue glow marks vanished "
-               "gradients (below 10⁻³ of the peak, further back in time), a red glow exploding "
-               "ones (over 10³× the last step). The note below gives, per layer, the gradient "
-               "at the farthest step back over the one at the last step processed.")
+               "units (dashed: ‖∂L/∂c_t‖ of LSTM cells), log scale. Each step is judged against "
+               "the gradient that enters where it can reach that step (from the loss, or from "
+               "the layer above): a blue glow marks vanished gradient (under a millionth of "
+               "the largest that entered), a red glow exploded gradient (over a thousand times "
+               "all that entered). Steps whose gradient fell below the float range (exactly 0) "
+               "are marked by a grey bar at the bottom. The note gives, per layer, the verdict "
+               "and the gradient at the farthest step back over the one at the last step "
+               "processed.")
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -83,13 +85,19 @@ class GradientsPanel(PlotPanel):
         # the legend's sample for the dashed cell-gradient curves: in the plot, never any data
         self.dc_sample = pg.PlotDataItem(pen=mkpen(fg, 1.5, "dash"))
         self.plot.addItem(self.dc_sample)
+        # the legend's sample for the bars of steps below the float range: never any data
+        self.floor_sample = pg.PlotDataItem(pen=pg.mkPen(FLOOR_COLOR, width=6))
+        self.plot.addItem(self.floor_sample)
         # Pools, one entry per layer and direction, only ever grown: items stay in the plot
         # (hidden when unused) rather than being removed and left without a scene.
         self._h_pool: list[pg.PlotDataItem] = []
         self._c_pool: list[pg.PlotDataItem] = []
         self._glow_pool: list[tuple[pg.PlotDataItem, pg.PlotDataItem]] = []
+        self._floor_pool: list[pg.PlotDataItem] = []
         self.curves: dict[str, pg.PlotDataItem] = {}  # "h.L" / "c.L" → curve
         self.glows: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
+        # "L" → a bar at the bottom of the axis over the steps below the float range
+        self.floors: dict[str, pg.PlotDataItem] = {}
         self._structure: tuple | None = None
         self._title_legend = ""
 
@@ -102,29 +110,34 @@ class GradientsPanel(PlotPanel):
                 g.setZValue(-5)
                 self.plot.addItem(g)
             self._glow_pool.append(glows)
+            floor = pg.PlotDataItem(pen=pg.mkPen(color, width=5), connect="finite")
+            self.plot.addItem(floor)
+            self._floor_pool.append(floor)
             self._h_pool.append(pg.PlotDataItem(pen=mkpen(color, 2)))
             self._c_pool.append(pg.PlotDataItem(pen=mkpen(color, 1.5, "dash")))
             self.plot.addItem(self._h_pool[-1])
             self.plot.addItem(self._c_pool[-1])
 
-    def _build(self, layers: list[tuple[str, str]], theory: bool) -> None:
-        structure = (tuple(layers), theory)
+    def _build(self, layers: list[tuple[str, str]], theory: bool, floor: bool) -> None:
+        structure = (tuple(layers), theory, floor)
         if structure == self._structure:
             return
         self._structure = structure
         self._grow(len(layers))
         self.curves.clear()
         self.glows.clear()
+        self.floors.clear()
         self._legend.clear()
-        for item in [*self._h_pool, *self._c_pool, *(g for pair in self._glow_pool
-                                                         for g in pair)]:
+        for item in [*self._h_pool, *self._c_pool, *self._floor_pool,
+                     *(g for pair in self._glow_pool for g in pair)]:
             item.setData([], [])
             item.setVisible(False)
         for i, (key, cell) in enumerate(layers):
             h, c, glows = self._h_pool[i], self._c_pool[i], self._glow_pool[i]
             self.curves[f"h.{key}"] = h
             self.glows[key] = glows
-            for item in (h, *glows):
+            self.floors[key] = self._floor_pool[i]
+            for item in (h, *glows, self._floor_pool[i]):
                 item.setVisible(True)
             self._legend.addItem(h, short_layer_label(key))
             if cell == "lstm":
@@ -136,6 +149,8 @@ class GradientsPanel(PlotPanel):
         self.theory.setVisible(theory)
         if theory:
             self._legend.addItem(self.theory, "theory ρ<sup>T−1−t</sup>")
+        if floor:
+            self._legend.addItem(self.floor_sample, FLOOR_LABEL)
         # A few entries go into the title, where they never cover a curve; many need the box.
         fg = pg.getConfigOption("foreground")
         one = len(layers) == 1
@@ -145,6 +160,8 @@ class GradientsPanel(PlotPanel):
             entries.append((colormaps.line_color(0) if one else fg, DC, "dash"))
         if theory:
             entries.append((fg, "theory ρ<sup>T−1−t</sup>", "dot"))
+        if floor:
+            entries.append(("#9a9a9a", FLOOR_LABEL))
         small = len(entries) <= 3
         self._title_legend = legend_html(entries) if small and len(entries) > 1 else ""
         self._legend.setVisible(not small)
@@ -153,7 +170,10 @@ class GradientsPanel(PlotPanel):
         r = self._result
         layers = model_layers(r)
         rho = linear_rnn_theory(r)
-        self._build(layers, rho is not None)
+        diagnosis = diagnose_result(r)
+        found = {key: diagnosis.curves.get(key) for key, _cell in layers}
+        floor = any(d is not None and d.underflow.any() for d in found.values())
+        self._build(layers, rho is not None, floor)
         T = int(np.shape(r.x)[0])
         self._n_steps = T
         steps = np.arange(T, dtype=np.float64)
@@ -174,12 +194,15 @@ class GradientsPanel(PlotPanel):
             if cell == "lstm":
                 dc = r.arrays.get(f"dc.{key}")
                 c = batch_norm(dc) if dc is not None else np.full(T, np.nan)
-                self.curves[f"c.{key}"].setData(steps, positive(c))
+                # a norm under the float type's smallest normal number is not drawn as a value
+                tiny = below_float_range(c, dc.dtype) if dc is not None else np.zeros(T, bool)
+                drawn = np.where(tiny, np.nan, c)
+                self.curves[f"c.{key}"].setData(steps, positive(drawn))
                 table[f"dcnorm.{key}"] = c
-                shown.append(c)
+                shown.append(drawn)
             if first_g is None:
                 first_g = g
-            notes.append(self._flag(key, g))
+            notes.append(self._flag(key, g, found[key]))
         legend = self._title_legend
         if rho is not None and first_g is not None:
             with np.errstate(over="ignore", invalid="ignore"):
@@ -197,7 +220,11 @@ class GradientsPanel(PlotPanel):
             fit_title(self.plot, f"Gradient per timestep {GRAD} (batch mean)",
                       f"{GRAD} per timestep (batch mean)", f"{GRAD} per timestep", GRAD)
         self._set_time_range(self.plot, T)
-        set_y_range(self.plot, log_range(*shown))
+        span = log_range(*shown)
+        if span is not None and floor:  # room below the data for the bars
+            span = (span[0] - 0.08 * (span[1] - span[0]) - 0.3, span[1])
+        set_y_range(self.plot, span)
+        self._draw_floors(layers, found, steps)
         if r.nonfinite:
             red = '<span style="color:#ff6060">Non-finite values{}</span>'
             notes.insert(0, (red.format(f": {r.nonfinite}"), red.format(""), red.format("")))
@@ -205,37 +232,41 @@ class GradientsPanel(PlotPanel):
         fit_label(self.note, variants, size="8.5pt")
         self._table = table
 
-    def _flag(self, key: str, g: np.ndarray) -> tuple[str, str, str]:
-        """Update the vanishing/exploding glows of one curve; describe them (long to short)."""
+    def _draw_floors(self, layers: list[tuple[str, str]],
+                     found: dict[str, CurveDiagnosis | None], steps: np.ndarray) -> None:
+        """A bar at the bottom of the axis over each curve's steps below the float range,
+        one row per layer and direction."""
+        lo, hi = self.plot.vb.viewRange()[1]  # log10 units
+        for i, (key, _cell) in enumerate(layers):
+            d = found[key]
+            item = self.floors[key]
+            if d is None or not d.underflow.any() or d.underflow.size != steps.size:
+                item.setData([], [])
+                continue
+            y = 10.0 ** (lo + (0.02 + 0.03 * i) * (hi - lo))
+            item.setData(steps, np.where(d.underflow, y, np.nan))
+
+    def _flag(self, key: str, g: np.ndarray, d: CurveDiagnosis | None) -> tuple[str, str, str]:
+        """Set the glows of curve ``g`` (T,) from the core's diagnosis ``d``; its note,
+        long to short."""
         vanish_glow, explode_glow = self.glows[key]
-        finite = np.isfinite(g) & (g > 0)
         name = short_layer_label(key)
-        if not finite.any():
+        steps = np.arange(g.size, dtype=np.float64)
+        if d is None or d.vanished.size != g.size:
             vanish_glow.setData([], [])
             explode_glow.setData([], [])
-            text = f"{name}: no finite gradient"
+            text = f"{name}: no gradient"
             return text, text, text
-        steps = np.arange(g.size, dtype=np.float64)
-        peak = np.nanmax(np.where(finite, g, np.nan))
-        ref = g[0] if key.endswith("_reverse") else g[-1]  # last step the direction processed
-        far = g[-1] if key.endswith("_reverse") else g[0]  # the farthest step back in time
-        # Vanished: far below the peak, on the side of it the gradient travels towards.
-        top = int(np.nanargmax(np.where(finite, g, np.nan)))
-        behind = steps > top if key.endswith("_reverse") else steps < top
-        vanish = finite & behind & (g < VANISH * peak)
-        explode = finite & (g > EXPLODE * ref) if np.isfinite(ref) and ref > 0 else finite & False
-        vanish_glow.setData(steps, positive(np.where(vanish, g, np.nan)))
-        explode_glow.setData(steps, positive(np.where(explode, g, np.nan)))
-        ratio = fmt_sci(float(far / ref if np.isfinite(ref) and ref > 0 else np.nan))
-        flags = ["", ""]
-        if vanish.any():
-            flags[0] = f'<span style="color:#6fa0ff">vanished at {describe_runs(vanish)}</span>'
-            flags[1] = '<span style="color:#6fa0ff">vanished</span>'
-        if explode.any():
-            flags[0] += "; " * bool(flags[0]) + (f'<span style="color:#ff7050">exploding at '
-                                                 f'{describe_runs(explode)}</span>')
-            flags[1] += "; " * bool(flags[1]) + '<span style="color:#ff7050">exploding</span>'
-        full = f"{name}: farthest/last step = {ratio}" + "; " * bool(flags[0]) + flags[0]
-        mid = f"{name}: far/last {ratio}" + "; " * bool(flags[0]) + flags[0]
-        short = f"{name}: {ratio}" + "; " * bool(flags[1]) + flags[1]
+        vanish_glow.setData(steps, positive(np.where(d.faded, g, np.nan)))
+        explode_glow.setData(steps, positive(np.where(d.exploded, g, np.nan)))
+        verdict = _span(d.verdict, VERDICT_COLORS.get(d.verdict))
+        ratio = "undefined" if d.ratio is None else fmt_sci(d.ratio)
+        found = d.findings()
+        details = "; ".join(_span(text, KIND_COLORS[kind]) for kind, text in found)
+        brief = "; ".join(_span(text if kind != "entry" else f"judged by what enters from the "
+                                f"{d.source}", KIND_COLORS[kind])
+                          for kind, text in d.findings(limit=1))
+        full = f"{name}: {verdict}, farthest/last step = {ratio}" + "; " * bool(details) + details
+        mid = f"{name}: {verdict}, far/last {ratio}" + "; " * bool(brief) + brief
+        short = f"{name}: {verdict} {ratio}"
         return full, mid, short

@@ -17,6 +17,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from core.diagnosis import diagnose
 from core.experiment import Experiment, LayerConfig, ModelConfig, TaskConfig
 from core.layout import GATES, layer_keys, param_shapes
 from core.probe import ProbeResult, teacher_mask_for
@@ -37,8 +38,9 @@ def make_fake_result(cell: str = "lstm", *, num_layers: int = 1, bidirectional: 
     """A synthetic :class:`ProbeResult` with the keys and shapes a probe of this model gives.
 
     As in a real probe, ``output_recurrence`` has no Jacobian products, a one-layer
-    one reports its output-to-hidden loop as the ``loop_l0`` spectrum, and its
-    ``teacher_mask`` is the experiment's teacher-forcing choice per step.
+    one reports its output-to-hidden loop as the ``loop_l0`` spectrum, its
+    ``teacher_mask`` is the experiment's teacher-forcing choice per step, and the
+    ``diagnosis`` is core.diagnosis's of the fake gradient curves.
     """
     rng = np.random.default_rng(seed)
     if loss == "cross_entropy":
@@ -122,7 +124,8 @@ def make_fake_result(cell: str = "lstm", *, num_layers: int = 1, bidirectional: 
     return ProbeResult(experiment=exp, x=x, y=y, arrays=arrays, spectra=spectra,
                        spectral_radius=radius, jacobian=jac, connectivity=conn, nonfinite=None,
                        elapsed_s=0.012, backend_label=FAKE_BACKEND,
-                       teacher_mask=teacher_mask_for(exp, T))
+                       teacher_mask=teacher_mask_for(exp, T),
+                       diagnosis=diagnose(arrays, pattern, tbptt=exp.training.tbptt))
 
 
 def make_fake_history(steps: int = 200, seed: int = 0) -> dict[str, np.ndarray]:

@@ -128,14 +128,91 @@ def test_gradients_theory_line_for_a_linear_rnn(qtbot):
 
 def test_gradients_flag_vanishing_and_exploding(qtbot):
     panel = make_panel(qtbot, "gradients")
-    panel.show_result(make_fake_result("lstm", decay=0.85))
-    assert "vanished" in panel.note.text and "exploding" not in panel.note.text
+    r = make_fake_result("lstm", decay=0.85)
+    panel.show_result(r)
+    assert "vanishing" in panel.note.text and "exploding" not in panel.note.text
     vanish = panel.glows["l0"][0].yData
-    assert np.isfinite(vanish[:5]).all() and np.isnan(vanish[-5:]).all()
+    faded = r.diagnosis.curves["l0"].faded
+    assert faded[:5].all() and not faded[-5:].any()
+    assert np.isfinite(vanish[faded]).all() and np.isnan(vanish[~faded]).all()
     panel.show_result(make_fake_result("rnn", activation="linear", decay=1.15))
-    assert "exploding" in panel.note.text and "vanished" not in panel.note.text
+    assert "exploding" in panel.note.text and "vanish" not in panel.note.text
     explode = panel.glows["l0"][1].yData
     assert np.isfinite(explode[0]) and np.isnan(explode[-1])
+
+
+def test_gradients_note_and_glows_are_the_core_diagnosis(qtbot):
+    """The panel shows core.diagnosis's verdict and steps, not a rule of its own: a result
+    whose diagnosis says otherwise than its curve is drawn with the diagnosis's words."""
+    from core.diagnosis import diagnose
+
+    r = make_fake_result("gru", decay=0.93)  # 0.93^99: two decades, stable
+    panel = make_panel(qtbot, "gradients", size=(900, 380))
+    panel.show_result(r)
+    assert "stable" in panel.note.text and "vanish" not in panel.note.text
+    assert np.isnan(panel.glows["l0"][0].yData).all()
+    steep = dict(r.arrays)
+    steep["gradnorm.l0"] = (0.5 ** (99 - np.arange(100))).astype(np.float32)
+    r.diagnosis = diagnose(steep, "many_to_many")
+    panel.show_result(r)
+    expected = r.diagnosis.curves["l0"]
+    assert expected.verdict == "vanishing"
+    assert "vanishing" in panel.note.text and "vanished at t 0–79" in panel.note.text
+    glow = panel.glows["l0"][0].yData
+    np.testing.assert_array_equal(np.isfinite(glow), expected.faded)
+
+
+def test_gradients_below_float_range_is_a_bar_not_points(qtbot):
+    r = make_fake_result("lstm", pattern="many_to_one", decay=0.6, T=120)
+    r.arrays["gradnorm.l0"][:30] = 0.0  # the norm underflowed, as at long lengths
+    r.arrays["dc.l0"][:20] = np.float32(1e-44)  # subnormal float32: not a value to plot
+    from core.diagnosis import diagnose
+
+    r.diagnosis = diagnose(r.arrays, "many_to_one")
+    panel = make_panel(qtbot, "gradients", size=(900, 380))
+    panel.show_result(r)
+    assert np.isnan(panel.curves["h.l0"].yData[:30]).all()  # no points at 0 or 1e-45
+    assert np.isnan(panel.curves["c.l0"].yData[:20]).all()
+    bar = panel.floors["l0"]
+    assert bar.isVisible()
+    np.testing.assert_array_equal(np.isfinite(bar.yData), np.arange(120) < 30)
+    lo = panel.plot.vb.viewRange()[1][0]
+    g = r.arrays["gradnorm.l0"]
+    y = np.log10(bar.yData[0])
+    assert lo < y < np.log10(g[g > 0].min())  # at the bottom, below every drawn value
+    assert "below float range at t 0–29" in panel.note.text
+    assert "below float range" in panel.plot.titleLabel.text
+    # a result without underflow hides the bar and its legend entry
+    panel.show_result(make_fake_result("lstm"))
+    drawn = panel.floors["l0"].yData
+    assert drawn is None or not np.isfinite(np.asarray(drawn, dtype=float)).any()
+    assert "below float range" not in panel.plot.titleLabel.text
+
+
+def test_gradients_lower_reverse_cell_is_not_called_exploding(qtbot):
+    """The stack of a user's report: bidirectional LSTM, then an RNN and a GRU, many to
+    one.  The reverse cell of layer 0 gets its gradient from the RNN above, which is large
+    near t = T−1 only; its far/last ratio is huge but nothing explodes."""
+    from core.experiment import Experiment, LayerConfig, ModelConfig
+    from core.init import init_params
+    from core.probe import probe
+
+    m = ModelConfig(input_size=2, output_size=1, pattern="many_to_one",
+                    layers=[LayerConfig(cell="lstm", hidden_size=16, bidirectional=True),
+                            LayerConfig(cell="rnn", hidden_size=16),
+                            LayerConfig(cell="gru", hidden_size=16)])
+    exp = Experiment(model=m)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4, 2))
+    result = probe(exp, init_params(m, exp.init), x, rng.normal(size=(4, 1)),
+                   jacobian=False, connectivity=False)
+    low = result.diagnosis.curves["l0_reverse"]
+    assert low.ratio > 1e3 and low.verdict == "stable"
+    panel = make_panel(qtbot, "gradients", size=(1200, 500))
+    panel.show_result(result)
+    line = next(x for x in panel.note.text.split("<br>") if x.startswith("L0 ←"))
+    assert "stable" in line and "explod" not in line and "layer above" in line
+    assert np.isnan(panel.glows["l0_reverse"][1].yData).all()
 
 
 def test_hidden_heatmap_is_h_transposed_and_follows_selectors(qtbot):
