@@ -87,12 +87,49 @@ class CurveDiagnosis:
     nonfinite: np.ndarray  # bool: NaN or Inf
     verdict: str  # one of VERDICTS
     source: str  # "head" or "layer above": where the gradient enters
-    text: str  # one line for people
+    tbptt: int | None = None  # the truncation window the curve was judged with
 
     @property
     def faded(self) -> np.ndarray:
         """(T,) bool: vanished but still a positive number (not below float range)."""
         return self.vanished & ~self.underflow
+
+    @property
+    def ratio_misleads(self) -> bool:
+        """True when the far/last ratio alone would say vanishing or exploding but the
+        steps, judged against where the gradient enters, are stable."""
+        r = self.ratio
+        return (self.verdict == "stable" and r is not None and r > 0
+                and not VANISHED <= r <= EXPLODED)
+
+    def findings(self, limit: int = 2) -> list[tuple[str, str]]:
+        """``(kind, text)`` for people, kind one of "nonfinite", "exploded", "vanished",
+        "underflow", "unreached", "entry"; each text names up to ``limit`` step ranges."""
+        out = []
+        if self.nonfinite.any():
+            out.append(("nonfinite", f"non-finite at {describe_steps(self.nonfinite, limit)}"))
+        if self.exploded.any():
+            out.append(("exploded", f"exploded at {describe_steps(self.exploded, limit)}"))
+        if self.faded.any():
+            out.append(("vanished", f"vanished at {describe_steps(self.faded, limit)}"))
+        if self.underflow.any():
+            out.append(("underflow",
+                        f"below float range at {describe_steps(self.underflow, limit)}"))
+        if self.unreached.any():
+            why = ("cut by truncated BPTT" if self.tbptt
+                   else f"nothing enters from the {self.source}")
+            out.append(("unreached",
+                        f"no gradient at {describe_steps(self.unreached, limit)} ({why})"))
+        if self.ratio_misleads:
+            out.append(("entry", f"judged against the gradient entering from the {self.source}, "
+                                 "not against the last step alone"))
+        return out
+
+    @property
+    def text(self) -> str:
+        """One line for people: key, verdict, ratio and findings."""
+        head = f"{self.key}: {self.verdict}, farthest/last step = {fmt(self.ratio)}"
+        return "; ".join([head, *(text for _kind, text in self.findings())])
 
 
 @dataclass(frozen=True, eq=False)
@@ -243,33 +280,12 @@ def diagnose_curve(gradnorm: Any, source: Any, *, reverse: bool = False,
     def timed(a: np.ndarray) -> np.ndarray:
         return a[back]
 
-    d = dict(key=key, reverse=reverse, ratio=gradient_ratio(g, reverse), entering=timed(e),
-             reference=timed(R), budget=timed(S), vanished=timed(vanished),
-             exploded=timed(exploded), underflow=timed(underflow), unreached=timed(unreached),
-             nonfinite=timed(nonfinite_p), verdict=verdict, source=source_name)
-    return CurveDiagnosis(**d, text=_text(d, tbptt))
-
-
-def _text(d: dict[str, Any], tbptt: int | None) -> str:
-    ratio = d["ratio"]
-    parts = [f"{d['key']}: {d['verdict']}, farthest/last step = {fmt(ratio)}"]
-    faded = d["vanished"] & ~d["underflow"]
-    if d["nonfinite"].any():
-        parts.append(f"non-finite at {describe_steps(d['nonfinite'])}")
-    if d["exploded"].any():
-        parts.append(f"exploded at {describe_steps(d['exploded'])}")
-    if faded.any():
-        parts.append(f"vanished at {describe_steps(faded)}")
-    if d["underflow"].any():
-        parts.append(f"below float range at {describe_steps(d['underflow'])}")
-    if d["unreached"].any():
-        why = "cut by truncated BPTT" if tbptt else f"nothing enters from the {d['source']}"
-        parts.append(f"no gradient at {describe_steps(d['unreached'])} ({why})")
-    if (d["verdict"] == "stable" and ratio is not None and ratio > 0
-            and not VANISHED <= ratio <= EXPLODED):
-        parts.append(f"judged against the gradient entering from the {d['source']}, "
-                     "not against the last step alone")
-    return "; ".join(parts)
+    return CurveDiagnosis(key=key, reverse=reverse, ratio=gradient_ratio(g, reverse),
+                          entering=timed(e), reference=timed(R), budget=timed(S),
+                          vanished=timed(vanished), exploded=timed(exploded),
+                          underflow=timed(underflow), unreached=timed(unreached),
+                          nonfinite=timed(nonfinite_p), verdict=verdict, source=source_name,
+                          tbptt=tbptt)
 
 
 def curve_keys(arrays: Mapping[str, Any]) -> list[tuple[int, bool, str]]:
