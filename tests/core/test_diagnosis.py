@@ -214,3 +214,108 @@ def test_probe_and_summary_use_the_one_definition():
     # the field has a default: older constructors keep working
     bare = ProbeResult(experiment=exp, x=res.x, y=res.y, arrays=res.arrays)
     assert bare.diagnosis is None
+
+
+# ----------------------------------------------------------------------------- the lessons
+
+# What each lesson's text says about the "Gradient flow over time" plot of its first
+# layer: the verdict per direction, the words that say it (they must be in the text),
+# and the range of log10(farthest/last) those words allow.  A lesson that says nothing
+# about the curve must not show a vanishing or exploding label either: "stable".
+LESSON_CLAIMS: dict[str, tuple[dict[str, str], str | None, tuple[float, float]]] = {
+    "vanishing_tanh": ({"l0": "vanishing"}, "falls by more than ten decades", (-99, -10)),
+    "exploding_clipping": ({"l0": "exploding"}, "nearly seven decades", (6.5, 7.0)),
+    "sigmoid_flattening": ({"l0": "stable"}, "stays level", (-0.5, 0.5)),
+    "forget_gate": ({"l0": "stable"}, "only about two decades below the last", (-2.5, -1.5)),
+    "lstm_anatomy": ({"l0": "stable"}, None, (-1, 1)),
+    "peephole": ({"l0": "stable"}, None, (-1, 1)),
+    "gru_gates": ({"l0": "stable"}, "loses less than three decades over 100 steps", (-3, -2)),
+    "bidirectional": ({"l0": "vanishing", "l0_reverse": "vanishing"},
+                      "sees the far end of the sequence only faintly", (-99, -6)),
+    "sequence_to_one": ({"l0": "stable"}, "about four decades below the last", (-4.5, -3.5)),
+    "teacher_forcing": ({"l0": "stable"}, "stays at that step", (-0.5, 0.5)),
+    "one_weights_every_length": ({"l0": "stable"}, "stays level at every length", (-0.5, 0.5)),
+}
+
+
+def lesson_probe(name: str, edit=None):
+    import copy
+
+    from core.lab import Lab
+
+    exp = copy.deepcopy(Lab.from_preset(name).experiment)
+    if edit is not None:
+        edit(exp)
+    return exp, Lab(exp).probe(jacobian=False, connectivity=False)
+
+
+def lesson_names() -> list[str]:
+    from core.lessons import list_lessons
+
+    return [n for n, _title in list_lessons()]
+
+
+def test_every_lesson_has_its_claim_written_down():
+    missing = [n for n in lesson_names() if n not in LESSON_CLAIMS]
+    assert not missing, f"say what these lessons claim about the gradient curve: {missing}"
+
+
+@pytest.mark.parametrize("name", lesson_names())
+def test_lesson_text_and_diagnosis_agree(name):
+    from core.lessons import load_lesson
+
+    verdicts, words, (lo, hi) = LESSON_CLAIMS[name]
+    text = " ".join(load_lesson(name).description.split())
+    if words is not None:
+        assert words in text, f"{name}: the text no longer says {words!r}"
+    _exp, res = lesson_probe(name)
+    for key, verdict in verdicts.items():
+        d = res.diagnosis.curves[key]
+        assert d.verdict == verdict, f"{name} {key}: {d.text}"
+        assert lo <= math.log10(d.ratio) <= hi, f"{name} {key}: {d.text}"
+
+
+def _set(path: str, value):
+    def edit(exp):
+        obj = exp
+        *head, last = path.split(".")
+        for part in head:
+            obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
+        setattr(obj, last, value)
+    return edit
+
+
+# The "Try:" suggestions that say what the curve will do: (lesson, edit, words in the
+# text, verdicts of layer 0, how far log10(farthest/last) moves from the lesson's own).
+TRY_CLAIMS = [
+    ("vanishing_tanh", _set("init.scales.recurrent", 2.0), "watch the curve flatten",
+     {"l0": "stable"}, (10, 99)),
+    # more than the 12.3 decades the lesson's curve falls: it now rises from right to left
+    ("vanishing_tanh", _set("init.scales.recurrent", 4.0), "tilts the other way",
+     {}, (12.5, 99)),
+    ("forget_gate", _set("init.forget_bias", 0.0), "falls by more than fifteen further decades",
+     {"l0": "vanishing"}, (-99, -15)),
+    ("gru_gates", _set("init.scales.recurrent", 1.0), "collapses by more than fifteen decades",
+     {"l0": "vanishing"}, (-99, -15)),
+    ("bidirectional", _set("init.scales.recurrent", 2.0), "watch both curves flatten together",
+     {"l0": "stable", "l0_reverse": "stable"}, (9, 99)),
+    ("sequence_to_one", _set("model.layers.0.cell", "rnn"), "a tanh RNN would lose more than ten",
+     {"l0": "vanishing"}, (-99, -6)),
+    ("one_weights_every_length", _set("task.seq_len", 200), "stays level at every length",
+     {"l0": "stable"}, (-0.5, 0.5)),
+]
+
+
+@pytest.mark.parametrize(("name", "edit", "words", "verdicts", "shift"), TRY_CLAIMS,
+                         ids=[f"{c[0]}-{c[2][:20]}" for c in TRY_CLAIMS])
+def test_lesson_suggestions_do_what_the_text_says(name, edit, words, verdicts, shift):
+    from core.lessons import load_lesson
+
+    assert words in " ".join(load_lesson(name).description.split())
+    _exp, before = lesson_probe(name)
+    _exp, after = lesson_probe(name, edit)
+    for key, verdict in verdicts.items():
+        assert after.diagnosis.curves[key].verdict == verdict, after.diagnosis.curves[key].text
+    moved = (math.log10(after.diagnosis.curves["l0"].ratio)
+             - math.log10(before.diagnosis.curves["l0"].ratio))
+    assert shift[0] <= moved <= shift[1], (moved, after.diagnosis.curves["l0"].text)
