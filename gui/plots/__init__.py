@@ -7,6 +7,7 @@ Every panel is a :class:`~gui.plots.base.PlotPanel`: ``show_result(result)``,
 
 from __future__ import annotations
 
+from .anatomy import AnatomyPanel
 from .base import PlotPanel
 from .cell import CellPanel
 from .connectivity import ConnectivityPanel
@@ -24,6 +25,7 @@ ALL_PANELS: list[type[PlotPanel]] = [
     HiddenPanel,
     GatesPanel,
     CellPanel,
+    AnatomyPanel,
     GradientsPanel,
     JacobianPanel,
     EigenPanel,
@@ -43,6 +45,7 @@ def panel_by_name(name: str) -> type[PlotPanel]:
 
 __all__ = [
     "ALL_PANELS",
+    "AnatomyPanel",
     "CellPanel",
     "ConnectivityPanel",
     "EigenPanel",

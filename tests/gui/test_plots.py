@@ -17,8 +17,8 @@ from gui.plots.gates import GATE_LABELS
 
 from .conftest import VARIANTS, make_fake_history, make_fake_result
 
-NAMES = ["signals", "hidden", "gates", "cell", "gradients", "jacobian", "eigen", "training",
-         "connectivity", "graph"]
+NAMES = ["signals", "hidden", "gates", "cell", "anatomy", "gradients", "jacobian", "eigen",
+         "training", "connectivity", "graph"]
 
 
 def make_panel(qtbot, name: str, size: tuple[int, int] = (600, 380)):
