@@ -22,6 +22,7 @@ ORDER = (
     "exploding_clipping",
     "sigmoid_flattening",
     "forget_gate",
+    "lstm_anatomy",
     "peephole",
     "gru_gates",
     "bidirectional",
