@@ -187,7 +187,7 @@ def test_click_marker_and_hover(qtbot):
     steps = panel.to_csv_table()["timestep"].astype(int)
     panel.mark_timestep(int(steps[2]))
     assert len(panel.ring.data) == len(KEYS)  # every cell of that column
-    x, y, row, t = next(s for s in panel._hspots if s[2].key == "l1_reverse" and s[3] == steps[3])
+    x, y, _row, t = next(s for s in panel._hspots if s[2].key == "l1_reverse" and s[3] == steps[3])
     panel._on_move(panel.vb.mapViewToScene(QPointF(x, y)))
     assert "L1 ←" in panel.readout.text() and f"t = {t}" in panel.readout.text()
     g = r.arrays["gradnorm.l1_reverse"][t]
