@@ -283,12 +283,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     if bad or not formats:
         raise UsageError(f"{PROG} export: --formats {args.formats!r}: choose from "
                          f"{','.join(EXPORT_FORMATS)}")
+    if args.size is not None and (args.width is not None or args.height is not None):
+        raise UsageError(f"{PROG} export: give --size WxH, or --width and --height, not both")
+    size = args.size or (args.width or EXPORT_SIZE[0], args.height or EXPORT_SIZE[1])
+    history = None  # a .gradlab's training history: the training plot is written only then
     if args.export_preset:
         from core.lessons import load_lesson
 
         exp = load_lesson(args.export_preset)
     else:
-        exp = _experiment(args.experiment)
+        from core.document import read_document
+
+        doc = read_document(args.experiment)
+        exp = doc.experiment
+        if doc.params is not None:
+            exp.weights = doc.params
+        history = doc.history or None
     data = _user_data(args, exp)
     T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
                                                               exp.task.batch_size)
@@ -309,8 +319,8 @@ def cmd_export(args: argparse.Namespace) -> int:
                              "install them with `pip install -e .`") from None
         raise
     try:
-        written = export_headless(exp, out, formats, params=params, data=data,
-                                  width=args.width, height=args.height, scale=args.scale)
+        written = export_headless(exp, out, formats, params=params, data=data, history=history,
+                                  size=size, scale=args.scale, theme=args.theme)
     except ExportError as exc:
         for path in exc.written:
             print(f"wrote {path}")
@@ -320,14 +330,37 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
-    if not 100 <= n <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be 100 to 10000 pixels, got {n}")
-    return n
+EXPORT_SIZE = (900, 600)  # gui.export.DEFAULT_SIZE and MIN_SIZE: the parser imports no gui
+EXPORT_MIN = (240, 160)
+
+
+def _export_size(text: str) -> tuple[int, int]:
+    """``--size WxH`` (or W×H): whole pixels within gui.export's limits."""
+    parts = text.strip().replace("×", "x").lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 900x600, "
+                                         f"got {text!r}")
+    w, h = (int(p) for p in parts)
+    if not (EXPORT_MIN[0] <= w <= 10_000 and EXPORT_MIN[1] <= h <= 10_000):
+        raise argparse.ArgumentTypeError(f"width must be {EXPORT_MIN[0]} to 10000 pixels and "
+                                         f"height {EXPORT_MIN[1]} to 10000, got {w}x{h}")
+    return w, h
+
+
+def _pixels(low: int) -> Any:
+    """An argparse type: a whole number of pixels from ``low`` to 10000."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of pixels, "
+                                             f"got {text!r}") from None
+        if not low <= n <= 10_000:
+            raise argparse.ArgumentTypeError(f"must be {low} to 10000 pixels, got {n}")
+        return n
+
+    return parse
 
 
 def _scale(text: str) -> float:
@@ -338,6 +371,95 @@ def _scale(text: str) -> float:
     if not 0.25 <= x <= 8:
         raise argparse.ArgumentTypeError(f"must be 0.25 to 8, got {text}")
     return x
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Variants of an experiment over seed ensembles: compare.csv, .json, .png and .svg."""
+    from core.compare import compare, variants
+    from core.paths import parse_vary
+
+    if bool(args.experiment) == bool(args.compare_preset):
+        raise UsageError(f"{PROG} compare: give an EXPERIMENT file or --preset NAME, not both "
+                         f"and not neither (see {PROG} compare --help)")
+    vary = [parse_vary(text) for text in args.vary]
+    if args.compare_preset:
+        from core.lessons import load_lesson
+
+        exp = load_lesson(args.compare_preset)
+    else:
+        from core.document import read_document
+
+        doc = read_document(args.experiment)
+        exp = doc.experiment
+        if doc.params is not None:
+            _warn(f"{args.experiment}: its saved weights are not used; every run starts "
+                  "from its seed's initialisation")
+    data = _user_data(args, exp)
+    variants(exp, vary)  # every path and value checked before anything is written
+    out = _out_dir(args.out)
+    from core.jobs import Control
+
+    progress = _CompareProgress()
+    result = compare(exp, vary, seeds=args.seeds, train_steps=args.train_steps, data=data,
+                     control=Control(progress.update))
+    progress.close()
+    written = [out / "compare.csv", out / "compare.json"]
+    result.write_csv(written[0])
+    result.write_json(written[1])
+    for path in written:
+        print(f"wrote {path}")
+    for run in result.runs:
+        if run.nonfinite:
+            _warn(f"{run.variant}, seed {run.seed}: {run.nonfinite}")
+    # A headless command: never open a window, whatever the display.
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from gui.compare_plot import write_figure
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
+            raise UsageError(f"drawing compare.png needs PySide6 and pyqtgraph ({exc}); "
+                             "install them with `pip install -e .`") from None
+        raise
+    for path in write_figure(result, out):
+        print(f"wrote {path}")
+    return 0
+
+
+class _CompareProgress:
+    """How far a comparison got, on stderr: in place on a terminal, else every few
+    seconds; nothing for one that takes under a second."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.start = self.last = time.monotonic()
+        self.width = 0
+
+    def update(self, fraction: float, text: str) -> None:
+        now = time.monotonic()
+        if now - self.start < 1.0 or now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        line = f"compare {fraction:4.0%}  {text}"
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            sys.stderr.write("\n")
+
+
+def _seed_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -443,12 +565,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="export every plot of an experiment or preset (png, svg, csv)",
         description="Run the probe the app runs (forward + BPTT on the experiment's task batch "
-                    "drawn with init.seed, or on --input/--target) headless and export every "
-                    "plot into DIR: "
-                    "NAME.png, NAME.svg, NAME.csv (the plotted columns, a header row of names) "
-                    "and NAME.KEY.csv for each heatmap (a header row of column indices, each "
-                    "row led by its index), plus DIR/experiment.json.  Non-finite values are "
-                    "written as nan, inf, -inf.")
+                    "drawn with init.seed, or on --input/--target) headless and export "
+                    "everything every plot can show into DIR, each image --size pixels: "
+                    "NAME.png and NAME.svg, or for a plot with selectors one per layer, "
+                    "direction, gate or matrix block, named by the choice (gates.f.l0.png, "
+                    "hidden.l0_reverse.png); NAME.csv (the plotted columns, a header row of "
+                    "names, each naming its layer, matrix or block where the plot has several) "
+                    "and NAME.KEY.csv for each heatmap (hidden.h.l0_reverse.csv: a header row "
+                    "of column indices, each row led by its index); plus DIR/experiment.json.  "
+                    "The training plot is written for a .gradlab with a training history.  "
+                    "Non-finite values are written as nan, inf, -inf.")
     p.add_argument("experiment", metavar="EXPERIMENT", nargs="?", help=EXPERIMENT_HELP)
     p.add_argument("--preset", metavar="NAME", dest="export_preset",
                    help="a lesson preset instead of a file (see `gradlab presets`)")
@@ -457,13 +583,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
     p.add_argument("--formats", default="png,svg,csv", metavar="LIST",
                    help="comma-separated, from png,svg,csv (default: all three)")
-    p.add_argument("--width", metavar="PX", type=_size, default=900,
-                   help="width of each plot in pixels, 100 to 10000 (default: 900)")
-    p.add_argument("--height", metavar="PX", type=_size, default=600,
-                   help="height of each plot in pixels, 100 to 10000 (default: 600)")
+    p.add_argument("--size", metavar="WxH", type=_export_size,
+                   help="size of every plot in pixels, "
+                        f"from {EXPORT_MIN[0]}x{EXPORT_MIN[1]} to 10000x10000 "
+                        f"(default: {EXPORT_SIZE[0]}x{EXPORT_SIZE[1]})")
+    # the two halves of --size, as earlier versions took them
+    p.add_argument("--width", metavar="PX", type=_pixels(EXPORT_MIN[0]), help=argparse.SUPPRESS)
+    p.add_argument("--height", metavar="PX", type=_pixels(EXPORT_MIN[1]), help=argparse.SUPPRESS)
     p.add_argument("--scale", metavar="S", type=_scale, default=1.0,
-                   help="PNG resolution factor, 0.25 to 8 (default: 1; 2 for sharp slides)")
+                   help="PNG resolution factor, 0.25 to 8: a PNG is S times --size "
+                        "(default: 1; 2 for sharp slides)")
+    p.add_argument("--theme", choices=("dark", "light"), default="dark",
+                   help="dark: the window's look (default); light: dark text on white, "
+                        "for print.  Only the exported images change")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "compare", help="compare variants of an experiment over seeds: compare.csv and a figure",
+        description="Run every variant of an experiment or preset — each --vary PATH=V1,V2,... "
+                    "sets a dotted field of the experiment (init.forget_bias, "
+                    "init.scales.recurrent, model.layers.0.cell, training.clip.mode, "
+                    "task.seq_len, ...) to each value; several --vary give their product — "
+                    "once per seed, init.seed + 0 ... N-1: training --train-steps steps when "
+                    "given, then one probe of its weights.  Runs with the same seed see the "
+                    "same data and share the initial weights the change leaves alone.  Writes "
+                    "DIR/compare.csv (long form: variant,key,t,mean,low,high; key gradnorm.L "
+                    "per timestep t, and when trained loss, grad_norm_before and "
+                    "grad_norm_after per step t; mean over the seeds, low-high the band: "
+                    "min-max below 10 seeds, else the 2.5th-97.5th percentile), "
+                    "DIR/compare.json (the band rule, seeds, what each variant changed and "
+                    "shared) and DIR/compare.png, DIR/compare.svg (mean curves with bands, "
+                    "log scale).  A changed layer cell turns off what it cannot have "
+                    "(peepholes, an activation), as compare.json notes.")
+    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?",
+                   help="experiment file (.json) or saved experiment (.gradlab; its saved "
+                        "weights are not used)")
+    p.add_argument("--preset", metavar="NAME", dest="compare_preset",
+                   help="a lesson preset instead of a file (see `gradlab presets`)")
+    p.add_argument("--vary", metavar="PATH=V1,V2", action="append", required=True,
+                   help="a dotted field path and the values to compare, comma-separated "
+                        "(numbers, true/false, null, or text); repeat for a product")
+    p.add_argument("--seeds", metavar="N", type=_seed_count, default=1,
+                   help="runs per variant, seeds init.seed + 0 ... N-1 (default: 1)")
+    p.add_argument("--train-steps", metavar="N", type=_nonneg_int, default=0,
+                   help="training steps before the probe (default: 0, the initial weights)")
+    _array_args(p)
+    p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("presets", help="list lesson presets: name, then title",
                        description="List the lesson presets, one a line: its name, then its "

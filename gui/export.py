@@ -1,34 +1,53 @@
 """Export every plot as PNG, SVG and CSV: from the app's live panels or headless.
 
-Files, for a panel whose ``name`` is ``gradients``:
+Every plot is drawn at one chosen size (:data:`DEFAULT_SIZE`, or ``size``), whether it
+is on screen, behind a tab or headless, in one of :data:`THEMES`: ``dark``, the
+window's own look (the default), or ``light``, dark text on white for print.  The
+theme is applied to the exported files only; the window keeps its look.
 
-``gradients.png``
-    the panel's plots as an image, at the panel's size times ``scale``.
-``gradients.svg``
-    the same as vector graphics (heatmaps are embedded as images).
-``gradients.csv``
-    the panel's 1-D columns (:meth:`PlotPanel.to_csv_table`): a header row of column
-    names, then one row per point.  A shorter column leaves its trailing cells empty.
-``gradients.<key>.csv``
-    one file per 2-D heatmap ``key`` (e.g. ``hidden.h.l0.csv``): a header row
-    ``index,0,1,…`` of column indices (timesteps), then one row per heatmap row
-    (unit, or output timestep) led by its index — ``pandas.read_csv(f, index_col=0)``
-    or ``numpy.loadtxt(f, delimiter=",", skiprows=1)[:, 1:]`` read it back.
+A plot exports *everything it can show*: where it has selectors — layer and
+direction, gate, matrix, block — every combination is drawn in turn and written, and
+the user's selection is put back afterwards.  Files, for a plot ``gates``:
+
+``gates.png``, ``gates.svg``
+    the plot as an image and as vector graphics (heatmaps embedded as images), for a
+    plot with one view.  With several, one of each per view, named by its choices in
+    the order gate (or matrix, block), then layer: ``gates.f.l0_reverse.png``,
+    ``eigen.weight_hh_l0.i.png``.
+``gates.csv``
+    the plot's 1-D columns: a header row of column names, then one row per point; a
+    shorter column leaves its trailing cells empty.  With several views, one file
+    whose column names say which view they come from — ``l0_reverse.mean_f``,
+    ``weight_hh_l0.i.real`` — except the shared ``timestep`` column.  A selector
+    that only picks what a heatmap shows (the gate) is left out of those names.
+``gates.<key>.csv``
+    one file per 2-D heatmap ``key``, which names its layer and gate
+    (``hidden.h.l0_reverse.csv``, ``gates.gate.f.l0.csv``): a header row
+    ``index,0,1,…`` of column indices (timesteps), then one row per heatmap row (unit,
+    or output timestep) led by its index — ``pandas.read_csv(f, index_col=0)`` or
+    ``numpy.loadtxt(f, delimiter=",", skiprows=1)[:, 1:]`` read it back.
+
+A plot of one sample of the batch shows the sample selected in the window (sample 0
+headless); any other sample is named at the end of its files' names:
+``hidden.h.l0.sample3.csv``, ``gates.f.l0.sample3.png``.
 
 Numbers are written in the shortest form that reads back exactly (a column or heatmap
 row of whole numbers without a decimal point); non-finite values as ``nan``, ``inf``
-and ``-inf``.  A panel that plots no numbers (the cell state of a GRU) gets no CSV
-file.  Every file is written atomically.
+and ``-inf``.  A plot that shows no numbers (the cell state of a GRU) gets no CSV
+file, and a headless export without a training history no training plot.  Every file
+is written atomically, with the permissions the user's umask gives.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +58,22 @@ from core.experiment import Experiment, save_experiment
 from core.fileio import atomic_write_bytes, ensure_folder
 
 FORMATS = ("png", "svg", "csv")
-DEFAULT_SIZE = (900, 600)  # panels hidden behind a tab are rendered at this size
+DEFAULT_SIZE = (900, 600)  # every plot, in pixels (PNGs are ``scale`` times this)
+MIN_SIZE = (240, 160)  # a panel's smallest layout
+MAX_SIZE = (10_000, 10_000)
+# Background and foreground (text, axes, ticks) of each theme; None: the window's own.
+THEMES: dict[str, tuple[str, str] | None] = {"dark": None, "light": ("#ffffff", "#1a1a1a")}
+DEFAULT_THEME = "dark"
+# Selectors that choose only which heatmap a panel draws: its 1-D columns (every gate's
+# mean) are the same whatever they choose, so column names leave them out.
+HEATMAP_ONLY_SELECTORS = frozenset({"gate_selector"})
+LAYER_SELECTOR = "layer_selector"  # named last: trace keys end in the layer (gate.f.l0)
+SHARED_COLUMNS = ("timestep",)  # the time axis: one column however many views
 
-__all__ = ["DEFAULT_SIZE", "FORMATS", "ExportError", "columns_csv", "csv_files", "export_all",
-           "export_headless", "export_panels", "headless_params", "matrix_csv"]
+__all__ = ["DEFAULT_SIZE", "DEFAULT_THEME", "FORMATS", "MAX_SIZE", "MIN_SIZE", "THEMES",
+           "ExportError", "columns_csv",
+           "csv_files", "export_all", "export_headless", "export_panels", "headless_params",
+           "matrix_csv"]
 
 
 class ExportError(UserError):
@@ -101,32 +132,118 @@ def _slug(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._") or "table"
 
 
-def csv_files(name: str, table: dict[str, Any]) -> dict[str, bytes]:
-    """The CSV files of one panel's table: file name → contents (empty for no numbers)."""
+def _matrix(v: np.ndarray) -> bytes:
+    return matrix_csv(v.reshape(v.shape[0], -1))
+
+
+def csv_files(name: str, table: dict[str, Any], tag: str = "") -> dict[str, bytes]:
+    """The CSV files of one panel's table: file name → contents (empty for no numbers).
+
+    ``tag`` (e.g. ``".sample3"``) ends every file's name, before ``.csv``.
+    """
     arrays = {k: np.asarray(v) for k, v in table.items()}
     files: dict[str, bytes] = {}
     columns = {k: v.ravel() for k, v in arrays.items() if v.ndim <= 1}
     if columns:
-        files[f"{name}.csv"] = columns_csv(columns)
+        files[f"{name}{tag}.csv"] = columns_csv(columns)
     for key, v in arrays.items():
         if v.ndim >= 2:
-            files[f"{name}.{_slug(key)}.csv"] = matrix_csv(v.reshape(v.shape[0], -1))
+            files[f"{name}.{_slug(key)}{tag}.csv"] = _matrix(v)
     return files
+
+
+# ----------------------------------------------------------------------------- views
+
+
+@dataclass
+class _View:
+    """One combination of a panel's selectors, and what the panel drew for it."""
+
+    choices: tuple[tuple[str, str], ...]  # (selector attribute, chosen key), in bar order
+    images: dict[str, list[bytes]] = field(default_factory=dict)  # format → one per item
+    table: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def label(self, leave_out: frozenset[str] = frozenset()) -> str:
+        """The choices as a name: ``f.l0_reverse`` (the layer last, as in trace keys)."""
+        kept = [(n, k) for n, k in self.choices if n not in leave_out]
+        kept.sort(key=lambda nk: nk[0] == LAYER_SELECTOR)  # stable: bar order otherwise
+        return ".".join(_slug(k) for _n, k in kept)
+
+
+def _selectors(panel: Any) -> list[tuple[str, Any]]:
+    """The panel's choice selectors (``layer_selector``, ``gate_selector``, …) in bar order."""
+    from PySide6.QtWidgets import QComboBox
+
+    order = {id(w): i for i, w in enumerate(panel.findChildren(QComboBox))}
+    found = [(n, w) for n, w in vars(panel).items() if isinstance(w, QComboBox)]
+    return sorted(found, key=lambda nw: order.get(id(nw[1]), len(order)))
+
+
+def _walk(selectors: list[tuple[str, Any]], chosen: tuple[tuple[str, str], ...] = ()
+          ) -> Iterator[tuple[tuple[str, str], ...]]:
+    """Select every combination in turn (the panel redraws on each), yielding its choices.
+
+    A later selector's items may depend on an earlier choice (a layer's gates, a
+    matrix's blocks): they are read after that choice is made.  An empty or disabled
+    selector (the gates of a plain RNN layer) offers no choice.
+    """
+    if not selectors:
+        yield chosen
+        return
+    (name, combo), rest = selectors[0], selectors[1:]
+    if combo.count() == 0 or not combo.isEnabled():
+        yield from _walk(rest, chosen)
+        return
+    keys = [combo.itemData(i) for i in range(combo.count())]
+    for i, key in enumerate(keys):
+        index = i if key is None else combo.findData(key)
+        if not 0 <= index < combo.count():
+            continue
+        combo.setCurrentIndex(index)
+        text = combo.itemText(index) if key is None else str(key)
+        yield from _walk(rest, (*chosen, (name, text)))
+
+
+class _Selection:
+    """Put the user's choices back after the export has gone through every combination."""
+
+    def __init__(self, selectors: list[tuple[str, Any]]) -> None:
+        self.saved = [(combo, combo.currentData(), combo.currentIndex())
+                      for _name, combo in selectors]
+
+    def __enter__(self) -> _Selection:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for combo, key, index in self.saved:  # in bar order: a layer's gates refill first
+            if key is not None:
+                index = combo.findData(key)
+            if 0 <= index < combo.count() and index != combo.currentIndex():
+                combo.setCurrentIndex(index)
+
+
+def _sample_tag(panel: Any) -> str:
+    """``".sample3"`` for a panel showing sample 3 of the batch; empty for sample 0."""
+    spin = getattr(panel, "sample_selector", None)
+    value = int(spin.value()) if spin is not None else 0
+    return f".sample{value}" if value else ""
 
 
 # ----------------------------------------------------------------------------- images
 
 
-def _png_bytes(item: Any, scale: float) -> bytes:
+def _png_bytes(item: Any, size: tuple[int, int], scale: float) -> bytes:
     from pyqtgraph.exporters import ImageExporter
     from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
     exporter = ImageExporter(item)
-    width = int(exporter.parameters()["width"])
-    if width < 1 or int(exporter.parameters()["height"]) < 1:
+    params = exporter.parameters()
+    if int(params["width"]) < 1 or int(params["height"]) < 1:
         raise ValueError("the plot has no size")
-    if scale != 1.0:
-        exporter.parameters()["width"] = max(1, round(width * scale))
+    # both set exactly: the exporter would round one from the other's aspect ratio
+    params.param("width").setValue(max(1, round(size[0] * scale)), blockSignal=exporter.widthChanged)
+    params.param("height").setValue(max(1, round(size[1] * scale)),
+                                    blockSignal=exporter.heightChanged)
     image = exporter.export(toBytes=True)
     data = QByteArray()
     buf = QBuffer(data)
@@ -156,6 +273,132 @@ def _svg_hint() -> str:
             "pyqtgraph issue #3485: install PySide6 < 6.11, or export png,csv only)")
 
 
+# ----------------------------------------------------------------------------- theme
+
+
+def _same_rgb(a: Any, b: Any) -> bool:
+    return a.rgb() == b.rgb()
+
+
+class _Themed:
+    """Draw a panel in an export theme, then give every item back its own colours.
+
+    The panels take the window's background and foreground (pyqtgraph's configuration)
+    when their items are made; a theme recolours, for the export only, the view's
+    background and every axis, title, label, message, legend and line drawn in those
+    two colours.  Data colours (lines, colour maps) are kept: they read on both.
+    """
+
+    def __init__(self, panel: Any, theme: str) -> None:
+        import pyqtgraph as pg
+
+        self.panel = panel
+        colours = THEMES[theme]
+        self.undo: dict[int, Any] = {}  # id(item) → how to put its own colours back
+        self.active = colours is not None
+        if colours is not None:
+            self.old_bg = pg.mkColor(pg.getConfigOption("background"))
+            self.old_fg = pg.mkColor(pg.getConfigOption("foreground"))
+            self.bg, self.fg = pg.mkColor(colours[0]), pg.mkColor(colours[1])
+            self.active = not (_same_rgb(self.bg, self.old_bg) and _same_rgb(self.fg, self.old_fg))
+
+    def __enter__(self) -> _Themed:
+        self.apply()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for restore in reversed(list(self.undo.values())):
+            restore()
+        self.undo.clear()
+
+    def _keep(self, item: Any, restore: Any) -> None:
+        self.undo.setdefault(id(item), restore)  # the first: the item's own colours
+
+    def _pen(self, pen: Any) -> Any:
+        import pyqtgraph as pg
+
+        new = pg.mkPen(pen)
+        colour = pg.mkColor(self.fg)
+        colour.setAlpha(new.color().alpha())
+        new.setColor(colour)
+        return new
+
+    def _is_fg(self, colour: Any) -> bool:
+        import pyqtgraph as pg
+
+        return colour is not None and _same_rgb(pg.mkColor(colour), self.old_fg)
+
+    def apply(self) -> None:
+        """Recolour what is drawn now (again after a redraw: new items, reset colours)."""
+        if not self.active:
+            return
+        import pyqtgraph as pg
+
+        glw = self.panel.glw
+        if glw.backgroundBrush().color() != self.bg:
+            self._keep(glw, functools.partial(glw.setBackgroundBrush, glw.backgroundBrush()))
+            glw.setBackgroundBrush(pg.mkBrush(self.bg))
+        for item in glw.scene().items():
+            if isinstance(item, pg.AxisItem):
+                self._axis(item)
+            elif isinstance(item, pg.LabelItem):
+                colour = item.opts.get("color")
+                if self._is_fg(colour if colour is not None else self.old_fg):
+                    self._keep(item, lambda i=item, c=colour: i.setText(i.text, color=c))
+                    item.setText(item.text, color=self.fg.name())
+            elif isinstance(item, pg.TextItem):
+                if self._is_fg(item.color):
+                    self._keep(item, functools.partial(item.setColor, pg.mkColor(item.color)))
+                    item.setColor(self.fg)
+            elif isinstance(item, pg.LegendItem):
+                brush = pg.mkBrush(item.brush())
+                if _same_rgb(brush.color(), self.old_bg):
+                    self._keep(item, functools.partial(item.setBrush, brush))
+                    colour = pg.mkColor(self.bg)
+                    colour.setAlpha(brush.color().alpha())
+                    item.setBrush(pg.mkBrush(colour))
+            elif isinstance(item, pg.PlotDataItem):
+                self._curve(item)
+            elif isinstance(item, pg.InfiniteLine):
+                if self._is_fg(item.pen.color()):
+                    self._keep(item, functools.partial(item.setPen, pg.mkPen(item.pen)))
+                    item.setPen(self._pen(item.pen))
+
+    def _axis(self, axis: Any) -> None:
+        pen, text = axis.pen(), axis.textPen()
+        if not (self._is_fg(pen.color()) or self._is_fg(text.color())):
+            return
+
+        def restore(a: Any = axis, p: Any = pen, t: Any = text) -> None:
+            a.setPen(p)
+            a.setTextPen(t)
+
+        self._keep(axis, restore)
+        if self._is_fg(pen.color()):
+            axis.setPen(self._pen(pen))
+        if self._is_fg(text.color()):
+            axis.setTextPen(self._pen(text))
+
+    def _curve(self, item: Any) -> None:
+        import pyqtgraph as pg
+
+        pen, symbol_pen = item.opts.get("pen"), item.opts.get("symbolPen")
+        pen_fg = pen is not None and self._is_fg(pg.mkPen(pen).color())
+        symbol_fg = symbol_pen is not None and self._is_fg(pg.mkPen(symbol_pen).color())
+        if not (pen_fg or symbol_fg):
+            return
+
+        def restore(i: Any = item, p: Any = pen, s: Any = symbol_pen) -> None:
+            i.setPen(p)
+            i.setSymbolPen(s)
+
+        self._keep(item, restore)
+        if pen_fg:
+            item.setPen(self._pen(pen))
+        if symbol_fg:
+            item.setSymbolPen(self._pen(symbol_pen))
+
+
 # ----------------------------------------------------------------------------- layout
 
 
@@ -168,32 +411,39 @@ def _settle() -> None:
 
 
 class _Sized:
-    """Lay a panel out at ``size`` while exporting, then put its old size back.
+    """Lay a panel's plots out at exactly ``size`` while exporting, then put its size back.
 
-    A panel hidden behind a dock tab has never been laid out (its scene is a few
-    pixels wide); resizing it and grabbing it sends the pending resize events.
+    The plots (the panel's graphics view) get ``size``; the panel around them is
+    that plus its selector row and margins.  A panel hidden behind a dock tab has
+    never been laid out (its scene is a few pixels wide): grabbing it sends the
+    pending resize events, its parents' first (which would size it back), then its
+    own.  :meth:`ensure` sizes it again after a redraw's layout pass.
     """
 
-    def __init__(self, panel: Any, size: tuple[int, int] | None) -> None:
+    def __init__(self, panel: Any, size: tuple[int, int]) -> None:
         self.panel = panel
+        self.size = size
         self.visible = panel.isVisible()
-        self.size = size if size is not None else (None if self.visible else DEFAULT_SIZE)
         self.old = panel.size()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> _Sized:
         _settle()
-        if self.size is not None:
-            # grab() delivers pending resize events at once, even to a hidden panel:
-            # first its parents' (which would size it back), then its own.  No layout
-            # pass may run between the resize and the export.
-            if not self.visible:
-                self.panel.grab()
-            self.panel.resize(*self.size)
+        if not self.visible:
             self.panel.grab()
-        return self.panel
+        self.ensure()
+        return self
+
+    def ensure(self) -> None:
+        glw, (w, h) = self.panel.glw, self.size
+        for _ in range(4):
+            if (glw.width(), glw.height()) == (w, h):
+                return
+            self.panel.resize(max(1, self.panel.width() + w - glw.width()),
+                              max(1, self.panel.height() + h - glw.height()))
+            self.panel.grab()
 
     def __exit__(self, *exc: Any) -> None:
-        if self.size is not None and self.panel.size() != self.old:
+        if self.panel.size() != self.old:
             self.panel.resize(self.old)
             self.panel.grab()
 
@@ -217,55 +467,126 @@ def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    w, h = (int(v) for v in size)
+    if not (MIN_SIZE[0] <= w <= MAX_SIZE[0] and MIN_SIZE[1] <= h <= MAX_SIZE[1]):
+        raise ExportError(f"size {w}x{h}: width must be {MIN_SIZE[0]} to {MAX_SIZE[0]} pixels and "
+                    f"height {MIN_SIZE[1]} to {MAX_SIZE[1]}")
+    return w, h
+
+
+def _check_theme(theme: str) -> str:
+    if theme not in THEMES:
+        raise ExportError(f"theme {theme!r}: choose from {', '.join(THEMES)}")
+    return theme
+
+
 def _make_dir(out_dir: str | os.PathLike[str]) -> Path:
     return ensure_folder(out_dir, error=ExportError)
 
 
+def _draw_views(panel: Any, chosen: tuple[str, ...], size: tuple[int, int], scale: float,
+                theme: str, failures: dict[tuple[str, str], str]) -> list[_View]:
+    """Draw every combination of the panel's selectors at ``size`` in ``theme``; the
+    panel's size, colours and selection are put back afterwards."""
+    name = panel.name or type(panel).__name__.lower()
+    label = f'"{panel.title or name}" plot'
+    panel.export_items()  # draws a result the panel has not drawn yet, filling the selectors
+    selectors = _selectors(panel)
+    views: list[_View] = []
+    with _Sized(panel, size) as sized, _Themed(panel, theme) as themed, _Selection(selectors):
+        for choices in _walk(selectors):
+            _settle()  # the redraw's layout (titles, axis widths) before drawing
+            sized.ensure()
+            themed.apply()
+            view = _View(choices)
+            for item in panel.export_items():
+                for fmt in ("png", "svg"):
+                    if fmt not in chosen or (name, fmt) in failures:
+                        continue
+                    try:
+                        data = _png_bytes(item, size, scale) if fmt == "png" else _svg_bytes(item)
+                    except Exception as exc:
+                        hint = f" {_svg_hint()}" if fmt == "svg" else ""
+                        failures[(name, fmt)] = (f"{label}: {fmt.upper()} export failed "
+                                                 f"({type(exc).__name__}: {exc}){hint}")
+                    else:
+                        view.images.setdefault(fmt, []).append(data)
+            if "csv" in chosen:  # at the exported size: what a plot shows may depend on it
+                view.table = panel.to_csv_table()
+            views.append(view)
+    return views
+
+
+def _view_csvs(name: str, views: list[_View], tag: str) -> dict[str, bytes]:
+    """The CSV files of a panel's views (see the module's description)."""
+    if len(views) == 1:
+        return csv_files(name, views[0].table, tag)
+    arrays = [{k: np.asarray(v) for k, v in view.table.items()} for view in views]
+    qualifiers = [view.label(HEATMAP_ONLY_SELECTORS) for view in views]
+    several = len(set(qualifiers)) > 1
+    columns: dict[str, np.ndarray] = {}
+    shared = set()
+    for key in SHARED_COLUMNS if several else ():
+        found = [a[key] for a in arrays if key in a and a[key].ndim <= 1]
+        if found and all(np.array_equal(found[0], f, equal_nan=True) for f in found):
+            columns[key] = found[0].ravel()
+            shared.add(key)
+    matrices: dict[str, list[tuple[_View, np.ndarray]]] = {}
+    for view, table, qualifier in zip(views, arrays, qualifiers, strict=True):
+        for key, v in table.items():
+            if v.ndim >= 2:
+                matrices.setdefault(key, []).append((view, v))
+            elif key not in shared:
+                columns.setdefault(f"{qualifier}.{key}" if several and qualifier else key,
+                                   v.ravel())
+    files: dict[str, bytes] = {}
+    if columns:
+        files[f"{name}{tag}.csv"] = columns_csv(columns)
+    for key, found in matrices.items():
+        for view, v in found:  # a key that does not name its view gets the view's name
+            middle = f"{view.label()}.{_slug(key)}" if len(found) > 1 else _slug(key)
+            files[f"{name}.{middle}{tag}.csv"] = _matrix(v)
+    return files
+
+
 def export_panels(panels: Sequence[Any], out_dir: str | os.PathLike[str],
                   formats: Iterable[str] = FORMATS, scale: float = 1.0,
-                  size: tuple[int, int] | None = None) -> list[Path]:
-    """Write ``<name>.png``, ``<name>.svg`` and the CSV files of every panel into ``out_dir``.
+                  size: tuple[int, int] | None = None, theme: str = DEFAULT_THEME) -> list[Path]:
+    """Write every view of every panel — PNG, SVG and CSV files — into ``out_dir``.
 
-    Visible panels are drawn at their current size (``size`` overrides it), panels
-    hidden behind a tab at ``size`` or :data:`DEFAULT_SIZE`; PNGs are ``scale`` times
-    that.  Returns the written paths.  Raises :class:`ExportError` naming the plot or
-    file; a plot that fails in one format does not stop the others, and the error's
-    ``written`` lists what was written.
+    Every plot, on screen or behind a tab, is drawn at ``size`` (default
+    :data:`DEFAULT_SIZE`) in ``theme``; PNGs are ``scale`` times that.  Panels get
+    back their size, colours and selection.  Returns the written paths.  Raises
+    :class:`ExportError` naming the plot or file; a plot that fails in one format does
+    not stop the others, and the error's ``written`` lists what was written.
     """
     chosen = _check_formats(formats)
     if not (0 < scale <= 16):
         raise ExportError(f"scale {scale}: must be above 0 and at most 16")
+    size = _check_size(DEFAULT_SIZE if size is None else size)
+    _check_theme(theme)
     out = _make_dir(out_dir)
     written: list[Path] = []
-    failures: list[str] = []
+    failures: dict[tuple[str, str], str] = {}
     for panel in panels:
         name = panel.name or type(panel).__name__.lower()
-        label = f'"{panel.title or name}" plot'
-        items = panel.export_items()
-        stems = [name] if len(items) == 1 else [f"{name}.{i}" for i in range(len(items))]
-        with _Sized(panel, size):
-            for item, stem in zip(items, stems, strict=True):
-                if "png" in chosen:
-                    try:
-                        data = _png_bytes(item, scale)
-                    except Exception as exc:
-                        failures.append(f"{label}: PNG export failed ({type(exc).__name__}: {exc})")
-                    else:
-                        _write(out / f"{stem}.png", data, written)
-                if "svg" in chosen:
-                    try:
-                        data = _svg_bytes(item)
-                    except Exception as exc:
-                        failures.append(f"{label}: SVG export failed ({type(exc).__name__}: "
-                                        f"{exc}) {_svg_hint()}")
-                    else:
-                        _write(out / f"{stem}.svg", data, written)
-            if "csv" in chosen:  # at the exported size: what a plot shows may depend on it
-                for file_name, data in csv_files(name, panel.to_csv_table()).items():
-                    _write(out / file_name, data, written)
+        tag = _sample_tag(panel)
+        views = _draw_views(panel, chosen, size, scale, theme, failures)
+        for view in views:
+            stem = name if len(views) == 1 else f"{name}.{view.label()}"
+            for fmt in ("png", "svg"):
+                images = view.images.get(fmt, [])
+                for i, data in enumerate(images):
+                    part = f".{i}" if len(images) > 1 else ""
+                    _write(out / f"{stem}{part}{tag}.{fmt}", data, written)
+        if "csv" in chosen:
+            for file_name, data in _view_csvs(name, views, tag).items():
+                _write(out / file_name, data, written)
     if failures:
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        raise ExportError(failures[0] + more, written)
+        first, *rest = failures.values()
+        more = f" (and {len(rest)} more)" if rest else ""
+        raise ExportError(first + more, written)
     return written
 
 
@@ -279,9 +600,14 @@ def _save_experiment(exp: Experiment, out: Path, written: list[Path]) -> None:
 
 
 def export_all(window_panels: Sequence[Any], exp: Experiment, out_dir: str | os.PathLike[str],
-               formats: Iterable[str] = FORMATS, scale: float = 1.0) -> list[Path]:
-    """File → Export all: the window's panels as they are, plus ``experiment.json``."""
-    written = export_panels(window_panels, out_dir, formats, scale=scale)
+               formats: Iterable[str] = FORMATS, scale: float = 1.0,
+               size: tuple[int, int] | None = None, theme: str = DEFAULT_THEME) -> list[Path]:
+    """File → Export all: every view of the window's panels, plus ``experiment.json``.
+
+    Each panel is drawn at ``size`` (default :data:`DEFAULT_SIZE`) whatever its size
+    on screen, in ``theme``, with the sample it shows; the window is left as it was.
+    """
+    written = export_panels(window_panels, out_dir, formats, scale=scale, size=size, theme=theme)
     _save_experiment(exp, Path(out_dir), written)
     return written
 
@@ -310,23 +636,32 @@ def headless_params(exp: Experiment) -> dict[str, np.ndarray]:
     return init_params(exp.model, exp.init)
 
 
+def _has_rows(history: dict[str, Any] | None) -> bool:
+    if not history:
+        return False
+    return any(np.size(history.get(k, ())) for k in ("step", "loss"))
+
+
 def export_headless(exp: Experiment, out_dir: str | os.PathLike[str],
                     formats: Iterable[str] = FORMATS, *,
                     params: dict[str, np.ndarray] | None = None,
                     data: tuple[Any, Any] | None = None,
-                    history: dict[str, Any] | None = None, width: int = DEFAULT_SIZE[0],
-                    height: int = DEFAULT_SIZE[1], scale: float = 1.0) -> list[Path]:
-    """Probe ``exp`` as the app does and export every plot panel, plus ``experiment.json``.
+                    history: dict[str, Any] | None = None,
+                    size: tuple[int, int] = DEFAULT_SIZE, scale: float = 1.0,
+                    theme: str = DEFAULT_THEME) -> list[Path]:
+    """Probe ``exp`` as the app does and export every view of every plot, plus
+    ``experiment.json``.
 
     ``params`` default to the experiment's weights or its initialisation; the data is
     ``data = (x, y)`` when given (checked by :func:`core.userdata.check_arrays`), else
     the app's probe batch of the task (:func:`gui.state.probe_experiment`); an
-    experiment without a task needs ``data``.  Panels are laid out at ``width`` ×
-    ``height`` (PNGs ``scale`` times that).  Returns the written paths.
+    experiment without a task needs ``data``.  The training plot is written only for
+    a ``history`` with rows (the columns of ``history.csv``).  Every plot is ``size``
+    pixels (PNGs ``scale`` times that), in ``theme``.  Returns the written paths.
     """
     chosen = _check_formats(formats)
-    if width < 1 or height < 1:
-        raise ExportError(f"size {width}x{height}: width and height must be positive")
+    size = _check_size(size)
+    _check_theme(theme)
     if data is None and exp.task is None:
         from core.tasks import NO_TASK
 
@@ -344,7 +679,7 @@ def export_headless(exp: Experiment, out_dir: str | os.PathLike[str],
 
     from PySide6.QtCore import Qt
 
-    from .plots import ALL_PANELS
+    from .plots import ALL_PANELS, TrainingPanel
     from .state import probe_experiment
 
     weights = headless_params(exp) if params is None else params
@@ -355,20 +690,23 @@ def export_headless(exp: Experiment, out_dir: str | os.PathLike[str],
 
         with np.errstate(all="ignore"):  # as probe_experiment runs it, on the given arrays
             result = probe(exp, weights, *data)
+    trained = _has_rows(history)
     panels = []
     try:
         for cls in ALL_PANELS:
+            if cls is TrainingPanel and not trained:
+                continue  # it would only say "No training yet"
             panel = cls()
             panel.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-            panel.resize(width, height)
+            panel.resize(*size)
             panel.show()
             panels.append(panel)
             panel.show_result(result)
-            if history is not None:
+            if trained:
                 panel.set_history(history)
         app.processEvents()
         _settle()
-        written = export_panels(panels, out, chosen, scale=scale)
+        written = export_panels(panels, out, chosen, scale=scale, size=size, theme=theme)
     finally:
         for panel in panels:
             panel.close()
