@@ -3,15 +3,24 @@
 Every widget writes straight into :class:`gui.state.LabState`, which re-runs the
 probe; the panel redraws itself from ``experiment_changed`` (signals blocked, so
 nothing loops) and shows the live spectral radius of every recurrent matrix.
+
+Number fields (:class:`IntField`, :class:`FloatField`) take their ranges from
+:mod:`core.limits`, the table the experiment schema checks.  They never change a typed
+value into another one: a value outside the range, or one the lab refuses, stays in
+the field, outlined in red, with the reason and the allowed range right under it,
+and nothing is applied; a valid value clears the message.  Learning rates and other
+numbers may be typed in scientific notation (``1e-7``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
@@ -30,13 +39,13 @@ from PySide6.QtWidgets import (
 )
 
 from core.experiment import SCHEMES, Experiment
+from core.limits import Limit, format_number, limit
 
 from .state import LabState
 
+# The slider's log axis; the spin box beside it takes the table's whole range.
 SCALE_MIN, SCALE_MAX = 0.1, 4.0
 SLIDER_STEPS = 1000
-MAX_SEQ_LEN = 10_000
-MAX_BATCH = 4096
 
 OWN_DATA = "your own data"
 OWN_DATA_HELP = ("This experiment has no task section: it runs on input and target arrays "
@@ -50,6 +59,277 @@ SCALE_HELP = {
                  "(ρ < 1) or may grow (ρ > 1) as they travel back in time.",
     "output": "Multiplies the dense head's weight matrix.",
 }
+
+
+_INTEGER = re.compile(r"[+-]?\d+")
+_INTEGER_START = re.compile(r"[+-]?")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_NUMBER_START = re.compile(r"[+-]?\d*\.?\d*([eE][+-]?\d*)?")
+INVALID_STYLE = "QAbstractSpinBox { border: 2px solid #b3261e; border-radius: 3px; }"
+MESSAGE_STYLE = "color: #b3261e;"
+INT_LIMIT = 2**31 - 1  # what a QSpinBox holds
+FLOAT_LIMIT = 1e9  # the widest a number field holds; every table bound is far inside
+
+
+class _RangeField:
+    """What :class:`IntField` and :class:`FloatField` share (mixed into a spin box).
+
+    The spin box itself holds far more than the table allows, so that Qt never clamps
+    what a user types; :meth:`check` decides what may be applied.  ``message`` is the
+    label under the field (place it with :func:`with_message`).
+    """
+
+    limit: Limit
+    _integer = False
+    off = ""  # (class defaults: Qt asks validate() and textFromValue() during construction)
+    flagged = False
+    _synced: Any = None
+    _base: Any = None
+
+    def _init_field(self, limit: Limit, tip: str, off: str = "") -> None:
+        self.limit = limit
+        self.off = off  # the text of "null" (shown for the value just below the range)
+        self.flagged = False
+        self._synced = None  # the lab's value this field last showed
+        self._base = None  # … when the message went up
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet(MESSAGE_STYLE)
+        self.message.hide()
+        self.setKeyboardTracking(False)
+        allowed = f"{limit.rule()}{self._off_words()}"
+        self.setToolTip(f"{tip}\nAllowed: {allowed}" if tip else f"Allowed: {allowed}")
+        if off:
+            self.setSpecialValueText(off)
+        self.lineEdit().textEdited.connect(self._typing)
+
+    # ------------------------------------------------------------------ reading text
+
+    def _off_value(self) -> int:
+        return int(self.limit.lo) - 1
+
+    def _core(self, text: str) -> str:
+        """``text`` without the prefix and suffix, trimmed."""
+        prefix, suffix = self.prefix(), self.suffix()
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix):]
+        if suffix and text.endswith(suffix):
+            text = text[:-len(suffix)]
+        elif suffix.strip() and text.endswith(suffix.strip()):
+            text = text[:-len(suffix.strip())]
+        return text.strip()
+
+    def _read(self, text: str) -> tuple[str, Any]:
+        """("number", value), ("partial", None) for the start of one, ("empty", None)
+        or ("junk", None)."""
+        if self.off and text.strip() == self.off:
+            return "number", self._off_value()
+        core = self._core(text)
+        if not core:
+            return "empty", None
+        full, start = (_INTEGER, _INTEGER_START) if self._integer else (_NUMBER, _NUMBER_START)
+        if full.fullmatch(core):
+            return "number", int(core) if self._integer else float(core)
+        if start.fullmatch(core):
+            return "partial", None
+        return "junk", None
+
+    def _holds(self, value: float) -> bool:
+        """Whether the spin box itself can hold ``value`` (a finite number in its range)."""
+        return bool(math.isfinite(value) and self.minimum() <= value <= self.maximum())
+
+    def _lab_value(self, value: Any) -> Any:
+        """The experiment's value for a shown one: None for "off"."""
+        return None if self.off and value == self._off_value() else value
+
+    def _off_words(self) -> str:
+        return f", or {self._off_value()} for {self.limit.null or self.off}" if self.off else ""
+
+    def _requirement(self, shown: str) -> str:
+        return f"Not applied: must be {self.limit.rule()}{self._off_words()}; got {shown}"
+
+    # ------------------------------------------------------------------ Qt's hooks
+
+    def validate(self, text: str, pos: int) -> Any:
+        kind, value = self._read(text)
+        if kind == "number":
+            state = (QValidator.State.Acceptable if self._holds(value)
+                     else QValidator.State.Intermediate)
+        elif kind in ("empty", "partial"):
+            state = QValidator.State.Intermediate
+        else:
+            state = QValidator.State.Invalid
+        return state, text, pos
+
+    def fixup(self, text: str) -> str:
+        return text  # never rewrite what was typed
+
+    def valueFromText(self, text: str) -> Any:
+        kind, value = self._read(text)
+        return value if kind == "number" and self._holds(value) else self.value()
+
+    def textFromValue(self, value: Any) -> str:
+        return str(int(value)) if self._integer else format_number(float(value))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            kind, value = self._read(self.lineEdit().text())
+            if kind == "partial":
+                self._flag(f"Not applied: {self._core(self.lineEdit().text())!r} is not a "
+                           f"number; allowed: {self.limit.rule()}")
+                event.accept()
+                return
+            if kind == "number" and not self._holds(value):
+                self._flag(self._requirement(self._core(self.lineEdit().text())))
+                event.accept()
+                return
+            if (kind == "number" and value == self.value()
+                    and self._lab_value(value) != self._synced):  # refused before: try again
+                self.valueChanged.emit(value)  # type: ignore[attr-defined]
+                event.accept()
+                return
+        super().keyPressEvent(event)  # type: ignore[misc]
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:
+        text = self.lineEdit().text()
+        kind, value = self._read(text)
+        keep = kind == "partial" or (kind == "number" and not self._holds(value))
+        super().focusOutEvent(event)  # type: ignore[misc]
+        if keep:  # Qt put the last value back: show what was typed, and why it is not used
+            self.lineEdit().setText(text)
+            self._flag(self._requirement(self._core(text)) if kind == "number" else
+                       f"Not applied: {self._core(text)!r} is not a number")
+
+    def stepBy(self, steps: int) -> None:
+        """Arrow keys and the wheel step within the table's range (never out of it)."""
+        kind, value = self._read(self.lineEdit().text())
+        if kind != "number" or not self._holds(value):
+            value = self.value()
+        new = value + steps * self._step(value, steps)
+        if not self._integer:
+            new = float(f"{new:.12g}")
+        lim = self.limit
+        if self.off and new <= self._off_value():
+            new = self._off_value()
+        elif not lim.contains(new):
+            if new < lim.lo:
+                new = lim.lo if not lim.lo_open else value
+            else:
+                new = lim.hi if not lim.hi_open else value
+            if not lim.contains(new) and not (self.off and new == self._off_value()):
+                return
+        self.setValue(int(new) if self._integer else new)  # type: ignore[attr-defined]
+        self.selectAll()  # type: ignore[attr-defined]
+
+    def _step(self, value: float, steps: int) -> float:
+        adaptive = self.stepType() == QAbstractSpinBox.StepType.AdaptiveDecimalStepType
+        if not adaptive or value == 0 or self._integer:
+            return self.singleStep()
+        return 10.0 ** (math.floor(math.log10(abs(value))) - 1)  # 0.001 ↔ 0.0009, 0.0011
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:
+        value = self.value()
+        lo = self._off_value() if self.off else self.limit.lo
+        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+        if value > lo:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+        if value < self.limit.hi:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+        return flags
+
+    # ------------------------------------------------------------------ the lab's side
+
+    def set_value(self, value: Any) -> None:
+        """Show the lab's ``value`` (None: off) without emitting.  A field showing a
+        refused value keeps it, and its message, while the lab's value is the one it
+        had when the message went up."""
+        self._synced = value
+        if self.flagged and value == self._base:
+            return
+        self.clear_flag()
+        with QSignalBlocker(self):  # type: ignore[arg-type]
+            self.setValue(self._off_value() if value is None else value)  # type: ignore[attr-defined]
+
+    def check(self, value: Any) -> bool:
+        """Whether a value that reached the spin box may be applied; when not, the
+        field is flagged with the allowed range and the value stays in it."""
+        if self._holds(value) and self.limit.allowed(self._lab_value(value)):
+            self.clear_flag()
+            return True
+        self._flag(self._requirement(self.textFromValue(value)))
+        return False
+
+    def refuse(self, value: Any, reason: str) -> None:
+        """The lab refused ``value``: keep it in the field and say why."""
+        with QSignalBlocker(self):  # type: ignore[arg-type]
+            self.setValue(value)  # type: ignore[attr-defined]
+        self._flag(f"Not applied: {reason}")
+
+    def clear_flag(self) -> None:
+        if not self.flagged:
+            return
+        self.flagged = False
+        self.message.hide()
+        self.message.clear()
+        self.setStyleSheet("")  # type: ignore[attr-defined]
+
+    def _flag(self, text: str) -> None:
+        if not self.flagged:
+            self._base = self._synced
+        self.flagged = True
+        self.message.setText(text)
+        self.message.show()
+        self.setStyleSheet(INVALID_STYLE)  # type: ignore[attr-defined]
+
+    def _typing(self, text: str) -> None:
+        """As the user types: a whole number outside the range is flagged at once; a
+        valid one clears the message (it is applied on Enter or leaving the field)."""
+        kind, value = self._read(text)
+        if kind != "number":
+            return
+        if self._holds(value) and self.limit.allowed(self._lab_value(value)):
+            self.clear_flag()
+        else:
+            self._flag(self._requirement(self._core(text)))
+
+
+class IntField(_RangeField, QSpinBox):
+    """An integer field with its range from :mod:`core.limits`; ``off`` names what the
+    value just below the range means (it stands for null: "off (full BPTT)")."""
+
+    _integer = True
+
+    def __init__(self, limit: Limit, tip: str = "", off: str = "",
+                 parent: QWidget | None = None) -> None:
+        QSpinBox.__init__(self, parent)
+        self.setRange(int(limit.lo) - 1 if off else -INT_LIMIT - 1, INT_LIMIT)
+        self._init_field(limit, tip, off)
+
+
+class FloatField(_RangeField, QDoubleSpinBox):
+    """A number field with its range from :mod:`core.limits`; scientific notation
+    welcome; ``adaptive`` steps by a tenth of the value's decade."""
+
+    def __init__(self, limit: Limit, tip: str = "", step: float = 0.1, adaptive: bool = False,
+                 parent: QWidget | None = None) -> None:
+        QDoubleSpinBox.__init__(self, parent)
+        self.setDecimals(323)  # Qt rounds to this many decimals: keep every typed digit
+        self.setRange(-FLOAT_LIMIT, FLOAT_LIMIT)
+        self.setSingleStep(step)
+        if adaptive:
+            self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        self._init_field(limit, tip)
+
+
+def with_message(field: _RangeField) -> QWidget:
+    """The field with its message label right under it, for a form row."""
+    box = QWidget()
+    column = QVBoxLayout(box)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.setSpacing(1)
+    column.addWidget(field)  # type: ignore[arg-type]
+    column.addWidget(field.message)
+    return box
 
 
 def slider_to_scale(pos: int) -> float:
@@ -79,28 +359,31 @@ def matrix_label(name: str) -> str:
 
 
 class ScaleControl(QWidget):
-    """A log slider and a spin box for one weight-scale family; ``value_changed(float)``."""
+    """A log slider and a number field for one weight-scale family; ``value_changed(float)``.
+
+    The slider spans SCALE_MIN … SCALE_MAX; the field takes the table's whole range
+    (a value beyond the slider leaves it at its end)."""
 
     value_changed = Signal(float)
 
     def __init__(self, family: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.family = family
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(1)
+        row = QHBoxLayout()
+        column.addLayout(row)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, SLIDER_STEPS)
         self.slider.setPageStep(SLIDER_STEPS // 20)
-        self.spin = QDoubleSpinBox()
-        self.spin.setRange(SCALE_MIN, SCALE_MAX)
-        self.spin.setDecimals(2)
-        self.spin.setSingleStep(0.05)
-        self.spin.setKeyboardTracking(False)
+        self.spin = FloatField(limit(f"init.scales.{family}"), SCALE_HELP[family], step=0.05)
         self.spin.setSuffix(" ×")
-        for w in (self, self.slider, self.spin):
+        for w in (self, self.slider):
             w.setToolTip(SCALE_HELP[family])
         row.addWidget(self.slider, 1)
         row.addWidget(self.spin)
+        column.addWidget(self.spin.message)
         self.slider.valueChanged.connect(self._slid)
         self.spin.valueChanged.connect(self._typed)
 
@@ -110,10 +393,7 @@ class ScaleControl(QWidget):
     def set_value(self, value: float) -> None:
         """Show ``value`` without emitting; a slider the user is dragging, or a widget
         that already shows the value, is left alone (no echo of the user's own move)."""
-        if self.spin.value() != value:
-            self.spin.blockSignals(True)
-            self.spin.setValue(value)
-            self.spin.blockSignals(False)
+        self.spin.set_value(value)
         shown = round(slider_to_scale(self.slider.value()), 3)
         if not self.slider.isSliderDown() and shown != round(value, 3):
             self.slider.blockSignals(True)
@@ -122,12 +402,15 @@ class ScaleControl(QWidget):
 
     def _slid(self, pos: int) -> None:
         value = round(slider_to_scale(pos), 3)
+        self.spin.clear_flag()
         self.spin.blockSignals(True)
         self.spin.setValue(value)
         self.spin.blockSignals(False)
         self.value_changed.emit(value)
 
     def _typed(self, value: float) -> None:
+        if not self.spin.check(value):
+            return  # flagged in the field; the slider stays where the lab is
         self.slider.blockSignals(True)
         self.slider.setValue(scale_to_slider(value))
         self.slider.blockSignals(False)
@@ -140,24 +423,6 @@ def _combo(items: list[tuple[str, Any]], tip: str = "") -> QComboBox:
         combo.addItem(text, data)
     combo.setToolTip(tip)
     return combo
-
-
-def _spin(lo: int, hi: int, tip: str = "") -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(lo, hi)
-    spin.setKeyboardTracking(False)
-    spin.setToolTip(tip)
-    return spin
-
-
-def _dspin(lo: float, hi: float, decimals: int, step: float, tip: str = "") -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(lo, hi)
-    spin.setDecimals(decimals)
-    spin.setSingleStep(step)
-    spin.setKeyboardTracking(False)
-    spin.setToolTip(tip)
-    return spin
 
 
 def _select(combo: QComboBox, data: Any) -> None:
@@ -195,8 +460,18 @@ class ControlPanel(QScrollArea):
         self._widgets.append(widget)
         return widget
 
-    def _on(self, signal: Any, apply: Callable[..., Any]) -> None:
-        signal.connect(lambda *args: apply(*args))
+    def _bind(self, field: IntField | FloatField, apply: Callable[[Any], bool]) -> None:
+        """Apply what reaches ``field`` when the table allows it; otherwise, or when the
+        lab refuses it, the value stays in the field with the reason under it."""
+        def changed(value: Any) -> None:
+            if field.check(value):
+                self._refused(field, value, apply(field._lab_value(value)))
+
+        field.valueChanged.connect(changed)
+
+    def _refused(self, field: IntField | FloatField, value: Any, ok: bool) -> None:
+        if not ok:
+            field.refuse(value, self.state.last_error)
 
     def _weights_group(self) -> QGroupBox:
         box = QGroupBox("Weights")
@@ -204,7 +479,8 @@ class ControlPanel(QScrollArea):
         self.scales: dict[str, ScaleControl] = {}
         for family in ("input", "recurrent", "output"):
             ctl = self._track(ScaleControl(family))
-            ctl.value_changed.connect(lambda v, f=family: self.state.set_scale(f, v))
+            ctl.value_changed.connect(
+                lambda v, f=family, c=ctl: self._refused(c.spin, v, self.state.set_scale(f, v)))
             self.scales[family] = ctl
             form.addRow(f"{family.capitalize()} scale", ctl)
             if family == "recurrent":
@@ -221,14 +497,15 @@ class ControlPanel(QScrollArea):
         self.scheme.currentIndexChanged.connect(
             lambda: self.state.set_init(scheme=self.scheme.currentData()))
         form.addRow("Init scheme", self.scheme)
-        self.forget_bias = self._track(_dspin(-10.0, 10.0, 2, 0.5,
-                                              "Added to the LSTM forget-gate bias: 1–2 keeps "
-                                              "the gate open so memory (and gradient) survives"))
-        self.forget_bias.valueChanged.connect(lambda v: self.state.set_init(forget_bias=v))
-        form.addRow("Forget-gate bias", self.forget_bias)
-        self.seed = self._track(_spin(0, 2**31 - 1, "Random seed of the weights and the data"))
-        self.seed.valueChanged.connect(lambda v: self.state.set_init(seed=v))
-        form.addRow("Seed", self.seed)
+        self.forget_bias = self._track(FloatField(
+            limit("init.forget_bias"), "Added to the LSTM forget-gate bias: 1–2 keeps the gate "
+            "open so memory (and gradient) survives", step=0.5))
+        self._bind(self.forget_bias, lambda v: self.state.set_init(forget_bias=v))
+        form.addRow("Forget-gate bias", with_message(self.forget_bias))
+        self.seed = self._track(IntField(limit("init.seed"),
+                                         "Random seed of the weights and the data"))
+        self._bind(self.seed, lambda v: self.state.set_init(seed=v))
+        form.addRow("Seed", with_message(self.seed))
         return box
 
     def _data_group(self) -> QGroupBox:
@@ -252,13 +529,13 @@ class ControlPanel(QScrollArea):
         self.csv_button.clicked.connect(self._choose_csv)
         self.csv_label = QLabel("CSV file")
         form.addRow(self.csv_label, self.csv_button)
-        self.seq_len = self._track(_spin(1, MAX_SEQ_LEN, "Timesteps T per sequence. The "
-                                                          "weights do not depend on it."))
-        self.seq_len.valueChanged.connect(lambda v: self.state.set_task(seq_len=v))
-        form.addRow("Sequence length", self.seq_len)
-        self.batch = self._track(_spin(1, MAX_BATCH, "Sequences per batch B"))
-        self.batch.valueChanged.connect(lambda v: self.state.set_task(batch_size=v))
-        form.addRow("Batch size", self.batch)
+        self.seq_len = self._track(IntField(limit("task.seq_len"), "Timesteps T per sequence. "
+                                            "The weights do not depend on it."))
+        self._bind(self.seq_len, lambda v: self.state.set_task(seq_len=v))
+        form.addRow("Sequence length", with_message(self.seq_len))
+        self.batch = self._track(IntField(limit("task.batch_size"), "Sequences per batch B"))
+        self._bind(self.batch, lambda v: self.state.set_task(batch_size=v))
+        form.addRow("Batch size", with_message(self.batch))
         return box
 
     def _training_group(self) -> QGroupBox:
@@ -269,34 +546,36 @@ class ControlPanel(QScrollArea):
         self.optimizer.currentIndexChanged.connect(
             lambda: self.state.set_training(optimizer=self.optimizer.currentData()))
         form.addRow("Optimizer", self.optimizer)
-        self.lr = self._track(_dspin(1e-6, 10.0, 6, 0.001, "Learning rate"))
-        self.lr.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
-        self.lr.valueChanged.connect(lambda v: self.state.set_training(lr=v))
-        form.addRow("Learning rate", self.lr)
+        self.lr = self._track(FloatField(limit("training.lr"), "Learning rate (1e-4 works too)",
+                                         step=0.001, adaptive=True))
+        self._bind(self.lr, lambda v: self.state.set_training(lr=v))
+        form.addRow("Learning rate", with_message(self.lr))
         self.clip_mode = self._track(_combo(
             [("none", "none"), ("by global norm", "norm"), ("by value", "value")],
             "Gradient clipping: rescale the whole gradient when its norm exceeds the "
             "threshold, or cap each element"))
-        self.clip_mode.currentIndexChanged.connect(self._clip_changed)
+        self.clip_mode.currentIndexChanged.connect(
+            lambda: self.state.set_clip(mode=self.clip_mode.currentData()))
         form.addRow("Clipping", self.clip_mode)
-        self.clip_value = self._track(_dspin(1e-4, 1e6, 4, 0.5, "Clipping threshold"))
-        self.clip_value.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
-        self.clip_value.valueChanged.connect(self._clip_changed)
-        form.addRow("Clip threshold", self.clip_value)
-        self.tbptt = self._track(_spin(0, MAX_SEQ_LEN, "Truncated BPTT: cut the recurrent "
-                                                       "gradient every k steps (0: full BPTT)"))
-        self.tbptt.setSpecialValueText("off (full BPTT)")
-        self.tbptt.valueChanged.connect(lambda v: self.state.set_training(tbptt=v or None))
-        form.addRow("TBPTT window", self.tbptt)
-        self.teacher = self._track(_dspin(0.0, 1.0, 2, 0.1,
-                                          "Output recurrence: the chance that step t is fed "
-                                          "the true previous target instead of the model's "
-                                          "own previous output"))
-        self.teacher.valueChanged.connect(lambda v: self.state.set_training(teacher_forcing=v))
-        form.addRow("Teacher forcing", self.teacher)
-        self.steps = self._track(_spin(1, 1_000_000, "Updates each press of Train runs"))
-        self.steps.valueChanged.connect(lambda v: self.state.set_training(steps=v))
-        form.addRow("Steps per run", self.steps)
+        self.clip_value = self._track(FloatField(
+            limit("training.clip.max_norm"), "Clipping threshold: the largest gradient norm "
+            "(by global norm) or element (by value)", step=0.5, adaptive=True))
+        self._bind(self.clip_value, self._clip_threshold)
+        form.addRow("Clip threshold", with_message(self.clip_value))
+        self.tbptt = self._track(IntField(limit("training.tbptt"), "Truncated BPTT: cut the "
+                                          "recurrent gradient every k steps",
+                                          off="off (full BPTT)"))
+        self._bind(self.tbptt, lambda v: self.state.set_training(tbptt=v))
+        form.addRow("TBPTT window", with_message(self.tbptt))
+        self.teacher = self._track(FloatField(
+            limit("training.teacher_forcing"), "Output recurrence: the chance that step t is "
+            "fed the true previous target instead of the model's own previous output", step=0.1))
+        self._bind(self.teacher, lambda v: self.state.set_training(teacher_forcing=v))
+        form.addRow("Teacher forcing", with_message(self.teacher))
+        self.steps = self._track(IntField(limit("training.steps"),
+                                          "Updates each press of Train runs"))
+        self._bind(self.steps, lambda v: self.state.set_training(steps=v))
+        form.addRow("Steps per run", with_message(self.steps))
         return box
 
     def _backend_group(self) -> QGroupBox:
@@ -337,15 +616,10 @@ class ControlPanel(QScrollArea):
             return False
         return self.state.set_task("csv", path=path)
 
-    def _clip_changed(self, *_: Any) -> None:
-        mode = self.clip_mode.currentData()
-        value = self.clip_value.value()
-        changes: dict[str, Any] = {"mode": mode}
-        if mode == "value":
-            changes["max_value"] = value
-        else:
-            changes["max_norm"] = value
-        self.state.set_clip(**changes)
+    def _clip_threshold(self, value: float) -> bool:
+        """The threshold of the clipping mode in use (the other mode keeps its own)."""
+        key = "max_value" if self.state.experiment.training.clip.mode == "value" else "max_norm"
+        return self.state.set_clip(**{key: value})
 
     def sync(self, exp: Experiment) -> None:
         """Show the experiment's values (without emitting edits)."""
@@ -355,27 +629,38 @@ class ControlPanel(QScrollArea):
             for family, ctl in self.scales.items():
                 ctl.set_value(getattr(exp.init.scales, family))
             _select(self.scheme, exp.init.scheme)
-            self.forget_bias.setValue(exp.init.forget_bias)
+            self.forget_bias.set_value(exp.init.forget_bias)
             has_lstm = any(layer.cell == "lstm" for layer in exp.model.layers)
-            self.forget_bias.setEnabled(has_lstm)
-            self.seed.setValue(exp.init.seed)
+            self._enable(self.forget_bias, has_lstm)
+            self.seed.set_value(exp.init.seed)
             self._sync_task(exp)
             tr = exp.training
             _select(self.optimizer, tr.optimizer)
-            self.lr.setValue(tr.lr)
+            self.lr.set_value(tr.lr)
             _select(self.clip_mode, tr.clip.mode)
-            self.clip_value.setValue(tr.clip.max_value if tr.clip.mode == "value"
-                                     else tr.clip.max_norm)
-            self.clip_value.setEnabled(tr.clip.mode != "none")
-            self.tbptt.setValue(tr.tbptt or 0)
-            self.teacher.setValue(tr.teacher_forcing)
-            self.teacher.setEnabled(exp.model.pattern == "output_recurrence")
-            self.steps.setValue(tr.steps)
+            by_value = tr.clip.mode == "value"
+            key = "max_value" if by_value else "max_norm"
+            if self.clip_value.limit.path != f"training.clip.{key}":
+                self.clip_value.clear_flag()  # the other mode's threshold
+                self.clip_value.limit = limit(f"training.clip.{key}")
+            self.clip_value.set_value(tr.clip.max_value if by_value else tr.clip.max_norm)
+            self._enable(self.clip_value, tr.clip.mode != "none")
+            self.tbptt.set_value(tr.tbptt)
+            self.teacher.set_value(tr.teacher_forcing)
+            self._enable(self.teacher, exp.model.pattern == "output_recurrence")
+            self.steps.set_value(tr.steps)
             _select(self.device, exp.backend.device)
             _select(self.dtype, exp.backend.dtype)
         finally:
             for w in self._widgets:
                 w.blockSignals(False)
+
+    @staticmethod
+    def _enable(field: IntField | FloatField, on: bool) -> None:
+        """A disabled field has nothing to say: its message goes with it."""
+        field.setEnabled(on)
+        if not on:
+            field.clear_flag()
 
     def _sync_task(self, exp: Experiment) -> None:
         """The Data group: the task's fields, or "your own data" (all disabled) when the
@@ -388,8 +673,9 @@ class ControlPanel(QScrollArea):
                                   Qt.ItemDataRole.ToolTipRole)
         elif t is not None and own >= 0:
             self.task.removeItem(own)
-        for w in (self.task, self.seq_len, self.batch):
-            w.setEnabled(t is not None)
+        self.task.setEnabled(t is not None)
+        for field in (self.seq_len, self.batch):
+            self._enable(field, t is not None)
         self.task.setToolTip(OWN_DATA_HELP if t is None else "Where the sequences come from")
         if t is None:
             _select(self.task, None)
@@ -406,8 +692,8 @@ class ControlPanel(QScrollArea):
             w.setVisible(is_csv)
         if is_csv and t.options.get("path"):
             self.csv_button.setText(str(t.options["path"]).rsplit("/", 1)[-1])
-        self.seq_len.setValue(t.seq_len)
-        self.batch.setValue(t.batch_size)
+        self.seq_len.set_value(t.seq_len)
+        self.batch.set_value(t.batch_size)
 
     def show_result(self, result: Any) -> None:
         """Show the spectral radius of each recurrent matrix of the latest probe."""
