@@ -3,7 +3,13 @@
 Blocks come from the :mod:`gui.palette`; layers are reordered by dragging them
 within the canvas or with the arrow buttons, deleted with ✕ and edited in the
 property form below the stack.  Every edit goes through :class:`gui.state.LabState`
-(undoable, validated); a refused edit shows the reason under the stack.
+(undoable, validated); a refused edit shows the reason under the stack until the
+next edit that goes through.
+
+No dead ends: a pattern or loss the task cannot have brings a task that can
+(:meth:`core.lab.Lab.set_design`, one undo step, said under the stack), the loss is
+chosen on its card, and the dense head's card holds its output size (fixed by a
+task; free on your own data, where cross-entropy needs two classes or more).
 """
 
 from __future__ import annotations
@@ -23,19 +29,21 @@ from PySide6.QtWidgets import (
     QLabel,
     QScrollArea,
     QSizePolicy,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from core.experiment import ACTIVATIONS, CELLS, PATTERNS, Experiment, LayerConfig
+from core.experiment import ACTIVATIONS, CELLS, LOSSES, PATTERNS, Experiment, LayerConfig
+from core.limits import limit
 
+from .controls import IntField, with_message
 from .palette import Palette, spec_from_mime
 from .state import LabState, layer_label
 
 LAYER_MIME = "application/x-gradlab-layer"
-MAX_HIDDEN_GUI = 4096
+NOTICE_STYLE = "color: palette(text); background: palette(alternate-base); padding: 2px;"
+REFUSAL_STYLE = "color: #b3261e;"
 
 PATTERN_HELP = {
     "many_to_many": "many to many — an output at every step, hidden-to-hidden recurrence",
@@ -218,11 +226,13 @@ class ArchitectureCanvas(QWidget):
         scroll.setToolTip("Drop blocks here. Drag a layer to reorder it; click it to edit.")
         outer.addWidget(scroll, 1)
 
-        self.message = QLabel()
+        self.message = QLabel()  # why an edit was refused, or what else a change brought
         self.message.setWordWrap(True)
-        self.message.setStyleSheet("color: #b3261e;")
+        self.message.setStyleSheet(REFUSAL_STYLE)
         self.message.hide()
         outer.addWidget(self.message)
+        self.outputs: IntField | None = None  # on the dense head's card, rebuilt with it
+        self.loss: QComboBox | None = None  # on the loss card
 
         self.props = QGroupBox("Selected layer")
         form = QFormLayout(self.props)
@@ -231,11 +241,8 @@ class ArchitectureCanvas(QWidget):
             self.cell.addItem(c.upper(), c)
         self.cell.currentIndexChanged.connect(
             lambda: self._edit(cell=self.cell.currentData()))
-        self.hidden = QSpinBox()
-        self.hidden.setRange(1, MAX_HIDDEN_GUI)
-        self.hidden.setKeyboardTracking(False)
-        self.hidden.setToolTip("Hidden units H of this layer")
-        self.hidden.valueChanged.connect(lambda v: self._edit(hidden_size=v))
+        self.hidden = IntField(limit("model.layers[k].hidden_size"), "Hidden units H of this layer")
+        self.hidden.valueChanged.connect(self._hidden_typed)
         self.activation = QComboBox()
         for a in ACTIVATIONS:
             self.activation.addItem(a, a)
@@ -247,7 +254,7 @@ class ArchitectureCanvas(QWidget):
         self.peephole = QCheckBox("gates see the cell state (LSTM only)")
         self.peephole.toggled.connect(lambda v: self._edit(peephole=v))
         form.addRow("Cell", self.cell)
-        form.addRow("Hidden size", self.hidden)
+        form.addRow("Hidden size", with_message(self.hidden))
         form.addRow("Activation", self.activation)
         form.addRow("Bidirectional", self.bidirectional)
         form.addRow("Peephole", self.peephole)
@@ -270,8 +277,12 @@ class ArchitectureCanvas(QWidget):
             task = exp.task.name if exp.task is not None else None
             shown = (repr(m), task, self.selected)  # a snapshot, not a reference
             if shown != getattr(self, "_shown", None):  # a scale or training edit changes nothing here
+                if shown[:2] != getattr(self, "_shown", (None, None))[:2]:
+                    self.message.hide()  # the architecture changed: an old refusal is stale
                 self._rebuild(exp)
                 self._shown = shown
+            if self.loss is not None:  # a refused loss snaps back
+                self.loss.setCurrentIndex(LOSSES.index(m.loss))
             self._sync_props(exp)
         finally:
             self._syncing = False
@@ -302,12 +313,9 @@ class ArchitectureCanvas(QWidget):
             delete = card.add_button("✕", "Delete this layer")
             delete.clicked.connect(lambda _=False, i=k: self._delete(i))
             st.cards.append(card)
-        where = "on the last step" if m.pattern == "many_to_one" else "at every step"
-        st.cards.append(_Card(f"<b>Dense head</b> · {m.output_size} "
-                              f"output{'s' if m.output_size != 1 else ''} {where}",
-                              tooltip="Linear read-out o = W h + b"))
-        st.cards.append(_Card(f"<b>Loss</b> · {LOSS_NAMES.get(m.loss, m.loss)}",
-                              tooltip="Drop a loss block here to change it"))
+        head = self._head_card(exp)
+        st.cards.append(head)
+        st.cards.append(self._loss_card(exp))
         for i, card in enumerate(st.cards):
             if i:
                 arrow = QLabel("↓")
@@ -315,7 +323,52 @@ class ArchitectureCanvas(QWidget):
                 arrow.setStyleSheet("color: gray;")
                 st.column.addWidget(arrow)
             st.column.addWidget(card)
+            if card is head and self.outputs is not None:
+                st.column.addWidget(self.outputs.message)
         st.column.addStretch(1)
+
+    def _head_card(self, exp: Experiment) -> _Card:
+        """The dense head, with its output size: a field of its own on your own data,
+        the task's size (shown, not editable) with a task."""
+        m = exp.model
+        card = _Card("<b>Dense head</b> ·", tooltip="Linear read-out o = W h + b")
+        classes = m.loss == "cross_entropy"
+        noun = "class" if classes else "output"
+        plural = ("es" if classes else "s") if m.output_size != 1 else ""
+        if exp.task is None:
+            tip = ("Outputs O of the dense head; with cross-entropy, the number of classes "
+                   "(at least 2). Your target arrays must have as many.")
+        else:
+            tip = (f"The {exp.task.name} task has {m.output_size} {noun}{plural}: its sizes come "
+                   "with it. Choose another task, or work on your own data, to change it.")
+        self.outputs = IntField(limit("model.output_size"), tip)
+        self.outputs.set_value(m.output_size)
+        self.outputs.setEnabled(exp.task is None)
+        self.outputs.valueChanged.connect(self._outputs_typed)
+        card._row.insertWidget(1, self.outputs)
+        where = "on the last step" if m.pattern == "many_to_one" else "at every step"
+        note = ("" if exp.task is None else
+                f" <span style='color:gray'>(set by the {exp.task.name} task)</span>")
+        text = QLabel(f"{noun}{plural} {where}{note}")
+        text.setTextFormat(Qt.TextFormat.RichText)
+        card._row.insertWidget(2, text, 1)
+        card._row.setStretch(0, 0)
+        return card
+
+    def _loss_card(self, exp: Experiment) -> _Card:
+        """The loss, chosen here (or by dropping a loss block)."""
+        card = _Card("<b>Loss</b> ·", tooltip="Choose the loss here, or drop a loss block")
+        self.loss = QComboBox()
+        for loss in LOSSES:
+            self.loss.addItem(LOSS_NAMES.get(loss, loss), loss)
+        self.loss.setCurrentIndex(LOSSES.index(exp.model.loss))
+        self.loss.setToolTip("Mean squared error for regression targets, softmax cross-entropy "
+                             "for classes. A task that cannot have the loss is replaced by one "
+                             "that can (Ctrl+Z goes back).")
+        self.loss.currentIndexChanged.connect(self._loss_chosen)
+        card._row.insertWidget(1, self.loss, 1)
+        card._row.setStretch(0, 0)
+        return card
 
     def _sync_props(self, exp: Experiment) -> None:
         k = self.selected
@@ -326,7 +379,7 @@ class ArchitectureCanvas(QWidget):
         layer = exp.model.layers[k]
         self.props.setTitle(f"Layer {k}: {layer_label(layer)}")
         self.cell.setCurrentIndex(CELLS.index(layer.cell))
-        self.hidden.setValue(layer.hidden_size)
+        self.hidden.set_value(layer.hidden_size)
         self.activation.setCurrentIndex(ACTIVATIONS.index(layer.activation))
         self.activation.setEnabled(layer.cell == "rnn")
         self.bidirectional.setChecked(layer.bidirectional)
@@ -336,6 +389,8 @@ class ArchitectureCanvas(QWidget):
 
     def select(self, index: int | None) -> None:
         """Make layer ``index`` the one the property form edits."""
+        if index != self.selected:
+            self.hidden.clear_flag()  # it spoke of another layer
         self.selected = index
         for card in self.stack.cards:
             if card.index is not None:
@@ -357,7 +412,16 @@ class ArchitectureCanvas(QWidget):
 
     def show_refusal(self, message: str) -> None:
         """Show under the stack why the last edit was refused."""
+        if "cross_entropy needs at least 2 classes" in message and self.state.experiment.task is None:
+            message += " — set the dense head's outputs to 2 or more first"
+        self.message.setStyleSheet(REFUSAL_STYLE)
         self.message.setText(f"Not applied: {message}")
+        self.message.show()
+
+    def show_notice(self, message: str) -> None:
+        """Show under the stack what else an edit brought (a new task, …)."""
+        self.message.setStyleSheet(NOTICE_STYLE)
+        self.message.setText(message)
         self.message.show()
 
     def _edit(self, **changes: Any) -> None:
@@ -370,6 +434,53 @@ class ArchitectureCanvas(QWidget):
         if not self._report(self.state.update_layer(self.selected, **changes)):
             self.sync(self.state.experiment)
 
+    def _hidden_typed(self, value: int) -> None:
+        """A hidden size outside the table, or refused, stays in the field with the reason."""
+        if self._syncing or self.selected is None or not self.hidden.check(value):
+            return
+        if self.state.update_layer(self.selected, hidden_size=value):
+            self.message.hide()
+        else:
+            self.hidden.refuse(value, self.state.last_error)
+
+    def _outputs_typed(self, value: int) -> None:
+        field = self.outputs
+        if self._syncing or field is None or not field.check(value):
+            return
+        if self.state.set_output_size(value):
+            self.message.hide()
+        else:
+            field.refuse(value, self.state.last_error)
+
+    def _design(self, **changes: str) -> bool:
+        """A new pattern or loss; when the task cannot have it, the lab brings a task that
+        can and the reason is shown under the stack."""
+        notes: list[str] = []
+
+        def heard(text: str) -> None:
+            notes.append(text)
+
+        self.state.notice.connect(heard)
+        try:
+            ok = self.state.set_design(**changes)
+        finally:
+            self.state.notice.disconnect(heard)
+        if not ok:
+            self.show_refusal(self.state.last_error)
+            self.sync(self.state.experiment)
+        elif notes:
+            self.show_notice(" ".join(notes))
+        else:
+            self.message.hide()
+        return ok
+
+    def _loss_chosen(self) -> None:
+        if self._syncing or self.loss is None:
+            return
+        loss = self.loss.currentData()
+        if loss != self.state.experiment.model.loss:
+            self._design(loss=loss)  # the card is rebuilt: this combo is deleted later
+
     def _move(self, src: int, dst: int) -> None:
         if self._report(self.state.move_layer(src, dst)):
             self.select(dst)
@@ -380,8 +491,7 @@ class ArchitectureCanvas(QWidget):
     def _pattern_chosen(self) -> None:
         if self._syncing:
             return
-        if not self._report(self.state.set_pattern(self.pattern.currentData())):
-            self.sync(self.state.experiment)
+        self._design(pattern=self.pattern.currentData())
 
     def add_block(self, spec: dict[str, Any], index: int | None = None,
                   layer: int | None = None) -> bool:
@@ -404,7 +514,7 @@ class ArchitectureCanvas(QWidget):
             self.selected = target
             return self._report(self.state.update_layer(target, bidirectional=True))
         if kind == "loss":
-            return self._report(self.state.set_loss(spec.get("loss", "mse")))
+            return self._design(loss=spec.get("loss", "mse"))
         if kind == "head":
             self.show_refusal("the model already has its dense head; there is always "
                               "exactly one, on top of the last layer")
