@@ -14,8 +14,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QMimeData, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from pyqtgraph.dockarea.Dock import DockLabel
+from PySide6.QtCore import QByteArray, QMimeData, QRect, QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QPainter,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -25,6 +33,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QStyle,
     QToolBar,
     QToolButton,
@@ -61,13 +70,26 @@ from .worker import Throttle
 ORGANISATION, APPLICATION = "GradientFlowLab", "gradlab"
 DEFAULT_LESSON = "vanishing_tanh"
 SCREENSHOT_SIZE = (1600, 1000)
-BUSY_DELAY_MS = 250
+BUSY_DELAY_MS = 250  # show the progress bar only for work that takes a while
 AUTOSAVE_MS = 60_000
-# Where the plot panels go: columns of cells, a cell's panels share it as tabs.
+START_SIZE = (1500, 950)
+# Where the plot panels go: columns of cells, a cell's panels share it as tabs.  On a
+# large screen Architecture and Lesson share a column left of the plots, Controls has
+# one on the right; below WIDE_MIN (a laptop) Lesson and Architecture share a place
+# as tabs above Controls in one column, and the plots share four cells.
 PLOT_LAYOUT = (
     (("gradients",), ("hidden", "cell"), ("training",)),
     (("signals", "graph"), ("gates",), ("jacobian", "eigen", "connectivity")),
-)  # show the progress bar only for work that takes a while
+)
+COMPACT_PLOT_LAYOUT = (
+    (("gradients", "training"), ("hidden", "cell")),
+    (("gates", "signals", "graph"), ("jacobian", "eigen", "connectivity")),
+)
+WIDE_MIN = (1500, 900)  # the window size from which the wide arrangement is used
+# Relative sizes of the columns: the wide arrangement's left column, plot columns and
+# Controls; the compact one's left column and plot columns.
+WIDE_COLUMNS = (300, 430, 450, 320)
+COMPACT_COLUMNS = (350, 460, 470)
 
 BANNER_STYLES = {
     "nonfinite": "background:#fff4ce; color:#5c4400; border:1px solid #e0b400;",
@@ -88,6 +110,62 @@ def raise_dock(dock: Any) -> None:
     container = dock.container()
     if container is not None and container.type() == "tab":
         dock.raiseDock()
+
+
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that scrolls up and down only: its place
+    may be shorter than it needs, never narrower."""
+    area = QScrollArea()
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(widget)
+    bar = area.verticalScrollBar().sizeHint().width()
+    area.setMinimumWidth(widget.minimumSizeHint().width() + bar)
+    return area
+
+
+def _layout_shape(state: Any) -> Any:
+    """A DockArea state without its splitter sizes and raised tabs: where each dock is."""
+    if isinstance(state, dict):
+        return (_layout_shape(state.get("main")), len(state.get("float") or ()))
+    if isinstance(state, (list, tuple)) and len(state) == 3 and state[0] != "dock":
+        return (state[0], tuple(_layout_shape(child) for child in state[1]))
+    return tuple(state[:2]) if isinstance(state, (list, tuple)) else state
+
+
+class DockTitle(DockLabel):
+    """A dock's title bar that gives way rather than widening its column.
+
+    pyqtgraph's titles are as wide as their text at least, and docks sharing a place
+    as tabs put their titles side by side, so three tabs could make a column 420 px
+    wide.  This one shortens its text with "…" instead (the tooltip has it all).
+    """
+
+    def minimumSizeHint(self) -> QSize:
+        hint = self.sizeHint()
+        if self.orientation == "vertical":
+            return QSize(hint.width(), min(hint.height(), 24))
+        return QSize(min(hint.width(), 24), hint.height())
+
+    def paintEvent(self, event: Any) -> None:
+        painter = QPainter(self)
+        if self.orientation == "vertical":
+            painter.rotate(-90)
+            rect = QRect(-self.height(), 0, self.height(), self.width())
+        else:
+            rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight,
+                                             rect.width())
+        self.hint = painter.boundingRect(rect, self.alignment(), self.text())  # the full size
+        painter.drawText(rect, self.alignment(), text)
+        painter.end()
+        if self.orientation == "vertical":
+            self.setMaximumWidth(self.hint.height())
+            self.setMaximumHeight(16777215)
+        else:
+            self.setMaximumHeight(self.hint.height())
+            self.setMaximumWidth(16777215)
 
 
 class Banner(QFrame):
@@ -165,7 +243,7 @@ class MainWindow(QMainWindow):
         self._recent: list[str] = parse_recent(settings.value("files/recent")) if settings else []
         self.setWindowTitle("Gradient Flow Lab")
         self.setAcceptDrops(True)
-        self.resize(1500, 950)
+        self.resize(*START_SIZE)
 
         self.banner = Banner()
         self.area = DockArea()
@@ -186,27 +264,30 @@ class MainWindow(QMainWindow):
 
         def dock(name: str, title: str, widget: QWidget, size: tuple[int, int],
                  tip: str = "") -> Any:
-            from pyqtgraph.dockarea.Dock import DockLabel
-
-            d = Dock(name, size=size, widget=widget, label=DockLabel(title))
+            d = Dock(name, size=size, widget=widget, label=DockTitle(title))
             d.label.setToolTip(tip or title)
             self.docks[name] = d
+            self.area.addDock(d)  # arranged below
             return d
 
-        arch = dock("architecture", "Architecture", self.builder, (330, 560),
-                    "Drag blocks from the palette onto the stack")
-        lesson = dock("lesson", "Lesson", self.lesson_panel, (330, 380),
-                      "What the open lesson shows and what to try")
-        controls = dock("controls", "Controls", self.controls, (340, 900),
-                        "Weight scales, initialisation, data, training and backend")
-        self.area.addDock(arch, "left")
-        plot_docks = [dock(f"plot.{p.name}", p.title, p,
-                           (450, 420 if p.name == "gradients" else 300), p.tooltip)
-                      for p in self.panels]
-        self._arrange_plots(plot_docks, arch)
-        self.area.addDock(lesson, "bottom", arch)
-        self.area.addDock(controls, "right")
-        self._default_layout = self.area.saveState()
+        # The architecture editor scrolls rather than widening or lengthening its place.
+        dock("architecture", "Architecture", scrolling(self.builder), (330, 560),
+             "Drag blocks from the palette onto the stack")
+        dock("lesson", "Lesson", self.lesson_panel, (330, 380),
+             "What the open lesson shows and what to try")
+        dock("controls", "Controls", self.controls, (340, 900),
+             "Weight scales, initialisation, data, training and backend")
+        for p in self.panels:
+            dock(f"plot.{p.name}", p.title, p, (450, 420 if p.name == "gradients" else 300),
+                 p.tooltip)
+        self._layouts = {mode: self._layout_state(mode) for mode in ("wide", "compact")}
+        self._arrange_plots(self._layout_mode_for(self.width(), self.height()))
+        # Once more with the sizes the splitters settled on in this window, not yet laid
+        # out, so that a layout saved now restores to the very same state.  The sizes
+        # of the arrangement itself are given when the window is shown (_fit_layout).
+        self.area.restoreState(self.area.saveState(), missing="ignore")
+        self._sync_tab_titles()
+        self._placed = False  # True once the docks have their sizes in a shown window
 
         for p in self.panels:
             p.timestep_clicked.connect(self.mark_timestep)
@@ -231,40 +312,107 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ layout
 
-    def _arrange_plots(self, docks: list[Any], left: Any) -> None:
-        """Plots in a grid of :data:`PLOT_LAYOUT` cells right of ``left``; a cell holding
-        several plots shows them as tabs.  Unknown panels join the last cell."""
-        if not docks:
+    @staticmethod
+    def _layout_mode_for(width: int, height: int) -> str:
+        """``"wide"`` for a window of at least :data:`WIDE_MIN`, else ``"compact"``."""
+        return "wide" if width >= WIDE_MIN[0] and height >= WIDE_MIN[1] else "compact"
+
+    def _layout_state(self, mode: str) -> dict:
+        """The starting arrangement of the docks for ``mode`` (a DockArea state).
+
+        Plots go in a grid of :data:`PLOT_LAYOUT` (or :data:`COMPACT_PLOT_LAYOUT`) cells;
+        a cell holding several plots shows them as tabs, the first in front.  Unknown
+        panels join the last cell.
+        """
+        def place(names: Sequence[str]) -> Any:
+            docks = [("dock", n, {}) for n in names]
+            return docks[0] if len(docks) == 1 else ("tab", docks, {"index": 0})
+
+        def split(kind: str, parts: list[tuple[Any, int]]) -> Any:
+            if len(parts) == 1:
+                return parts[0][0]
+            return (kind, [p for p, _ in parts], {"sizes": [w for _, w in parts]})
+
+        compact = mode == "compact"
+        unplaced = [n.removeprefix("plot.") for n in self.docks if n.startswith("plot.")]
+        columns = []
+        for column in COMPACT_PLOT_LAYOUT if compact else PLOT_LAYOUT:
+            cells = [[n for n in cell if n in unplaced] for cell in column]
+            for n in (n for cell in cells for n in cell):
+                unplaced.remove(n)
+            columns.append([cell for cell in cells if cell])
+        columns = [column for column in columns if column] or [[[]]]
+        columns[-1][-1].extend(unplaced)
+        # the gradient plot and the gate heatmap over its mean get a larger share
+        plots = [split("vertical", [(place([f"plot.{n}" for n in cell]),
+                                     400 if {"gradients", "gates"} & set(cell) else 300)
+                                    for cell in column])
+                 for column in columns if column[0]]
+        sizes = COMPACT_COLUMNS if compact else WIDE_COLUMNS
+        widths = [sizes[0]] + [sizes[min(i + 1, 2)] for i in range(len(plots))]
+        if compact:
+            side = split("vertical", [(place(["lesson", "architecture"]), 300),
+                                      (place(["controls"]), 340)])
+            row = [side, *plots]
+        else:
+            side = split("vertical", [(place(["architecture"]), 560), (place(["lesson"]), 380)])
+            row = [side, *plots, place(["controls"])]
+            widths.append(sizes[3])
+        return {"main": split("horizontal", list(zip(row, widths, strict=True))),
+                "float": []}
+
+    def _arrange_plots(self, mode: str) -> None:
+        """Arrange every dock as the app starts them in ``mode`` (wide or compact)."""
+        self._default_layout = self._layouts[mode]
+        self.area.restoreState(self._default_layout, missing="ignore")
+        self._sync_tab_titles()
+
+    def _sync_tab_titles(self) -> None:
+        """Show the title of the dock in front of each tabbed place as the raised one
+        (a restored DockArea state brings the dock forward but leaves the titles)."""
+        for d in self.docks.values():
+            container = d.container()
+            if container is not None and container.type() == "tab" \
+                    and container.stack.currentWidget() is d:
+                container.tabClicked(d.label)  # dims the others' titles
+
+    def _current_layout_mode(self) -> str | None:
+        """The mode whose arrangement the docks are in (sizes and raised tabs aside), or
+        None once the user has moved a dock."""
+        shape = _layout_shape(self.area.saveState())
+        return next((mode for mode, state in self._layouts.items()
+                     if _layout_shape(state) == shape), None)
+
+    def _fit_layout(self) -> None:
+        """Switch between the wide and the compact arrangement as the window crosses
+        :data:`WIDE_MIN`, unless the user has arranged the docks their own way; on the
+        first resize (when shown) give the arrangement's sizes to the docks."""
+        want = self._layout_mode_for(self.width(), self.height())
+        mode = self._current_layout_mode()
+        placed, self._placed = self._placed, True
+        if mode is None or (mode == want and placed):
             return
-        by_name = {d.name().removeprefix("plot."): d for d in docks}
-        columns = [[[by_name.pop(n) for n in cell if n in by_name] for cell in column]
-                   for column in PLOT_LAYOUT]
-        columns = [[cell for cell in column if cell] for column in columns]
-        columns = [column for column in columns if column]
-        if not columns:
-            columns = [[[]]]
-        columns[-1][-1].extend(by_name.values())
-        anchor = left
-        for column in columns:  # the top row first, so each column is its own splitter
-            self.area.addDock(column[0][0], "right", anchor)
-            anchor = column[0][0]
-        for column in columns:
-            above = None
-            for cell in column:
-                first = cell[0]
-                if above is not None:
-                    self.area.addDock(first, "bottom", above)
-                for other in cell[1:]:
-                    self.area.addDock(other, "below", first)
-                raise_dock(first)
-                above = first
+        shown = {d for d in self.docks.values() if d.isVisibleTo(self)}
+        self._arrange_plots(want)
+        # Where docks now share a place as tabs, one that was on view stays in front.
+        tabs = {d.container() for d in self.docks.values()}
+        for tab in (c for c in tabs if c is not None and c.type() == "tab"):
+            docks = [tab.widget(i) for i in range(tab.count())]
+            if tab.stack.currentWidget() not in shown:
+                front = next((d for d in docks if d in shown), None)
+                if front is not None:
+                    tab.tabClicked(front.label)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_layout()
 
     def reset_layout(self) -> None:
-        """Put every dock back where it starts."""
+        """Put every dock back where it starts (for the window's present size)."""
         for d in self.docks.values():
             if d.area is not self.area:
                 self.area.moveDock(d, "bottom", None)
-        self.area.restoreState(self._default_layout, missing="ignore")
+        self._arrange_plots(self._layout_mode_for(self.width(), self.height()))
 
     def flush_redraws(self) -> None:
         """Draw the latest result and history now (before an export or a screenshot)."""
@@ -899,6 +1047,8 @@ class MainWindow(QMainWindow):
                 self.area.restoreState(json.loads(docks), missing="ignore")
             except Exception:  # a layout from another version: keep the default
                 self.area.restoreState(self._default_layout, missing="ignore")
+            self._sync_tab_titles()
+            self._placed = True  # the remembered sizes, not the default ones
 
     def restore_last_experiment(self) -> bool:
         """Reopen what the previous run ended with: its file, else its settings (unless
@@ -1011,6 +1161,15 @@ def _screenshot_when_ready(app: QApplication, window: MainWindow, path: str,
     window._screenshot_outcome = outcome  # type: ignore[attr-defined]
 
 
+def larger_than_screen(window: QWidget) -> bool:
+    """Whether ``window`` at its present size would not fit its screen's free area."""
+    screen = window.screen()
+    if screen is None:
+        return False
+    room = screen.availableGeometry()
+    return window.width() > room.width() or window.height() > room.height()
+
+
 def run_app(argv: list[str] | None = None, preset: str | None = None,
             screenshot: str | None = None) -> int:
     """Launch the desktop app; return its exit status.
@@ -1045,7 +1204,11 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
     if screenshot:
         window.resize(*SCREENSHOT_SIZE)
         _screenshot_when_ready(app, window, screenshot)
-    window.show()
+        window.show()
+    elif larger_than_screen(window):
+        window.showMaximized()  # a laptop: the window takes the screen, docks compact
+    else:
+        window.show()
     if not screenshot:
         QTimer.singleShot(0, window.offer_recovery)
     status = app.exec()
