@@ -351,6 +351,7 @@ class ArchitectureCanvas(QWidget):
                 f" <span style='color:gray'>(set by the {exp.task.name} task)</span>")
         text = QLabel(f"{noun}{plural} {where}{note}")
         text.setTextFormat(Qt.TextFormat.RichText)
+        text.setWordWrap(True)
         card._row.insertWidget(2, text, 1)
         card._row.setStretch(0, 0)
         return card

@@ -7,7 +7,7 @@ nothing loops) and shows the live spectral radius of every recurrent matrix.
 Number fields (:class:`IntField`, :class:`FloatField`) take their ranges from
 :mod:`core.limits`, the table the experiment schema checks.  They never change a typed
 value into another one: a value outside the range, or one the lab refuses, stays in
-the field, outlined in red, with the reason and the allowed range right under it,
+the field, tinted red, with the reason and the allowed range right under it,
 and nothing is applied; a valid value clears the message.  Learning rates and other
 numbers may be typed in scientific notation (``1e-7``).
 """
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QFocusEvent, QKeyEvent, QValidator
+from PySide6.QtGui import QColor, QFocusEvent, QKeyEvent, QPalette, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QComboBox,
@@ -65,8 +65,9 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _INTEGER_START = re.compile(r"[+-]?")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _NUMBER_START = re.compile(r"[+-]?\d*\.?\d*([eE][+-]?\d*)?")
-INVALID_STYLE = "QAbstractSpinBox { border: 2px solid #b3261e; border-radius: 3px; }"
-MESSAGE_STYLE = "color: #b3261e;"
+INVALID_BASE = "#fde7e9"  # the field's background while it holds a value not applied
+INVALID_TEXT = "#b3261e"
+MESSAGE_STYLE = f"color: {INVALID_TEXT};"
 INT_LIMIT = 2**31 - 1  # what a QSpinBox holds
 FLOAT_LIMIT = 1e9  # the widest a number field holds; every table bound is far inside
 
@@ -271,7 +272,8 @@ class _RangeField:
         self.flagged = False
         self.message.hide()
         self.message.clear()
-        self.setStyleSheet("")  # type: ignore[attr-defined]
+        self.setPalette(QPalette())  # type: ignore[attr-defined]  # inherited again
+        self.setProperty("invalid", False)  # type: ignore[attr-defined]
 
     def _flag(self, text: str) -> None:
         if not self.flagged:
@@ -279,7 +281,12 @@ class _RangeField:
         self.flagged = True
         self.message.setText(text)
         self.message.show()
-        self.setStyleSheet(INVALID_STYLE)  # type: ignore[attr-defined]
+        # Tinted through the palette, not a style sheet: the field keeps its native look.
+        palette = self.palette()  # type: ignore[attr-defined]
+        palette.setColor(QPalette.ColorRole.Base, QColor(INVALID_BASE))
+        palette.setColor(QPalette.ColorRole.Text, QColor(INVALID_TEXT))
+        self.setPalette(palette)  # type: ignore[attr-defined]
+        self.setProperty("invalid", True)  # type: ignore[attr-defined]
 
     def _typing(self, text: str) -> None:
         """As the user types: a whole number outside the range is flagged at once; a

@@ -1,4 +1,5 @@
-"""The control panel and the architecture builder on an experiment without a task."""
+"""The control panel and the architecture builder on an experiment without a task, and
+typed values: taken exactly, or kept in the field with the allowed range under it."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QFocusEvent, QPalette
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from core.experiment import Experiment, LayerConfig, ModelConfig, TaskConfig
+from core.limits import limit
 from gui.builder import BuilderPanel
-from gui.controls import OWN_DATA, ControlPanel
+from gui.controls import INVALID_BASE, OWN_DATA, ControlPanel
 from gui.state import LabState
 
 
@@ -75,14 +81,6 @@ def test_a_slider_move_is_not_echoed_back_into_the_slider(qtbot):
 
 # ----------------------------------------------------------------------------- typed values
 
-from PySide6.QtCore import QEvent, Qt  # noqa: E402
-from PySide6.QtGui import QFocusEvent  # noqa: E402
-from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from core.limits import limit  # noqa: E402
-
-
 def lstm_on_sine() -> Experiment:
     return Experiment(model=ModelConfig(layers=[LayerConfig(cell="lstm", hidden_size=5)]),
                       task=TaskConfig(name="sine", seq_len=12, batch_size=3))
@@ -110,7 +108,8 @@ def type_into(field, text: str) -> None:
 
 def flagged_with(field, *words: str) -> bool:
     text = field.message.text()
-    return (field.flagged and field.message.isVisible() and "border" in field.styleSheet()
+    tinted = field.palette().color(QPalette.ColorRole.Base).name() == INVALID_BASE
+    return (field.flagged and field.message.isVisible() and field.property("invalid") and tinted
             and all(w in text for w in words))
 
 
@@ -176,7 +175,8 @@ def test_a_clip_threshold_of_zero_is_refused_and_a_valid_one_clears_the_message(
     type_into(panel.clip_value, "0.25")
     assert state.experiment.training.clip.max_norm == 0.25
     assert not panel.clip_value.flagged and not panel.clip_value.message.isVisible()
-    assert panel.clip_value.styleSheet() == ""
+    assert not panel.clip_value.property("invalid")
+    assert panel.clip_value.palette().color(QPalette.ColorRole.Base).name() != INVALID_BASE
     state.undo()
     assert state.experiment.training.clip.max_norm == 1.0 and panel.clip_value.text() == "1"
 
