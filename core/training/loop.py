@@ -292,11 +292,13 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
             if where:
                 problem = f"step {n}: {where}"
             elif not math.isfinite(loss):
-                problem = f"step {n}: the loss became {_kind(loss)}"
+                problem = (f"step {n}: the loss became {_kind(loss)} although every state, "
+                           "output and dL/dh was finite")
             else:
                 bad = _first_nonfinite(tr.grads)
-                problem = (f"step {n}: the gradient of {bad or 'the weights'} "
-                           f"became {_kind(before)}")
+                problem = (f"step {n}: the gradient of {bad} became {_kind(before)}" if bad else
+                           f"step {n}: the global gradient norm became {_kind(before)} "
+                           "although every gradient was finite")
         if problem is None:
             backup = _Backup(net.params, opt)
             with np.errstate(all="ignore"):
@@ -304,7 +306,8 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
                 bad = _first_nonfinite(net.params)
             if bad is not None:
                 backup.restore(opt)
-                problem = f"step {n}: the update made {bad} non-finite (NaN or Inf)"
+                problem = (f"step {n}: the update made {bad} non-finite (NaN or Inf) although "
+                           "every gradient was finite: the optimizer's step overflowed")
         now = time.perf_counter()
         stamps.append(now)
         rate = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-12)

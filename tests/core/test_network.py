@@ -222,11 +222,115 @@ def test_exploding_run_reports_where_it_began():
     x, y = small_data(model, T=400, B=2)
     tr = net.run(x, y)
     msg = tr.nonfinite
-    assert msg is not None and "layer l0" in msg and "timestep" in msg
+    assert msg is not None and "hidden state h of layer l0 (forward direction)" in msg
     step = int(msg.rsplit(" ", 1)[-1])
+    assert msg.endswith(f"became {'Inf' if np.isinf(tr.layers['l0'].h[step]).any() else 'NaN'} "
+                        f"at timestep {step}")
     assert np.all(np.isfinite(tr.layers["l0"].h[:step]))
     assert not np.all(np.isfinite(tr.layers["l0"].h[step]))
     assert network(model).run(x, y).nonfinite is None
+
+
+def float32_rnn(model: ModelConfig, **scales: float) -> Network:
+    """A float32 network whose weights of each name prefix are scaled as given."""
+    net = network(model, dtype="float32")
+    for name in net.params:
+        for prefix, factor in scales.items():
+            if name.startswith(prefix) or name == prefix:
+                net.params[name] *= factor
+    return net
+
+
+def test_a_reverse_cell_that_overflows_is_named_with_its_own_first_step():
+    """The reverse cell runs from T−1 down: its first non-finite step is the highest t."""
+    model = small_model("rnn", bidirectional=True, activation="linear", H=6)
+    net = float32_rnn(model, weight_hh_l0_reverse=40.0)
+    x, y = small_data(model, T=60, B=2)
+    tr = net.run(x, y)
+    h = tr.layers["l0_reverse"].h
+    bad = np.flatnonzero(~np.isfinite(h).reshape(60, -1).all(axis=1))
+    assert np.isfinite(tr.layers["l0"].h).all()  # the forward cell stayed finite
+    assert tr.nonfinite.startswith("the hidden state h of layer l0 (reverse direction) became")
+    assert tr.nonfinite.endswith(f"at timestep {bad.max()}")
+    assert np.isfinite(h[bad.max() + 1:]).all()
+
+
+def test_a_gate_that_breaks_first_is_the_one_named():
+    """inf − inf in the forget gate's biases: the gate is NaN before c and h are."""
+    model = small_model("lstm", D=2, H=4)
+    net = network(model, dtype="float32")
+    net.params["bias_ih_l0"][4:8] = np.inf  # rows of the forget gate f
+    net.params["bias_hh_l0"][4:8] = -np.inf
+    x, y = small_data(model, T=6, B=2)
+    tr = net.run(x, y)
+    assert np.isnan(tr.layers["l0"].gates["f"][0]).all()
+    assert np.isfinite(tr.layers["l0"].gates["i"][0]).all()
+    assert tr.nonfinite == "the forget gate f of layer l0 (forward direction) became NaN at timestep 0"
+
+
+def test_an_overflowing_output_names_the_output_and_then_dh():
+    model = small_model("rnn", H=5, O=1)
+    x, y = small_data(model, T=12, B=2)
+    # Head weights of 1e19: the outputs (about 1e19) are finite, their squares are not.
+    tr = float32_rnn(model, **{"head.weight": 1e19 / 0.3}).run(x, y)
+    assert np.isfinite(tr.output).all() and np.isinf(tr.loss)
+    msg = tr.nonfinite
+    assert msg.startswith("the loss became Inf: the squared errors of outputs as large as")
+    assert "add up past the float32 range" in msg
+    t = int(np.abs(tr.output).reshape(12, -1).max(axis=1).argmax())
+    assert f"the largest in the output at timestep {t}, read from layer l0" in msg
+    if np.isfinite(tr.layers["l0"].dh).all():
+        assert msg.endswith("every state and every dL/dh stayed finite")
+    else:
+        bad = np.flatnonzero(~np.isfinite(tr.layers["l0"].dh).reshape(12, -1).all(axis=1))
+        assert msg.endswith(f"then the gradient dL/dh of layer l0 (forward direction) became "
+                            f"{'NaN' if np.isnan(tr.layers['l0'].dh[bad.max()]).any() else 'Inf'} "
+                            f"at timestep {bad.max()}")
+    # Saturated states times head weights of 3e38: the outputs themselves overflow.
+    net = float32_rnn(model, weight_ih_l0=100.0)
+    net.params["head.weight"][...] = 3e38
+    tr = net.run(x, y)
+    first = int(np.flatnonzero(~np.isfinite(tr.output).reshape(12, -1).all(axis=1))[0])
+    assert tr.nonfinite.startswith(f"the output at timestep {first}, read from layer l0 became")
+    assert tr.nonfinite.endswith("while every state before it was finite")
+
+
+def test_a_many_to_one_readout_names_the_last_states():
+    model = small_model("gru", pattern="many_to_one", bidirectional=True, H=4, O=1)
+    x, y = small_data(model, T=9, B=2)
+    net = float32_rnn(model, weight_ih_l0=100.0, weight_ih_l0_reverse=100.0)
+    net.params["head.weight"][...] = 3e38
+    tr = net.run(x, y)
+    assert tr.nonfinite.startswith("the read-out of layer l0's last states "
+                                   "(timestep 8 forward and 0 reverse) became")
+
+
+def test_a_gradient_that_breaks_in_a_finite_forward_pass_is_found_in_bptt_order():
+    """dL/dh of the top layer is computed first, each direction against its own order."""
+    from core.tracing import find_nonfinite
+
+    model = small_model("rnn", bidirectional=True, depth=2, H=3)
+    net = network(model)
+    x, y = small_data(model, T=8, B=2)
+    tr = net.run(x, y)
+    assert find_nonfinite(tr) is None
+    tr.layers["l0"].dh[2, 0, 0] = np.nan
+    tr.layers["l1_reverse"].dh[[3, 5], 1, 1] = np.inf
+    # l1 is computed before l0; its reverse cell's BPTT runs from t = 0 up: first t = 3
+    assert find_nonfinite(tr) == ("with every forward value finite, the gradient dL/dh of "
+                                  "layer l1 (reverse direction) became Inf at timestep 3")
+    tr.layers["l1_reverse"].dh[...] = 0.0
+    assert find_nonfinite(tr).endswith("layer l0 (forward direction) became NaN at timestep 2")
+
+
+def test_a_probe_without_a_target_is_not_called_non_finite():
+    from core.experiment import Experiment
+    from core.probe import probe
+
+    model = small_model("rnn")
+    exp = Experiment(model=model)
+    x, _ = small_data(model)
+    assert probe(exp, init_params(model, exp.init), x, None).nonfinite is None
 
 
 def test_backend_resolution():

@@ -190,6 +190,7 @@ def test_exploding_run_stops_with_a_message_and_keeps_finite_weights():
     assert last.done and last.nonfinite is not None
     assert 1 < len(snaps) < 60
     assert last.nonfinite.startswith(f"step {last.step}:")
+    assert "layer l0 (forward direction)" in last.nonfinite and "at timestep" in last.nonfinite
     assert "last finite weights are kept" in last.nonfinite
     assert not math.isfinite(last.loss)
     assert all(s.nonfinite is None and math.isfinite(s.loss) for s in snaps[:-1])
@@ -233,8 +234,27 @@ def test_an_exploding_forward_pass_names_layer_and_timestep():
     snaps = run(exp)
     assert len(snaps) == 1
     msg = snaps[0].nonfinite
-    assert msg.startswith("step 1:") and "layer l0" in msg and "timestep" in msg
+    assert msg.startswith("step 1: the hidden state h of layer l0 (forward direction) became")
+    where = msg.split(";")[0]
+    t = int(where.rsplit(" ", 1)[-1])
+    assert where.endswith(f"at timestep {t}") and 0 < t < 200
     assert finite(snaps[0].params())
+
+
+def test_the_exploding_lesson_names_step_layer_direction_and_timestep():
+    """Its outputs grow until their squared errors overflow float32 while every state
+    stays finite: the message says so and names the read-out it came from."""
+    from core.lessons import load_lesson
+
+    exp = load_lesson("exploding_clipping")
+    snaps = run(exp)
+    last = snaps[-1]
+    assert last.done and len(snaps) < exp.training.steps
+    msg = last.nonfinite
+    assert msg.startswith(f"step {last.step}: the loss became Inf")
+    assert "the read-out of layer l0's last states (timestep 99)" in msg
+    assert ("every state and every dL/dh stayed finite" in msg
+            or "then the gradient dL/dh of layer l0 (forward direction) became" in msg)
 
 
 # ------------------------------------------------------------------------- data, tbptt, feedback
