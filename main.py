@@ -373,6 +373,102 @@ def _scale(text: str) -> float:
     return x
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Variants of an experiment over seed ensembles: compare.csv, .json, .png and .svg."""
+    from core.compare import compare, variants
+    from core.paths import parse_vary
+
+    if bool(args.experiment) == bool(args.compare_preset):
+        raise UsageError(f"{PROG} compare: give an EXPERIMENT file or --preset NAME, not both "
+                         f"and not neither (see {PROG} compare --help)")
+    from core.errors import ConfigError
+
+    vary = []
+    for text in args.vary:
+        try:
+            vary.append(parse_vary(text))
+        except ConfigError as exc:
+            raise ConfigError(f"--vary {exc}") from None
+    if args.compare_preset:
+        from core.lessons import load_lesson
+
+        exp = load_lesson(args.compare_preset)
+    else:
+        from core.document import read_document
+
+        doc = read_document(args.experiment)
+        exp = doc.experiment
+        if doc.params is not None:
+            _warn(f"{args.experiment}: its saved weights are not used; every run starts "
+                  "from its seed's initialisation")
+    data = _user_data(args, exp)
+    variants(exp, vary)  # every path and value checked before anything is written
+    out = _out_dir(args.out)
+    from core.jobs import Control
+
+    progress = _CompareProgress()
+    result = compare(exp, vary, seeds=args.seeds, train_steps=args.train_steps, data=data,
+                     control=Control(progress.update))
+    progress.close()
+    written = [out / "compare.csv", out / "compare.json"]
+    result.write_csv(written[0])
+    result.write_json(written[1])
+    for path in written:
+        print(f"wrote {path}")
+    for run in result.runs:
+        if run.nonfinite:
+            _warn(f"{run.variant}, seed {run.seed}: {run.nonfinite}")
+    # A headless command: never open a window, whatever the display.
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from gui.compare_plot import write_figure
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
+            raise UsageError(f"drawing compare.png needs PySide6 and pyqtgraph ({exc}); "
+                             "install them with `pip install -e .`") from None
+        raise
+    for path in write_figure(result, out):
+        print(f"wrote {path}")
+    return 0
+
+
+class _CompareProgress:
+    """How far a comparison got, on stderr: in place on a terminal, else every few
+    seconds; nothing for one that takes under a second."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.start = self.last = time.monotonic()
+        self.width = 0
+
+    def update(self, fraction: float, text: str) -> None:
+        now = time.monotonic()
+        if now - self.start < 1.0 or now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        line = f"compare {fraction:4.0%}  {text}"
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            sys.stderr.write("\n")
+
+
+def _seed_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     """List the lesson presets: name, then title."""
     from core.lessons import list_lessons
@@ -508,6 +604,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dark: the window's look (default); light: dark text on white, "
                         "for print.  Only the exported images change")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "compare", help="compare variants of an experiment over seeds: compare.csv and a figure",
+        description="Run every variant of an experiment or preset — each --vary PATH=V1,V2,... "
+                    "sets a dotted field of the experiment (init.forget_bias, "
+                    "init.scales.recurrent, model.layers.0.cell, training.clip.mode, "
+                    "task.seq_len, ...) to each value; several --vary give their product — "
+                    "once per seed, init.seed + 0 ... N-1: training --train-steps steps when "
+                    "given, then one probe of its weights.  Runs with the same seed see the "
+                    "same data and share the initial weights the change leaves alone.  Writes "
+                    "DIR/compare.csv (long form: variant,key,t,mean,low,high; key gradnorm.L "
+                    "per timestep t, and when trained loss, grad_norm_before and "
+                    "grad_norm_after per step t; mean over the seeds, low-high the band: "
+                    "min-max below 10 seeds, else the 2.5th-97.5th percentile), "
+                    "DIR/compare.json (the band rule, seeds, what each variant changed and "
+                    "shared) and DIR/compare.png, DIR/compare.svg (mean curves with bands, "
+                    "log scale).  A changed layer cell turns off what it cannot have "
+                    "(peepholes, an activation), as compare.json notes.")
+    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?",
+                   help="experiment file (.json) or saved experiment (.gradlab; its saved "
+                        "weights are not used)")
+    p.add_argument("--preset", metavar="NAME", dest="compare_preset",
+                   help="a lesson preset instead of a file (see `gradlab presets`)")
+    p.add_argument("--vary", metavar="PATH=V1,V2", action="append", required=True,
+                   help="a dotted field path and the values to compare, comma-separated "
+                        "(numbers, true/false, null, or text); repeat for a product")
+    p.add_argument("--seeds", metavar="N", type=_seed_count, default=1,
+                   help="runs per variant, seeds init.seed + 0 ... N-1 (default: 1)")
+    p.add_argument("--train-steps", metavar="N", type=_nonneg_int, default=0,
+                   help="training steps before the probe (default: 0, the initial weights)")
+    _array_args(p)
+    p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("presets", help="list lesson presets: name, then title",
                        description="List the lesson presets, one a line: its name, then its "
