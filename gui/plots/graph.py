@@ -47,6 +47,8 @@ PX_PER_COLUMN = 50  # keep columns at least this far apart so edge labels fit
 NODE_PX = 26  # node diameter when there is room; smaller in a dense stack
 MIN_NODE_PX = 11
 LABEL_ROW_PX = 46  # rows closer than this leave the numbers on the edges out
+TIME_LABEL_PX = 18  # room below the x row for the "t=…" labels
+ABOVE_L = 0.35  # rows of room above the folded graph's L node
 FOLD_X = 0.35  # folded graph column
 LOOP_X = 1.05  # right end of the folded graph's loops
 LOOP_W = 0.6  # how far a folded self-loop reaches right of its node
@@ -285,6 +287,8 @@ class GraphPanel(PlotPanel):
         self._hspots: list[tuple[float, float, Row, int]] = []  # (x, y, row, t)
         self._fold_spots: list[dict[str, Any]] = []
         self._grads: dict[str, np.ndarray] = {}
+        self._teacher: np.ndarray | None = None
+        self._time_labels: list[tuple[pg.TextItem, float]] = []
         self._steps: np.ndarray = np.zeros(0, dtype=int)
         self._structure: tuple | None = None
         self._xrange = (-0.15, FIRST_COL + 1.0)
@@ -308,19 +312,44 @@ class GraphPanel(PlotPanel):
         else:
             self._place()
 
+    def _fit_rows(self) -> tuple[float, float] | None:
+        """Set the vertical range so the time labels below the x row and the L node on top
+        keep their size in pixels however close the rows are; ``(px, py)``, the data units
+        per pixel, or None before the view has a size."""
+        w, h = self.vb.width(), self.vb.height()
+        if not (w > 1 and h > 1):
+            return None
+        top = self._yrange[1] - ABOVE_L
+        row_px = 0.0
+        node = float(self._node_px)
+        for _ in range(2):  # the node size depends on the row height, the margins on it
+            below, above = node / 2 + TIME_LABEL_PX, node / 2 + 4
+            row_px = max((h - below - above) / top, 1.0)
+            col_px = w / (self._xrange[1] - self._xrange[0])
+            node = max(MIN_NODE_PX, min(NODE_PX, 0.62 * row_px, 0.5 * col_px))
+        yrange = (-below / row_px, top + above / row_px)
+        if self.vb.viewRange()[1] != list(yrange):
+            self.vb.setRange(xRange=self._xrange, yRange=yrange, padding=0)
+        return (self._xrange[1] - self._xrange[0]) / w, (yrange[1] - yrange[0]) / h
+
     def _place(self) -> None:
         """Size the nodes to the room there is and re-aim arrowheads at their rims."""
-        px, py = self.vb.viewPixelSize()
-        if not (px > 0 and py > 0 and math.isfinite(px) and math.isfinite(py)):
+        fitted = self._fit_rows()
+        if fitted is None:
             return
+        px, py = fitted
         row_px, col_px = 1.0 / py, 1.0 / px
         node = int(max(MIN_NODE_PX, min(NODE_PX, 0.62 * row_px, 0.5 * col_px)))
+        for item, x in self._time_labels:
+            item.setPos(x, -(node / 2 + 2) * py)
         if node != self._node_px:
             self._node_px = node
             for item in self.nodes.values():
                 item.setSize(node)
             self.ring.setSize(node + 10)
             self._set_fold_spots()
+            if self._grads:
+                self._restyle(self._grads, self._teacher)  # widths follow the node size
         letter = "10pt" if node >= 20 else ("8pt" if node >= 15 else "")
         if letter != self._letter_size:
             self._letter_size = letter
@@ -335,7 +364,8 @@ class GraphPanel(PlotPanel):
             edge.place(px, py, node / 2 + 1 if edge.end_gap is None else edge.end_gap)
 
     def _set_fold_spots(self) -> None:
-        spots = [dict(s, size=self._node_px) if s.get("symbol") == "o" else s
+        node = self._node_px
+        spots = [dict(s, size=node if s["symbol"] == "o" else max(7, round(node / 2)))
                  for s in self._fold_spots]
         self.fold_nodes.setData(spots)
 
@@ -399,7 +429,8 @@ class GraphPanel(PlotPanel):
                               else np.asarray(g, dtype=np.float64).ravel())
         self._grads = grads
         mask = r.teacher_mask if model.pattern == "output_recurrence" else None
-        self._restyle(grads, None if mask is None else np.asarray(mask, dtype=bool).ravel())
+        self._teacher = None if mask is None else np.asarray(mask, dtype=bool).ravel()
+        self._restyle(grads, self._teacher)
         self._table = {"timestep": steps.astype(np.float64),
                        **{f"gradnorm.{key}": g[steps] for key, g in grads.items()}}
         self._update_ring()
@@ -418,6 +449,8 @@ class GraphPanel(PlotPanel):
                      self._rec_labels):
             pool.start()
         self.links = []
+        self._grads = {}  # of the rows before; _draw restyles the new ones
+        self._time_labels = []
         self._rec = []
         self._hspots = []
         self.recurrent = {}
@@ -465,7 +498,7 @@ class GraphPanel(PlotPanel):
                     self._edge([(FOLD_X + a.dx, a.y), (FOLD_X + b.dx, b.y)], a.name, b.name,
                                dashed=skip)
         self._edge([(FOLD_X, out.y), (FOLD_X, y_loss)], "o", "L")
-        square = {"brush": "#202020", "symbol": "s", "size": 13, "pen": pg.mkPen("w", width=1)}
+        square = {"brush": "#202020", "symbol": "s", "pen": pg.mkPen("w", width=1)}
         small = '<span style="font-size:8pt">{}</span>'
         for row in hidden:
             if row.key not in recurrent:
@@ -473,7 +506,8 @@ class GraphPanel(PlotPanel):
             fx = FOLD_X + row.dx
             lx = fx + LOOP_W
             self._edge([(fx, row.y + 0.2), (lx, row.y + 0.2), (lx, row.y - 0.2),
-                        (fx, row.y - 0.2)], row.key, row.key, width=2, end_gap=4)
+                        (fx, row.y - 0.2)], row.key, row.key, width=2 if len(hidden) == 1 else 1.3,
+                       end_gap=4)
             spots.append({**square, "pos": (lx, row.y)})
             word = "t+1" if row.reverse else ("delay" if len(hidden) == 1 else "t−1")
             self._label(lx + 0.12, row.y, small.format(word), (0, 0.5))
@@ -507,6 +541,7 @@ class GraphPanel(PlotPanel):
             x = float(cols[j])
             self._letter(x, 0.0, "x")
             self._label(x, -0.28, time_html.format(int(steps[j])), (0.5, 0))
+            self._time_labels.append((self._texts.items[self._texts.used - 1], x))
             if has_out[j]:
                 self._letter(x, out.y, "o")
             for row in hidden:
@@ -561,7 +596,7 @@ class GraphPanel(PlotPanel):
 
         right = float(cols[-1]) + (STAGGER if any(r.dx for r in hidden) else 0.0) + 0.6
         self._xrange = (self._xrange[0], right)
-        self._yrange = (-0.75, y_loss + 0.35)
+        self._yrange = (-0.75, y_loss + ABOVE_L)
         self.vb.setRange(xRange=self._xrange, yRange=self._yrange, padding=0)
         self._set_titles(T, n, model, layers, feedback)
         self._place()
@@ -624,7 +659,7 @@ class GraphPanel(PlotPanel):
                 edge.set(edge.points, color=NEUTRAL, width=1.2, dashed=gap)
             else:
                 edge.set(edge.points, color=cmap.map(HEAT_LOW + HEAT_SPAN * s, mode="qcolor"),
-                         width=1.2 + 5.5 * s, dashed=gap)
+                         width=1.2 + 5.5 * s * self._node_px / NODE_PX, dashed=gap)
             if px > 0 and py > 0:
                 edge.place(px, py, self._node_px / 2 + 1)
             text = "target" if forced else (fmt_sci(v) if s is not None else "–")
@@ -633,7 +668,7 @@ class GraphPanel(PlotPanel):
         for _x, _y, row, t in self._hspots:
             s = level(float(grads[row.key][t]))
             color = NEUTRAL if s is None else cmap.map(HEAT_LOW + HEAT_SPAN * s, mode="qcolor")
-            pens.append(pg.mkPen(color, width=3))
+            pens.append(pg.mkPen(color, width=3 if self._node_px >= 16 else 2))
         if pens:
             self.nodes["h"].setPen(pens)
 
