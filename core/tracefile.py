@@ -110,11 +110,12 @@ def summary(exp: Experiment, arrays: dict[str, Any], spectral_radius: dict[str, 
     T, B = int(h0.shape[0]), int(h0.shape[1])
     if diagnosis is None:
         diagnosis = diagnose(arrays, exp.model.pattern, tbptt=exp.training.tbptt)
-    ratios, verdicts, norms = {}, {}, {}
+    ratios, far_last, verdicts, norms = {}, {}, {}, {}
     for key in keys:
         g = np.asarray(arrays[f"gradnorm.{key}"], dtype=np.float64).reshape(-1)
         found = diagnosis.curves.get(key)
-        ratios[key] = found.ratio if found else gradient_ratio(g, key.endswith("_reverse"))
+        ratios[key] = gradient_ratio(g)  # time order, for every cell (the contract's)
+        far_last[key] = found.ratio if found else gradient_ratio(g, key.endswith("_reverse"))
         verdicts[key] = found.verdict if found else None
         norms[key] = {"first": _num(g[0]), "last": _num(g[-1])} if g.size else {}
     m = exp.model
@@ -124,10 +125,12 @@ def summary(exp: Experiment, arrays: dict[str, Any], spectral_radius: dict[str, 
         "loss": _num(np.asarray(arrays["loss"])),
         "spectral_radius": {k: _num(v) for k, v in spectral_radius.items()},
         "gradient_ratio": ratios,
-        "gradient_ratio_definition": (
+        "gradient_ratio_definition": "batch-mean ||dL/dh_0|| / ||dL/dh_T-1||, in time order",
+        "gradient_far_last": far_last,
+        "gradient_far_last_definition": (
             "batch-mean ||dL/dh_t|| at the farthest step back over the last step processed: "
             "gradnorm[0] / gradnorm[T-1] for a forward cell, gradnorm[T-1] / gradnorm[0] for "
-            "a reverse one (it runs from t=T-1 down to 0)"),
+            "a reverse one (it runs from t=T-1 down to 0); the ratio the plots show"),
         "gradient_verdict": verdicts,
         "gradient_norm": norms,
         "backend": backend_name,
