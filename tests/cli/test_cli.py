@@ -580,6 +580,39 @@ def test_train_continues_from_the_weights_of_a_gradlab(tmp_path, exp_file, capsy
         np.testing.assert_array_equal(after[name], value, err_msg=name)
 
 
+def test_export_of_a_gradlab_draws_its_history_and_every_layer(tmp_path, exp_file, capsys):
+    path, _weights = _saved_run(tmp_path, exp_file)
+    rc, _, err = run(["export", path, "--out", tmp_path / "o", "--formats", "png,csv",
+                      "--size", "320x240"], capsys)
+    assert rc == 0, err
+    out = tmp_path / "o"
+    rows = (out / "training.csv").read_text().splitlines()
+    assert rows[0].startswith("step,loss,") and len(rows) == 1 + 5  # the saved 5 steps
+    assert (out / "training.png").exists()
+    # every layer and direction, each with its own cell's gates (LSTM, then a GRU on top)
+    keys = {"l0": "ifgo", "l0_reverse": "ifgo", "l1": "rzn"}
+    assert {p.name for p in out.glob("gates.gate.*.csv")} == {
+        f"gates.gate.{g}.{key}.csv" for key, gates in keys.items() for g in gates}
+    assert {p.name for p in out.glob("gates.*.png")} == {
+        f"gates.{g}.{key}.png" for key, gates in keys.items() for g in gates}
+    assert {p.name for p in out.glob("hidden.h.*.csv")} == {f"hidden.h.{k}.csv" for k in keys}
+    header = (out / "gates.csv").read_text().splitlines()[0].split(",")
+    assert header == ["timestep", *[f"{key}.mean_{g}" for key, gates in keys.items()
+                                    for g in gates]]
+    # the experiment alone has no history: no training plot saying "Press Train"
+    rc, _, err = run(["export", exp_file, "--out", tmp_path / "j", "--formats", "png",
+                      "--size", "320x240"], capsys)
+    assert rc == 0, err
+    assert (tmp_path / "j" / "gradients.png").exists()
+    assert not list((tmp_path / "j").glob("training*"))
+
+
+def test_export_help_offers_size_and_theme(capsys):
+    rc, out, _ = run(["export", "--help"], capsys)
+    assert rc == 0
+    assert "--size WxH" in out and "--theme {dark,light}" in out and "--width" not in out
+
+
 @pytest.mark.parametrize("suffix, needle", [(".npy", "--input"), (".safetensors", "--weights"),
                                             (".txt", ".txt")])
 def test_other_documents_are_refused_by_suffix(tmp_path, exp_file, capsys, suffix, needle):
