@@ -15,6 +15,7 @@ whole stack is too dense to read.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from itertools import pairwise
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QComboBox
 
 from .. import colormaps
@@ -57,6 +59,7 @@ STAGGER = 0.2  # a bidirectional layer: forward nodes this far left, reverse rig
 NODE_COLORS = {"x": "#7FD4B3", "h": "#8CC8F0", "o": "#F2C166", "L": "#F08A6C"}
 NEUTRAL = (150, 150, 150)
 HEAT_LOW, HEAT_SPAN = 0.35, 0.53  # the part of the hot map used: visible on the dark ground
+HEAT_STEPS = 32  # levels of the gradient scale that edges and rims distinguish
 GRAD = "‖∂L/∂h<sub>t</sub>‖"
 ALL = "all"
 
@@ -105,9 +108,13 @@ class Edge:
         self.visible = True
         self.end_gap: float | None = None  # pixels short of the end; None: a node's rim
         self._style: tuple | None = None
+        self._placed: list[tuple[float, float]] | None = None  # the points last placed
 
     def set(self, points: list[tuple[float, float]], color: Any = NEUTRAL, width: float = 1.5,
-            dashed: bool = False) -> None:
+            dashed: bool = False) -> bool:
+        """Style the edge and show it; True if it needs placing (new style, new points, or
+        shown again)."""
+        moved = not self.visible or points != self._placed
         self.points = points
         self.width = width
         self.dashed = dashed
@@ -120,7 +127,10 @@ class Edge:
             self.line.setPen(pen)
             self.arrow.setStyle(brush=pg.mkBrush(color), headLen=8 + 1.6 * width,
                                 tipAngle=36 if width < 4 else 44)
+            self.show(True)
+            return True
         self.show(True)
+        return moved
 
     def show(self, visible: bool) -> None:
         self.visible = visible
@@ -131,6 +141,7 @@ class Edge:
         """Stop the arrow ``end_gap_px`` short of the last point (``px``, ``py``: data/pixel)."""
         if not self.visible or len(self.points) < 2:
             return
+        self._placed = self.points
         (ax, ay), (bx, by) = self.points[-2], self.points[-1]
         dx, dy = (bx - ax) / px, -(by - ay) / py  # screen pixels, y down
         length = math.hypot(dx, dy) or 1.0
@@ -194,6 +205,18 @@ def _set_html(item: pg.TextItem, html: str) -> None:
 
 def _node_label(letter: str, size: str = "10pt") -> str:
     return f'<span style="color:#111; font-size:{size}; font-weight:bold">{letter}</span>'
+
+
+@functools.cache
+def heat_color(s: float) -> QColor:
+    """The colour of level ``s`` (0…1) of the gradient scale."""
+    return colormaps.hot().map(HEAT_LOW + HEAT_SPAN * s, mode="qcolor")
+
+
+@functools.cache
+def rim_pen(s: float | None, width: float) -> QPen:
+    """The pen of a hidden node's rim at level ``s`` (None: no gradient value)."""
+    return pg.mkPen(NEUTRAL if s is None else heat_color(s), width=width)
 
 
 def heat_colormap() -> pg.ColorMap:
@@ -288,6 +311,7 @@ class GraphPanel(PlotPanel):
         self._fold_spots: list[dict[str, Any]] = []
         self._grads: dict[str, np.ndarray] = {}
         self._teacher: np.ndarray | None = None
+        self._rims: tuple | None = None  # the rim levels drawn
         self._time_labels: list[tuple[pg.TextItem, float]] = []
         self._steps: np.ndarray = np.zeros(0, dtype=int)
         self._structure: tuple | None = None
@@ -360,6 +384,8 @@ class GraphPanel(PlotPanel):
             self._labels_fit = fits
             for _edge, label, _row, _j, _t, _dashed in self._rec:
                 label.setVisible(fits)
+                if fits and hasattr(label, "_text"):
+                    _set_html(label, f'<span style="font-size:8pt">{label._text}</span>')
         for edge in [*self._edges.taken(), *self._rec_edges.taken()]:
             edge.place(px, py, node / 2 + 1 if edge.end_gap is None else edge.end_gap)
 
@@ -536,6 +562,7 @@ class GraphPanel(PlotPanel):
                 hy.append(row.y)
                 self._hspots.append((cols[j] + row.dx, row.y, row, int(steps[j])))
         self.nodes["h"].setData(hx, hy)
+        self._rims = None
         time_html = '<span style="font-size:8.5pt">t={}</span>'
         for j in range(n):
             x = float(cols[j])
@@ -641,10 +668,13 @@ class GraphPanel(PlotPanel):
                   if values.size else (0.0, 1.0))
         span = hi - lo if hi - lo > 1e-12 else 1.0
         set_levels(self.bar, (lo, lo + span))
-        cmap = colormaps.hot()
 
         def level(v: float) -> float | None:
-            return (math.log10(v) - lo) / span if math.isfinite(v) and v > 0 else None
+            """Where ``v`` sits on the scale, in steps of 1/HEAT_STEPS (few distinct
+            styles: an unchanged edge or rim is not restyled, a rim colour is drawn once)."""
+            if not (math.isfinite(v) and v > 0):
+                return None
+            return round((math.log10(v) - lo) / span * HEAT_STEPS) / HEAT_STEPS
 
         px, py = self.vb.viewPixelSize()
         for edge, label, row, _j, t, gap in self._rec:
@@ -654,23 +684,22 @@ class GraphPanel(PlotPanel):
                       and bool(teacher[t]))
             s = level(v)
             if forced:
-                edge.set(edge.points, color=NEUTRAL, width=1.0, dashed=True)
+                changed = edge.set(edge.points, color=NEUTRAL, width=1.0, dashed=True)
             elif s is None:
-                edge.set(edge.points, color=NEUTRAL, width=1.2, dashed=gap)
+                changed = edge.set(edge.points, color=NEUTRAL, width=1.2, dashed=gap)
             else:
-                edge.set(edge.points, color=cmap.map(HEAT_LOW + HEAT_SPAN * s, mode="qcolor"),
-                         width=1.2 + 5.5 * s * self._node_px / NODE_PX, dashed=gap)
-            if px > 0 and py > 0:
+                changed = edge.set(edge.points, color=heat_color(s),
+                                   width=1.2 + 5.5 * s * self._node_px / NODE_PX, dashed=gap)
+            if changed and px > 0 and py > 0:
                 edge.place(px, py, self._node_px / 2 + 1)
-            text = "target" if forced else (fmt_sci(v) if s is not None else "–")
-            _set_html(label, f'<span style="font-size:8pt">{text}</span>')
-        pens = []
-        for _x, _y, row, t in self._hspots:
-            s = level(float(grads[row.key][t]))
-            color = NEUTRAL if s is None else cmap.map(HEAT_LOW + HEAT_SPAN * s, mode="qcolor")
-            pens.append(pg.mkPen(color, width=3 if self._node_px >= 16 else 2))
-        if pens:
-            self.nodes["h"].setPen(pens)
+            label._text = "target" if forced else (fmt_sci(v) if s is not None else "–")
+            if self._labels_fit:  # hidden labels are set when they show
+                _set_html(label, f'<span style="font-size:8pt">{label._text}</span>')
+        width = 3 if self._node_px >= 16 else 2
+        rims = tuple(level(float(grads[row.key][t])) for _x, _y, row, t in self._hspots)
+        if rims and (rims, width) != self._rims:
+            self._rims = (rims, width)
+            self.nodes["h"].setPen([rim_pen(s, width) for s in rims])
 
     # ------------------------------------------------------------------ time marker, hover
 

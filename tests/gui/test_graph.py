@@ -179,6 +179,24 @@ def test_selector_shows_one_layer_or_direction(qtbot):
     assert hidden_keys(panel) == KEYS
 
 
+def test_edges_reused_for_another_view_point_at_their_new_nodes(qtbot, fake_result):
+    r = fake_result("lstm", num_layers=3, bidirectional=True, T=30)
+    for key in KEYS:  # one gradient everywhere: every recurrent edge has the same style
+        r.arrays[f"gradnorm.{key}"][:] = 1e-3
+    panel = make_graph(qtbot)
+    panel.show_result(r)
+    for choice in ("l1_reverse", "layer:2", "all", "l0"):
+        select(panel, choice)
+        px, _py = panel.vb.viewPixelSize()
+        for key, edges in panel.recurrent.items():
+            for edge in filter(None, edges):
+                (ax, _ay), (bx, by) = edge.points
+                tip = edge.arrow.pos()
+                assert abs(tip.y() - by) < 1e-9, (choice, key)
+                assert (bx - tip.x()) / (bx - ax) > 0, (choice, key)  # short of the end
+                assert abs(bx - tip.x()) / px < panel._node_px, (choice, key)
+
+
 def test_click_marker_and_hover(qtbot):
     r = stack_probe()
     panel = make_graph(qtbot)
