@@ -192,6 +192,9 @@ class Lab:
     def __init__(self, experiment: Experiment | None = None, *,
                  probe_fn: Callable[..., Any] = run_probe) -> None:
         exp = validate(experiment or Experiment(task=TaskConfig()))
+        from .network import check_param_memory
+
+        check_param_memory(exp.model)  # MemoryLimitError before anything is drawn
         self.backend_label = backend_label(exp)
         self._probe_fn = probe_fn
         self._v = Version(exp, _fresh_params(exp), origin="seed" if exp.weights is None
@@ -382,6 +385,15 @@ class Lab:
             return False
         if checked == self.experiment and checked.weights is self.experiment.weights:
             return True
+        if checked.model != self.experiment.model:
+            from .network import check_param_memory
+
+            try:  # before any weights of the new model are drawn
+                check_param_memory(checked.model)
+            except UserError as exc:
+                self._report(str(exc))
+                self.experiment_changed.emit(self.experiment)
+                return False
         self._rest_first()
         after = self._carry(self._v, checked, policy)
         self.backend_label = label
@@ -730,9 +742,12 @@ class Lab:
                       lesson: str | None = None, modified: bool = False) -> bool:
         """Start over on a document (Open, recovery): its experiment, weights, history
         and optimizer state.  Everything is checked before anything changes."""
+        from .network import check_param_memory
+
         try:
             exp = validate(doc.experiment)
             label = backend_label(exp)
+            check_param_memory(exp.model)
         except (UserError, BackendError) as exc:
             return self._report(str(exc))
         self.stop_training()

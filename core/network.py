@@ -741,4 +741,25 @@ def check_memory(model: ModelConfig, T: int, B: int, dtype: str = "float32",
     return need
 
 
-__all__ = ["Network", "check_memory", "estimate_trace_bytes"]
+# Bytes a parameter takes while weights are drawn and used: the float64 draw, the
+# float64 copy a session keeps, and a network's own copy (float64 at most).
+PARAM_BYTES = 3 * 8
+
+
+def check_param_memory(model: ModelConfig, fraction: float = 0.8) -> int:
+    """Raise MemoryLimitError before the weights of ``model`` are drawn when they alone
+    would need more than ``fraction`` of the free memory."""
+    from .memory import param_count
+
+    need = PARAM_BYTES * param_count(model)
+    have = available_memory()
+    if need > fraction * have:
+        raise MemoryLimitError(
+            f"this model has {param_count(model):,} parameters: drawing and using them "
+            f"needs about {format_bytes(need)}; the limit is {format_bytes(fraction * have)}, "
+            f"{100 * fraction:.0f} % of the {format_bytes(have)} free now; use a smaller "
+            "hidden size or fewer layers")
+    return need
+
+
+__all__ = ["Network", "check_memory", "check_param_memory", "estimate_trace_bytes"]

@@ -739,3 +739,22 @@ def test_a_task_of_the_same_sizes_keeps_trained_weights():
     assert lab.set_task("adding")  # two inputs: a new model, fresh weights
     assert lab.params is not trained and len(lab.history) == 0
     assert lab.undo() and lab.params is trained
+
+
+def test_a_model_too_large_for_memory_is_refused_before_its_weights_are_drawn(monkeypatch):
+    import core.network as network
+    from core.errors import MemoryLimitError
+    from core.experiment import LayerConfig
+
+    lab = fast_lab()
+    errors = listen(lab.error)
+    monkeypatch.setattr(network, "available_memory", lambda: 1024**3)  # 1 GiB free
+    before = lab.version
+    assert not lab.update_layer(0, hidden_size=10_000)  # 4·10⁸ weights: 9 GiB to draw
+    assert "parameters" in errors[-1] and "the limit is" in errors[-1]
+    assert lab.version is before and not lab.can_redo
+    assert lab.update_layer(0, hidden_size=64)  # a model that fits goes through
+    exp = dataclasses.replace(lab.experiment, model=dataclasses.replace(
+        lab.experiment.model, layers=[LayerConfig(cell="lstm", hidden_size=20_000)]))
+    with pytest.raises(MemoryLimitError):
+        Lab(exp)
