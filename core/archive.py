@@ -7,6 +7,8 @@ Members, read in memory and never extracted to disk:
 ``weights.safetensors``     PyTorch-named weights (:mod:`core.weights`), float64
 ``optimizer.safetensors``   the optimizer state for resuming training (needs the weights)
 ``history.csv``             training history, columns of :data:`core.training.history.COLUMNS`
+``data.safetensors``        the user's own arrays, ``input`` (T, B, D) and ``target``, when the
+                            document runs on them instead of its task
 
 :func:`save_archive` writes atomically; :func:`load_archive` checks every member
 (names, sizes, JSON, weights, optimizer state, CSV) before it returns anything, and
@@ -47,11 +49,12 @@ EXPERIMENT = "experiment.json"
 WEIGHTS = "weights.safetensors"
 OPTIMIZER = "optimizer.safetensors"
 HISTORY = "history.csv"
-MEMBERS = (META, EXPERIMENT, WEIGHTS, OPTIMIZER, HISTORY)
+DATA = "data.safetensors"
+MEMBERS = (META, EXPERIMENT, WEIGHTS, OPTIMIZER, HISTORY, DATA)
 
 # Memory needed per byte of a member while loading it (bytes, arrays, float64 copies,
 # Python objects for JSON and CSV), and the limits that stop zip bombs.
-_LOAD_FACTOR = {META: 10, EXPERIMENT: 10, WEIGHTS: 3, OPTIMIZER: 3, HISTORY: 8}
+_LOAD_FACTOR = {META: 10, EXPERIMENT: 10, WEIGHTS: 3, OPTIMIZER: 3, HISTORY: 8, DATA: 3}
 MAX_JSON_BYTES = 16 * 1024**2
 MAX_RATIO = 100  # uncompressed / compressed size of a member larger than RATIO_FLOOR
 RATIO_FLOOR = 1024**2
@@ -76,6 +79,7 @@ class SavedExperiment:
     history: dict[str, np.ndarray] = field(default_factory=dict)
     optimizer_state: dict[str, np.ndarray] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    data: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def app_version() -> str:
@@ -215,8 +219,10 @@ def _history_cell(cell: str, name: str, where: str) -> int | float:
 def save_archive(path: str | os.PathLike[str], exp: Experiment,
                  params: Mapping[str, Any] | None,
                  history: Mapping[str, Any] | None = None,
-                 optimizer_state: Mapping[str, Any] | None = None) -> None:
-    """Write ``exp`` with its weights, history and optimizer state to one ``.gradlab`` file.
+                 optimizer_state: Mapping[str, Any] | None = None,
+                 data: tuple[Any, Any] | None = None) -> None:
+    """Write ``exp`` with its weights, history, optimizer state and (``data``) the user's
+    ``(input, target)`` arrays to one ``.gradlab`` file.
 
     Everything is checked first (the experiment validates; weights and optimizer state
     fit its model and optimizer and are finite); the zip is built in a temporary file and renamed
@@ -251,6 +257,11 @@ def save_archive(path: str | os.PathLike[str], exp: Experiment,
         if columns:
             members.append((HISTORY, history_to_csv(columns).encode("utf-8"),
                             zipfile.ZIP_DEFLATED))
+    if data is not None:
+        x, y = _checked_data(f"{p}: {DATA}", exp, *data)
+        members.append((DATA, safetensors_bytes({"input": np.ascontiguousarray(x),
+                                                 "target": np.ascontiguousarray(y)}),
+                        zipfile.ZIP_DEFLATED))
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as fh:
@@ -410,5 +421,45 @@ def load_archive(path: str | os.PathLike[str]) -> SavedExperiment:
         except UnicodeDecodeError:
             raise DataError(f"{p}: {HISTORY}: not UTF-8 text") from None
         history = history_from_csv(text, f"{p}: {HISTORY}")
+    arrays = _data_from_bytes(f"{p}: {DATA}", raw[DATA], exp) if DATA in raw else None
     exp.weights = params
-    return SavedExperiment(exp, params, history, state, meta)
+    return SavedExperiment(exp, params, history, state, meta, arrays)
+
+
+def _checked_data(label: str, exp: Experiment, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    from .userdata import check_arrays
+
+    try:
+        return check_arrays(exp.model, x, y)
+    except UserError as exc:
+        raise DataError(f"{label}: {exc}") from None
+
+
+_DATA_DTYPES = {"F64": np.float64, "F32": np.float32, "I64": np.int64, "I32": np.int32}
+
+
+def _data_from_bytes(label: str, blob: bytes, exp: Experiment) -> tuple[np.ndarray, np.ndarray]:
+    """The ``input`` and ``target`` arrays of the data member, checked against the model."""
+    from safetensors import deserialize
+
+    try:
+        views = dict(deserialize(blob))
+    except MemoryError:
+        raise MemoryLimitError(f"{label}: not enough memory to load it") from None
+    except Exception as exc:  # SafetensorError: a corrupt or truncated member
+        raise DataError(f"{label}: not a readable .safetensors file ({_one_line(exc)})") from None
+    if set(views) != {"input", "target"}:
+        raise DataError(f"{label}: expected the arrays 'input' and 'target', found "
+                        f"{', '.join(sorted(views)) or 'none'}")
+    arrays = []
+    for name in ("input", "target"):
+        view = views[name]
+        dtype = _DATA_DTYPES.get(view["dtype"])
+        if dtype is None:
+            raise DataError(f"{label}: {name}: numbers of type {view['dtype']} are not read "
+                            "(float64, float32, int64 or int32)")
+        try:
+            arrays.append(np.frombuffer(view["data"], dtype=dtype).reshape(view["shape"]))
+        except ValueError as exc:
+            raise DataError(f"{label}: {name}: {_one_line(exc)}") from None
+    return _checked_data(label, exp, *arrays)

@@ -46,6 +46,7 @@ class Document:
     params: dict[str, np.ndarray] | None = None
     history: dict[str, np.ndarray] = field(default_factory=dict)
     optimizer_state: dict[str, np.ndarray] | None = None
+    data: tuple[np.ndarray, np.ndarray] | None = None  # the user's (input, target)
 
 
 def read_document(path: str | os.PathLike[str]) -> Document:
@@ -57,7 +58,7 @@ def read_document(path: str | os.PathLike[str]) -> Document:
     if kind == "archive":
         saved = load_archive(path)
         return Document(saved.experiment, saved.params, dict(saved.history),
-                        saved.optimizer_state)
+                        saved.optimizer_state, saved.data)
     if kind == "experiment":
         return Document(load_experiment_config(path))
     suffix = Path(path).suffix.lower()
@@ -113,7 +114,7 @@ def write_document(path: str | os.PathLike[str], doc: Document) -> None:
     state = doc.optimizer_state
     if doc.params is None or not optimizer_state_fits(doc.experiment, state):
         state = None
-    save_archive(path, doc.experiment, doc.params, doc.history or None, state)
+    save_archive(path, doc.experiment, doc.params, doc.history or None, state, doc.data)
 
 
 

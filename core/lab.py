@@ -296,10 +296,11 @@ class Lab:
 
     def document(self) -> Document:
         """What a save writes: the experiment, the weights at rest with the history rows
-        they have seen, and the optimizer state."""
+        they have seen, the optimizer state, and the user's arrays if it runs on them."""
         v = self._v
         return Document(v.experiment, dict(v.params), v.history.arrays() if len(v.history)
-                        else {}, dict(v.optimizer_state) if v.optimizer_state else None)
+                        else {}, dict(v.optimizer_state) if v.optimizer_state else None,
+                        v.data)
 
     # ------------------------------------------------------------------ versions
 
@@ -768,7 +769,7 @@ class Lab:
             params, origin = _fresh_params(exp), ("seed" if exp.weights is None else "loaded")
         history = History.from_arrays(doc.history) if doc.history else History()
         v = Version(exp, params, history, dict(doc.optimizer_state)
-                    if doc.optimizer_state else None, origin)
+                    if doc.optimizer_state else None, origin, doc.data)
         self._undo.clear()
         self._redo.clear()
         self.path = path
@@ -793,9 +794,10 @@ class Lab:
     def save(self, path: str | os.PathLike[str] | None = None) -> bool:
         """Write the document atomically to ``path`` (default: its own file).
 
-        A ``.gradlab`` archive keeps everything.  A ``.json`` keeps the settings only:
-        it is written, but the document stays modified when it has trained or loaded
-        weights or a history, which the file leaves out.  A failure is reported and
+        A ``.gradlab`` archive keeps everything, the user's arrays included.  A
+        ``.json`` keeps the settings only: it is written, but the document stays
+        modified when it has trained or loaded weights, a history or the user's arrays,
+        which the file leaves out.  A failure is reported and
         leaves any earlier file intact.
         """
         target = Path(path) if path else self.path
@@ -807,14 +809,15 @@ class Lab:
             return self._report(f"{target}: could not save ({exc})")
         except OSError as exc:
             return self._report(f"{target}: could not save ({exc.strerror or exc})")
-        complete = file_kind(target) != "experiment" or not self.trained
-        if complete:
+        left_out = [what for what, held in (
+            ("the trained or loaded weights and their history", self.trained),
+            ("your data arrays", self._v.data is not None)) if held]
+        if file_kind(target) != "experiment" or not left_out:
             self.path = target
             self._saved = self._v
         else:
-            self.notice.emit(f"Saved the settings to {target.name}; the trained weights "
-                             "and history are not in a .json file — save a .gradlab to "
-                             "keep them")
+            self.notice.emit(f"Saved the settings to {target.name}; {' and '.join(left_out)} "
+                             "are not in a .json file — save a .gradlab to keep them")
         self.file_changed.emit()
         return True
 

@@ -758,3 +758,36 @@ def test_a_model_too_large_for_memory_is_refused_before_its_weights_are_drawn(mo
         lab.experiment.model, layers=[LayerConfig(cell="lstm", hidden_size=20_000)]))
     with pytest.raises(MemoryLimitError):
         Lab(exp)
+
+
+def test_the_users_arrays_are_saved_in_the_document_and_come_back(tmp_path):
+    exp = experiment_from_dict({"format": FORMAT, "version": VERSION,
+                                "model": {"input_size": 3, "output_size": 2,
+                                          "layers": [{"cell": "gru", "hidden_size": 4}]}})
+    lab = Lab(exp)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(7, 5, 3)), rng.normal(size=(7, 5, 2))
+    assert lab.set_data(x, y)
+    loss = float(lab.probe().arrays["loss"])
+    notes = listen(lab.notice)
+    assert lab.save(tmp_path / "settings.json") and lab.modified  # the arrays are left out
+    assert "your data arrays" in notes[-1]
+    assert lab.save(tmp_path / "mine.gradlab") and not lab.modified
+    again = Lab.open(tmp_path / "mine.gradlab")
+    np.testing.assert_array_equal(again.data[0], x)
+    np.testing.assert_array_equal(again.data[1], y)
+    assert float(again.probe().arrays["loss"]) == loss
+
+
+def test_a_document_whose_arrays_do_not_fit_its_model_is_refused(tmp_path):
+    from core.archive import save_archive
+
+    exp = experiment_from_dict({"format": FORMAT, "version": VERSION,
+                                "model": {"input_size": 3, "output_size": 2,
+                                          "layers": [{"cell": "gru", "hidden_size": 4}]}})
+    with pytest.raises(DataError, match=r"data\.safetensors.*input"):
+        save_archive(tmp_path / "bad.gradlab", exp, None,
+                     data=(np.zeros((7, 5, 4)), np.zeros((7, 5, 2))))
+    with pytest.raises(DataError, match="non-finite"):
+        save_archive(tmp_path / "bad.gradlab", exp, None,
+                     data=(np.full((7, 5, 3), np.nan), np.zeros((7, 5, 2))))
