@@ -40,16 +40,6 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _experiment(path: str) -> Any:
-    """An experiment .json, or a saved .gradlab with its weights attached as exp.weights."""
-    from core.document import read_document
-
-    doc = read_document(path)
-    if doc.params is not None:
-        doc.experiment.weights = doc.params
-    return doc.experiment
-
-
 def _lab(args: argparse.Namespace, training: bool = False) -> Any:
     """The :class:`core.lab.Lab` a command works on: the document (.json, or .gradlab
     with its weights, history and optimizer state), ``--weights`` on it, and the
@@ -62,13 +52,14 @@ def _lab(args: argparse.Namespace, training: bool = False) -> Any:
 
     doc = read_document(args.experiment)
     exp = doc.experiment
-    data = _user_data(args, exp)
-    T, N = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
-                                                              exp.task.batch_size)
+    data = _user_data(args, exp, saved=doc.data is not None)
+    arrays = data or doc.data  # given on the command line, else saved in the document
+    T, N = (arrays[0].shape[0], arrays[0].shape[1]) if arrays else (exp.task.seq_len,
+                                                                    exp.task.batch_size)
     if training:  # the training batches run forward and backward; the validation batch
         # (every given sequence, or max(4B, 64) of the task) forward only: half the storage
-        B = training_batch_size(exp, N if data else None)
-        N = max(B, (N if data else max(4 * B, 64)) // 2)
+        B = training_batch_size(exp, N if arrays else None)
+        N = max(B, (N if arrays else max(4 * B, 64)) // 2)
     _check_memory(args.experiment, exp, T, N)
     resolve_backend(exp.backend.device, exp.backend.dtype)  # fail early: no GPU for 'cupy'
     lab = Lab(exp)
@@ -109,16 +100,16 @@ def _check_memory(exp_path: str, exp: Any, T: int, B: int) -> None:
         raise MemoryLimitError(f"{exp_path}: {exc}") from None
 
 
-def _user_data(args: argparse.Namespace, exp: Any) -> tuple[Any, Any] | None:
-    """``(x, y)`` from ``--input``/``--target``, validated, or None for the task's data.
-
-    An experiment without a task section needs both.
-    """
+def _user_data(args: argparse.Namespace, exp: Any,
+               saved: bool = False) -> tuple[Any, Any] | None:
+    """``(x, y)`` from ``--input``/``--target``, validated, or None for the task's data
+    (or the arrays ``saved`` in a .gradlab).  An experiment without a task section needs
+    both, unless its document holds its arrays."""
     from core.errors import DataError
     from core.userdata import load_input, load_target
 
     name = args.experiment or f"preset {getattr(args, 'export_preset', '')}"
-    if exp.task is None and not (args.input or args.target):
+    if exp.task is None and not (args.input or args.target) and not saved:
         raise DataError(f"{name} has no task section: give --input X.npy and --target Y.npy")
     if args.target and not args.input:
         rest = ("give both, or neither to use the experiment's task" if exp.task is not None
@@ -287,6 +278,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"{PROG} export: give --size WxH, or --width and --height, not both")
     size = args.size or (args.width or EXPORT_SIZE[0], args.height or EXPORT_SIZE[1])
     history = None  # a .gradlab's training history: the training plot is written only then
+    saved = None  # a .gradlab's own arrays
     if args.export_preset:
         from core.lessons import load_lesson
 
@@ -299,7 +291,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         if doc.params is not None:
             exp.weights = doc.params
         history = doc.history or None
-    data = _user_data(args, exp)
+        saved = doc.data
+    data = _user_data(args, exp, saved=saved is not None) or saved
     T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
                                                               exp.task.batch_size)
     _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B)

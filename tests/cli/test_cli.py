@@ -627,3 +627,26 @@ def test_a_damaged_gradlab_is_one_error_line(tmp_path, capsys):
     path.write_text("not a zip")
     rc, _, err = run(["analyze", path, "--out", tmp_path / "o"], capsys)
     assert_user_error(rc, err, str(path), "not a Gradient Flow Lab archive")
+
+
+def test_a_gradlab_with_its_own_arrays_needs_no_input_options(tmp_path, capsys):
+    from core.experiment import experiment_from_dict
+    from core.lab import Lab
+
+    exp = experiment_from_dict({"format": "gradlab-experiment", "version": 1,
+                                "model": {"input_size": 3, "output_size": 2,
+                                          "layers": [{"cell": "gru", "hidden_size": 4}]}})
+    lab = Lab(exp)
+    rng = np.random.default_rng(3)
+    assert lab.set_data(rng.normal(size=(6, 4, 3)), rng.normal(size=(6, 4, 2)))
+    lab.train(2)
+    assert lab.save(tmp_path / "mine.gradlab")
+    rc, _, err = run(["analyze", tmp_path / "mine.gradlab", "--out", tmp_path / "a"], capsys)
+    assert rc == 0, err
+    assert float(np.load(tmp_path / "a" / "trace.npz")["loss"]) == pytest.approx(
+        float(lab.probe().arrays["loss"]))
+    rc, _, err = run(["train", tmp_path / "mine.gradlab", "--steps", 3,
+                      "--out", tmp_path / "t"], capsys)
+    assert rc == 0, err
+    rows = (tmp_path / "t" / "history.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 + 3  # the saved run goes on: its 2 steps, then 3 more
