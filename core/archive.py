@@ -82,6 +82,27 @@ class SavedExperiment:
     data: tuple[np.ndarray, np.ndarray] | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class Pinned:
+    """A run kept to compare the live one with (``Lab.pin``): its ``label`` ("A"…), its
+    ``experiment``, the curves the views draw — ``curves``: ``gradnorm.L`` (T,) per layer
+    and direction; ``history``: ``step`` and ``loss`` (and ``val_loss``) of its training,
+    empty when untrained — and, in the session that pinned it, the ``version`` and probe
+    ``result`` themselves (None when it came from a file)."""
+
+    label: str
+    experiment: Experiment
+    curves: Mapping[str, np.ndarray] = field(default_factory=dict)
+    history: Mapping[str, np.ndarray] = field(default_factory=dict)
+    version: Any = field(default=None, repr=False)
+    result: Any = field(default=None, repr=False)
+
+    @property
+    def steps(self) -> int:
+        """Training steps behind the pinned weights."""
+        return len(self.history.get("step", ()))
+
+
 def app_version() -> str:
     """The installed version of Gradient Flow Lab, or "unknown" when run from a checkout."""
     from importlib.metadata import PackageNotFoundError, version

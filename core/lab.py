@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
+from .archive import Pinned
 from .backend import BackendError, resolve_backend
 from .document import Document, file_kind, read_document, read_weights, write_document
 from .errors import DataError, UserError
@@ -58,6 +59,10 @@ from .training.session import DIVERGED, IDLE, Rest, TrainingSession
 
 FAMILIES = ("input", "recurrent", "output")
 MERGE_S = 1.0
+MAX_PINNED = 4
+PIN_LABELS = "ABCDEFGH"
+# Fields that say nothing about what a run computes: left out of Lab.differences.
+_NOT_COMPARED = ("format", "version", "title", "description")
 
 
 @dataclass(frozen=True, eq=False)
@@ -188,6 +193,7 @@ class Lab:
     file_changed = Signal()  # path or modified mark
     undo_changed = Signal()
     version_changed = Signal()  # anything a probe shows may have changed
+    pinned_changed = Signal()  # a run pinned or unpinned (see Lab.pin)
 
     def __init__(self, experiment: Experiment | None = None, *,
                  probe_fn: Callable[..., Any] = run_probe) -> None:
@@ -215,6 +221,8 @@ class Lab:
         self.before_edit: Callable[[], None] | None = None
         # Edits of one knob closer together than this (s) are one undo step (a drag).
         self.merge_s = MERGE_S
+        self._pinned: list[Pinned] = []
+        self._saved_pins: tuple[Pinned, ...] = ()  # the pins the file holds
 
     # ------------------------------------------------------------------ construction
 
@@ -267,7 +275,7 @@ class Lab:
         """Unsaved changes: the current version is not the one in the file, or a
         training run has taken steps since its last rest."""
         running = self._live is not None and len(self._live) > len(self._v.history)
-        return self._v is not self._saved or running
+        return self._v is not self._saved or running or tuple(self._pinned) != self._saved_pins
 
     @property
     def trained(self) -> bool:
@@ -775,8 +783,12 @@ class Lab:
         self.path = path
         self.result = None
         self._saved = v
+        had_pins, self._pinned = bool(self._pinned), []  # pins belong to their document
+        self._saved_pins = ()
         self._set(v)
         self.undo_changed.emit()
+        if had_pins:
+            self.pinned_changed.emit()
 
     def open_file(self, path: str | os.PathLike[str]) -> bool:
         """Open a document (.gradlab, .json) in place of this one, or load a weights
@@ -825,6 +837,85 @@ class Lab:
         """Treat the document as unsaved (recovered work)."""
         self._saved = None
         self.file_changed.emit()
+
+    # ------------------------------------------------------------------ pinned runs
+
+    @property
+    def pinned(self) -> list[Pinned]:
+        """The pinned runs, oldest first (a copy)."""
+        return list(self._pinned)
+
+    def pin(self, label: str | None = None) -> Pinned | None:
+        """Keep the current run — its version, its probe result (the gradient curves)
+        and its training curves — to compare later runs with.
+
+        Pinning is not an edit: it changes nothing a probe computes, so it is not on
+        the undo stack (undo never unpins); it does change what a save writes, so the
+        document counts as modified.  At most :data:`MAX_PINNED` runs: a further pin
+        drops the oldest and says so through :attr:`notice`.  ``label`` defaults to
+        the first free letter (A, B, …).  Refused (None, ``error``) before a probe of
+        the current settings has finished.
+        """
+        result = self.result
+        shown = getattr(result, "experiment", None)
+        if result is None or (shown is not None and shown != self.experiment):
+            self._report("nothing to pin yet: wait for the probe of the current settings "
+                         "(Training → Run probe, F5)")
+            return None
+        arrays = getattr(result, "arrays", {}) or {}
+        curves = {k: np.array(v, dtype=np.float64).ravel() for k, v in arrays.items()
+                  if k.startswith("gradnorm.")}
+        h = self.history
+        history = ({c: h.column(c) for c in ("step", "loss", "val_loss")} if len(h) else {})
+        if len(self._pinned) >= MAX_PINNED:
+            dropped = self._pinned.pop(0)
+            self.notice.emit(f"Unpinned {dropped.label}: at most {MAX_PINNED} pinned runs")
+        used = {p.label for p in self._pinned}
+        if label is None:
+            label = next((c for c in PIN_LABELS if c not in used), str(len(used) + 1))
+        pin = Pinned(str(label), copy.deepcopy(self.experiment), curves, history,
+                     self._v, result)
+        self._pinned.append(pin)
+        self.pinned_changed.emit()
+        self.file_changed.emit()
+        return pin
+
+    def unpin(self, i: int | Pinned) -> bool:
+        """Drop pinned run ``i`` (its index in :attr:`pinned`, or the run itself)."""
+        index = self._pinned.index(i) if isinstance(i, Pinned) and i in self._pinned else i
+        if not isinstance(index, int) or not 0 <= index < len(self._pinned):
+            return self._report(f"no pinned run {i}")
+        self._pinned.pop(index)
+        self.pinned_changed.emit()
+        self.file_changed.emit()
+        return True
+
+    def unpin_all(self) -> None:
+        if self._pinned:
+            self._pinned.clear()
+            self.pinned_changed.emit()
+            self.file_changed.emit()
+
+    def differences(self, pinned: Pinned) -> list[str]:
+        """What differs between ``pinned`` and the current run, one item per field as
+        ``"init.forget_bias 0 → 2"`` (dotted paths as in ``gradlab compare``; a field
+        only one side has shows "–"), then ``"steps trained 0 → 150"`` when the
+        training differs.  Title and description are left out; empty when the same."""
+        from .paths import format_value
+
+        old, new = _leaves(experiment_to_dict(pinned.experiment)), \
+            _leaves(experiment_to_dict(self.experiment))
+        out = []
+        for path in [*old, *(k for k in new if k not in old)]:
+            a, b = old.get(path, _MISSING), new.get(path, _MISSING)
+            if (a == b and type(a) is type(b)) or _same_number(a, b):
+                continue
+            shown = ["–" if v is _MISSING else format_value(v) for v in (a, b)]
+            out.append(f"{path} {shown[0]} → {shown[1]}")
+        steps = len(self.history)
+        if pinned.steps != steps:
+            out.append(f"steps trained {pinned.steps} → {steps}")
+        return out
 
     # ------------------------------------------------------------------ probing
 
@@ -999,6 +1090,32 @@ class Lab:
         return rest
 
 
+_MISSING = object()
+
+
+def _leaves(doc: Any, prefix: str = "") -> dict[str, Any]:
+    """``{dotted path: value}`` of every leaf of an experiment dict (list items by index)."""
+    if isinstance(doc, Mapping):
+        items: Iterable[tuple[Any, Any]] = doc.items()
+    elif isinstance(doc, list):
+        items = enumerate(doc)
+    else:
+        return {prefix: doc}
+    out: dict[str, Any] = {}
+    for k, v in items:
+        if not prefix and k in _NOT_COMPARED:
+            continue
+        out.update(_leaves(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    """1 and 1.0 are the same setting (bools are not numbers here)."""
+    numbers = (int, float)
+    return (isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool)
+            and not isinstance(b, bool) and a == b)
+
+
 class _Row:
     """A snapshot's history row, with the step counted by the history itself."""
 
@@ -1089,5 +1206,5 @@ def _max_seq_len(name: str, options: dict[str, Any]) -> int | None:
         return None
 
 
-__all__ = ["Change", "Lab", "ProbeJob", "Version", "backend_label", "layer_label",
+__all__ = ["MAX_PINNED", "Change", "Lab", "Pinned", "ProbeJob", "Version", "backend_label", "layer_label",
            "probe_batch", "run_probe", "validate"]
