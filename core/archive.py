@@ -9,6 +9,8 @@ Members, read in memory and never extracted to disk:
 ``history.csv``             training history, columns of :data:`core.training.history.COLUMNS`
 ``data.safetensors``        the user's own arrays, ``input`` (T, B, D) and ``target``, when the
                             document runs on them instead of its task
+``pinned.json``             the pinned runs (:class:`Pinned`): label, experiment, gradient
+                            curves and loss history of each, to compare with; optional
 
 :func:`save_archive` writes atomically; :func:`load_archive` checks every member
 (names, sizes, JSON, weights, optimizer state, CSV) before it returns anything, and
@@ -26,7 +28,7 @@ import math
 import os
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,11 +52,18 @@ WEIGHTS = "weights.safetensors"
 OPTIMIZER = "optimizer.safetensors"
 HISTORY = "history.csv"
 DATA = "data.safetensors"
-MEMBERS = (META, EXPERIMENT, WEIGHTS, OPTIMIZER, HISTORY, DATA)
+PINNED = "pinned.json"
+MEMBERS = (META, EXPERIMENT, WEIGHTS, OPTIMIZER, HISTORY, DATA, PINNED)
+MAX_PINNED = 4
+PIN_FORMAT = "gradlab-pinned"
+_PIN_CURVE = re.compile(r"gradnorm\.l\d{1,4}(_reverse)?")
+_PIN_HISTORY = ("step", "loss", "val_loss")
+_MAX_PIN_POINTS = 1_000_000  # values per curve
 
 # Memory needed per byte of a member while loading it (bytes, arrays, float64 copies,
 # Python objects for JSON and CSV), and the limits that stop zip bombs.
-_LOAD_FACTOR = {META: 10, EXPERIMENT: 10, WEIGHTS: 3, OPTIMIZER: 3, HISTORY: 8, DATA: 3}
+_LOAD_FACTOR = {META: 10, EXPERIMENT: 10, WEIGHTS: 3, OPTIMIZER: 3, HISTORY: 8, DATA: 3,
+                PINNED: 10}
 MAX_JSON_BYTES = 16 * 1024**2
 MAX_RATIO = 100  # uncompressed / compressed size of a member larger than RATIO_FLOOR
 RATIO_FLOOR = 1024**2
@@ -80,6 +89,7 @@ class SavedExperiment:
     optimizer_state: dict[str, np.ndarray] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     data: tuple[np.ndarray, np.ndarray] | None = None
+    pinned: list[Pinned] = field(default_factory=list)
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,9 +251,10 @@ def save_archive(path: str | os.PathLike[str], exp: Experiment,
                  params: Mapping[str, Any] | None,
                  history: Mapping[str, Any] | None = None,
                  optimizer_state: Mapping[str, Any] | None = None,
-                 data: tuple[Any, Any] | None = None) -> None:
-    """Write ``exp`` with its weights, history, optimizer state and (``data``) the user's
-    ``(input, target)`` arrays to one ``.gradlab`` file.
+                 data: tuple[Any, Any] | None = None,
+                 pinned: Sequence[Pinned] = ()) -> None:
+    """Write ``exp`` with its weights, history, optimizer state, (``data``) the user's
+    ``(input, target)`` arrays and the ``pinned`` runs to one ``.gradlab`` file.
 
     Everything is checked first (the experiment validates; weights and optimizer state
     fit its model and optimizer and are finite); the zip is built in a temporary file and renamed
@@ -282,6 +293,9 @@ def save_archive(path: str | os.PathLike[str], exp: Experiment,
         x, y = _checked_data(f"{p}: {DATA}", exp, *data)
         members.append((DATA, safetensors_bytes({"input": np.ascontiguousarray(x),
                                                  "target": np.ascontiguousarray(y)}),
+                        zipfile.ZIP_DEFLATED))
+    if pinned:
+        members.append((PINNED, pinned_to_json(pinned, f"{p}: {PINNED}").encode("utf-8"),
                         zipfile.ZIP_DEFLATED))
 
     def write(tmp: str) -> None:
@@ -328,7 +342,7 @@ def _check_members(p: Path, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.Z
                 f"{p}: {name}: would expand from {format_bytes(info.compress_size)} to "
                 f"{format_bytes(info.file_size)} (more than {MAX_RATIO} times); refusing a "
                 "suspected zip bomb")
-        if name in (META, EXPERIMENT) and info.file_size > MAX_JSON_BYTES:
+        if name in (META, EXPERIMENT, PINNED) and info.file_size > MAX_JSON_BYTES:
             raise UserError(f"{p}: {name}: {format_bytes(info.file_size)}, larger than the "
                             f"{format_bytes(MAX_JSON_BYTES)} an experiment file may be")
         found[name] = info
@@ -443,8 +457,10 @@ def load_archive(path: str | os.PathLike[str]) -> SavedExperiment:
             raise DataError(f"{p}: {HISTORY}: not UTF-8 text") from None
         history = history_from_csv(text, f"{p}: {HISTORY}")
     arrays = _data_from_bytes(f"{p}: {DATA}", raw[DATA], exp) if DATA in raw else None
+    pins = (pinned_from_json(_json(p, PINNED, raw[PINNED]), f"{p}: {PINNED}")
+            if PINNED in raw else [])
     exp.weights = params
-    return SavedExperiment(exp, params, history, state, meta, arrays)
+    return SavedExperiment(exp, params, history, state, meta, arrays, pins)
 
 
 def _checked_data(label: str, exp: Experiment, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -484,3 +500,93 @@ def _data_from_bytes(label: str, blob: bytes, exp: Experiment) -> tuple[np.ndarr
         except ValueError as exc:
             raise DataError(f"{label}: {name}: {_one_line(exc)}") from None
     return _checked_data(label, exp, *arrays)
+
+
+# ----------------------------------------------------------------------------- pinned runs
+
+
+def _pin_number(v: float) -> float | str:
+    return float(v) if math.isfinite(v) else ("nan" if math.isnan(v) else
+                                               ("inf" if v > 0 else "-inf"))
+
+
+def pinned_to_json(pinned: Sequence[Pinned], label: str = PINNED) -> str:
+    """The ``pinned.json`` text of ``pinned``: numbers as JSON numbers, NaN and ±Inf as
+    the strings ``"nan"``, ``"inf"``, ``"-inf"``.  Checked as a load checks it."""
+    runs = []
+    for pin in pinned:
+        runs.append({
+            "label": pin.label, "experiment": experiment_to_dict(pin.experiment),
+            "curves": {k: [_pin_number(x) for x in np.asarray(v, np.float64).ravel()]
+                       for k, v in pin.curves.items()},
+            "history": {k: ([int(x) for x in v] if k == "step" else
+                            [_pin_number(x) for x in np.asarray(v, np.float64).ravel()])
+                        for k, v in pin.history.items()}})
+    doc = {"format": PIN_FORMAT, "version": 1, "pinned": runs}
+    text = json.dumps(doc, indent=1) + "\n"
+    pinned_from_json(json.loads(text), label)  # never write what would not load
+    return text
+
+
+def pinned_from_json(doc: Any, label: str = PINNED) -> list[Pinned]:
+    """The pinned runs of a parsed ``pinned.json``; :class:`UserError` (a ConfigError or
+    DataError) naming ``label``, the run and the field at fault."""
+    if not isinstance(doc, dict) or doc.get("format") != PIN_FORMAT:
+        raise ConfigError(f"{label}: not a list of pinned runs (format should be "
+                          f"{PIN_FORMAT!r})")
+    if doc.get("version") != 1:
+        raise ConfigError(f"{label}: version: expected 1, got {str(doc.get('version'))[:40]!r}")
+    runs = doc.get("pinned")
+    if not isinstance(runs, list):
+        raise ConfigError(f"{label}: pinned: expected a list of runs")
+    if len(runs) > MAX_PINNED:
+        raise ConfigError(f"{label}: pinned: {len(runs)} runs, at most {MAX_PINNED}")
+    out = []
+    for i, run in enumerate(runs):
+        where = f"{label}: pinned[{i}]"
+        if not isinstance(run, dict) or set(run) != {"label", "experiment", "curves", "history"}:
+            raise ConfigError(f"{where}: expected the fields label, experiment, curves, history")
+        name = run["label"]
+        if not isinstance(name, str) or not name.strip() or len(name) > 40:
+            raise ConfigError(f"{where}.label: expected a name of 1 to 40 characters")
+        try:
+            exp = experiment_from_dict(run["experiment"])
+        except UserError as exc:
+            raise type(exc)(f"{where}.experiment: {exc}") from None
+        curves = _pin_columns(f"{where}.curves", run["curves"], _PIN_CURVE.fullmatch)
+        history = _pin_columns(f"{where}.history", run["history"], _PIN_HISTORY.__contains__)
+        if len({len(v) for v in history.values()}) > 1:
+            raise DataError(f"{where}.history: the columns differ in length")
+        if history and "step" not in history:
+            raise DataError(f"{where}.history: no step column")
+        out.append(Pinned(name, exp, curves, history))
+    return out
+
+
+def _pin_columns(where: str, raw: Any, known: Any) -> dict[str, np.ndarray]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected an object of named lists of numbers")
+    out: dict[str, np.ndarray] = {}
+    for key, values in raw.items():
+        if not known(key):
+            raise DataError(f"{where}: unknown curve {str(key)[:40]!r}")
+        if not isinstance(values, list) or len(values) > _MAX_PIN_POINTS:
+            raise DataError(f"{where}.{key}: expected a list of at most "
+                            f"{_MAX_PIN_POINTS} numbers")
+        if key == "step":
+            if not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**63
+                       for v in values):
+                raise DataError(f"{where}.step: expected whole numbers of steps")
+            out[key] = np.array(values, dtype=np.int64)
+            continue
+        cells = []
+        for j, v in enumerate(values):
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                cells.append(float(v))
+            elif v in ("nan", "inf", "-inf"):
+                cells.append(float(v))
+            else:
+                raise DataError(f"{where}.{key}[{j}]: expected a number, \"nan\", \"inf\" or "
+                                f"\"-inf\", got {str(v)[:40]!r}")
+        out[key] = np.array(cells, dtype=np.float64)
+    return out

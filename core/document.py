@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .archive import SUFFIX as ARCHIVE_SUFFIX
-from .archive import load_archive, save_archive
+from .archive import Pinned, load_archive, save_archive
 from .errors import ConfigError, UserError, WeightsError
 from .experiment import Experiment, ModelConfig, load_experiment_config, save_experiment
 from .weights import SUFFIXES as WEIGHTS_SUFFIXES
@@ -47,6 +47,7 @@ class Document:
     history: dict[str, np.ndarray] = field(default_factory=dict)
     optimizer_state: dict[str, np.ndarray] | None = None
     data: tuple[np.ndarray, np.ndarray] | None = None  # the user's (input, target)
+    pinned: list[Pinned] = field(default_factory=list)  # runs kept to compare with
 
 
 def read_document(path: str | os.PathLike[str]) -> Document:
@@ -58,7 +59,7 @@ def read_document(path: str | os.PathLike[str]) -> Document:
     if kind == "archive":
         saved = load_archive(path)
         return Document(saved.experiment, saved.params, dict(saved.history),
-                        saved.optimizer_state, saved.data)
+                        saved.optimizer_state, saved.data, list(saved.pinned))
     if kind == "experiment":
         return Document(load_experiment_config(path))
     suffix = Path(path).suffix.lower()
@@ -114,10 +115,11 @@ def write_document(path: str | os.PathLike[str], doc: Document) -> None:
     state = doc.optimizer_state
     if doc.params is None or not optimizer_state_fits(doc.experiment, state):
         state = None
-    save_archive(path, doc.experiment, doc.params, doc.history or None, state, doc.data)
+    save_archive(path, doc.experiment, doc.params, doc.history or None, state, doc.data,
+                 doc.pinned)
 
 
 
-__all__ = ["DOCUMENT_SUFFIXES", "EXPERIMENT_SUFFIX", "OPENABLE_SUFFIXES", "Document",
+__all__ = ["DOCUMENT_SUFFIXES", "EXPERIMENT_SUFFIX", "OPENABLE_SUFFIXES", "Document", "Pinned",
            "file_kind", "optimizer_state_fits", "read_document", "read_weights",
            "write_document"]

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-from .archive import Pinned
+from .archive import MAX_PINNED, Pinned
 from .backend import BackendError, resolve_backend
 from .document import Document, file_kind, read_document, read_weights, write_document
 from .errors import DataError, UserError
@@ -59,7 +59,6 @@ from .training.session import DIVERGED, IDLE, Rest, TrainingSession
 
 FAMILIES = ("input", "recurrent", "output")
 MERGE_S = 1.0
-MAX_PINNED = 4
 PIN_LABELS = "ABCDEFGH"
 # Fields that say nothing about what a run computes: left out of Lab.differences.
 _NOT_COMPARED = ("format", "version", "title", "description")
@@ -304,11 +303,12 @@ class Lab:
 
     def document(self) -> Document:
         """What a save writes: the experiment, the weights at rest with the history rows
-        they have seen, the optimizer state, and the user's arrays if it runs on them."""
+        they have seen, the optimizer state, the user's arrays if it runs on them, and
+        the pinned runs."""
         v = self._v
         return Document(v.experiment, dict(v.params), v.history.arrays() if len(v.history)
                         else {}, dict(v.optimizer_state) if v.optimizer_state else None,
-                        v.data)
+                        v.data, list(self._pinned))
 
     # ------------------------------------------------------------------ versions
 
@@ -783,8 +783,9 @@ class Lab:
         self.path = path
         self.result = None
         self._saved = v
-        had_pins, self._pinned = bool(self._pinned), []  # pins belong to their document
-        self._saved_pins = ()
+        had_pins = bool(self._pinned) or bool(doc.pinned)  # pins belong to their document
+        self._pinned = list(doc.pinned)[-MAX_PINNED:]
+        self._saved_pins = tuple(self._pinned)
         self._set(v)
         self.undo_changed.emit()
         if had_pins:
@@ -823,10 +824,12 @@ class Lab:
             return self._report(f"{target}: could not save ({exc.strerror or exc})")
         left_out = [what for what, held in (
             ("the trained or loaded weights and their history", self.trained),
-            ("your data arrays", self._v.data is not None)) if held]
+            ("your data arrays", self._v.data is not None),
+            ("the pinned runs", bool(self._pinned))) if held]
         if file_kind(target) != "experiment" or not left_out:
             self.path = target
             self._saved = self._v
+            self._saved_pins = tuple(self._pinned)
         else:
             self.notice.emit(f"Saved the settings to {target.name}; {' and '.join(left_out)} "
                              "are not in a .json file — save a .gradlab to keep them")

@@ -122,8 +122,9 @@ def test_round_trip_is_exact(tmp_path):
         assert back.optimizer_state[name].dtype == value.dtype
         assert back.optimizer_state[name].tobytes() == value.tobytes()
     assert back.meta["format"] == "gradlab-archive" and back.meta["version"] == archive.VERSION
-    # every member but the user's arrays, which this experiment's task makes unneeded
-    assert sorted(_members(path)) == sorted(set(archive.MEMBERS) - {archive.DATA})
+    # every member but the user's arrays, which this experiment's task makes unneeded,
+    # and the pinned runs, which it has none of
+    assert sorted(_members(path)) == sorted(set(archive.MEMBERS) - {archive.DATA, archive.PINNED})
     assert back.data is None
     assert [p.name for p in tmp_path.iterdir()] == ["run.gradlab"]  # no temporary left
 
@@ -462,3 +463,60 @@ def test_meta_is_optional(tmp_path):
     path = tmp_path / "min.gradlab"
     path.write_bytes(buf.getvalue())
     assert load_archive(path).experiment == Experiment()  # meta.json is optional
+
+
+def _pins(exp: Experiment) -> list[archive.Pinned]:
+    curves = {"gradnorm.l0": np.array([1e-30, 0.5, np.inf, np.nan]),
+              "gradnorm.l0_reverse": np.array([1.0, 2.0, 3.0, 4.0])}
+    history = {"step": np.array([1, 2], dtype=np.int64), "loss": np.array([1.5, np.nan])}
+    return [archive.Pinned("A", exp, curves, history), archive.Pinned("B", exp, curves, {})]
+
+
+def test_pinned_runs_round_trip(tmp_path):
+    exp = _experiment()
+    path = tmp_path / "pins.gradlab"
+    save_archive(path, exp, None, pinned=_pins(exp))
+    with zipfile.ZipFile(path) as zf:
+        assert archive.PINNED in zf.namelist()
+    pins = load_archive(path).pinned
+    assert [p.label for p in pins] == ["A", "B"]
+    assert experiment_to_dict(pins[0].experiment) == experiment_to_dict(exp)
+    for old, new in zip(_pins(exp), pins, strict=True):
+        for key, values in old.curves.items():
+            np.testing.assert_array_equal(new.curves[key], values)
+        assert set(new.history) == set(old.history)
+    assert pins[0].history["step"].dtype == np.int64 and pins[0].steps == 2
+    save_archive(tmp_path / "old.gradlab", exp, None)  # an archive without pins
+    assert load_archive(tmp_path / "old.gradlab").pinned == []
+
+
+@pytest.mark.parametrize("edit, pattern", [
+    (lambda d: "{not json", r"pinned\.json: not valid JSON"),
+    (lambda d: {**d, "format": "other"}, r"pinned\.json: not a list of pinned runs"),
+    (lambda d: {**d, "pinned": d["pinned"] * 3}, r"pinned\.json: pinned: 6 runs, at most 4"),
+    (lambda d: {**d, "pinned": [{**d["pinned"][0], "label": ""}]},
+     r"pinned\.json: pinned\[0\]\.label"),
+    (lambda d: {**d, "pinned": [{**d["pinned"][0], "experiment": {
+        **d["pinned"][0]["experiment"], "init": {"forgt_bias": 1}}}]},
+     r"pinned\.json: pinned\[0\]\.experiment: .*forgt_bias"),
+    (lambda d: {**d, "pinned": [{**d["pinned"][0], "curves": {"gradnorm.l0": [1, "x"]}}]},
+     r"pinned\.json: pinned\[0\]\.curves\.gradnorm\.l0\[1\]: expected a number"),
+    (lambda d: {**d, "pinned": [{**d["pinned"][0], "curves": {"dh.l0": [1.0]}}]},
+     r"pinned\.json: pinned\[0\]\.curves: unknown curve 'dh\.l0'"),
+    (lambda d: {**d, "pinned": [{**d["pinned"][0], "history": {"step": [1], "loss": []}}]},
+     r"pinned\.json: pinned\[0\]\.history: the columns differ in length"),
+])
+def test_a_corrupt_pinned_member_is_refused_naming_it(tmp_path, edit, pattern):
+    exp = _experiment()
+    good = tmp_path / "good.gradlab"
+    save_archive(good, exp, None, pinned=_pins(exp))
+    with zipfile.ZipFile(good) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    doc = edit(json.loads(members[archive.PINNED]))
+    members[archive.PINNED] = (doc if isinstance(doc, str) else json.dumps(doc)).encode()
+    bad = tmp_path / "bad.gradlab"
+    with zipfile.ZipFile(bad, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(UserError, match=re.escape(str(bad)) + ": " + pattern):
+        load_archive(bad)

@@ -128,3 +128,39 @@ def test_a_new_document_has_no_pins(lab):
     lab.pinned_changed.connect(lambda: events.append(1))
     lab.replace(_lab().experiment)
     assert lab.pinned == [] and events == [1]
+
+
+def test_pinned_runs_travel_in_the_document(lab, tmp_path):
+    from core.archive import load_archive
+
+    a = lab.pin()
+    lab.set_init(forget_bias=2.0)
+    lab.train(2)
+    lab.probe()
+    b = lab.pin("trained")
+    path = tmp_path / "pins.gradlab"
+    assert lab.save(path) and not lab.modified
+    assert len(load_archive(path).pinned) == 2
+    back = Lab.open(path)
+    assert [p.label for p in back.pinned] == ["A", "trained"]
+    assert not back.modified
+    for old, new in zip([a, b], back.pinned, strict=True):
+        assert new.version is None and new.result is None  # only the curves come back
+        assert new.experiment == old.experiment
+        assert set(new.curves) == set(old.curves)
+        for key in old.curves:
+            np.testing.assert_array_equal(new.curves[key], old.curves[key])
+        assert set(new.history) == set(old.history)
+        for key in old.history:
+            np.testing.assert_array_equal(new.history[key], old.history[key])
+    assert back.differences(back.pinned[0]) == ["init.forget_bias 0 → 2",
+                                                "steps trained 0 → 2"]
+    assert back.differences(back.pinned[1]) == []
+
+
+def test_a_json_save_leaves_the_pins_out_and_says_so(lab, tmp_path):
+    lab.pin()
+    notices = []
+    lab.notice.connect(notices.append)
+    assert lab.save(tmp_path / "settings.json")
+    assert lab.modified and "the pinned runs" in notices[0]
