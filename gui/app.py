@@ -519,6 +519,14 @@ class MainWindow(QMainWindow):
             ("play", icons.SP_MediaPlay), ("pause", icons.SP_MediaPause))}
         self.step_action.setIcon(self.style().standardIcon(icons.SP_MediaSkipForward))
         self.reset_action.setIcon(self.style().standardIcon(icons.SP_BrowserReload))
+        self.pin_action = self._action(
+            "&Pin this run", self.pin_run, "Ctrl+P",
+            "Keep this run's curves: later edits are drawn over it, dashed curves for the "
+            "pin (up to 4 pinned runs)")
+        self.unpin_action = self._action("&Unpin all", s.unpin_all, None,
+                                         "Drop every pinned run")
+        self.unpin_action.setEnabled(False)
+        s.pinned_changed.connect(self._show_pins)
 
         menu = self.menuBar().addMenu("&File")
         menu.addAction(self._action("&New", self.new_experiment, QKeySequence.StandardKey.New))
@@ -549,6 +557,9 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&Training")
         for a in (self.train_action, self.step_action, self.reset_action, self.probe_action):
             menu.addAction(a)
+        menu.addSeparator()
+        menu.addAction(self.pin_action)
+        menu.addAction(self.unpin_action)
 
         menu = self.menuBar().addMenu("&View")
         menu.addAction(self._action("&Reset layout", self.reset_layout))
@@ -597,7 +608,26 @@ class MainWindow(QMainWindow):
         s.probe_progress.connect(self._on_probe_progress)
         self._on_experiment(s.experiment)
 
+    def pin_run(self) -> bool:
+        """Pin the run shown (Training → Pin this run)."""
+        pin = self.state.pin()
+        if pin is not None:
+            self.statusBar().showMessage(
+                f"Pinned {pin.label}: edit a setting to see the new run over it", 5000)
+        return pin is not None
+
+    def _show_pins(self) -> None:
+        """Hand the pinned runs, with what differs from the live run, to the plots."""
+        s = self.state
+        runs = [(pin, s.differences(pin)) for pin in s.pinned]
+        self.unpin_action.setEnabled(bool(runs))
+        for p in self.panels:
+            if hasattr(p, "set_pinned"):
+                p.set_pinned(runs)
+
     def _on_result(self, result: Any) -> None:
+        if self.state.pinned:
+            self._show_pins()  # the differences are with the run just probed
         for p in self.panels:
             try:
                 p.show_result(result)

@@ -39,7 +39,8 @@ class LabState(QObject):
     (idle, running, pausing, paused, finished, diverged), ``error(str)``,
     ``notice(str)`` (e.g. trained weights redrawn), ``nonfinite(str)``, ``busy(bool)``
     (probe in flight), ``probe_progress(float, str)`` (only for a long probe),
-    ``file_changed()``, ``undo_changed()``, ``training_progress(int, int)``.
+    ``file_changed()``, ``undo_changed()``, ``training_progress(int, int)``,
+    ``pinned_changed()`` (a run pinned or unpinned: ``pin``, ``unpin``, ``pinned``).
     """
 
     experiment_changed = Signal(object)
@@ -54,6 +55,7 @@ class LabState(QObject):
     file_changed = Signal()
     undo_changed = Signal()
     training_progress = Signal(int, int)
+    pinned_changed = Signal()
 
     def __init__(self, experiment: Experiment | None = None,
                  parent: QObject | None = None) -> None:
@@ -85,6 +87,7 @@ class LabState(QObject):
         lab.notice.connect(self.notice.emit)
         lab.file_changed.connect(self.file_changed.emit)
         lab.undo_changed.connect(self.undo_changed.emit)
+        lab.pinned_changed.connect(self.pinned_changed.emit)
 
     # ------------------------------------------------------------------ reading
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 
 from core.diagnosis import CurveDiagnosis, below_float_range, diagnose_result
 
@@ -39,6 +42,18 @@ FLOOR_LABEL = "below float range (0)"
 KIND_COLORS = {"vanished": "#6fa0ff", "underflow": "#9a9a9a", "exploded": "#ff7050",
                "nonfinite": "#ff6060", "unreached": None, "entry": None}
 VERDICT_COLORS = {"vanishing": "#6fa0ff", "exploding": "#ff7050", "non-finite": "#ff6060"}
+# Pinned runs (Lab.pin): muted, one dash pattern per pin, behind the live curves.
+PIN_ALPHA = 120
+PIN_STYLES = (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine,
+              Qt.PenStyle.DashDotDotLine)
+PIN_DIFFERENCES = 2  # differences named in a pin's legend entry, then "+N more"
+
+
+def pin_legend_text(label: str, differences: Sequence[str]) -> str:
+    """``"A: init.forget_bias 0 → 2"``: the pin and what differs from the live run."""
+    shown = "; ".join(differences[:PIN_DIFFERENCES]) or "same settings"
+    more = len(differences) - PIN_DIFFERENCES
+    return html.escape(f"{label}: {shown}" + (f"; +{more} more" if more > 0 else ""))
 
 
 def _span(text: str, colour: str | None) -> str:
@@ -100,6 +115,51 @@ class GradientsPanel(PlotPanel):
         self.floors: dict[str, pg.PlotDataItem] = {}
         self._structure: tuple | None = None
         self._title_legend = ""
+        # Pinned runs: "A.l0" → its curve (pooled like the live ones), and their legend.
+        self._pin_pool: list[pg.PlotDataItem] = []
+        self.pinned_curves: dict[str, pg.PlotDataItem] = {}
+        self.pin_legend_texts: list[str] = []
+        self._pins: tuple = ()
+        self._pin_legend = self._add_legend(self.plot, offset=(-5, -5))
+        self._pin_legend.setVisible(False)
+
+    def set_pinned(self, runs: Sequence[tuple[Any, Sequence[str]]]) -> None:
+        """Draw pinned runs (``core.lab.Pinned``) dashed and muted behind the live curves,
+        each with its legend entry naming the pin and its ``differences``."""
+        pins = tuple(pin for pin, _diffs in runs)
+        curves = [(pin, i, j, key, values) for i, pin in enumerate(pins)
+                  for j, (key, values) in enumerate(pin.curves.items())]
+        while len(self._pin_pool) < len(curves):
+            item = pg.PlotDataItem()
+            item.setZValue(-2)
+            self.plot.addItem(item)
+            self._pin_pool.append(item)
+        self.pinned_curves.clear()
+        for item in self._pin_pool:
+            item.setData([], [])
+            item.setVisible(False)
+        first: dict[int, pg.PlotDataItem] = {}
+        for item, (pin, i, j, key, values) in zip(self._pin_pool, curves, strict=False):
+            color = pg.mkColor(colormaps.line_color(j))
+            color.setAlpha(PIN_ALPHA)
+            item.setPen(pg.mkPen(color, width=1.5, style=PIN_STYLES[i % len(PIN_STYLES)]))
+            y = np.asarray(values, dtype=np.float64).ravel()
+            item.setData(np.arange(y.size, dtype=np.float64), positive(y))
+            item.setVisible(True)
+            self.pinned_curves[f"{pin.label}.{key.removeprefix('gradnorm.')}"] = item
+            first.setdefault(i, item)
+        self._pin_legend.clear()
+        self.pin_legend_texts = [pin_legend_text(pin.label, diffs) for pin, diffs in runs]
+        for i, text in enumerate(self.pin_legend_texts):
+            if i in first:
+                self._pin_legend.addItem(first[i], text)
+        self._pin_legend.setVisible(bool(first))
+        if pins != self._pins:  # new curves: the axis range takes them in
+            self._pins = pins
+            if self._result is not None:
+                self._stale = True
+                if not self._hidden_in_window():
+                    self._catch_up()
 
     def _grow(self, n: int) -> None:
         while len(self._h_pool) < n:
@@ -219,6 +279,11 @@ class GradientsPanel(PlotPanel):
         else:
             fit_title(self.plot, f"Gradient per timestep {GRAD} (batch mean)",
                       f"{GRAD} per timestep (batch mean)", f"{GRAD} per timestep", GRAD)
+        for pin in self._pins:
+            for key, values in pin.curves.items():
+                shown.append(np.asarray(values, dtype=np.float64).ravel())
+                if np.size(values) == T:
+                    table[f"pinned.{pin.label}.{key}"] = np.asarray(values, np.float64).ravel()
         self._set_time_range(self.plot, T)
         span = log_range(*shown)
         if span is not None and floor:  # room below the data for the bars
