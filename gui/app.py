@@ -79,11 +79,11 @@ START_SIZE = (1500, 950)
 # as tabs above Controls in one column, and the plots share four cells.
 PLOT_LAYOUT = (
     (("gradients",), ("hidden", "cell"), ("training",)),
-    (("signals", "graph"), ("gates",), ("jacobian", "eigen", "connectivity")),
+    (("signals", "graph"), ("gates", "anatomy"), ("jacobian", "eigen", "connectivity")),
 )
 COMPACT_PLOT_LAYOUT = (
     (("gradients", "training"), ("hidden", "cell")),
-    (("gates", "signals", "graph"), ("jacobian", "eigen", "connectivity")),
+    (("gates", "anatomy", "signals", "graph"), ("jacobian", "eigen", "connectivity")),
 )
 WIDE_MIN = (1500, 900)  # the window size from which the wide arrangement is used
 # Relative sizes of the columns: the wide arrangement's left column, plot columns and
@@ -506,7 +506,9 @@ class MainWindow(QMainWindow):
         self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         s.undo_changed.connect(self._update_undo_actions)
         self._update_undo_actions()
-        self.train_action = self._action("Train", s.toggle_training, Qt.Key.Key_Space,
+        # Space trains or pauses only when the focused widget does not use it (a check
+        # box, a button): see keyPressEvent; the action shows the key without binding it.
+        self.train_action = self._action("Train", s.toggle_training, None,
                                          "Train the network / pause (Space)")
         self.step_action = self._action("Step", s.step, "Ctrl+T", "One training step")
         self.probe_action = self._action("Run probe", s.probe_now, "F5",
@@ -916,6 +918,14 @@ class MainWindow(QMainWindow):
                 return url.toLocalFile()
         return None
 
+    def keyPressEvent(self, event: Any) -> None:
+        """Space, not taken by the focused widget, trains or pauses."""
+        if event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            self.train_action.trigger()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
         if self._dropped_file(event.mimeData()) or any(
@@ -965,7 +975,8 @@ class MainWindow(QMainWindow):
         from datetime import datetime
 
         when = datetime.fromtimestamp(entry.time).strftime("%Y-%m-%d %H:%M")
-        what = Path(entry.path).name if entry.path else "an untitled experiment"
+        what = (Path(entry.path).name if entry.path
+                else f"“{entry.title}”" if entry.title else "an untitled experiment")
         box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved work?",
                           f"Gradient Flow Lab did not close properly. Unsaved changes to "
                           f"{what} were kept automatically at {when}.",
@@ -1045,7 +1056,8 @@ class MainWindow(QMainWindow):
         self.progress.show()
         QApplication.processEvents()
         try:
-            written = export_all(self.panels, self.state.experiment, folder)
+            written = export_all(self.panels, self.state.experiment, folder,
+                                 history=self.state.history_arrays())
         except (OSError, UserError) as exc:
             self._on_error(f"export: {exc}")
             return False

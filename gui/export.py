@@ -601,12 +601,17 @@ def _save_experiment(exp: Experiment, out: Path, written: list[Path]) -> None:
 
 def export_all(window_panels: Sequence[Any], exp: Experiment, out_dir: str | os.PathLike[str],
                formats: Iterable[str] = FORMATS, scale: float = 1.0,
-               size: tuple[int, int] | None = None, theme: str = DEFAULT_THEME) -> list[Path]:
+               size: tuple[int, int] | None = None, theme: str = DEFAULT_THEME,
+               history: dict[str, Any] | None = None) -> list[Path]:
     """File → Export all: every view of the window's panels, plus ``experiment.json``.
 
     Each panel is drawn at ``size`` (default :data:`DEFAULT_SIZE`) whatever its size
     on screen, in ``theme``, with the sample it shows; the window is left as it was.
+    Given a ``history`` without rows, the training plot is left out, as headless
+    export leaves it out (it would only say "No training yet").
     """
+    if history is not None and not _has_rows(history):
+        window_panels = [p for p in window_panels if getattr(p, "name", "") != "training"]
     written = export_panels(window_panels, out_dir, formats, scale=scale, size=size, theme=theme)
     _save_experiment(exp, Path(out_dir), written)
     return written

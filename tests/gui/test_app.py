@@ -348,11 +348,18 @@ def json_roundtrip(value):
     return json.loads(json.dumps(value))
 
 
-def test_export_all_writes_every_plot(window, tmp_path):
+def test_export_all_writes_every_plot(qtbot, window, tmp_path):
     assert window.export_all(str(tmp_path / "out"))
     names = {p.name for p in (tmp_path / "out").iterdir()}
     assert "experiment.json" in names
-    assert {f"{p.name}.png" for p in window.panels} <= names
+    untrained = {p.name for p in window.panels} - {"training"}  # no "No training yet" plot
+    assert {f"{n}.png" for n in untrained} <= names
+    assert "training.png" not in names
+    window.state.step()  # with a history, the training plot is written too
+    qtbot.waitUntil(lambda: window.state.at_rest and bool(window.state.history["step"]),
+                    timeout=WAIT_MS)
+    assert window.export_all(str(tmp_path / "trained"))
+    assert (tmp_path / "trained" / "training.png").exists()
     assert any(n.endswith(".svg") for n in names) and any(n.endswith(".csv") for n in names)
 
 
