@@ -121,6 +121,7 @@ class AutosaveEntry:
     pid: int
     time: float
     path: str | None  # the document's own file, if it had one
+    title: str = ""  # the experiment's title (a lesson's name), for the recovery question
 
     def discard(self) -> None:
         """Delete the marker, then the archive."""
@@ -146,7 +147,8 @@ class Autosave:
         write_document(self.archive, doc)
         marker = {"format": MARKER_FORMAT, "version": 1, "run": self.run,
                   "pid": self.pid, "time": time.time(),
-                  "path": str(original) if original else None}
+                  "path": str(original) if original else None,
+                  "title": doc.experiment.title}
         atomic_write_text(self.marker, json.dumps(marker, indent=2) + "\n")
 
     @property
@@ -193,7 +195,9 @@ def _read_marker(marker: Path) -> AutosaveEntry | None:
     archive = marker.with_suffix(ARCHIVE_SUFFIX)
     if marker.stem != run or not archive.is_file():
         return None
-    return AutosaveEntry(archive, marker, run, pid, float(when), path)
+    title = data.get("title")
+    return AutosaveEntry(archive, marker, run, pid, float(when), path,
+                         title if isinstance(title, str) else "")
 
 
 __all__ = ["DOCUMENT_SUFFIXES", "OPENABLE_SUFFIXES", "Autosave", "AutosaveEntry", "Document",

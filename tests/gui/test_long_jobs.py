@@ -187,3 +187,31 @@ def test_pausing_a_large_training_run_rests_within_half_a_second(qtbot, window):
     assert state.trainer.wait(5.0)
     assert time.perf_counter() - t0 <= 0.5
     assert state.at_rest and state.training_state in ("idle", "paused")
+
+
+def test_space_trains_only_when_the_focused_widget_does_not_take_it(qtbot, window):
+    state = window.state
+    assert state.load(small_experiment())
+    shown(qtbot, window)
+    box = window.builder.canvas.bidirectional
+    box.setFocus()
+    qtbot.waitUntil(box.hasFocus, timeout=5000)
+    checked = box.isChecked()
+    QTest.keyClick(box, Qt.Key.Key_Space)
+    assert box.isChecked() != checked  # the check box took the key …
+    assert state.training_state == "idle" and not state.trainer.running  # … not Train
+    window.panels[0].setFocus()
+    QTest.keyClick(window.panels[0], Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: state.training_state == "running", timeout=5000)
+    state.pause()
+
+
+def test_recovery_names_a_lesson_by_its_title(tmp_path):
+    from core.document import Document
+    from core.lessons import load_lesson
+    from gui.files import Autosave
+
+    saved = Autosave(tmp_path, run="a", pid=1)
+    saved.write(Document(load_lesson("forget_gate")), None)
+    entry, = Autosave(tmp_path, run="b").orphans(alive=lambda pid: False)
+    assert entry.path is None and entry.title == load_lesson("forget_gate").title
