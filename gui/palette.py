@@ -92,8 +92,11 @@ class Palette(QListWidget):
         self.setWrapping(True)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setSpacing(3)
+        # A selected chip keeps its label readable: the highlight's own text colour.
         self.setStyleSheet("QListWidget::item { border: 1px solid palette(mid); "
-                           "border-radius: 4px; padding: 1px 4px; }")
+                           "border-radius: 4px; padding: 1px 4px; }"
+                           "QListWidget::item:selected { background: palette(highlight); "
+                           "color: palette(highlighted-text); }")
         self.setToolTip("Drag a block onto the architecture (or double-click it)")
         for block in BLOCKS:
             item = QListWidgetItem(block.label)

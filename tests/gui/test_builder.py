@@ -186,3 +186,23 @@ def test_a_hidden_size_beyond_the_table_stays_typed_with_the_range(make):
     type_into(canvas.hidden, "7")
     assert state.experiment.model.layers[0].hidden_size == 7 and not canvas.hidden.flagged
     assert not canvas.hidden.message.isVisible()
+
+
+def test_a_selected_palette_chip_keeps_its_label_readable(qtbot):
+    from PySide6.QtGui import QColor
+
+    from gui.palette import Palette
+
+    palette = Palette()
+    qtbot.addWidget(palette)
+    palette.resize(330, 100)
+    palette.show()
+    qtbot.waitExposed(palette)
+    palette.setCurrentRow(4)
+    rect = palette.visualItemRect(palette.item(4)).adjusted(4, 4, -4, -4)  # inside the border
+    image = palette.viewport().grab(rect).toImage()
+    lum = [QColor(image.pixel(x, y)).lightness()
+           for x in range(image.width()) for y in range(image.height())]
+    fill = max(set(lum), key=lum.count)
+    text = sum(abs(v - fill) > 80 for v in lum)
+    assert text > 20  # the label stands out from the highlight: not a blank box
