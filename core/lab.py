@@ -495,8 +495,9 @@ class Lab:
         options = {k: v for k, v in {**task.options, **changes}.items() if v is not None}
         if changes and "seq_len" not in common:  # another series may be shorter
             longest = _max_seq_len(task.name, options)
-            if longest is not None and task.seq_len > longest:
-                common["seq_len"] = longest
+            if longest is not None and 1 <= longest < task.seq_len:
+                common["seq_len"] = longest  # (a series too short for any window is
+                # refused by the task's own check, which says how many values it needs)
         new_task = dataclasses.replace(task, options=options, **common)
         edited = {**common, **changes}
         text = "Task: " + ", ".join(f"{k} {_short(v)}" for k, v in edited.items())
@@ -520,7 +521,7 @@ class Lab:
         old = exp.task or TaskConfig()
         seq_len = old.seq_len
         longest = sizes.get("max_seq_len")
-        if longest is not None and seq_len > longest:
+        if longest is not None and 1 <= longest < seq_len:
             seq_len = int(longest)  # a short real series: fit the window to it
         task = TaskConfig(name=name, seq_len=seq_len, batch_size=old.batch_size,
                           options={k: v for k, v in options.items() if v is not None})

@@ -791,3 +791,14 @@ def test_a_document_whose_arrays_do_not_fit_its_model_is_refused(tmp_path):
     with pytest.raises(DataError, match="non-finite"):
         save_archive(tmp_path / "bad.gradlab", exp, None,
                      data=(np.full((7, 5, 3), np.nan), np.zeros((7, 5, 2))))
+
+
+def test_a_csv_too_short_for_any_window_says_how_many_values_it_needs(tmp_path):
+    path = tmp_path / "three.csv"
+    path.write_text("value\n1\n2\n3\n")
+    lab = fast_lab(cell="rnn")
+    errors = listen(lab.error)
+    before = lab.version
+    assert not lab.set_task("csv", path=str(path), column="value")
+    assert "too few values: 3 found" in errors[-1] and "seq_len" not in errors[-1].split(":")[0]
+    assert lab.version is before
