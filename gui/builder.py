@@ -87,6 +87,8 @@ class _Card(QFrame):
         self._row.setContentsMargins(8, 4, 4, 4)
         self.label = QLabel(text)
         self.label.setTextFormat(Qt.TextFormat.RichText)
+        # The card, not its label, takes the mouse: a drag may start anywhere on it.
+        self.label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self._row.addWidget(self.label, 1)
         self._press: QPoint | None = None
 

@@ -206,3 +206,35 @@ def test_a_selected_palette_chip_keeps_its_label_readable(qtbot):
     fill = max(set(lum), key=lum.count)
     text = sum(abs(v - fill) > 80 for v in lum)
     assert text > 20  # the label stands out from the highlight: not a blank box
+
+
+def test_a_layer_card_drags_from_its_centre(qtbot, monkeypatch):
+    from PySide6.QtCore import QPoint, Qt
+    from PySide6.QtGui import QDrag
+    from PySide6.QtTest import QTest
+
+    from core.experiment import LayerConfig
+    from core.lessons import load_lesson
+    from gui.builder import LAYER_MIME, BuilderPanel
+    from gui.state import LabState
+
+    state = LabState(load_lesson("vanishing_tanh"))
+    assert state.insert_layer(1, LayerConfig(cell="gru", hidden_size=8))
+    panel = BuilderPanel(state)
+    qtbot.addWidget(panel)
+    panel.resize(350, 600)
+    panel.show()
+    qtbot.waitExposed(panel)
+    started = []
+    monkeypatch.setattr(QDrag, "exec", lambda self, *a, **k: started.append(self.mimeData())
+                        or Qt.DropAction.IgnoreAction)
+    card = next(c for c in panel.canvas.stack.cards if c.index == 0)
+    centre = card.rect().center()
+    target = card.childAt(centre) or card  # what the mouse really hits there
+    at = target.mapFrom(card, centre)
+    QTest.mousePress(target, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, at)
+    QTest.mouseMove(target, at + QPoint(0, 30))
+    QTest.mouseRelease(target, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       at + QPoint(0, 30))
+    assert started and started[0].hasFormat(LAYER_MIME)  # a layer drag began
+    state.shutdown()
