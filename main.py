@@ -152,7 +152,8 @@ def cmd_app(args: argparse.Namespace) -> int:
             raise UsageError(f"the desktop app needs PySide6 and pyqtgraph ({exc}); "
                              "install them with `pip install -e .`") from None
         raise
-    return int(run_app(preset=args.preset, screenshot=args.screenshot) or 0)
+    return int(run_app(preset=args.preset, screenshot=args.screenshot,
+                       size=args.window_size) or 0)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -327,17 +328,27 @@ EXPORT_SIZE = (900, 600)  # gui.export.DEFAULT_SIZE and MIN_SIZE: the parser imp
 EXPORT_MIN = (240, 160)
 
 
-def _export_size(text: str) -> tuple[int, int]:
-    """``--size WxH`` (or W×H): whole pixels within gui.export's limits."""
+def _width_height(text: str, low: tuple[int, int], example: str) -> tuple[int, int]:
+    """``WxH`` (or W×H) in whole pixels, from ``low`` up to 10000x10000."""
     parts = text.strip().replace("×", "x").lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 900x600, "
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. {example}, "
                                          f"got {text!r}")
     w, h = (int(p) for p in parts)
-    if not (EXPORT_MIN[0] <= w <= 10_000 and EXPORT_MIN[1] <= h <= 10_000):
-        raise argparse.ArgumentTypeError(f"width must be {EXPORT_MIN[0]} to 10000 pixels and "
-                                         f"height {EXPORT_MIN[1]} to 10000, got {w}x{h}")
+    if not (low[0] <= w <= 10_000 and low[1] <= h <= 10_000):
+        raise argparse.ArgumentTypeError(f"width must be {low[0]} to 10000 pixels and "
+                                         f"height {low[1]} to 10000, got {w}x{h}")
     return w, h
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    """``--window-size WxH``."""
+    return _width_height(text, (640, 400), "1280x720")
+
+
+def _export_size(text: str) -> tuple[int, int]:
+    """``--size WxH``: within gui.export's limits."""
+    return _width_height(text, EXPORT_MIN, "900x600")
 
 
 def _pixels(low: int) -> Any:
@@ -530,6 +541,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--screenshot", metavar="F.png",
                         help="wait for the first results, save the window to F.png and exit "
                              "(runs offscreen when there is no display)")
+    parser.add_argument("--window-size", metavar="WxH", type=_window_size,
+                        help="open the window at this size in pixels, e.g. 1280x720 "
+                             "(a screenshot's default: 1600x1000)")
     parser.set_defaults(func=cmd_app)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
 
@@ -658,8 +672,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        if args.command and (args.preset or args.screenshot):
-            raise UsageError(f"{PROG}: --preset and --screenshot open the app; they do not go "
+        if args.command and (args.preset or args.screenshot or args.window_size):
+            raise UsageError(f"{PROG}: --preset, --screenshot and --window-size open the app; "
+                             "they do not go "
                              f"with '{args.command}' (see {PROG} --help)")
         return int(args.func(args) or 0)
     except SystemExit as exc:  # --help

@@ -1213,12 +1213,13 @@ def larger_than_screen(window: QWidget) -> bool:
 
 
 def run_app(argv: list[str] | None = None, preset: str | None = None,
-            screenshot: str | None = None) -> int:
+            screenshot: str | None = None, size: tuple[int, int] | None = None) -> int:
     """Launch the desktop app; return its exit status.
 
     preset: open this lesson instead of the last experiment.  screenshot: open,
     wait for the first probe to be drawn, save the window as a PNG there and exit
     (0, or 1 if no result came; an unknown preset is reported and returns 2).
+    size: the window's size in pixels (a screenshot's default: SCREENSHOT_SIZE).
     """
     exp = None
     if preset is not None:
@@ -1244,8 +1245,11 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
     elif not window.restore_last_experiment():
         window.open_lesson(DEFAULT_LESSON)
     if screenshot:
-        window.resize(*SCREENSHOT_SIZE)
+        window.resize(*(size or SCREENSHOT_SIZE))
         _screenshot_when_ready(app, window, screenshot)
+        window.show()
+    elif size is not None:
+        window.resize(*size)
         window.show()
     elif larger_than_screen(window):
         window.showMaximized()  # a laptop: the window takes the screen, docks compact
