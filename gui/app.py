@@ -1242,6 +1242,8 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
         window.confirm_discard = lambda: True
     if exp is not None:
         window.state.load(exp, lesson=preset)
+        raise_dock(window.docks["lesson"])
+        window.show_mentioned_panels(exp.description)  # as the Lessons menu does
     elif not window.restore_last_experiment():
         window.open_lesson(DEFAULT_LESSON)
     if screenshot:
