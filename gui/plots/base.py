@@ -9,6 +9,12 @@ shown.  Items are never removed from a scene, only hidden (an item left without 
 scene is freed at an arbitrary time).  Titles show the fullest of a few variants
 that fits (:func:`fit_title`), the full text being the tooltip.
 
+The user can zoom and pan every plot (mouse wheel, drag, right-drag); a new result
+keeps that range (the panel's own choice is remembered behind it) until *Auto-range*
+in the plot's context menu (right-click), which also exports the plot (PNG, SVG, CSV)
+and copies its image.  Hovering a curve or a heatmap cell shows its value, as a
+tooltip and, where the panel has a row of selectors, beside them.
+
 Table convention for :meth:`PlotPanel.to_csv_table`: every 1-D column of one
 table has the same length (one CSV file); a 2-D entry is a matrix on its own
 (rows as in the heatmap: unit index or output time, columns timesteps).
@@ -17,17 +23,33 @@ table has the same length (one CSV file); a 2-D entry is a matrix on its own
 from __future__ import annotations
 
 import functools
+import html
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QFontMetricsF, QTextDocument
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtGui import QCursor, QFontMetricsF, QImage, QTextDocument
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QSpinBox,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
+from core.fileio import atomic_write_bytes
 from core.layout import GATES, layer_keys
 
 from .. import colormaps
@@ -38,6 +60,9 @@ if TYPE_CHECKING:
 MARKER_COLOR = "#FF44FF"  # magenta: distinct from every colour map and line colour
 TITLE_SIZE = "10pt"
 TITLE_ROW_PX = 22  # pyqtgraph reserves 30 px; a title line needs about 20
+HOVER_PX = 12  # a curve's point nearer the mouse than this shows its value
+EXPORT_FILTERS = {"png": "PNG image (*.png)", "svg": "SVG image (*.svg)",
+                  "csv": "CSV table (*.csv)"}
 
 
 def layer_label(key: str) -> str:
@@ -191,6 +216,11 @@ class PlotPanel(QWidget):
         self._views: list[pg.ViewBox] = []  # settled after each redraw (see _settle)
         self._n_steps = 0
         self._marked: int | None = None
+        # plot → describe(x, y) for its hover text; None: the value of the nearest curve
+        self._hovers: dict[pg.PlotItem, Callable[[float, float], str | None] | None] = {}
+        self._hovered: pg.PlotItem | None = None
+        self.hover_text = ""  # what the mouse points at, as plain text ("" for nothing)
+        self._menu: QMenu | None = None
 
         outer = QVBoxLayout(self)
         outer.setContentsMargins(2, 2, 2, 2)
@@ -208,6 +238,9 @@ class PlotPanel(QWidget):
         self.glw.ci.setContentsMargins(4, 4, 4, 4)
         outer.addWidget(self.glw, 1)
         self.glw.scene().sigMouseClicked.connect(self._on_scene_click)
+        # A closure, which the scene holds (a bound method it would hold weakly): the
+        # panel's Python side, which its items' painting needs, lives as long as the scene.
+        self.glw.scene().sigMouseMoved.connect(lambda pos: self._on_mouse_moved(pos))
 
     # ------------------------------------------------------------------ public API
 
@@ -257,6 +290,129 @@ class PlotPanel(QWidget):
         self._catch_up()
         return {k: np.array(v, copy=True) for k, v in self._table.items()}
 
+    # ------------------------------------------------------------------ context menu
+
+    def context_menu(self) -> QMenu:
+        """The menu a right-click on the plots opens: export this plot (PNG, SVG, CSV),
+        copy its image, auto-range (enabled after the user zoomed or panned)."""
+        if self._menu is None:
+            menu = QMenu(self)
+            export = QMenu("Export this plot", menu)  # kept: PySide may free a menu it made
+            menu.addMenu(export)
+            self._export_menu = export
+            self._export_actions = {}
+            for fmt, text in (("png", "PNG image…"), ("svg", "SVG image…"),
+                              ("csv", "CSV data…")):
+                action = export.addAction(text)
+                action.triggered.connect(lambda _checked=False, f=fmt: self._export_dialog(f))
+                self._export_actions[fmt] = action
+            copy = menu.addAction("Copy image")
+            copy.triggered.connect(lambda _checked=False: self.copy_image())
+            menu.addSeparator()
+            self._auto_action = menu.addAction("Auto-range")
+            self._auto_action.setToolTip("Back to the range the plot chooses for its data")
+            self._auto_action.triggered.connect(lambda _checked=False: self.auto_range())
+            self._menu = menu
+        self._catch_up()
+        self._export_actions["csv"].setEnabled(bool(self._table))  # a GRU has no cell state
+        self._auto_action.setEnabled(self.zoomed)
+        return self._menu
+
+    def export_plot(self, path: str | Path, fmt: str | None = None) -> list[Path]:
+        """Write this plot as it is on screen to ``path`` in ``fmt`` (png, svg or csv;
+        default: the path's suffix) and return the written files.
+
+        CSV is the files of :func:`gui.export.csv_files`: ``path`` itself when the
+        plot's numbers make one table, else those files named after ``path`` beside it
+        (``hidden.csv`` → ``hidden.h.l0.csv`` …).  Raises :class:`gui.export.ExportError`.
+        """
+        from ..export import ExportError, csv_files
+
+        path = Path(path)
+        fmt = (fmt or path.suffix.lstrip(".")).lower()
+        label = f'"{self.title or self.name}" plot'
+        if fmt not in EXPORT_FILTERS:
+            raise ExportError(f"{path}: export as png, svg or csv")
+        self._catch_up()
+        if fmt == "csv":
+            files = csv_files(path.stem, self.to_csv_table())
+            if not files:
+                raise ExportError(f"{label}: it shows no numbers to write as CSV")
+            if len(files) == 1:
+                files = {path.name: next(iter(files.values()))}
+        else:
+            try:
+                files = {path.name: _scene_bytes(self.glw.scene(), fmt)}
+            except Exception as exc:
+                raise ExportError(f"{label}: {fmt.upper()} export failed "
+                                  f"({type(exc).__name__}: {exc})") from None
+        written: list[Path] = []
+        for name, data in files.items():
+            target = path.with_name(name)
+            try:
+                atomic_write_bytes(target, data)
+            except OSError as exc:
+                raise ExportError(f"{target}: cannot write ({exc.strerror or exc})",
+                                  written) from None
+            written.append(target)
+        return written
+
+    def copy_image(self) -> QImage:
+        """Put this plot's image on the clipboard (and return it)."""
+        image = self.glw.grab().toImage()
+        QApplication.clipboard().setImage(image)
+        self._status(f"Copied the {self.title or self.name} plot as an image")
+        return image
+
+    @property
+    def zoomed(self) -> bool:
+        """Whether the user has zoomed or panned a view, whose range new results keep."""
+        return any(getattr(vb, "_user_range", None) is not None for vb in self._views)
+
+    def auto_range(self) -> None:
+        """Forget the user's zoom and pan: every view shows the range the panel chooses."""
+        for vb in self._views:
+            if getattr(vb, "_user_range", None) is None:
+                continue
+            vb._user_range = None
+            panel_range = getattr(vb, "_panel_range", None)
+            if panel_range is not None:
+                vb.setRange(xRange=panel_range[0], yRange=panel_range[1], padding=0)
+            else:  # nothing drawn yet
+                vb.enableAutoRange()
+        self._settle()
+
+    _export_folder = ""  # where the last "Export this plot" went (for the next one)
+
+    def _export_dialog(self, fmt: str) -> list[Path]:
+        """Ask where to export this plot as ``fmt``, export it, and say what was written."""
+        from ..export import ExportError
+
+        folder = PlotPanel._export_folder or str(Path.home())
+        start = str(Path(folder) / f"{self.name or 'plot'}.{fmt}")
+        path, _filter = QFileDialog.getSaveFileName(
+            self, f"Export the {self.title or self.name} plot as {fmt.upper()}", start,
+            EXPORT_FILTERS[fmt])
+        if not path:
+            return []
+        target = Path(path)
+        if target.suffix.lower() != f".{fmt}":
+            target = target.with_name(f"{target.name}.{fmt}")
+        PlotPanel._export_folder = str(target.parent)
+        try:
+            written = self.export_plot(target, fmt)
+        except ExportError as exc:
+            QMessageBox.warning(self, "Export failed", str(exc))
+            return []
+        self._status("Exported " + ", ".join(p.name for p in written))
+        return written
+
+    def _status(self, text: str) -> None:
+        """Show ``text`` in the window's status bar, if the panel is in a main window."""
+        window = self.window()
+        if isinstance(window, QMainWindow):
+            window.statusBar().showMessage(text, 4000)
+
     # ------------------------------------------------------------------ for subclasses
 
     def _draw(self) -> None:
@@ -273,13 +429,38 @@ class PlotPanel(QWidget):
             self._settle()
 
     def _settle(self) -> None:
-        """Apply new view ranges now rather than while painting.
+        """Apply new view ranges now rather than while painting (after every redraw).
 
         pyqtgraph moves a view's contents to a new range in its first paint, and
         that move asks for a second paint; done here, one paint shows the result.
+        A view the user zoomed or panned goes back to the user's range; the range
+        the panel set instead is remembered for :meth:`auto_range`.
         """
         for vb in self._views:
+            user, now = getattr(vb, "_user_range", None), vb.viewRange()
+            if user is None:
+                vb._panel_range = now
+            elif now != user:  # the redraw chose a range on an axis: keep the user's
+                vb._panel_range = [new if new != old else mine for new, old, mine
+                                   in zip(now, user, vb._panel_range or now, strict=True)]
+                vb.setRange(xRange=user[0], yRange=user[1], padding=0)
+                vb._user_range = vb.viewRange()
             vb.prepareForPaint()
+
+    def _watch_view(self, vb: pg.ViewBox) -> None:
+        """Remember the range of ``vb`` when the user zooms or pans it."""
+        vb._user_range = None  # the user's range, kept over redraws
+        vb._panel_range = None  # the range the panel chose last
+
+        def moved(*_: Any) -> None:
+            vb._user_range = vb.viewRange()
+
+        def resized(*_: Any) -> None:  # an aspect-locked view adapts its range
+            if vb._user_range is not None:
+                vb._user_range = vb.viewRange()
+
+        vb.sigRangeChangedManually.connect(moved)
+        vb.sigResized.connect(resized)
 
     def _add_control(self, label: str, widget: QWidget) -> QWidget:
         """Put a selector in the row above the plots, after a caption if ``label`` is given.
@@ -363,6 +544,8 @@ class PlotPanel(QWidget):
             kwargs["axisItems"] = {"left": LogAxis("left")}
         plot = self.glw.addPlot(row=row, col=col, **kwargs)
         self._views.append(plot.vb)
+        self._watch_view(plot.vb)
+        self._hovers[plot] = None  # the value of the curve under the mouse
         if log_y:
             plot.setLogMode(y=True)
             plot.showGrid(y=True, alpha=0.25)
@@ -414,6 +597,10 @@ class PlotPanel(QWidget):
         plot.setXRange(-0.5, max(n_steps, 1) - 0.5, padding=padding)
 
     def _on_scene_click(self, event: Any) -> None:
+        if event.button() == Qt.MouseButton.RightButton:  # a right-drag zooms instead
+            event.accept()
+            self.context_menu().popup(event.screenPos().toPoint())
+            return
         if event.button() != Qt.MouseButton.LeftButton or not self._time_plots:
             return
         pos = event.scenePos()
@@ -429,18 +616,127 @@ class PlotPanel(QWidget):
                 return
 
     def _connect_hover(self, plot: pg.PlotItem, describe: Any) -> None:
-        """Show ``describe(x, y)`` (a string or None) in the readout while the mouse moves."""
-
-        def moved(pos: QPointF) -> None:
-            if plot.vb.sceneBoundingRect().contains(pos) and self._result is not None:
-                p = plot.vb.mapSceneToView(pos)
-                ok = math.isfinite(p.x()) and math.isfinite(p.y())
-                self.readout.setText((describe(p.x(), p.y()) if ok else None) or "")
-            else:
-                self.readout.setText("")
-
-        self.glw.scene().sigMouseMoved.connect(moved)
+        """Show ``describe(x, y)`` (a string or None) in the readout while the mouse moves
+        over ``plot``, instead of the value of the nearest curve."""
+        self._hovers[plot] = describe
         self._bar.show()
+
+    def _on_mouse_moved(self, pos: QPointF) -> None:
+        plot = next((p for p in self._hovers
+                     if p.isVisible() and p.vb.sceneBoundingRect().contains(pos)), None)
+        if plot is None and self._hovered is None:
+            return  # elsewhere, and nothing shown (a panel may use the readout itself)
+        text, mark = self._hover_at(plot, pos) if plot is not None else ("", "")
+        self.hover_text = text
+        rich = f"{mark} {html.escape(text)}" if mark and text else html.escape(text)
+        if self.readout.text() != rich:
+            self.readout.setText(rich)
+        if self._hovered is not None and self._hovered is not plot:
+            self._hovered.vb.setToolTip("")
+        self._hovered = plot
+        if plot is not None:
+            tip = f"<nobr>{rich}</nobr>" if rich else ""  # one line
+            plot.vb.setToolTip(tip)  # shown when the mouse rests
+            if QToolTip.isVisible():  # already showing: follow the mouse
+                QToolTip.showText(QCursor.pos(), tip, self.glw)
+
+    def _hover_at(self, plot: pg.PlotItem, pos: QPointF) -> tuple[str, str]:
+        """The text for the mouse at scene ``pos`` over ``plot``, and a coloured line mark
+        (HTML) naming the curve; ``("", "")`` for nothing."""
+        p = plot.vb.mapSceneToView(pos)
+        if not (math.isfinite(p.x()) and math.isfinite(p.y())):
+            return "", ""
+        describe = self._hovers.get(plot)
+        if describe is not None:
+            return ((describe(p.x(), p.y()) if self._result is not None else None) or ""), ""
+        return self._nearest_point(plot, p) or ("", "")
+
+    def _nearest_point(self, plot: pg.PlotItem, p: QPointF) -> tuple[str, str] | None:
+        """The value of the curve point nearest ``p`` (view units) within
+        :data:`HOVER_PX` pixels: ``("t = 12: gradient norm = 0.0034", mark)``."""
+        sx, sy = plot.vb.viewPixelSize()
+        if not (sx > 0 and sy > 0):
+            return None
+        best: tuple[float, Any, float, float] | None = None
+        for item in plot.listDataItems():
+            if not item.isVisible():
+                continue
+            if isinstance(item, pg.PlotDataItem):
+                x, y, log = item.xData, item.yData, item.opts.get("logMode", (False, False))
+            else:
+                (x, y), log = item.getData(), (False, False)
+            if x is None or y is None or not len(x):
+                continue
+            x = np.asarray(x, dtype=np.float64)
+            y = np.asarray(y, dtype=np.float64)
+            with np.errstate(all="ignore"):
+                vx = np.log10(x) if log[0] else x
+                vy = np.log10(y) if log[1] else y
+                d = np.hypot((vx - p.x()) / sx, (vy - p.y()) / sy)
+            d[~np.isfinite(d)] = np.inf
+            i = int(np.argmin(d))
+            if d[i] <= HOVER_PX and (best is None or d[i] <= best[0]):  # the later on top
+                best = (float(d[i]), item, float(x[i]), float(y[i]))
+        if best is None:
+            return None
+        _d, item, x, y = best
+        name = (item.name() if isinstance(item, pg.PlotDataItem) else None) \
+            or self._axis_name(plot, "left") or "value"
+        value = f"{y:.4g}"
+        if any(plot is time_plot for time_plot, _line in self._time_plots):
+            text = f"t = {round(x)}: {name} = {value}" if x == round(x) \
+                else f"t = {x:.4g}: {name} = {value}"
+        else:
+            xname = self._axis_name(plot, "bottom") or "x"
+            x_text = str(round(x)) if x == round(x) else f"{x:.4g}"
+            text = f"{xname} = {x_text}, {name} = {value}"
+        return text, _line_mark(item)
+
+    def _axis_name(self, plot: pg.PlotItem, axis: str) -> str:
+        """An axis' label; a bottom axis without one borrows that of a plot x-linked to it."""
+        label = plot.getAxis(axis).labelText
+        if label or axis != "bottom":
+            return label
+        for other in self._hovers:
+            if other is not plot and (other.vb.linkedView(0) is plot.vb
+                                      or plot.vb.linkedView(0) is other.vb):
+                return other.getAxis("bottom").labelText
+        return ""
+
+
+def _line_mark(item: Any) -> str:
+    """A line mark (━ ╌ ┈ or ●) in the colour and style of ``item``, as HTML."""
+    opts = getattr(item, "opts", {})
+    pen = opts.get("pen")
+    if pen is not None:
+        pen = pg.mkPen(pen)
+    if pen is not None and pen.style() != Qt.PenStyle.NoPen:
+        style = {Qt.PenStyle.DashLine: "dash", Qt.PenStyle.DotLine: "dot"}.get(pen.style(),
+                                                                              "solid")
+        colour = pen.color().name()
+    else:
+        brush = opts.get("symbolBrush", opts.get("brush"))
+        style, colour = "marker", pg.mkBrush(brush).color().name() if brush is not None \
+            else pg.mkColor(pg.getConfigOption("foreground")).name()
+    return f'<span style="color:{colour}">{LINE_MARKS[style]}</span>'
+
+
+def _scene_bytes(scene: Any, fmt: str) -> bytes:
+    """A scene as a PNG image at its size on screen, or as SVG."""
+    from pyqtgraph.exporters import ImageExporter, SVGExporter
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+    if fmt == "svg":
+        data = SVGExporter(scene).export(toBytes=True)
+        return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    image = ImageExporter(scene).export(toBytes=True)
+    buffer = QByteArray()
+    device = QBuffer(buffer)
+    device.open(QIODevice.OpenModeFlag.WriteOnly)
+    if image.isNull() or not image.save(device, "PNG"):
+        raise ValueError("the plot has no size")
+    device.close()
+    return bytes(buffer.data())
 
 
 def color_bar(cmap: pg.ColorMap, label: str, width: int = 12) -> pg.ColorBarItem:
@@ -639,7 +935,9 @@ def set_y_range(plot: pg.PlotItem, span: tuple[float, float] | None, keep: float
     """
     if span is None:
         return
-    lo, hi = plot.vb.viewRange()[1]
+    vb = plot.vb
+    zoomed = getattr(vb, "_user_range", None) is not None and vb._panel_range is not None
+    lo, hi = (vb._panel_range if zoomed else vb.viewRange())[1]  # the user's zoom aside
     inside = lo <= span[0] and span[1] <= hi
     if inside and span[1] - span[0] >= keep * (hi - lo) and getattr(plot, "_ranged", False):
         return
