@@ -16,12 +16,13 @@ where there is no display).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .export import application, png_bytes, svg_bytes
 
 if TYPE_CHECKING:
     from core.compare import CompareResult
@@ -34,19 +35,6 @@ LEGEND_COLUMNS = 2
 LEGEND_ROW = 24  # pixels per row of the legend
 
 __all__ = ["FORMATS", "compare_figure", "plotted_keys", "write_figure"]
-
-
-def _application() -> Any:
-    """The running QApplication, or a new one (offscreen where there is no display)."""
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance()
-    if app is not None:
-        return app
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) \
-            and sys.platform.startswith("linux"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    return QApplication([sys.argv[0] if sys.argv and sys.argv[0] else "gradlab"])
 
 
 def plotted_keys(result: CompareResult) -> list[str]:
@@ -128,31 +116,6 @@ def compare_figure(result: CompareResult, width: int = WIDTH,
     return glw
 
 
-def _png_bytes(item: Any, width: int, height: int) -> bytes:
-    from pyqtgraph.exporters import ImageExporter
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
-
-    exporter = ImageExporter(item)
-    params = exporter.parameters()
-    params.param("width").setValue(width, blockSignal=exporter.widthChanged)
-    params.param("height").setValue(height, blockSignal=exporter.heightChanged)
-    image = exporter.export(toBytes=True)
-    data = QByteArray()
-    buf = QBuffer(data)
-    buf.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buf, "PNG"):
-        raise ValueError("Qt could not encode the PNG image")
-    buf.close()
-    return bytes(data.data())
-
-
-def _svg_bytes(item: Any) -> bytes:
-    from pyqtgraph.exporters import SVGExporter
-
-    data = SVGExporter(item).export(toBytes=True)
-    return bytes(data) if not isinstance(data, str) else data.encode("utf-8")
-
-
 def write_figure(result: CompareResult, out_dir: str | os.PathLike[str],
                  formats: Iterable[str] = FORMATS, width: int = WIDTH,
                  row_height: int = ROW_HEIGHT) -> list[Path]:
@@ -163,7 +126,7 @@ def write_figure(result: CompareResult, out_dir: str | os.PathLike[str],
     from core.fileio import atomic_write_bytes
 
     chosen = [f for f in formats if f in FORMATS]
-    _application()
+    application()
     glw = compare_figure(result, width, row_height)
     glw.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     glw.show()
@@ -176,9 +139,9 @@ def write_figure(result: CompareResult, out_dir: str | os.PathLike[str],
         for fmt in chosen:
             path = out / f"compare.{fmt}"
             if fmt == "png":
-                data = _png_bytes(glw.ci, glw.width(), glw.height())
+                data = png_bytes(glw.ci, (glw.width(), glw.height()), 1.0)
             else:
-                data = _svg_bytes(glw.ci)
+                data = svg_bytes(glw.ci)
             atomic_write_bytes(path, data)
             written.append(path)
     finally:

@@ -232,7 +232,7 @@ def _sample_tag(panel: Any) -> str:
 # ----------------------------------------------------------------------------- images
 
 
-def _png_bytes(item: Any, size: tuple[int, int], scale: float) -> bytes:
+def png_bytes(item: Any, size: tuple[int, int], scale: float) -> bytes:
     from pyqtgraph.exporters import ImageExporter
     from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
@@ -254,7 +254,7 @@ def _png_bytes(item: Any, size: tuple[int, int], scale: float) -> bytes:
     return bytes(data.data())
 
 
-def _svg_bytes(item: Any) -> bytes:
+def svg_bytes(item: Any) -> bytes:
     from pyqtgraph.exporters import SVGExporter
 
     data = SVGExporter(item).export(toBytes=True)
@@ -505,7 +505,7 @@ def _draw_views(panel: Any, chosen: tuple[str, ...], size: tuple[int, int], scal
                     if fmt not in chosen or (name, fmt) in failures:
                         continue
                     try:
-                        data = _png_bytes(item, size, scale) if fmt == "png" else _svg_bytes(item)
+                        data = png_bytes(item, size, scale) if fmt == "png" else svg_bytes(item)
                     except Exception as exc:
                         hint = f" {_svg_hint()}" if fmt == "svg" else ""
                         failures[(name, fmt)] = (f"{label}: {fmt.upper()} export failed "
@@ -617,7 +617,7 @@ def export_all(window_panels: Sequence[Any], exp: Experiment, out_dir: str | os.
     return written
 
 
-def _application() -> Any:
+def application() -> Any:
     """The running QApplication, or a new one (offscreen where there is no display)."""
     from PySide6.QtWidgets import QApplication
 
@@ -680,7 +680,7 @@ def export_headless(exp: Experiment, out_dir: str | os.PathLike[str],
         except UserError as exc:
             raise ExportError(str(exc)) from None
     out = _make_dir(out_dir)
-    app = _application()
+    app = application()
 
     from PySide6.QtCore import Qt
 

@@ -153,7 +153,8 @@ class AnatomyPanel(PlotPanel):
         self.overlay.set(None)
         self.norm_overlay.set(None)
         self._zero.setVisible(True)
-        parts, norms = self._parts(key)
+        with np.errstate(all="ignore"):  # NaN/Inf of a diverged model: drawn as gaps
+            parts, norms = self._parts(key)
         T = int(parts["remember"].shape[0])
         self._n_steps = T
         steps = np.arange(T, dtype=np.float64)
@@ -162,7 +163,9 @@ class AnatomyPanel(PlotPanel):
         shown = {}
         for p in PARTS:
             sample = parts[p][:, b, :]
-            shown[p] = sample.mean(axis=1) if unit < 0 else sample[:, min(unit, sample.shape[1] - 1)]
+            with np.errstate(all="ignore"):
+                shown[p] = (sample.mean(axis=1) if unit < 0
+                            else sample[:, min(unit, sample.shape[1] - 1)])
             self.curves[p].setData(steps, shown[p])
             self.norm_curves[p].setData(steps, norms[p])
         self._shown = shown
