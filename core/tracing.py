@@ -44,7 +44,11 @@ class Trace:
         """(T,) mean over the batch of ‖dL/dh_t‖₂ for layer key ``key``."""
         dh = self.layers[key].dh
         xp = self.backend.xp
-        return xp.sqrt(xp.einsum("tbh,tbh->tb", dh, dh)).mean(axis=-1)  # no (T, B, H) temporary
+        # Squares summed in float64: float32 gradients of 1e19 (or 1e-22) would overflow
+        # (or underflow) when squared in their own precision, though they are finite.
+        # einsum, so there is no (T, B, H) temporary.
+        sq = xp.einsum("tbh,tbh->tb", dh, dh, dtype=xp.float64)
+        return xp.sqrt(sq).mean(axis=-1).astype(dh.dtype, copy=False)
 
     @property
     def nonfinite(self) -> str | None:

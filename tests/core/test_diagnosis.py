@@ -322,3 +322,20 @@ def test_lesson_suggestions_do_what_the_text_says(name, edit, words, verdicts, s
     moved = (math.log10(after.diagnosis.curves["l0"].ratio)
              - math.log10(before.diagnosis.curves["l0"].ratio))
     assert shift[0] <= moved <= shift[1], (moved, after.diagnosis.curves["l0"].text)
+
+
+def test_the_gradient_norm_of_huge_finite_float32_gradients_stays_finite():
+    """The kept last finite weights of a diverged run still get a gradient curve: the
+    squares are summed in float64, so 1e19 (or 1e-22) does not overflow (or vanish)."""
+    from core.backend import resolve_backend
+    from core.experiment import ModelConfig
+    from core.tracing import LayerTrace, Trace
+
+    be = resolve_backend("numpy", "float32")
+    dh = np.full((3, 2, 4), 1e19, dtype=np.float32)
+    dh[0] = 1e-22
+    tr = Trace(ModelConfig(), be, np.zeros((3, 2, 1), np.float32),
+               {"l0": LayerTrace(h=np.zeros_like(dh), dh=dh)})
+    g = tr.gradnorm("l0")
+    assert g.dtype == np.float32 and np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, [2e-22, 2e19, 2e19], rtol=1e-6)
