@@ -43,7 +43,7 @@ KIND_COLORS = {"vanished": "#6fa0ff", "underflow": "#9a9a9a", "exploded": "#ff70
                "nonfinite": "#ff6060", "unreached": None, "entry": None}
 VERDICT_COLORS = {"vanishing": "#6fa0ff", "exploding": "#ff7050", "non-finite": "#ff6060"}
 # Pinned runs (Lab.pin): muted, one dash pattern per pin, behind the live curves.
-PIN_ALPHA = 120
+PIN_ALPHA = 210
 PIN_STYLES = (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine,
               Qt.PenStyle.DashDotDotLine)
 PIN_DIFFERENCES = 2  # differences named in a pin's legend entry, then "+N more"
@@ -142,7 +142,7 @@ class GradientsPanel(PlotPanel):
         for item, (pin, i, j, key, values) in zip(self._pin_pool, curves, strict=False):
             color = pg.mkColor(colormaps.line_color(j))
             color.setAlpha(PIN_ALPHA)
-            item.setPen(pg.mkPen(color, width=1.5, style=PIN_STYLES[i % len(PIN_STYLES)]))
+            item.setPen(pg.mkPen(color, width=2, style=PIN_STYLES[i % len(PIN_STYLES)]))
             y = np.asarray(values, dtype=np.float64).ravel()
             item.setData(np.arange(y.size, dtype=np.float64), positive(y))
             item.setVisible(True)
