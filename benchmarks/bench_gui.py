@@ -226,6 +226,7 @@ def training_stalls(app: Any, window: Any, watch: Watcher, seconds: float) -> di
     watch.spans.clear()
     steps_before = len(state.history["step"])
     last[:] = [time.perf_counter(), time.thread_time()]
+    t_start = last[0]
     timer.start()
     window.train_action.trigger()  # the Train button
     loop = QEventLoop()
@@ -245,7 +246,7 @@ def training_stalls(app: Any, window: Any, watch: Watcher, seconds: float) -> di
             overlap = min(s1, end) - max(s0, begin)
             if overlap > 0:
                 inside[what.split(".")[1]] += overlap
-        attribution.append((gap, cpu, dict(inside)))
+        attribution.append((gap, cpu, dict(inside), begin - t_start))
     return {"gaps": [g for g, _t, _c in gaps], "steps": steps, "worst": attribution,
             "spans": spans, "seconds": seconds,
             "cpu_share": sum(c for _g, _t, c in gaps) / max(sum(g for g, _t, _c in gaps), 1e-9)}
@@ -365,12 +366,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {what} calls: {len(v)}, total {ms * sum(v):.0f} ms, "
               f"longest single panel {ms * max(v):.1f} ms")
     print(f"    GUI thread busy (CPU) {100 * stalls['cpu_share']:.0f}% of the time")
-    print("    longest gaps: GUI-thread CPU time in them, and plot redraws (show_result,")
+    print("    longest gaps, with when they began after Train was pressed: GUI-thread CPU")
+    print("    time in them, and plot redraws (show_result,")
     print("    set_history) in them; the rest of a gap is painting and other handlers, or")
     print("    waiting for the GIL while the training thread holds it")
-    for gap, cpu, inside in stalls["worst"]:
+    for gap, cpu, inside, at in stalls["worst"]:
         parts = ", ".join(f"{k} {ms * v:.1f} ms" for k, v in inside.items()) or "no redraw"
-        print(f"      {ms * gap:7.1f} ms: CPU {ms * cpu:5.1f} ms; {parts}")
+        print(f"      {ms * gap:7.1f} ms at {at:5.2f} s: CPU {ms * cpu:5.1f} ms; {parts}")
     print()
     p95, stall = ms * percentile(total, 95), ms * max(gaps)
     print(f"{'metric':<34} {'value':>9} {'target':>9}  ok")

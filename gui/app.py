@@ -72,6 +72,11 @@ DEFAULT_LESSON = "vanishing_tanh"
 SCREENSHOT_SIZE = (1600, 1000)
 BUSY_DELAY_MS = 250  # show the progress bar only for work that takes a while
 AUTOSAVE_MS = 60_000
+# The least time between two redraws of the probe result (while idle, and while
+# training) and of the training curves.
+RESULT_MIN_MS = 50
+RESULT_TRAINING_MIN_MS = 250
+HISTORY_MIN_MS = 250
 START_SIZE = (1500, 950)
 # Where the plot panels go: columns of cells, a cell's panels share it as tabs.  On a
 # large screen Architecture and Lesson share a column left of the plots, Controls has
@@ -592,10 +597,10 @@ class MainWindow(QMainWindow):
 
     def _connect_state(self) -> None:
         s = self.state
-        self._result_throttle = Throttle(self._on_result, parent=self)
-        # Training curves redraw at most ~7 times a second: smooth enough, and it leaves
-        # the event loop room while the worker trains.
-        self._history_throttle = Throttle(self._on_history, min_ms=150, parent=self)
+        self._result_throttle = Throttle(self._on_result, min_ms=RESULT_MIN_MS, parent=self)
+        # Training curves redraw at most a few times a second: smooth enough, and it
+        # leaves the event loop room while the worker trains.
+        self._history_throttle = Throttle(self._on_history, min_ms=HISTORY_MIN_MS, parent=self)
         s.result_changed.connect(self._result_throttle.push)
         s.history_changed.connect(self._history_throttle.push)
         s.error.connect(self._on_error)
@@ -689,6 +694,9 @@ class MainWindow(QMainWindow):
 
     def _on_training_state(self, value: str) -> None:
         running = value == RUNNING
+        # While the worker trains, the probes of its weights come many times a second:
+        # drawing each would keep the GUI thread from the user.
+        self._result_throttle.set_min_ms(RESULT_TRAINING_MIN_MS if running else RESULT_MIN_MS)
         self.train_action.setText("Pause" if running else "Train")
         self.train_action.setIcon(self._icons["pause" if running else "play"])
         self.train_action.setToolTip("Pause training (Space)" if running

@@ -40,6 +40,10 @@ class Throttle(QObject):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._fire)
 
+    def set_min_ms(self, min_ms: int) -> None:
+        """Change the least time between two calls; a pause already begun keeps its end."""
+        self._min_s = min_ms / 1000.0
+
     def push(self, value: Any) -> None:
         self._pending = value
         if not self._timer.isActive():
