@@ -508,7 +508,8 @@ def _nonneg_int(text: str) -> int:
 
 
 EXPERIMENT_HELP = ("experiment file (.json) or saved experiment (.gradlab, whose weights "
-                   "are used unless --weights is given)")
+                   "are used unless --weights is given and whose own arrays unless --input/"
+                   "--target are; train continues its saved run)")
 WEIGHTS_HELP = ("PyTorch-named weights (.safetensors or .npz); default: the weights saved in "
                 "a .gradlab, else a fresh initialisation from the experiment's init section")
 
