@@ -45,12 +45,11 @@ def _lab(args: argparse.Namespace, training: bool = False) -> Any:
     with its weights, history and optimizer state), ``--weights`` on it, and the
     ``--input``/``--target`` arrays; the memory check comes before any large array."""
     from core.backend import resolve_backend
-    from core.document import read_document
     from core.errors import UserError
     from core.experiment import training_batch_size
     from core.lab import Lab
 
-    doc = read_document(args.experiment)
+    doc = _document(args.experiment, None)
     exp = doc.experiment
     data = _user_data(args, exp, saved=doc.data is not None)
     arrays = data or doc.data  # given on the command line, else saved in the document
@@ -74,6 +73,24 @@ def _lab(args: argparse.Namespace, training: bool = False) -> Any:
     if lab.last_error:
         raise UserError(lab.last_error)
     return lab
+
+
+def _document(path: str | None, preset: str | None) -> Any:
+    """The document a command works on: the file at ``path`` (.json or .gradlab), or
+    lesson ``preset`` as a document of its own."""
+    if preset:
+        from core.document import Document
+        from core.lessons import load_lesson
+
+        return Document(load_lesson(preset))
+    from core.document import read_document
+
+    return read_document(path)
+
+
+def _data(args: argparse.Namespace, doc: Any) -> tuple[Any, Any] | None:
+    """``--input``/``--target``, else the document's own arrays, else None (the task)."""
+    return _user_data(args, doc.experiment, saved=doc.data is not None) or doc.data
 
 
 def _done(lab: Any, ok: bool) -> None:
@@ -278,22 +295,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.size is not None and (args.width is not None or args.height is not None):
         raise UsageError(f"{PROG} export: give --size WxH, or --width and --height, not both")
     size = args.size or (args.width or EXPORT_SIZE[0], args.height or EXPORT_SIZE[1])
-    history = None  # a .gradlab's training history: the training plot is written only then
-    saved = None  # a .gradlab's own arrays
-    if args.export_preset:
-        from core.lessons import load_lesson
-
-        exp = load_lesson(args.export_preset)
-    else:
-        from core.document import read_document
-
-        doc = read_document(args.experiment)
-        exp = doc.experiment
-        if doc.params is not None:
-            exp.weights = doc.params
-        history = doc.history or None
-        saved = doc.data
-    data = _user_data(args, exp, saved=saved is not None) or saved
+    doc = _document(args.experiment, args.export_preset)
+    exp = doc.experiment
+    if doc.params is not None:
+        exp.weights = doc.params
+    history = doc.history or None  # a .gradlab's: the training plot is written only then
+    data = _data(args, doc)
     T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
                                                               exp.task.batch_size)
     _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B)
@@ -393,19 +400,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             vary.append(parse_vary(text))
         except ConfigError as exc:
             raise ConfigError(f"--vary {exc}") from None
-    if args.compare_preset:
-        from core.lessons import load_lesson
-
-        exp = load_lesson(args.compare_preset)
-    else:
-        from core.document import read_document
-
-        doc = read_document(args.experiment)
-        exp = doc.experiment
-        if doc.params is not None:
-            _warn(f"{args.experiment}: its saved weights are not used; every run starts "
-                  "from its seed's initialisation")
-    data = _user_data(args, exp)
+    doc = _document(args.experiment, args.compare_preset)
+    exp = doc.experiment
+    if doc.params is not None:
+        _warn(f"{args.experiment}: its saved weights are not used; every run starts "
+              "from its seed's initialisation")
+    data = _data(args, doc)
     variants(exp, vary)  # every path and value checked before anything is written
     out = _out_dir(args.out)
     from core.jobs import Control
