@@ -44,6 +44,7 @@ from .experiment import (
 from .init import init_params
 from .jobs import Control
 from .probe import ProbeResult, probe_seconds
+from .training import loop as training_loop  # imported now, not on the first Train
 from .training.history import History
 from .training.session import DIVERGED, IDLE, Rest, TrainingSession
 from .weights_policy import FAMILIES, Change, Version, carry
@@ -912,9 +913,7 @@ class Lab:
         """A training session from the current version, for :meth:`record` and
         :meth:`settle` to follow (a host drives it in its own thread).  ``cancel()``
         is polled before every step: True ends the run there."""
-        from .training.loop import train as core_train
-
-        fn = train_fn or core_train
+        fn = train_fn or training_loop.train
         v = self._v
         exp, data = v.experiment, v.data
         total = max(exp.training.steps if steps is None else int(steps), 1)
