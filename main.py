@@ -93,6 +93,20 @@ def _data(args: argparse.Namespace, doc: Any) -> tuple[Any, Any] | None:
     return _user_data(args, doc.experiment, saved=doc.data is not None) or doc.data
 
 
+def _gui(module: str, what: str) -> Any:
+    """Import a Qt part of the lab; without PySide6 or pyqtgraph, a UsageError saying
+    that ``what`` needs them."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
+            raise UsageError(f"{what} needs PySide6 and pyqtgraph ({exc}); "
+                             "install them with `pip install -e .`") from None
+        raise
+
+
 def _done(lab: Any, ok: bool) -> None:
     """A refused Lab edit becomes the command's error."""
     if not ok:
@@ -162,13 +176,7 @@ def cmd_app(args: argparse.Namespace) -> int:
         headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
         if headless and sys.platform not in ("darwin", "win32"):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    try:
-        from gui.app import run_app
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
-            raise UsageError(f"the desktop app needs PySide6 and pyqtgraph ({exc}); "
-                             "install them with `pip install -e .`") from None
-        raise
+    run_app = _gui("gui.app", "the desktop app").run_app
     return int(run_app(preset=args.preset, screenshot=args.screenshot,
                        size=args.window_size) or 0)
 
@@ -312,17 +320,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
     # A headless command: never open a window, whatever the display.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    export = _gui("gui.export", "exporting plots")
     try:
-        from gui.export import ExportError, export_headless
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
-            raise UsageError(f"exporting plots needs PySide6 and pyqtgraph ({exc}); "
-                             "install them with `pip install -e .`") from None
-        raise
-    try:
-        written = export_headless(exp, out, formats, params=params, data=data, history=history,
-                                  size=size, scale=args.scale, theme=args.theme)
-    except ExportError as exc:
+        written = export.export_headless(exp, out, formats, params=params, data=data,
+                                         history=history, size=size, scale=args.scale,
+                                         theme=args.theme)
+    except export.ExportError as exc:
         for path in exc.written:
             print(f"wrote {path}")
         raise
@@ -424,14 +427,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             _warn(f"{run.variant}, seed {run.seed}: {run.nonfinite}")
     # A headless command: never open a window, whatever the display.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    try:
-        from gui.compare_plot import write_figure
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] in ("PySide6", "shiboken6", "pyqtgraph"):
-            raise UsageError(f"drawing compare.png needs PySide6 and pyqtgraph ({exc}); "
-                             "install them with `pip install -e .`") from None
-        raise
-    for path in write_figure(result, out):
+    for path in _gui("gui.compare_plot", "drawing compare.png").write_figure(result, out):
         print(f"wrote {path}")
     return 0
 
