@@ -477,14 +477,9 @@ _DATA_DTYPES = {"F64": np.float64, "F32": np.float32, "I64": np.int64, "I32": np
 
 def _data_from_bytes(label: str, blob: bytes, exp: Experiment) -> tuple[np.ndarray, np.ndarray]:
     """The ``input`` and ``target`` arrays of the data member, checked against the model."""
-    from safetensors import deserialize
+    from .weights import safetensors_views
 
-    try:
-        views = dict(deserialize(blob))
-    except MemoryError:
-        raise MemoryLimitError(f"{label}: not enough memory to load it") from None
-    except Exception as exc:  # SafetensorError: a corrupt or truncated member
-        raise DataError(f"{label}: not a readable .safetensors file ({_one_line(exc)})") from None
+    views = safetensors_views(blob, label, DataError, MemoryLimitError)
     if set(views) != {"input", "target"}:
         raise DataError(f"{label}: expected the arrays 'input' and 'target', found "
                         f"{', '.join(sorted(views)) or 'none'}")

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import UserError, WeightsError
 from .experiment import ModelConfig
 from .fileio import atomic_write
 from .layout import param_shapes
@@ -237,6 +237,21 @@ _SAFETENSORS_TO_NUMPY = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "
                          "U64": "<u8"}
 
 
+def safetensors_views(data: bytes, label: str, error: type[UserError] = WeightsError,
+                      memory_error: type[UserError] = WeightsError) -> dict[str, Any]:
+    """The tensors of a ``.safetensors`` file held in memory, as safetensors' views
+    (name → {dtype, shape, data}); a corrupt file raises ``error``, one too large for
+    memory ``memory_error``, each message starting with ``label``."""
+    from safetensors import deserialize
+
+    try:
+        return dict(deserialize(data))
+    except MemoryError:
+        raise memory_error(f"{label}: not enough memory to load it") from None
+    except Exception as exc:  # SafetensorError: a corrupt or truncated file
+        raise error(f"{label}: not a readable .safetensors file ({_one_line(exc)})") from None
+
+
 def read_safetensors_bytes(data: bytes, label: str,
                            expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
     """The arrays of a ``.safetensors`` file held in memory, in their own dtypes.
@@ -244,14 +259,7 @@ def read_safetensors_bytes(data: bytes, label: str,
     Names, dtypes and shapes are checked against ``expected`` (name → shape) as
     :func:`load_weights` checks them; :class:`WeightsError` messages start with ``label``.
     """
-    from safetensors import deserialize
-
-    try:
-        views = dict(deserialize(data))
-    except MemoryError:
-        raise WeightsError(f"{label}: not enough memory to load it") from None
-    except Exception as exc:  # SafetensorError: a corrupt or truncated file
-        raise WeightsError(f"{label}: not a readable .safetensors file ({_one_line(exc)})") from None
+    views = safetensors_views(data, label)
     _check_names(label, list(views), expected)
     for name, want in expected.items():
         _check_safetensors_dtype(label, name, views[name]["dtype"])
