@@ -21,10 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import pstats
 import statistics
 import sys
 import time
 from collections import defaultdict
+from cProfile import Profile
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,12 @@ TARGET_P95_MS = 50.0
 TARGET_STALL_MS = 100.0
 TICK_MS = 5
 QUIET_S = 0.06  # no paint for this long after a redraw: the window shows the result
+
+
+def print_profile(profiler: Profile, what: str, lines: int = 30) -> None:
+    """The GUI thread's functions by cumulative time (the worker threads are not in it)."""
+    print(f"GUI thread profile, {what}:")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(lines)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -267,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="what-if: the least time between two redraws of the window's result "
                          "and history throttles (the app's own setting otherwise)")
     ap.add_argument("--profile", action="store_true",
-                    help="profile the GUI thread (pyinstrument) and print the call tree")
+                    help="profile the GUI thread (cProfile) and print where its time went")
     args = ap.parse_args(argv)
 
     if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") and not (
@@ -308,23 +316,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     idle(app, 0.5)
 
-    profiler = None
-    if args.profile:
-        from pyinstrument import Profiler
-
-        profiler = Profiler(interval=0.0005)
-        profiler.start()
+    profiler = Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
     stages = slider_latency(app, window, watch, args.changes, args.gap_ms / 1000.0)
     if profiler is not None:
-        profiler.stop()
-        print(profiler.output_text(unicode=True, color=False, show_all=False))
-        profiler = Profiler(interval=0.0005)
-        profiler.start()
+        profiler.disable()
+        print_profile(profiler, "slider changes")
+        profiler = Profile()
+        profiler.enable()
     redraw_costs = {k: list(v) for k, v in watch.costs.items() if k.endswith("show_result")}
     stalls = training_stalls(app, window, watch, args.train_s)
     if profiler is not None:
-        profiler.stop()
-        print(profiler.output_text(unicode=True, color=False, show_all=False))
+        profiler.disable()
+        print_profile(profiler, "training")
 
     # ------------------------------------------------------------------ report
     ms = 1000.0

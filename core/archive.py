@@ -56,7 +56,9 @@ PINNED = "pinned.json"
 MEMBERS = (META, EXPERIMENT, WEIGHTS, OPTIMIZER, HISTORY, DATA, PINNED)
 MAX_PINNED = 4
 PIN_FORMAT = "gradlab-pinned"
-_PIN_CURVE = re.compile(r"gradnorm\.l\d{1,4}(_reverse)?")
+_PIN_CURVE = re.compile(r"(gradnorm\.l\d{1,4}(_reverse)?(\.(mean|low|high))?"
+                        r"|jacobian\.l\d{1,4}(_reverse)?"
+                        r"|eig\.[a-z_]{1,16}_l\d{1,4}(_reverse)?\.[a-z]{1,8}\.(re|im))")
 _PIN_HISTORY = ("step", "loss", "val_loss")
 _MAX_PIN_POINTS = 1_000_000  # values per curve
 
@@ -111,6 +113,43 @@ class Pinned:
     def steps(self) -> int:
         """Training steps behind the pinned weights."""
         return len(self.history.get("step", ()))
+
+    def gradient(self, key: str) -> np.ndarray | None:
+        """``gradnorm.L`` (T,) of layer key ``L`` (``l0``, ``l0_reverse``…), or None."""
+        return self.curves.get(f"gradnorm.{key}")
+
+    def band(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(mean, low, high)`` of layer ``key``'s gradient over the pinned run's seed
+        ensemble, or None when it was pinned without one."""
+        parts = [self.curves.get(f"gradnorm.{key}.{p}") for p in ("mean", "low", "high")]
+        return None if any(p is None for p in parts) else (parts[0], parts[1], parts[2])
+
+    def eigenvalues(self, name: str, block: str) -> np.ndarray | None:
+        """Eigenvalues (complex) of matrix ``name``'s ``block`` at pinning, or None."""
+        re_, im = (self.curves.get(f"eig.{name}.{block}.{p}") for p in ("re", "im"))
+        return None if re_ is None or im is None else re_ + 1j * im
+
+
+def pin_curves(result: Any) -> dict[str, np.ndarray]:
+    """What a pinned run keeps of a probe result (:class:`core.probe.ProbeResult`), as
+    named 1-D float64 arrays: ``gradnorm.L`` (T,), with a seed band also
+    ``gradnorm.L.mean|low|high``; ``jacobian.L`` (T,); ``eig.NAME.BLOCK.re|im``."""
+    out = {k: np.array(v, dtype=np.float64).ravel()
+           for k, v in (getattr(result, "arrays", None) or {}).items()
+           if k.startswith("gradnorm.")}
+    band = getattr(result, "seed_band", None)
+    if band is not None:
+        for key in band.curves:
+            for part, values in zip(("mean", "low", "high"), band.stats(key), strict=True):
+                out[f"{key}.{part}"] = np.asarray(values, dtype=np.float64).ravel()
+    for key, values in (getattr(result, "jacobian", None) or {}).items():
+        out[f"jacobian.{key}"] = np.asarray(values, dtype=np.float64).ravel()
+    for name, blocks in (getattr(result, "spectra", None) or {}).items():
+        for block, eig in blocks.items():
+            e = np.asarray(eig).ravel()
+            out[f"eig.{name}.{block}.re"] = e.real.astype(np.float64)
+            out[f"eig.{name}.{block}.im"] = e.imag.astype(np.float64)
+    return {k: v for k, v in out.items() if _PIN_CURVE.fullmatch(k)}
 
 
 def app_version() -> str:

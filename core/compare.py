@@ -67,13 +67,13 @@ import numpy as np
 from .errors import ConfigError, UserError
 from .experiment import Experiment, experiment_from_dict, experiment_to_dict
 from .init import init_params, model_head_fan
-from .jobs import Cancelled, Control
+from .jobs import Cancelled, Control, Part
 from .layout import layer_keys, param_family
 from .paths import format_value, with_paths
 
 __all__ = ["BAND_MINMAX", "BAND_PERCENTILE", "COLUMNS", "HISTORY_KEYS", "MAX_SEEDS",
-           "PERCENTILE_FROM", "CompareResult", "Run", "Variant", "compare", "shared_weights",
-           "variants"]
+           "PERCENTILE_FROM", "CompareResult", "Run", "SeedBand", "Variant", "band_rule", "compare",
+           "seed_band", "shared_weights", "spread", "variants"]
 
 COLUMNS = ("variant", "key", "t", "mean", "low", "high")
 HISTORY_KEYS = ("loss", "grad_norm_before", "grad_norm_after")
@@ -222,7 +222,7 @@ class CompareResult:
     @property
     def band(self) -> str:
         """``min-max`` below :data:`PERCENTILE_FROM` seeds, else ``p2.5-p97.5``."""
-        return BAND_MINMAX if self.seeds < PERCENTILE_FROM else BAND_PERCENTILE
+        return band_rule(self.seeds)
 
     @property
     def band_text(self) -> str:
@@ -258,15 +258,7 @@ class CompareResult:
 
     def stats(self, label: str, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(mean, low, high)`` over the seeds at every point of one curve."""
-        a = self.curves[label][key]
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points
-            mean = np.nanmean(a, axis=0)
-            if self.band == BAND_MINMAX:
-                low, high = np.nanmin(a, axis=0), np.nanmax(a, axis=0)
-            else:
-                low, high = np.nanpercentile(a, [2.5, 97.5], axis=0)
-        return mean, low, high
+        return spread(self.curves[label][key], self.band)
 
     def rows(self) -> Iterator[tuple[str, str, int, float, float, float]]:
         """The long-form table: ``(variant, key, t, mean, low, high)``."""
@@ -324,6 +316,58 @@ class CompareResult:
         atomic_write_text(path, json.dumps(self.metadata(), indent=2, ensure_ascii=False) + "\n")
 
 
+def spread(rows: np.ndarray, band: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(mean, low, high)`` of ``rows`` (seeds, n) at every point: ``band``
+    :data:`BAND_MINMAX` or :data:`BAND_PERCENTILE`; NaN values left out."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points
+        mean = np.nanmean(rows, axis=0)
+        if band == BAND_MINMAX:
+            low, high = np.nanmin(rows, axis=0), np.nanmax(rows, axis=0)
+        else:
+            low, high = np.nanpercentile(rows, [2.5, 97.5], axis=0)
+    return mean, low, high
+
+
+def band_rule(seeds: int) -> str:
+    """The band over ``seeds`` runs: min–max below :data:`PERCENTILE_FROM`, else the
+    middle 95 %."""
+    return BAND_MINMAX if seeds < PERCENTILE_FROM else BAND_PERCENTILE
+
+
+@dataclass(frozen=True)
+class SeedBand:
+    """The gradient curves of one setting over a seed ensemble, for the window's band:
+    ``curves[key]`` (seeds, T) for every ``gradnorm.L``; row 0 is the setting's own seed.
+    """
+
+    seeds: int
+    curves: Mapping[str, np.ndarray]
+
+    @property
+    def band(self) -> str:
+        return band_rule(self.seeds)
+
+    @property
+    def legend(self) -> str:
+        """``"mean of 5 seeds, band min–max"`` (or ``"band 95 %"`` from 10 seeds)."""
+        rule = "min–max" if self.band == BAND_MINMAX else "95 % of runs"
+        return f"mean of {self.seeds} seeds, band {rule}"
+
+    def stats(self, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mean, low, high)`` of curve ``key``, each (T,)."""
+        return spread(self.curves[key], self.band)
+
+
+def seed_band(exp: Experiment, seeds: int, data: tuple[Any, Any] | None = None,
+              control: Control | None = None) -> SeedBand:
+    """The gradient curves of ``exp``'s settings at seeds ``init.seed + 0 … seeds−1``,
+    each drawn fresh (weights and probe batch) and probed without the Jacobian
+    products or the connectivity map."""
+    result = compare(exp, [], seeds=seeds, data=data, control=control)
+    return SeedBand(seeds, dict(next(iter(result.curves.values()))))
+
+
 def _json_value(v: Any) -> Any:
     if v is None or isinstance(v, (bool, int, float, str)):
         return v
@@ -331,23 +375,6 @@ def _json_value(v: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------- running
-
-
-class _Part(Control):
-    """A control for one run of many: progress goes to the parent's current stage,
-    and the parent's cancel stops it too."""
-
-    def __init__(self, parent: Control, lo: float, hi: float) -> None:
-        super().__init__(lambda f, _text: parent.report(lo + (hi - lo) * f))
-        self._parent = parent
-
-    @property
-    def cancelled(self) -> bool:
-        return self._parent.cancelled or super().cancelled
-
-    def check(self) -> None:
-        self._parent.check()
-        super().check()
 
 
 def _seeded(exp: Experiment, offset: int) -> Experiment:
@@ -430,7 +457,7 @@ def compare(exp: Experiment, vary: Sequence[tuple[str, Sequence[Any]]], seeds: i
                 control.check()
             if rest is not None and rest.error:
                 raise UserError(f"{where}: {rest.error}")
-        part = _Part(control, share, 1.0) if control is not None else None
+        part = Part(control, share, 1.0) if control is not None else None
         result = lab.probe(part, jacobian=False, connectivity=False)
         if control is not None:
             control.report(1.0)

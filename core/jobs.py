@@ -52,12 +52,30 @@ class Control:
         self._stage = (start, end, text)
         self.report(0.0)
 
-    def report(self, done: float) -> None:
-        """``done`` of the current stage (0..1) is finished; checks for cancellation."""
+    def report(self, done: float, text: str | None = None) -> None:
+        """``done`` of the current stage (0..1) is finished (``text``: a finer word on
+        it than the stage's own); checks for cancellation."""
         self.check()
         if self._on_progress is not None:
-            lo, hi, text = self._stage
-            self._on_progress(lo + (hi - lo) * min(max(done, 0.0), 1.0), text)
+            lo, hi, stage_text = self._stage
+            self._on_progress(lo + (hi - lo) * min(max(done, 0.0), 1.0), text or stage_text)
+
+
+class Part(Control):
+    """The control of one part of a job: its progress fills ``[lo, hi]`` of the
+    ``parent``'s current stage, and the parent's cancel stops it too."""
+
+    def __init__(self, parent: Control, lo: float, hi: float) -> None:
+        super().__init__(lambda f, text: parent.report(lo + (hi - lo) * f, text))
+        self._parent = parent
+
+    @property
+    def cancelled(self) -> bool:
+        return self._parent.cancelled or super().cancelled
+
+    def check(self) -> None:
+        self._parent.check()
+        super().check()
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -77,4 +95,4 @@ def check(control: Control | None) -> None:
         raise Cancelled
 
 
-__all__ = ["Cancelled", "Control", "check", "describe_exception"]
+__all__ = ["Cancelled", "Control", "Part", "check", "describe_exception"]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-from .archive import MAX_PINNED, Pinned
+from .archive import MAX_PINNED, Pinned, pin_curves
 from .backend import BackendError, resolve_backend
 from .document import Document, file_kind, read_document, read_weights, write_document
 from .errors import DataError, UserError
@@ -51,6 +51,7 @@ from .weights_policy import FAMILIES, Change, Version, carry
 
 MERGE_S = 1.0
 PIN_LABELS = "ABCDEFGH"
+MAX_BAND_SEEDS = 50  # the window's seed ensemble (gradlab compare takes more)
 # Fields that say nothing about what a run computes: left out of Lab.differences.
 _NOT_COMPARED = ("format", "version", "title", "description")
 
@@ -108,16 +109,33 @@ def run_probe(exp: Experiment, params: Mapping[str, Any], data: tuple[Any, Any] 
 
 
 class ProbeJob:
-    """A probe of one version, to run in any thread: ``job.run(control)``."""
+    """A probe of one version, to run in any thread: ``job.run(control)``; with
+    ``seeds`` above 1 the result also carries the seed band of its settings."""
 
-    def __init__(self, version: Version, fn: Callable[..., Any], **options: Any) -> None:
+    def __init__(self, version: Version, fn: Callable[..., Any], seeds: int = 1,
+                 **options: Any) -> None:
         self.version = version
+        self.seeds = seeds
         self._fn = fn
         self._options = options
 
     def run(self, control: Control | None = None) -> Any:
         v = self.version
-        return self._fn(v.experiment, v.params, v.data, control, **self._options)
+        if self.seeds <= 1:
+            return self._fn(v.experiment, v.params, v.data, control, **self._options)
+        from .compare import seed_band
+        from .jobs import Part
+
+        main = Part(control, 0.0, 0.5) if control is not None else None
+        result = self._fn(v.experiment, v.params, v.data, main, **self._options)
+        if v.origin != "seed" or len(v.history):
+            result.seed_note = (f"no band over {self.seeds} seeds: these weights are "
+                                f"{'trained' if len(v.history) else 'loaded'}, one run; "
+                                "gradlab compare --seeds --train-steps trains each seed")
+        else:
+            rest = Part(control, 0.5, 1.0) if control is not None else None
+            result.seed_band = seed_band(v.experiment, self.seeds, v.data, rest)
+        return result
 
 
 class Lab:
@@ -143,6 +161,7 @@ class Lab:
     undo_changed = Signal()
     version_changed = Signal()  # anything a probe shows may have changed
     pinned_changed = Signal()  # a run pinned or unpinned (see Lab.pin)
+    seeds_changed = Signal(int)  # the seed ensemble of the probe (see Lab.set_seeds)
 
     def __init__(self, experiment: Experiment | None = None, *,
                  probe_fn: Callable[..., Any] = run_probe) -> None:
@@ -172,6 +191,7 @@ class Lab:
         self.merge_s = MERGE_S
         self._pinned: list[Pinned] = []
         self._saved_pins: tuple[Pinned, ...] = ()  # the pins the file holds
+        self._seeds = 1
 
     # ------------------------------------------------------------------ construction
 
@@ -804,9 +824,7 @@ class Lab:
             self._report("nothing to pin yet: wait for the probe of the current settings "
                          "(Training → Run probe, F5)")
             return None
-        arrays = getattr(result, "arrays", {}) or {}
-        curves = {k: np.array(v, dtype=np.float64).ravel() for k, v in arrays.items()
-                  if k.startswith("gradnorm.")}
+        curves = pin_curves(result)
         h = self.history
         history = ({c: h.column(c) for c in ("step", "loss", "val_loss")} if len(h) else {})
         if len(self._pinned) >= MAX_PINNED:
@@ -861,14 +879,33 @@ class Lab:
 
     # ------------------------------------------------------------------ probing
 
+    @property
+    def seeds(self) -> int:
+        """Seeds of the probe's ensemble: above 1, a probe also draws the same settings
+        at seeds ``init.seed + 1 …`` and its result carries their band."""
+        return self._seeds
+
+    def set_seeds(self, n: int) -> bool:
+        """Probe over ``n`` seeds (1 to :data:`MAX_BAND_SEEDS`).  A way of looking, not an
+        edit: not on the undo stack and not saved; the next probe shows it."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or \
+                not 1 <= int(n) <= MAX_BAND_SEEDS:
+            return self._report(f"seeds: expected a whole number from 1 to {MAX_BAND_SEEDS}, "
+                                f"got {str(n)[:40]}")
+        if int(n) != self._seeds:
+            self._seeds = int(n)
+            self.seeds_changed.emit(self._seeds)
+        return True
+
     def probe_job(self, **options: Any) -> ProbeJob:
         """A probe of the current version, for a host to run in its own thread;
         ``options``: ``jacobian=False`` or ``connectivity=False`` leave those out."""
-        return ProbeJob(self._v, self._probe_fn, **options)
+        return ProbeJob(self._v, self._probe_fn, self._seeds, **options)
 
     def publish(self, job: ProbeJob, result: Any, context: str = "") -> bool:
-        """Show ``result`` of ``job`` if it is still about the current version."""
-        if job.version is not self._v:
+        """Show ``result`` of ``job`` if it is still about the current version (and
+        seed ensemble)."""
+        if job.version is not self._v or job.seeds != self._seeds:
             return False
         self._show(result, context)
         return True
@@ -882,7 +919,11 @@ class Lab:
             T, B = exp.task.seq_len, exp.task.batch_size
         else:
             return 0.0
-        return probe_seconds(exp, int(T), int(B))
+        one = probe_seconds(exp, int(T), int(B))
+        if self._seeds > 1 and not self.trained:  # the band's probes leave out the analyses
+            one += (self._seeds - 1) * probe_seconds(exp, int(T), int(B), jacobian=False,
+                                                     connectivity=False)
+        return one
 
     def probe(self, control: Control | None = None, **options: Any) -> Any:
         """Forward + BPTT and the analyses of the current weights, synchronously; the
@@ -1101,5 +1142,6 @@ def _max_seq_len(name: str, options: dict[str, Any]) -> int | None:
         return None
 
 
-__all__ = ["MAX_PINNED", "Change", "Lab", "Pinned", "ProbeJob", "Version", "backend_label", "layer_label",
+__all__ = ["MAX_BAND_SEEDS", "MAX_PINNED", "Change", "Lab", "Pinned", "ProbeJob", "Version",
+           "backend_label", "layer_label",
            "probe_batch", "run_probe", "validate"]

@@ -40,6 +40,9 @@ class ProbeResult:
     teacher_mask: np.ndarray | None = None
     # vanishing / exploding / underflow per layer key (core.diagnosis); None: not made
     diagnosis: Diagnosis | None = None
+    # the same settings over a seed ensemble (core.compare.SeedBand), when asked for
+    seed_band: Any = None
+    seed_note: str = ""  # why a band asked for was not drawn
 
 
 def teacher_mask_for(exp: Experiment, T: int, seed: int | None = None) -> np.ndarray | None:

@@ -566,6 +566,10 @@ class MainWindow(QMainWindow):
             menu.addAction(a)
         menu.addSeparator()
         menu.addAction(self.pin_action)
+        self.unpin_menu = menu.addMenu("Unpin")
+        self.unpin_menu.setToolTip("Drop one pinned run")
+        self.unpin_menu.aboutToShow.connect(self._fill_unpin_menu)
+        self.unpin_menu.setEnabled(False)
         menu.addAction(self.unpin_action)
 
         menu = self.menuBar().addMenu("&View")
@@ -623,11 +627,21 @@ class MainWindow(QMainWindow):
                 f"Pinned {pin.label}: edit a setting to see the new run over it", 5000)
         return pin is not None
 
+    def _fill_unpin_menu(self) -> None:
+        """One item per pinned run: "A: init.forget_bias 0 → 2"."""
+        s = self.state
+        self.unpin_menu.clear()
+        for pin in s.pinned:
+            diffs = s.differences(pin)
+            text = f"{pin.label}: {'; '.join(diffs[:2]) or 'same settings'}"
+            self.unpin_menu.addAction(text, lambda p=pin: s.unpin(p))
+
     def _show_pins(self) -> None:
         """Hand the pinned runs, with what differs from the live run, to the plots."""
         s = self.state
         runs = [(pin, s.differences(pin)) for pin in s.pinned]
         self.unpin_action.setEnabled(bool(runs))
+        self.unpin_menu.setEnabled(bool(runs))
         for p in self.panels:
             if hasattr(p, "set_pinned"):
                 p.set_pinned(runs)

@@ -513,6 +513,17 @@ class ControlPanel(QScrollArea):
                                          "Random seed of the weights and the data"))
         self._bind(self.seed, lambda v: self.state.set_init(seed=v))
         form.addRow("Seed", with_message(self.seed))
+        from core.lab import MAX_BAND_SEEDS
+
+        self.seeds = self._track(IntField(
+            Limit("seeds", int, 1, MAX_BAND_SEEDS),
+            "Probe the same settings with this many seeds (weights and batch drawn afresh "
+            "from seed, seed + 1, …) and draw the mean gradient with a band: the spread "
+            "over the seeds, min–max below 10 seeds, the middle 95 % from 10. One run "
+            "alone can mislead: its curve is a trend plus the noise of one draw."))
+        self._bind(self.seeds, self.state.set_seeds)
+        self.state.seeds_changed.connect(self.seeds.set_value)
+        form.addRow("Seeds (band)", with_message(self.seeds))
         return box
 
     def _data_group(self) -> QGroupBox:

@@ -40,7 +40,8 @@ class LabState(QObject):
     ``notice(str)`` (e.g. trained weights redrawn), ``nonfinite(str)``, ``busy(bool)``
     (probe in flight), ``probe_progress(float, str)`` (only for a long probe),
     ``file_changed()``, ``undo_changed()``, ``training_progress(int, int)``,
-    ``pinned_changed()`` (a run pinned or unpinned: ``pin``, ``unpin``, ``pinned``).
+    ``pinned_changed()`` (a run pinned or unpinned: ``pin``, ``unpin``, ``pinned``),
+    ``seeds_changed(int)`` (the probe's seed ensemble: ``set_seeds``; probed again).
     """
 
     experiment_changed = Signal(object)
@@ -56,6 +57,7 @@ class LabState(QObject):
     undo_changed = Signal()
     training_progress = Signal(int, int)
     pinned_changed = Signal()
+    seeds_changed = Signal(int)
 
     def __init__(self, experiment: Experiment | None = None,
                  parent: QObject | None = None) -> None:
@@ -88,6 +90,7 @@ class LabState(QObject):
         lab.file_changed.connect(self.file_changed.emit)
         lab.undo_changed.connect(self.undo_changed.emit)
         lab.pinned_changed.connect(self.pinned_changed.emit)
+        lab.seeds_changed.connect(self._on_seeds)
 
     # ------------------------------------------------------------------ reading
 
@@ -151,6 +154,10 @@ class LabState(QObject):
             self._resume_after_edit = False
             if self.lab.trained:
                 QTimer.singleShot(0, self, self.train)
+
+    def _on_seeds(self, n: int) -> None:
+        self.seeds_changed.emit(n)
+        self.request_probe()
 
     def _on_experiment(self, exp: Experiment) -> None:
         self.backend_label = self.lab.backend_label

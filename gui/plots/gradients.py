@@ -47,6 +47,8 @@ PIN_ALPHA = 210
 PIN_STYLES = (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine,
               Qt.PenStyle.DashDotDotLine)
 PIN_DIFFERENCES = 2  # differences named in a pin's legend entry, then "+N more"
+BAND_ALPHA = 60  # the fill of a seed band (live run); pinned bands are fainter
+PIN_BAND_ALPHA = 28
 
 
 def pin_legend_text(label: str, differences: Sequence[str]) -> str:
@@ -54,6 +56,31 @@ def pin_legend_text(label: str, differences: Sequence[str]) -> str:
     shown = "; ".join(differences[:PIN_DIFFERENCES]) or "same settings"
     more = len(differences) - PIN_DIFFERENCES
     return html.escape(f"{label}: {shown}" + (f"; +{more} more" if more > 0 else ""))
+
+
+def log_ratio(live: np.ndarray, pinned: np.ndarray) -> np.ndarray:
+    """log₁₀(live / pinned) per timestep (T,); NaN where either is not a positive number
+    or the lengths differ (then all NaN)."""
+    a = np.asarray(live, dtype=np.float64).ravel()
+    b = np.asarray(pinned, dtype=np.float64).ravel()
+    if a.size != b.size:
+        return np.full(a.size, np.nan)
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    out = np.full(a.size, np.nan)
+    out[ok] = np.log10(a[ok]) - np.log10(b[ok])
+    return out
+
+
+def _fill(plot: pg.PlotItem, z: float) -> tuple[pg.PlotDataItem, pg.PlotDataItem,
+                                                  pg.FillBetweenItem]:
+    """Two invisible curves and the fill between them, in ``plot`` at depth ``z``."""
+    clear = pg.mkPen((0, 0, 0, 0))  # drawn (a FillBetweenItem needs their paths), unseen
+    low, high = pg.PlotDataItem(pen=clear), pg.PlotDataItem(pen=clear)
+    fill = pg.FillBetweenItem(low, high)
+    for item in (low, high, fill):
+        item.setZValue(z)
+        plot.addItem(item)
+    return low, high, fill
 
 
 def _span(text: str, colour: str | None) -> str:
@@ -122,13 +149,30 @@ class GradientsPanel(PlotPanel):
         self._pins: tuple = ()
         self._pin_legend = self._add_legend(self.plot, offset=(-5, -5))
         self._pin_legend.setVisible(False)
+        # Seed bands (Lab.set_seeds): the live run's, then the pinned runs', pooled.
+        self._band_pool: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.FillBetweenItem]] = []
+        self._pin_band_pool: list[tuple[pg.PlotDataItem, pg.PlotDataItem,
+                                        pg.FillBetweenItem]] = []
+        self.bands: dict[str, pg.FillBetweenItem] = {}  # "L" or "A.L" → its fill
+        # The difference view: log₁₀(live / pinned) per timestep, shown while runs are pinned.
+        self.diff = self._add_plot(2, 0, "Difference: log₁₀(live / pinned)", "timestep",
+                                   "log₁₀ ratio")
+        self.diff.addLine(y=0, pen=mkpen(pg.getConfigOption("foreground"), 1, "dot"))
+        self.glw.ci.layout.setRowStretchFactor(0, 3)
+        self.glw.ci.layout.setRowStretchFactor(2, 1)
+        self.glw.removeItem(self.diff)
+        self._diff_pool: list[pg.PlotDataItem] = []
+        self.diff_curves: dict[str, pg.PlotDataItem] = {}  # "A.l0" → log ratio curve
 
     def set_pinned(self, runs: Sequence[tuple[Any, Sequence[str]]]) -> None:
         """Draw pinned runs (``core.lab.Pinned``) dashed and muted behind the live curves,
         each with its legend entry naming the pin and its ``differences``."""
         pins = tuple(pin for pin, _diffs in runs)
-        curves = [(pin, i, j, key, values) for i, pin in enumerate(pins)
-                  for j, (key, values) in enumerate(pin.curves.items())]
+        curves = [(pin, i, j, key, pin.band(key[9:])[0] if pin.band(key[9:]) else values)
+                  for i, pin in enumerate(pins)
+                  for j, (key, values) in enumerate(
+                      (k, v) for k, v in pin.curves.items()
+                      if k.startswith("gradnorm.") and k.count(".") == 1)]
         while len(self._pin_pool) < len(curves):
             item = pg.PlotDataItem()
             item.setZValue(-2)
@@ -154,12 +198,113 @@ class GradientsPanel(PlotPanel):
             if i in first:
                 self._pin_legend.addItem(first[i], text)
         self._pin_legend.setVisible(bool(first))
+        self._draw_pin_bands(pins)
+        if bool(pins) != bool(self._pins):
+            if pins:
+                self.glw.addItem(self.diff, row=2, col=0)
+            else:
+                self.glw.removeItem(self.diff)
         if pins != self._pins:  # new curves: the axis range takes them in
             self._pins = pins
             if self._result is not None:
                 self._stale = True
                 if not self._hidden_in_window():
                     self._catch_up()
+
+    def _draw_pin_bands(self, pins: Sequence[Any]) -> None:
+        """The seed band of each pinned run that has one, faint, behind everything."""
+        bands = [(i, j, pin, key[9:]) for i, pin in enumerate(pins)
+                 for j, key in enumerate(k for k in pin.curves
+                                         if k.startswith("gradnorm.") and k.count(".") == 1)
+                 if pin.band(key[9:]) is not None]
+        while len(self._pin_band_pool) < len(bands):
+            self._pin_band_pool.append(_fill(self.plot, -6))
+        for low, high, fill in self._pin_band_pool:
+            low.setData([], [])
+            high.setData([], [])
+            fill.setVisible(False)
+        for k in [k for k in self.bands if "." in k]:
+            del self.bands[k]
+        for (low, high, fill), (_i, j, pin, key) in zip(self._pin_band_pool, bands,
+                                                        strict=False):
+            _mean, lo, hi = pin.band(key)
+            self._set_band(low, high, fill, lo, hi, j, PIN_BAND_ALPHA)
+            self.bands[f"{pin.label}.{key}"] = fill
+
+    @staticmethod
+    def _set_band(low: pg.PlotDataItem, high: pg.PlotDataItem, fill: pg.FillBetweenItem,
+                  lo: np.ndarray, hi: np.ndarray, j: int, alpha: int) -> None:
+        color = pg.mkColor(colormaps.line_color(j))
+        color.setAlpha(alpha)
+        steps = np.arange(np.size(lo), dtype=np.float64)
+        # a band point that is not positive cannot be drawn on the log axis: both ends go
+        low.setData(steps, positive(np.where(np.asarray(hi) > 0, lo, np.nan)))
+        high.setData(steps, positive(np.where(np.asarray(lo) > 0, hi, np.nan)))
+        fill.setBrush(pg.mkBrush(color))
+        fill.setVisible(True)
+
+    def _draw_band(self, layers: list[tuple[str, str]], band: Any,
+                   table: dict[str, np.ndarray], shown: list[np.ndarray]) -> None:
+        """The live run's seed band (``core.compare.SeedBand``) per layer, or none."""
+        while len(self._band_pool) < len(layers):
+            self._band_pool.append(_fill(self.plot, -4))
+        for low, high, fill in self._band_pool:
+            low.setData([], [])
+            high.setData([], [])
+            fill.setVisible(False)
+        for k in [k for k in self.bands if "." not in k]:
+            del self.bands[k]
+        if band is None:
+            return
+        for j, ((key, _cell), (low, high, fill)) in enumerate(
+                zip(layers, self._band_pool, strict=False)):
+            if f"gradnorm.{key}" not in band.curves:
+                continue
+            mean, lo, hi = band.stats(f"gradnorm.{key}")
+            self._set_band(low, high, fill, lo, hi, j, BAND_ALPHA)
+            self.curves[f"h.{key}"].setData(np.arange(mean.size, dtype=np.float64),
+                                            positive(mean))
+            self.bands[key] = fill
+            table[f"gradnorm.{key}.mean"] = mean
+            table[f"gradnorm.{key}.low"] = lo
+            table[f"gradnorm.{key}.high"] = hi
+            shown.extend([lo, hi])
+
+    def _draw_differences(self, layers: list[tuple[str, str]], live: dict[str, np.ndarray],
+                          table: dict[str, np.ndarray]) -> None:
+        """log₁₀(live / pinned) per timestep for every pinned run and layer."""
+        pairs = [(i, j, pin, key) for i, pin in enumerate(self._pins)
+                 for j, (key, _cell) in enumerate(layers)
+                 if pin.gradient(key) is not None]
+        while len(self._diff_pool) < len(pairs):
+            item = pg.PlotDataItem()
+            self.diff.addItem(item)
+            self._diff_pool.append(item)
+        self.diff_curves.clear()
+        for item in self._diff_pool:
+            item.setData([], [])
+            item.setVisible(False)
+        spans = []
+        for item, (i, j, pin, key) in zip(self._diff_pool, pairs, strict=False):
+            band = pin.band(key)
+            ratio = log_ratio(live[key], band[0] if band is not None else pin.gradient(key))
+            item.setPen(pg.mkPen(colormaps.line_color(j), width=2,
+                                 style=PIN_STYLES[i % len(PIN_STYLES)]))
+            item.setData(np.arange(ratio.size, dtype=np.float64), ratio)
+            item.setVisible(True)
+            self.diff_curves[f"{pin.label}.{key}"] = item
+            table[f"logratio.{pin.label}.{key}"] = ratio
+            spans.append(ratio[np.isfinite(ratio)])
+        if not pairs:
+            return
+        values = np.concatenate(spans) if spans else np.zeros(0)
+        top = max(float(np.max(np.abs(values))) if values.size else 0.0, 0.5)
+        self.diff.setYRange(-top, top, padding=0.05)
+        self._set_time_range(self.diff, len(next(iter(live.values()), ())))
+        names = ", ".join(pin.label for pin in self._pins)
+        fit_title(self.diff, f"Difference: log₁₀(live / pinned) per timestep — "
+                  f"above 0 the live run keeps more gradient ({names})",
+                  f"log₁₀(live / pinned) per timestep ({names})", "log₁₀(live / pinned)")
 
     def _grow(self, n: int) -> None:
         while len(self._h_pool) < n:
@@ -241,6 +386,7 @@ class GradientsPanel(PlotPanel):
         notes: list[tuple[str, str, str]] = []
         shown: list[np.ndarray] = []
         first_g: np.ndarray | None = None
+        live: dict[str, np.ndarray] = {}
         for key, cell in layers:
             g = r.arrays.get(f"gradnorm.{key}")
             if g is None and f"dh.{key}" in r.arrays:
@@ -250,6 +396,7 @@ class GradientsPanel(PlotPanel):
             g = np.asarray(g, dtype=np.float64).ravel()
             self.curves[f"h.{key}"].setData(steps, positive(g))
             table[f"gradnorm.{key}"] = g
+            live[key] = g
             shown.append(g)
             if cell == "lstm":
                 dc = r.arrays.get(f"dc.{key}")
@@ -263,7 +410,21 @@ class GradientsPanel(PlotPanel):
             if first_g is None:
                 first_g = g
             notes.append(self._flag(key, g, found[key]))
+        band = getattr(r, "seed_band", None)
+        self._draw_band(layers, band, table, shown)
+        if band is not None:
+            live = {key: band.stats(f"gradnorm.{key}")[0] if f"gradnorm.{key}" in band.curves
+                    else g for key, g in live.items()}
+            for key, _cell in layers:  # the glows go where the drawn (mean) curve is
+                self._flag(key, live[key], found[key])
+            seed = r.experiment.init.seed
+            notes = [(f"{a} (seed {seed})", f"{b} (seed {seed})", c) for a, b, c in notes]
+            what = html.escape(f"Curves: the {band.legend}; the verdicts are seed {seed}'s")
+            notes.insert(0, (what, html.escape(band.legend), html.escape(band.legend)))
         legend = self._title_legend
+        if getattr(r, "seed_note", ""):
+            grey = f'<span style="color:#9a9a9a">{html.escape(r.seed_note)}</span>'
+            notes.append((grey, grey, ""))
         if rho is not None and first_g is not None:
             with np.errstate(over="ignore", invalid="ignore"):
                 theory = first_g[-1] * rho ** (T - 1 - steps)
@@ -281,9 +442,18 @@ class GradientsPanel(PlotPanel):
                       f"{GRAD} per timestep (batch mean)", f"{GRAD} per timestep", GRAD)
         for pin in self._pins:
             for key, values in pin.curves.items():
+                if not key.startswith("gradnorm."):
+                    continue
                 shown.append(np.asarray(values, dtype=np.float64).ravel())
                 if np.size(values) == T:
                     table[f"pinned.{pin.label}.{key}"] = np.asarray(values, np.float64).ravel()
+        for pin in self._pins:
+            for key, _cell in layers:
+                b = pin.band(key)
+                if b is not None and np.size(b[1]) == T:
+                    shown.extend([b[1], b[2]])
+        if self._pins:
+            self._draw_differences(layers, live, table)
         self._set_time_range(self.plot, T)
         span = log_range(*shown)
         if span is not None and floor:  # room below the data for the bars

@@ -30,9 +30,14 @@ def test_pin_keeps_the_version_result_and_curves(lab):
     pin = lab.pin()
     assert pin is not None and pin.label == "A"
     assert pin.version is lab.version and pin.result is lab.result
-    assert set(pin.curves) == {"gradnorm.l0"}
+    eig = {f"eig.weight_hh_l0.{g}.{p}" for g in "ifgo" for p in ("re", "im")}
+    assert set(pin.curves) == {"gradnorm.l0", "jacobian.l0"} | eig
     np.testing.assert_array_equal(pin.curves["gradnorm.l0"],
                                   np.asarray(lab.result.arrays["gradnorm.l0"], np.float64))
+    np.testing.assert_array_equal(pin.curves["jacobian.l0"], lab.result.jacobian["l0"])
+    np.testing.assert_array_equal(pin.eigenvalues("weight_hh_l0", "f"),
+                                  lab.result.spectra["weight_hh_l0"]["f"])
+    assert pin.band("l0") is None  # pinned without a seed ensemble
     assert pin.history == {} and pin.steps == 0
     assert lab.pinned == [pin] and events == ["pinned"]
 

@@ -86,3 +86,69 @@ def test_pinned_runs_survive_save_and_open(qtbot, window, tmp_path):
     assert [p.label for p in window.state.pinned] == ["A"]
     assert gradients(window).pin_legend_texts == ["A: init.forget_bias 0 → 2"]
     assert set(gradients(window).pinned_curves) == {"A.l0"}
+
+
+def test_unpin_one_run_from_the_menu_keeps_the_others(qtbot, window):
+    panel = gradients(window)
+    window.pin_run()
+    window.state.set_init(forget_bias=1.0)
+    wait_result(qtbot, window)
+    window.pin_run()
+    window.state.set_init(forget_bias=2.0)
+    wait_result(qtbot, window)
+    window._fill_unpin_menu()
+    items = window.unpin_menu.actions()
+    assert [a.text() for a in items] == ["A: init.forget_bias 0 → 2",
+                                         "B: init.forget_bias 1 → 2"]
+    items[0].trigger()
+    assert [p.label for p in window.state.pinned] == ["B"]
+    assert set(panel.pinned_curves) == {"B.l0"}
+
+
+def test_the_difference_view_shows_the_log_ratio_per_timestep(qtbot, window):
+    panel = gradients(window)
+    assert panel.diff.scene() is None  # no pinned run: no difference view
+    window.pin_run()
+    pinned = np.array(window.state.result.arrays["gradnorm.l0"], dtype=np.float64)
+    window.state.set_init(forget_bias=2.0)
+    wait_result(qtbot, window)
+    live = np.array(window.state.result.arrays["gradnorm.l0"], dtype=np.float64)
+    assert panel.diff.scene() is not None
+    curve = panel.diff_curves["A.l0"]
+    np.testing.assert_allclose(curve.yData, np.log10(live) - np.log10(pinned), rtol=1e-12)
+    # forget bias 2 keeps the far steps' gradient: the ratio grows going back in time
+    assert curve.yData[0] > curve.yData[-1]
+    assert "logratio.A.l0" in panel.to_csv_table()
+    window.unpin_action.trigger()
+    assert panel.diff.scene() is None
+
+
+def test_seeds_draw_a_band_that_holds_the_mean(qtbot, window):
+    panel = gradients(window)
+    window.controls.seeds.setValue(4)  # as typed into the field
+    wait_result(qtbot, window)
+    qtbot.waitUntil(lambda: window.state.result.seed_band is not None, timeout=10000)
+    wait_result(qtbot, window)
+    band = window.state.result.seed_band
+    assert band.seeds == 4 and window.state.seeds == 4
+    fill = panel.bands["l0"]
+    assert fill.isVisible()
+    mean, low, high = band.stats("gradnorm.l0")
+    np.testing.assert_allclose(panel.curves["h.l0"].yData, mean)
+    np.testing.assert_allclose(fill.curves[0].yData, low)
+    np.testing.assert_allclose(fill.curves[1].yData, high)
+    table = panel.to_csv_table()
+    assert np.all(table["gradnorm.l0.low"] <= table["gradnorm.l0.mean"])
+    assert np.all(table["gradnorm.l0.mean"] <= table["gradnorm.l0.high"])
+    assert "mean of 4 seeds" in panel.note.text
+    # pinned with its band, then an edit: the pinned band stays, fainter
+    window.pin_run()
+    window.state.set_init(forget_bias=2.0)
+    wait_result(qtbot, window)
+    qtbot.waitUntil(lambda: window.state.result.seed_band is not None, timeout=10000)
+    assert panel.bands["A.l0"].isVisible() and panel.bands["l0"].isVisible()
+    window.controls.seeds.setValue(1)
+    qtbot.waitUntil(lambda: window.state.result.seed_band is None
+                    and window.state.result.experiment.init.forget_bias == 2.0, timeout=10000)
+    wait_result(qtbot, window)
+    assert "l0" not in panel.bands
