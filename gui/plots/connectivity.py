@@ -10,11 +10,12 @@ from PySide6.QtCore import Qt
 
 from .. import colormaps
 from .base import MARKER_COLOR, Overlay, PlotPanel, fit_title, set_levels
+from .pins import PinAware
 
 DECADES = 8  # the colour scale spans at most this many powers of ten below the peak
 
 
-class ConnectivityPanel(PlotPanel):
+class ConnectivityPanel(PinAware, PlotPanel):
     name = "connectivity"
     title = "Input–output connectivity"
     tooltip = ("How strongly output o_t (rows) depends on input x_s (columns): "
@@ -39,6 +40,16 @@ class ConnectivityPanel(PlotPanel):
         self._shown: np.ndarray | None = None
         self._row0 = 0
         self._connect_hover(self.plot, self._describe)
+        # A pinned run's map beside the live one, on the same colour scale (shown while
+        # runs are pinned: the latest pin that kept its map).
+        self.pin_plot = self._add_plot(1, 0, "Pinned", "input timestep s", "", time_axis=False)
+        self.pin_plot.vb.setDefaultPadding(0.0)
+        self.pin_image = pg.ImageItem(axisOrder="row-major")
+        self.pin_plot.addItem(self.pin_image)
+        self.pin_overlay = Overlay(self.pin_plot, size="9pt")
+        self.glw.removeItem(self.pin_plot)
+        self.bar.setImageItem([self.image, self.pin_image])
+        self.pinned_label: str | None = None  # the pin whose map is shown
 
     def mark_timestep(self, t: int | None) -> None:
         super().mark_timestep(t)
@@ -47,6 +58,44 @@ class ConnectivityPanel(PlotPanel):
         self.hline.setVisible(show)
         if show:
             self.hline.setPos(t)
+
+    def _pins_changed(self) -> None:
+        shown = self.pin_plot.scene() is not None
+        if bool(self.pins) != shown:  # the pinned map goes between the live one and the bar
+            self.glw.removeItem(self.bar)
+            if self.pins:
+                self.glw.addItem(self.pin_plot, row=0, col=1)
+                self.glw.addItem(self.bar, row=0, col=2)
+            else:
+                self.glw.removeItem(self.pin_plot)
+                self.glw.addItem(self.bar, row=0, col=1)
+        super()._pins_changed()
+
+    def _draw_pinned(self, levels: tuple[float, float]) -> None:
+        """The latest pinned run's map that was kept (maps are not saved in files)."""
+        self.pinned_label = None
+        if not self.pins:
+            return
+        pin = next((p for p in reversed(self.pins)
+                    if getattr(p.result, "connectivity", None) is not None), None)
+        if pin is None:
+            self.pin_image.clear()
+            label = self.pins[-1].label
+            self.pin_overlay.set(f"{label}: no map kept<br>(maps of runs pinned in an earlier "
+                                 "session are not saved)")
+            fit_title(self.pin_plot, f"Pinned {label}", label)
+            return
+        self.pin_overlay.set(None)
+        logc, row0 = _log_map(pin.result.connectivity)
+        rows, cols = logc.shape
+        self.pin_image.setImage(logc, autoLevels=False, levels=levels)
+        self.pin_image.setRect(-0.5, row0 - 0.5, cols, rows)
+        self.pin_plot.setXRange(-0.5, cols - 0.5, padding=0)
+        self.pin_plot.setYRange(row0 - 0.5, row0 + rows - 0.5, padding=0)
+        self.pin_plot.getAxis("left").setStyle(showValues=rows > 1)
+        fit_title(self.pin_plot, f"Pinned {pin.label}: same scale", f"Pinned {pin.label}",
+                  pin.label)
+        self.pinned_label = pin.label
 
     def _draw(self) -> None:
         r = self._result
@@ -64,15 +113,12 @@ class ConnectivityPanel(PlotPanel):
         if conn.ndim == 1:
             conn = conn[None, :]
         rows, cols = conn.shape
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logc = np.where(conn > 0, np.log10(np.abs(conn)), np.nan)
+        logc, self._row0 = _log_map(conn)
         finite = logc[np.isfinite(logc)]
         hi = float(finite.max()) if finite.size else 0.0
         lo = max(float(finite.min()), hi - DECADES) if finite.size else hi - 1.0
         if hi - lo < 1e-9:
             lo = hi - 1.0
-        # a single row (many_to_one) is the output at the last step
-        self._row0 = cols - rows if rows < cols else 0
         self.image.setImage(logc, autoLevels=False)
         self.image.setRect(-0.5, self._row0 - 0.5, cols, rows)
         set_levels(self.bar, (lo, hi))
@@ -86,6 +132,11 @@ class ConnectivityPanel(PlotPanel):
         self.plot.getAxis("left").setStyle(showValues=rows > 1)
         self._shown = logc
         self._table = {"connectivity": conn, "log10_connectivity": logc}
+        self._draw_pinned((lo, hi))
+        if self.pinned_label is not None:
+            pinned = next(p for p in self.pins if p.label == self.pinned_label)
+            self._table[f"pinned.{self.pinned_label}.connectivity"] = np.asarray(
+                pinned.result.connectivity, dtype=np.float64)
 
     def _describe(self, x: float, y: float) -> str | None:
         data = self._shown
@@ -98,3 +149,15 @@ class ConnectivityPanel(PlotPanel):
             value = f"{10 ** v:.3g} (log₁₀ {v:.2f})" if np.isfinite(v) else "0"
             return f"o at t = {t}, x at s = {s}: {value}"
         return None
+
+
+def _log_map(conn: Any) -> tuple[np.ndarray, int]:
+    """log₁₀ of a connectivity map (T_out, T_in), NaN where 0, and the output timestep
+    of its first row (a single row, many_to_one, is the output at the last step)."""
+    conn = np.asarray(conn, dtype=np.float64)
+    if conn.ndim == 1:
+        conn = conn[None, :]
+    rows, cols = conn.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logc = np.where(conn > 0, np.log10(np.abs(conn)), np.nan)
+    return logc, (cols - rows if rows < cols else 0)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QComboBox
 
 from .. import colormaps
 from .base import Overlay, PlotPanel, fit_title, mkpen
+from .pins import PinAware, pin_pen
 
 if TYPE_CHECKING:
     from core.probe import ProbeResult
@@ -36,7 +37,7 @@ def matrix_label(name: str) -> str:
     return label.replace("_reverse", " ←")
 
 
-class EigenPanel(PlotPanel):
+class EigenPanel(PinAware, PlotPanel):
     name = "eigen"
     title = "Recurrent eigenvalues"
     tooltip = ("Eigenvalues λ of the recurrent weight matrix (or of one gate's H×H block) "
@@ -74,6 +75,11 @@ class EigenPanel(PlotPanel):
         self.plot.addItem(self.outside)
         self.overlay = Overlay(self.plot)
         self._theta = theta
+        # Pinned runs' eigenvalues of the same matrix and block: hollow, muted, behind.
+        self._pin_pool: list[pg.ScatterPlotItem] = []
+        self.pinned_points: dict[str, pg.ScatterPlotItem] = {}
+        self.pin_legend = self._add_legend(self.plot, offset=(-5, -5))
+        self.pin_legend.setVisible(False)
 
     def _matrix_changed(self, *_: Any) -> None:
         if self._result is not None:
@@ -133,3 +139,31 @@ class EigenPanel(PlotPanel):
         fit_title(self.plot, f"Eigenvalues of {name}{where} — ρ = {rho:.3f}",
                   f"λ of {name}{short} · ρ = {rho:.3f}", f"ρ = {rho:.3f}")
         self._table = {"real": eig.real.copy(), "imag": eig.imag.copy(), "abs": mag}
+        self._draw_pins(name, block)
+
+    def _draw_pins(self, name: str, block: str) -> None:
+        """Each pinned run's eigenvalues of this matrix and block, as hollow rings."""
+        found = [(i, pin, pin.eigenvalues(name, block)) for i, pin in enumerate(self.pins)]
+        found = [(i, pin, e) for i, pin, e in found if e is not None and np.size(e)]
+        while len(self._pin_pool) < len(found):
+            item = pg.ScatterPlotItem(size=11, brush=None)
+            item.setZValue(-2)
+            self.plot.addItem(item)
+            self._pin_pool.append(item)
+        self.pinned_points.clear()
+        self.pin_legend.clear()
+        for item in self._pin_pool:
+            item.setData([], [])
+        legends = self.pin_legends
+        for item, (i, pin, e) in zip(self._pin_pool, found, strict=False):
+            e = np.asarray(e, dtype=np.complex128).ravel()
+            e = e[np.isfinite(e)]
+            item.setPen(pin_pen(i, 3 + i, 1.5))
+            item.setSymbol(("o", "s", "t", "d")[i % 4])
+            item.setData(e.real, e.imag)
+            self.pinned_points[pin.label] = item
+            self.pin_legend.addItem(item, legends[i])
+            if e.size == self._table["real"].size:  # one table: columns of one length
+                self._table[f"pinned.{pin.label}.real"] = e.real.copy()
+                self._table[f"pinned.{pin.label}.imag"] = e.imag.copy()
+        self.pin_legend.setVisible(bool(found))

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
 
 from core.diagnosis import CurveDiagnosis, below_float_range, diagnose_result
 
@@ -28,6 +27,7 @@ from .base import (
     set_y_range,
     short_layer_label,
 )
+from .pins import PIN_STYLES, PinnedCurves, pin_color, runs_legends
 
 if TYPE_CHECKING:
     from core.probe import ProbeResult
@@ -42,20 +42,8 @@ FLOOR_LABEL = "below float range (0)"
 KIND_COLORS = {"vanished": "#6fa0ff", "underflow": "#9a9a9a", "exploded": "#ff7050",
                "nonfinite": "#ff6060", "unreached": None, "entry": None}
 VERDICT_COLORS = {"vanishing": "#6fa0ff", "exploding": "#ff7050", "non-finite": "#ff6060"}
-# Pinned runs (Lab.pin): muted, one dash pattern per pin, behind the live curves.
-PIN_ALPHA = 210
-PIN_STYLES = (Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine,
-              Qt.PenStyle.DashDotDotLine)
-PIN_DIFFERENCES = 2  # differences named in a pin's legend entry, then "+N more"
 BAND_ALPHA = 60  # the fill of a seed band (live run); pinned bands are fainter
 PIN_BAND_ALPHA = 28
-
-
-def pin_legend_text(label: str, differences: Sequence[str]) -> str:
-    """``"A: init.forget_bias 0 → 2"``: the pin and what differs from the live run."""
-    shown = "; ".join(differences[:PIN_DIFFERENCES]) or "same settings"
-    more = len(differences) - PIN_DIFFERENCES
-    return html.escape(f"{label}: {shown}" + (f"; +{more} more" if more > 0 else ""))
 
 
 def log_ratio(live: np.ndarray, pinned: np.ndarray) -> np.ndarray:
@@ -142,13 +130,9 @@ class GradientsPanel(PlotPanel):
         self.floors: dict[str, pg.PlotDataItem] = {}
         self._structure: tuple | None = None
         self._title_legend = ""
-        # Pinned runs: "A.l0" → its curve (pooled like the live ones), and their legend.
-        self._pin_pool: list[pg.PlotDataItem] = []
-        self.pinned_curves: dict[str, pg.PlotDataItem] = {}
-        self.pin_legend_texts: list[str] = []
+        # Pinned runs: "A.l0" → its curve, and their legend.
+        self.pinned = PinnedCurves(self.plot)
         self._pins: tuple = ()
-        self._pin_legend = self._add_legend(self.plot, offset=(-5, -5))
-        self._pin_legend.setVisible(False)
         # Seed bands (Lab.set_seeds): the live run's, then the pinned runs', pooled.
         self._band_pool: list[tuple[pg.PlotDataItem, pg.PlotDataItem, pg.FillBetweenItem]] = []
         self._pin_band_pool: list[tuple[pg.PlotDataItem, pg.PlotDataItem,
@@ -168,36 +152,14 @@ class GradientsPanel(PlotPanel):
         """Draw pinned runs (``core.lab.Pinned``) dashed and muted behind the live curves,
         each with its legend entry naming the pin and its ``differences``."""
         pins = tuple(pin for pin, _diffs in runs)
-        curves = [(pin, i, j, key, pin.band(key[9:])[0] if pin.band(key[9:]) else values)
-                  for i, pin in enumerate(pins)
-                  for j, (key, values) in enumerate(
-                      (k, v) for k, v in pin.curves.items()
-                      if k.startswith("gradnorm.") and k.count(".") == 1)]
-        while len(self._pin_pool) < len(curves):
-            item = pg.PlotDataItem()
-            item.setZValue(-2)
-            self.plot.addItem(item)
-            self._pin_pool.append(item)
-        self.pinned_curves.clear()
-        for item in self._pin_pool:
-            item.setData([], [])
-            item.setVisible(False)
-        first: dict[int, pg.PlotDataItem] = {}
-        for item, (pin, i, j, key, values) in zip(self._pin_pool, curves, strict=False):
-            color = pg.mkColor(colormaps.line_color(j))
-            color.setAlpha(PIN_ALPHA)
-            item.setPen(pg.mkPen(color, width=2, style=PIN_STYLES[i % len(PIN_STYLES)]))
-            y = np.asarray(values, dtype=np.float64).ravel()
-            item.setData(np.arange(y.size, dtype=np.float64), positive(y))
-            item.setVisible(True)
-            self.pinned_curves[f"{pin.label}.{key.removeprefix('gradnorm.')}"] = item
-            first.setdefault(i, item)
-        self._pin_legend.clear()
-        self.pin_legend_texts = [pin_legend_text(pin.label, diffs) for pin, diffs in runs]
-        for i, text in enumerate(self.pin_legend_texts):
-            if i in first:
-                self._pin_legend.addItem(first[i], text)
-        self._pin_legend.setVisible(bool(first))
+        series = []
+        for i, pin in enumerate(pins):
+            keys = [k[9:] for k in pin.curves if k.startswith("gradnorm.") and k.count(".") == 1]
+            for j, key in enumerate(keys):
+                band = pin.band(key)
+                y = band[0] if band is not None else pin.gradient(key)
+                series.append((i, j, f"{pin.label}.{key}", np.arange(np.size(y)), y))
+        self.pinned.show(series, runs_legends(runs))
         self._draw_pin_bands(pins)
         if bool(pins) != bool(self._pins):
             if pins:
@@ -234,8 +196,7 @@ class GradientsPanel(PlotPanel):
     @staticmethod
     def _set_band(low: pg.PlotDataItem, high: pg.PlotDataItem, fill: pg.FillBetweenItem,
                   lo: np.ndarray, hi: np.ndarray, j: int, alpha: int) -> None:
-        color = pg.mkColor(colormaps.line_color(j))
-        color.setAlpha(alpha)
+        color = pin_color(j, alpha)
         steps = np.arange(np.size(lo), dtype=np.float64)
         # a band point that is not positive cannot be drawn on the log axis: both ends go
         low.setData(steps, positive(np.where(np.asarray(hi) > 0, lo, np.nan)))

@@ -20,12 +20,13 @@ from .base import (
     set_y_range,
     short_layer_label,
 )
+from .pins import PinAware, PinnedCurves
 
 NORM = "‖∂h<sub>T−1</sub>/∂h<sub>t</sub>‖₂"
 TITLES = (f"Jacobian product norm {NORM}", f"Jacobian norm {NORM}", NORM)
 
 
-class JacobianPanel(PlotPanel):
+class JacobianPanel(PinAware, PlotPanel):
     name = "jacobian"
     title = "Jacobian products"
     tooltip = ("How strongly the last hidden state depends on the state at step t: the "
@@ -43,6 +44,7 @@ class JacobianPanel(PlotPanel):
         self._pool: list[pg.PlotDataItem] = []  # grown, never removed: items keep their scene
         self.curves: dict[str, pg.PlotDataItem] = {}
         self._structure: tuple | None = None
+        self.pinned = PinnedCurves(self.plot)
 
     def _build(self, keys: tuple[str, ...]) -> None:
         if keys == self._structure:
@@ -94,6 +96,16 @@ class JacobianPanel(PlotPanel):
             shown.append(y)
             if y.size == T:
                 table[f"jacobian.{key}"] = y
+        series = []
+        for i, pin in enumerate(self.pins):
+            for j, key in enumerate(keys):
+                y = pin.curves.get(f"jacobian.{key}")
+                if y is not None:
+                    series.append((i, j, f"{pin.label}.{key}", np.arange(np.size(y)), y))
+                    if np.size(y) == T:
+                        table[f"pinned.{pin.label}.jacobian.{key}"] = np.asarray(y, np.float64)
+        self.pinned.show(series, self.pin_legends)
+        shown.extend(self.pinned.values())
         self._set_time_range(self.plot, T)
         set_y_range(self.plot, log_range(*shown))
         self._table = table

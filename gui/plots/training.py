@@ -19,6 +19,7 @@ from .base import (
     positive,
     set_y_range,
 )
+from .pins import PinAware, PinnedCurves
 
 if TYPE_CHECKING:
     from core.probe import ProbeResult
@@ -27,7 +28,7 @@ COLUMNS = ("step", "loss", "val_loss", "grad_norm_before", "grad_norm_after")
 EMPTY = "No training yet.<br>Press Train to see the loss fall."
 
 
-class TrainingPanel(PlotPanel):
+class TrainingPanel(PinAware, PlotPanel):
     name = "training"
     title = "Training"
     tooltip = ("Training progress, log scale. Top: training loss and validation loss "
@@ -70,7 +71,12 @@ class TrainingPanel(PlotPanel):
         self._history: dict[str, np.ndarray] = {}
         self._pending: dict | None = None  # a history not drawn yet
         self._x_start, self._x_end = 0.0, 0.0
+        self.pinned = PinnedCurves(self.loss_plot)
         self._show_empty()
+
+    def _pins_changed(self) -> None:
+        """Pinned runs' loss curves (dashed, behind), drawn at once."""
+        self._draw_history(self._history if self._history else {}, force=True)
 
     def _show_empty(self) -> None:
         self.overlay.set(EMPTY)
@@ -100,11 +106,39 @@ class TrainingPanel(PlotPanel):
             self._draw_history(history)
             self._settle()
 
-    def _draw_history(self, history: dict) -> None:
+    def _relabel(self) -> None:
+        if self.pins:
+            self.pinned.show_legends(self.pin_legends)
+
+    def _draw_pinned(self) -> list[np.ndarray]:
+        """The pinned runs' training losses; the values drawn."""
+        series = []
+        for i, pin in enumerate(self.pins):
+            step, loss = pin.history.get("step"), pin.history.get("loss")
+            if step is not None and loss is not None and len(step):
+                series.append((i, 0, f"{pin.label}.loss", step, loss))
+        self.pinned.show(series, self.pin_legends)
+        return self.pinned.values()
+
+    def _draw_history(self, history: dict, force: bool = False) -> None:
         cols = {k: np.asarray(history.get(k, []), dtype=np.float64).ravel() for k in COLUMNS}
         n = len(cols["step"]) if len(cols["step"]) else len(cols["loss"])
+        pinned = self._draw_pinned()
+        if n == 0 and pinned:  # only pinned runs trained: their curves, and the reason
+            for item in (self.loss, self.val, self.before, self.after):
+                item.setData([], [])
+            self._history = {}
+            self.overlay.set(None)
+            self.grad_overlay.set("This run is not trained yet: the dashed loss curves "
+                                  "above are the pinned runs'.")
+            steps = np.concatenate([np.asarray(i.xData, np.float64)
+                                    for i in self.pinned.curves.values()])
+            self.loss_plot.setXRange(0.0, max(float(np.nanmax(steps)), 10.0), padding=0.02)
+            set_y_range(self.loss_plot, log_range(*pinned))
+            self._table = {}
+            return
         if n == 0:
-            if not self._history:
+            if not self._history and not force:
                 return  # empty already: nothing to redraw (or repaint)
             for item in (self.loss, self.val, self.before, self.after):
                 item.setData([], [])
@@ -134,11 +168,13 @@ class TrainingPanel(PlotPanel):
         finite = step[np.isfinite(step)]
         if finite.size:
             lo, hi = float(finite.min()), float(finite.max())
+            for item in self.pinned.curves.values():  # the pinned runs' steps fit in too
+                hi = max(hi, float(np.nanmax(item.xData)))
             end = lo + grow_range(self._x_end - lo, max(hi - lo, 10.0) * 1.02)
             if end != self._x_end or lo != self._x_start:
                 self._x_start, self._x_end = lo, end
                 self.loss_plot.setXRange(lo, end, padding=0)
-        set_y_range(self.loss_plot, log_range(cols["loss"], cols["val_loss"]))
+        set_y_range(self.loss_plot, log_range(cols["loss"], cols["val_loss"], *pinned))
         grads = [cols["grad_norm_before"], cols["grad_norm_after"]]
         if self._clip is not None:
             grads.append(np.array([self._clip]))

@@ -41,7 +41,7 @@ def gradients(win):
 
 def test_pin_then_edit_overlays_the_pinned_run(qtbot, window):
     panel = gradients(window)
-    assert not window.unpin_action.isEnabled() and panel.pinned_curves == {}
+    assert not window.unpin_action.isEnabled() and panel.pinned.curves == {}
     assert window.pin_action.shortcut().toString() == "Ctrl+P"
     window.pin_action.trigger()
     pinned = np.array(window.state.result.arrays["gradnorm.l0"], dtype=np.float64)
@@ -49,13 +49,13 @@ def test_pin_then_edit_overlays_the_pinned_run(qtbot, window):
     assert window.unpin_action.isEnabled()
     window.state.set_init(forget_bias=2.0)
     wait_result(qtbot, window)
-    assert set(panel.pinned_curves) == {"A.l0"}
-    curve = panel.pinned_curves["A.l0"]
+    assert set(panel.pinned.curves) == {"A.l0"}
+    curve = panel.pinned.curves["A.l0"]
     assert curve.isVisible() and curve.zValue() < panel.curves["h.l0"].zValue()
     np.testing.assert_allclose(curve.yData, pinned)
     assert curve.opts["pen"].color().alpha() < 255  # muted
-    assert panel.pin_legend_texts == ["A: init.forget_bias 0 → 2"]
-    legend = [label.text for _sample, label in panel._pin_legend.items]
+    assert panel.pinned.legend_texts == ["A: init.forget_bias 0 → 2"]
+    legend = [label.text for _sample, label in panel.pinned.legend.items]
     assert any("A: init.forget_bias 0 → 2" in text for text in legend)
     assert "pinned.A.gradnorm.l0" in panel.to_csv_table()
 
@@ -65,11 +65,11 @@ def test_unpin_removes_the_overlay(qtbot, window):
     window.pin_run()
     window.state.set_init(forget_bias=1.0)
     wait_result(qtbot, window)
-    assert panel.pinned_curves
+    assert panel.pinned.curves
     window.unpin_action.trigger()
-    assert window.state.pinned == [] and panel.pinned_curves == {}
-    assert panel.pin_legend_texts == [] and not panel._pin_legend.isVisible()
-    assert not any(item.isVisible() for item in panel._pin_pool)
+    assert window.state.pinned == [] and panel.pinned.curves == {}
+    assert panel.pinned.legend_texts == [] and not panel.pinned.legend.isVisible()
+    assert not any(item.isVisible() for item in panel.pinned._pool)
 
 
 def test_pinned_runs_survive_save_and_open(qtbot, window, tmp_path):
@@ -80,12 +80,12 @@ def test_pinned_runs_survive_save_and_open(qtbot, window, tmp_path):
     assert window.save_as(path)
     window.state.load(lstm_experiment())
     wait_result(qtbot, window)
-    assert window.state.pinned == [] and gradients(window).pinned_curves == {}
+    assert window.state.pinned == [] and gradients(window).pinned.curves == {}
     assert window.open_path(path)
     wait_result(qtbot, window)
     assert [p.label for p in window.state.pinned] == ["A"]
-    assert gradients(window).pin_legend_texts == ["A: init.forget_bias 0 → 2"]
-    assert set(gradients(window).pinned_curves) == {"A.l0"}
+    assert gradients(window).pinned.legend_texts == ["A: init.forget_bias 0 → 2"]
+    assert set(gradients(window).pinned.curves) == {"A.l0"}
 
 
 def test_unpin_one_run_from_the_menu_keeps_the_others(qtbot, window):
@@ -102,7 +102,7 @@ def test_unpin_one_run_from_the_menu_keeps_the_others(qtbot, window):
                                          "B: init.forget_bias 1 → 2"]
     items[0].trigger()
     assert [p.label for p in window.state.pinned] == ["B"]
-    assert set(panel.pinned_curves) == {"B.l0"}
+    assert set(panel.pinned.curves) == {"B.l0"}
 
 
 def test_the_difference_view_shows_the_log_ratio_per_timestep(qtbot, window):
@@ -152,3 +152,59 @@ def test_seeds_draw_a_band_that_holds_the_mean(qtbot, window):
                     and window.state.result.experiment.init.forget_bias == 2.0, timeout=10000)
     wait_result(qtbot, window)
     assert "l0" not in panel.bands
+
+
+def panel_of(win, name):
+    from gui.app import raise_dock
+
+    raise_dock(win.docks[f"plot.{name}"])
+    panel = next(p for p in win.panels if p.name == name)
+    panel._catch_up()
+    return panel
+
+
+def test_every_curve_view_draws_the_pinned_run(qtbot, window):
+    window.pin_run()
+    kept = window.state.result
+    window.state.set_init(forget_bias=2.0)
+    wait_result(qtbot, window)
+    jac = panel_of(window, "jacobian")
+    np.testing.assert_allclose(jac.pinned.curves["A.l0"].yData, kept.jacobian["l0"])
+    assert jac.pinned.legend_texts == ["A: init.forget_bias 0 → 2"]
+    assert "pinned.A.jacobian.l0" in jac.to_csv_table()
+    eig = panel_of(window, "eigen")
+    block = eig.block_selector.currentData()
+    ring = eig.pinned_points["A"]
+    want = np.asarray(kept.spectra["weight_hh_l0"][block])
+    np.testing.assert_allclose(np.sort(ring.data["x"]), np.sort(want.real), atol=1e-6)
+    conn = panel_of(window, "connectivity")
+    assert conn.pinned_label == "A" and conn.pin_plot.scene() is not None
+    np.testing.assert_allclose(conn.pin_image.image, np.log10(kept.connectivity), rtol=1e-6)
+    window.unpin_action.trigger()
+    assert conn.pin_plot.scene() is None and eig.pinned_points == {}
+    assert jac.pinned.curves == {}
+
+
+def test_a_trained_pin_draws_its_loss_behind_the_live_training(qtbot, window):
+    window.state.lab.train(5)
+    wait_result(qtbot, window)
+    window.pin_run()
+    loss = np.asarray(window.state.lab.history.column("loss"))
+    window.state.reset()  # fresh weights: the live run is untrained
+    wait_result(qtbot, window)
+    training = panel_of(window, "training")
+    window.flush_redraws()
+    curve = training.pinned.curves["A.loss"]
+    np.testing.assert_allclose(curve.yData, loss)
+    assert "pinned runs" in training.grad_overlay._html
+    assert not training.overlay._html or not training.overlay._item.isVisible()
+
+
+def test_the_training_legend_follows_what_differs(qtbot, window):
+    window.state.lab.train(3)
+    wait_result(qtbot, window)
+    window.pin_run()
+    training = panel_of(window, "training")
+    window.state.set_scale("recurrent", 1.5)
+    wait_result(qtbot, window)
+    assert training.pinned.legend_texts == ["A: init.scales.recurrent 1 → 1.5"]
