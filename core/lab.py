@@ -396,6 +396,65 @@ class Lab:
         return self._init_edit(f"{family.capitalize()} scale {value:g}",
                                key=f"init.scales.{family}", scales=scales)
 
+    def set_path(self, path: str, value: Any) -> bool:
+        """Set the field at dotted ``path`` (``init.forget_bias``, ``training.clip.mode``,
+        ``model.layers.0.cell`` …; see :mod:`core.paths`) to ``value``, as one edit."""
+        from .paths import format_value, with_path
+
+        try:
+            exp = with_path(self.experiment, path, value)
+        except UserError as exc:
+            return self._report(str(exc))
+        exp.title, exp.description = self.experiment.title, self.experiment.description
+        policy = "init" if path.startswith("init.") else (
+            "model" if path.startswith("model.") else "keep")
+        return self._edit(f"{path} {format_value(value)}", exp, policy)
+
+    def pair_job(self, pair: Any) -> Any:
+        """A job running A of ``pair`` (:class:`core.pairs.Pair`) in any thread; hand its
+        outcome to :meth:`apply_pair`.  ConfigError if A or B is not a valid setting."""
+        from .pairs import PairJob, check_pair
+
+        check_pair(self.experiment, pair)
+        return PairJob(self._v, pair)
+
+    def apply_pair(self, job: Any, outcome: Any) -> bool:
+        """Pin A's run (:class:`core.pairs.PairOutcome`) and set the path to B (one
+        undoable edit; the pin itself is not undone, as with :meth:`pin`).  False when
+        the settings changed since the job started."""
+        from .paths import format_value
+
+        if job.version is not self._v:
+            return False
+        pair = job.pair
+        h = outcome.history
+        history = ({c: h.column(c) for c in ("step", "loss", "val_loss")} if len(h) else {})
+        if len(self._pinned) >= MAX_PINNED:
+            dropped = self._pinned.pop(0)
+            self.notice.emit(f"Unpinned {dropped.label}: at most {MAX_PINNED} pinned runs")
+        used = {p.label for p in self._pinned}
+        label = next((c for c in PIN_LABELS if c not in used), str(len(used) + 1))
+        exp = copy.deepcopy(outcome.experiment)
+        exp.weights = None
+        self._pinned.append(Pinned(label, exp, pin_curves(outcome.result), history, None,
+                                   outcome.result))
+        self.pinned_changed.emit()
+        self.file_changed.emit()
+        ok = self.set_path(pair.path, pair.b)
+        if ok:
+            self.notice.emit(f"Pinned {label}: {pair.path} = {format_value(pair.a)}"
+                             + (f", trained {len(h)} steps" if len(h) else "")
+                             + f"; the live run has {format_value(pair.b)}")
+        return ok
+
+    def compare_pair(self, pair: Any, control: Control | None = None) -> bool:
+        """:meth:`pair_job`, run here, then :meth:`apply_pair`."""
+        try:
+            job = self.pair_job(pair)
+        except UserError as exc:
+            return self._report(str(exc))
+        return self.apply_pair(job, job.run(control))
+
     def set_init(self, **changes: Any) -> bool:
         """Initialisation fields: scheme, scales, forget_bias, seed."""
         text = "Initialisation: " + ", ".join(f"{k} {_short(v)}" for k, v in changes.items())
@@ -720,8 +779,8 @@ class Lab:
             return self._report(str(exc))
         self.stop_training()
         self.backend_label = label
+        self.lesson = lesson  # before the events: a view of the new experiment sees it
         self._install(dataclasses.replace(doc, experiment=exp), Path(path) if path else None)
-        self.lesson = lesson
         if modified:
             self._saved = None
         self.file_changed.emit()

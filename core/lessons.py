@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .experiment import Experiment, experiment_from_dict
+from .pairs import Pair, check_pair, pair_from_dict
 from .resources import resource_path
 
 LESSONS_DIR = resource_path("lessons")
@@ -66,9 +67,26 @@ def list_lessons() -> list[tuple[str, str]]:
 
 
 def load_lesson(name: str) -> Experiment:
-    """The validated experiment of lesson ``name``."""
+    """The validated experiment of lesson ``name`` (its ``compare`` step aside: see
+    :func:`lesson_pair`)."""
     data = _read(lesson_path(name))
+    data.pop("compare", None)
     try:
         return experiment_from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"lesson {name}: {exc}") from None
+
+
+def lesson_pair(name: str) -> Pair | None:
+    """The lesson's one-click "Compare" step (:class:`core.pairs.Pair`), or None: its
+    optional ``compare`` object ``{"path", "values": [A, B], "train_steps", "label"}``,
+    checked against the lesson's own settings."""
+    raw = _read(lesson_path(name)).get("compare")
+    if raw is None:
+        return None
+    pair = pair_from_dict(raw, f"lesson {name}: compare")
+    try:
+        check_pair(load_lesson(name), pair)
+    except ConfigError as exc:
+        raise ConfigError(f"lesson {name}: compare: {exc}") from None
+    return pair

@@ -190,7 +190,28 @@ class LabState(QObject):
             self.probe_progress.emit(fraction, stage)
 
     def _on_probe_result(self, job: Any, result: Any) -> None:
-        self.lab.publish(job, result)
+        from core.pairs import PairJob
+
+        if isinstance(job, PairJob):
+            self.lab.apply_pair(job, result)
+        else:
+            self.lab.publish(job, result)
+
+    def compare_pair(self, pair: Any) -> bool:
+        """Run A of ``pair`` (:class:`core.pairs.Pair`) in the background, then pin it and
+        make B live (a lesson's Compare step); progress shows, Cancel stops it."""
+        from core.errors import UserError
+
+        self.wait_for_rest()
+        try:
+            job = self.lab.pair_job(pair)
+        except UserError as exc:
+            self.lab.last_error = str(exc)
+            self.error.emit(str(exc))
+            return False
+        self.long_probe = True
+        self.probe_runner.submit(job)
+        return True
 
     def _on_failure(self, message: str) -> None:
         self.lab.last_error = message

@@ -7,6 +7,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import numpy as np
 import pytest
 
 from core.errors import ConfigError
@@ -61,3 +62,44 @@ def test_lesson_panel_shows_title_and_description(qtbot):
     state.load(load_lesson("vanishing_tanh"))
     assert "Vanishing gradients" in panel.text()
     state.shutdown()
+
+
+def test_two_lessons_have_a_one_click_compare_step():
+    from core.lessons import lesson_pair
+
+    pairs = {name: lesson_pair(name) for name, _title in list_lessons()}
+    assert pairs["forget_gate"].path == "init.forget_bias"
+    assert (pairs["forget_gate"].a, pairs["forget_gate"].b) == (0, 2)
+    assert pairs["exploding_clipping"].path == "training.clip.mode"
+    assert pairs["exploding_clipping"].train_steps > 0
+    for name, pair in pairs.items():
+        if pair is not None:
+            assert "Compare:" in load_lesson(name).description, name
+
+
+def test_the_compare_button_pins_a_and_keeps_b_live(qtbot, tmp_path):
+    from gui.app import MainWindow
+
+    from .test_files import dispose, wait_result
+
+    win = MainWindow(settings=None, data_dir=tmp_path / "data")
+    win.confirm_discard = lambda: True
+    try:
+        assert win.open_lesson("exploding_clipping")
+        wait_result(qtbot, win)
+        button = win.lesson_panel.compare_button
+        assert button.isVisibleTo(win.lesson_panel) and "clipping" in button.text()
+        button.click()
+        qtbot.waitUntil(lambda: len(win.state.pinned) == 1, timeout=30000)
+        wait_result(qtbot, win)
+        pin = win.state.pinned[0]
+        assert pin.experiment.training.clip.mode == "none"
+        assert win.state.experiment.training.clip.mode == "norm"
+        assert 0 < pin.steps <= 120 and not np.isfinite(pin.history["loss"][-1])
+        assert win.state.differences(pin)[0] == "training.clip.mode none → norm"
+        assert win.state.undo_text == "training.clip.mode norm"  # B is one undoable edit
+        assert win.state.lab.history.column("loss").size == 0  # B is for the user to train
+        assert win.open_lesson("vanishing_tanh")
+        assert not win.lesson_panel.compare_button.isVisibleTo(win.lesson_panel)
+    finally:
+        dispose(win)
