@@ -34,7 +34,7 @@ from .cells.lstm import step_constants as lstm_constants
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
 from .jobs import Control
-from .layout import directions, param_shapes
+from .layout import INPUT_ONLY, directions, param_shapes
 from .losses import LOSSES, softmax
 from .memory import available_memory, format_bytes
 from .tracing import LayerTrace, Trace
@@ -142,6 +142,8 @@ class Network:
                     P.update(lstm_constants(xp, dt))
                     if layer.peephole:
                         P["peep"] = p[f"weight_peep_l{k}{d}"]
+                if layer.cell == "cifg":
+                    P.update(CELLS["cifg"].step_constants(xp, dt))
                 if layer.cell == "gru":  # b_hn, inside r ⊙ (W_hn h + b_hn); none with feedback
                     b_hh = p.get(f"bias_hh_l{k}{d}")
                     P["b_hn"] = b_hh[2 * H:] if b_hh is not None else xp.zeros(H, dtype=dt)
@@ -260,18 +262,19 @@ class Network:
         T, B, _ = X.shape
         H, G = D.H, D.cell.BLOCKS
         sfx = f"_l{D.k}{D.suffix}"
-        W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
-        b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
+        W_ih, W_hh = p["weight_ih" + sfx], p.get("weight_hh" + sfx)
+        b_ih, b_hh = p["bias_ih" + sfx], p.get("bias_hh" + sfx)
         # Fold b_hh into the input projection, except GRU's b_hn, which r multiplies (the
-        # cell adds it in the step: P["b_hn"]).
-        bias = (b_ih + b_hh).reshape(G, 1, 1, H)
+        # cell adds it in the step: P["b_hn"]).  minGRU/minLSTM have no b_hh (nor W_hh).
+        bias = (b_ih + b_hh if b_hh is not None else b_ih.copy()).reshape(G, 1, 1, H)
         if D.cell.NAME == "gru":
             bias[2, 0, 0] = b_ih[2 * H:]
         xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt), bias,  # all steps
                         self.control)
         D.X = X
         D.S = D.cell.alloc(self.mem, T, B, H, dt)
-        W_hhT = xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1))  # (G, H, H)
+        W_hhT = (None if W_hh is None  # (G, H, H)
+                 else xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1)))
         hproj = xp.empty((G, B, H), dtype=dt)
         zeros = xp.zeros((B, H), dtype=dt)
         order = D.order(T)
@@ -297,6 +300,9 @@ class Network:
                 else:
                     h_prev = S["h"][tp]
                     c_prev = S["c"][tp] if "c" in S else zeros
+            if W_hhT is None:  # minGRU/minLSTM: the gates see only the input
+                D.cell.forward(xp, S, t, xproj[:, t], None, h_prev, c_prev, D.P)
+                continue
             xp.matmul(h_prev, W_hhT, out=hproj)
             D.cell.forward(xp, S, t, xproj[:, t], hproj, h_prev, c_prev, D.P)
 
@@ -313,7 +319,7 @@ class Network:
         T, B, _ = D.X.shape
         H, G = D.H, D.cell.BLOCKS
         sfx = f"_l{D.k}{D.suffix}"
-        W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+        W_ih, W_hh = p["weight_ih" + sfx], p.get("weight_hh" + sfx)
         lstm = D.cell.HAS_CELL_STATE
         mem = self.mem
         self._grad_buffers(D, T, B)
@@ -376,6 +382,9 @@ class Network:
                 dh_carry[...] = 0  # truncation: h_{s-1} is a constant here
                 dc_carry = zeros
                 continue
+            if W_hh is None:  # no W_hh: the direct path is the whole dh_{t-1}
+                dh_carry[...] = direct
+                continue
             xp.matmul(dhp_rows[t], W_hh, out=dh_carry)  # dh_{t-1} = Σ_gates dhp_g · W_hh,g
             if direct is not None:
                 dh_carry += direct
@@ -391,11 +400,13 @@ class Network:
         dxp, dhp = D.dxp, D.dhp
         starts = D.prev_rows(slice(0, T), h_first, c_first)  # h_{t-1}, c_{t-1} of every step
         grads["weight_ih" + sfx] = outer_sum(xp, dxp, X)
+        grads["bias_ih" + sfx] = column_sum(dxp)
+        if not D.cell.HIDDEN_WEIGHTS:  # minGRU/minLSTM: no W_hh, no b_hh
+            return
         dW_hh = xp.zeros((dhp.shape[0] * H, H), dtype=dt)
         for rows, h_prev, _ in starts:
             dW_hh += outer_sum(xp, dhp[:, rows], h_prev)
         grads["weight_hh" + sfx] = dW_hh
-        grads["bias_ih" + sfx] = column_sum(dxp)
         # b_hh enters beside b_ih, so it has the same gradient, except GRU's b_hn.
         grads["bias_hh" + sfx] = (grads["bias_ih" + sfx].copy() if dhp is dxp
                                   else column_sum(dhp))
@@ -684,7 +695,10 @@ def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, Lay
 
 # Arrays one direction keeps per timestep and sample, in units of H, through a pass:
 # its states — h | gates, h, c, tanh c | gates, h, hp_n — and dL/dh (and dL/dc).
-_STORED = {"rnn": 1 + 1, "lstm": 7 + 2, "gru": 5 + 1}
+_STORED = {"rnn": 1 + 1, "lstm": 7 + 2, "gru": 5 + 1,
+           # gates, h, c, tanh c | z, h̃, h (and 1 − z on the NumPy steps) | f′, i′, h̃,
+           # raw f, i, h
+           "cifg": 6 + 2, "mingru": 4 + 1, "minlstm": 6 + 1}
 
 
 def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float32") -> int:
@@ -717,7 +731,8 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
             work = max(work, grad_buffers + d_in)
         if k > 0 and model.layers[k - 1].bidirectional:
             units += d_in  # the concatenated input
-        params += nd * (G * H * (d_in + H + 2) + 3 * H) * 2
+        hh = 0 if cell in INPUT_ONLY else H + 1  # W_hh and b_hh (minGRU/minLSTM: none)
+        params += nd * (G * H * (d_in + hh + 1) + 3 * H) * 2
         d_in = nd * H
     units += work + 2 * model.output_size  # the output and its gradient
     if feedback:
