@@ -14,6 +14,13 @@ from .experiment import LayerConfig, ModelConfig
 GATES = {"rnn": (), "lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"),
          "cifg": ("f", "g", "o"), "mingru": ("z",), "minlstm": ("f", "i")}
 BLOCKS = {"rnn": 1, "lstm": 4, "gru": 3, "cifg": 3, "mingru": 2, "minlstm": 3}
+# How the cells are called in prose.
+CELL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "cifg": "CIFG",
+              "mingru": "minGRU", "minlstm": "minLSTM"}
+# The row blocks of W_ih (and W_hh, W_oh) in order: the gates, and the candidate of
+# minGRU/minLSTM (h̃, not a gate of the trace), or "h" for an RNN's single block.
+ROW_BLOCKS = {**{c: g for c, g in GATES.items() if c not in ("rnn", "mingru", "minlstm")},
+              "rnn": ("h",), "mingru": ("z", "h̃"), "minlstm": ("f", "i", "h̃")}
 # Cells without hidden-to-hidden weights (no weight_hh, no bias_hh): their gates see
 # only the input, and the step Jacobian ∂h_t/∂h_{t-1} is diagonal.
 INPUT_ONLY = frozenset({"mingru", "minlstm"})

@@ -696,9 +696,8 @@ def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, Lay
 # Arrays one direction keeps per timestep and sample, in units of H, through a pass:
 # its states — h | gates, h, c, tanh c | gates, h, hp_n — and dL/dh (and dL/dc).
 _STORED = {"rnn": 1 + 1, "lstm": 7 + 2, "gru": 5 + 1,
-           # gates, h, c, tanh c | z, h̃, h (and 1 − z on the NumPy steps) | f′, i′, h̃,
-           # raw f, i, h
-           "cifg": 6 + 2, "mingru": 4 + 1, "minlstm": 6 + 1}
+           # gates, h, c, tanh c | z, h̃, h | f′, i′, h̃, raw f, i, h
+           "cifg": 6 + 2, "mingru": 3 + 1, "minlstm": 6 + 1}
 
 
 def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float32") -> int:

@@ -58,28 +58,27 @@ def forward(xp: Any, S: dict, t: int, xpj: Any, hpj: Any, h_prev: Any, c_prev: A
 
 
 def factor_arrays(mem: Any, S: dict, P: dict, dxp: Any, dhp: Any, dc: Any) -> dict[str, Any]:
-    """K (2, T, B, H) in ``dxp`` (the loop overwrites it with the gradient) and the
-    direct ∂h_t/∂h_{t-1} = 1 − z in a buffer of its own.  With fused kernels the backward
-    step reads the forward trace ``S``."""
+    """K (2, T, B, H) in ``dxp`` (the loop overwrites it with the gradient); the direct
+    ∂h_t/∂h_{t-1} = 1 − z comes from z itself.  With fused kernels the backward step
+    reads the forward trace ``S``."""
     if P.get("fused") is not None:
         return {"S": S}
-    return {"k": dxp, "keep": mem.empty(S["h"].shape, S["h"].dtype)}
+    return {"k": dxp, "z": S["gates"][0]}
 
 
 def local(xp: Any, S: dict, c: Any, h_prev: Any, c_prev: Any, P: dict, L: dict) -> None:
     """For the timesteps ``c`` at once (``h_prev`` the h_{t-1} of each)::
 
-        K_z = (h̃ − h_{t-1}) σ'(z)      K_h = z      keep = 1 − z
+        K_z = (h̃ − h_{t-1}) σ'(z)      K_h = z
     """
     if P.get("fused") is not None:
         return
     z, hc = S["gates"][:, c]
     Kz, Kh = L["k"][:, c]
-    keep = L["keep"][c]
-    xp.subtract(1.0, z, out=keep)
+    xp.subtract(1.0, z, out=Kh)                 # (scratch) 1 − z
     xp.subtract(hc, h_prev, out=Kz)
     Kz *= z
-    Kz *= keep
+    Kz *= Kh
     Kh[...] = z
 
 
@@ -94,7 +93,9 @@ def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any,
         fused["gradlab_mingru_backward"](dh, *S["gates"][:, t], h_prev, *dxp, direct)
         return direct, None
     xp.multiply(L["k"][:, t], dh, out=dxp)
-    return dh * L["keep"][t], None
+    direct = 1.0 - L["z"][t]
+    direct *= dh
+    return direct, None
 
 
 def keep_factor(xp: Any, gates: dict[str, Any]) -> Any:
