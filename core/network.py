@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from . import scan as time_scan
 from .backend import Backend
 from .cells import CELLS
 from .cells.lstm import step_constants as lstm_constants
@@ -118,6 +119,17 @@ class Network:
         self.mem = Workspace(self.xp)
         # Checked every few timesteps: a cancelled pass raises core.jobs.Cancelled.
         self.control: Control | None = None
+        # minGRU/minLSTM as one scan over time (core.scan): True, False, or None for
+        # wherever it is the faster path (core.scan.worth_scanning).
+        self.scan: bool | None = None
+
+    def _use_scan(self, D: _Dir, T: int) -> bool:
+        """Whether direction ``D`` runs its T steps as a scan (core.scan), not a loop."""
+        if D.cell.HIDDEN_WEIGHTS:
+            return False
+        if self.scan is not None:
+            return self.scan
+        return time_scan.worth_scanning(T, D.X.shape[1], D.H)
 
     def checkpoint(self, s: int) -> None:
         """Between steps: stop a cancelled pass (every 4th step; a check is cheap)."""
@@ -281,6 +293,9 @@ class Network:
         fz = frozen.layers[D.key] if frozen is not None and tbptt else None
         h_prev = zeros if D.h0 is None else D.h0
         c_prev = zeros if D.c0 is None else D.c0
+        if self._use_scan(D, T):  # minGRU/minLSTM: the whole sequence as one scan
+            time_scan.forward(xp, D, xproj, h_prev, None if fz is None else fz.h, tbptt)
+            return
         with self.backend.step_loop(2.0 * B * H * G * H):
             self._forward_steps(D, order, xproj, hproj, W_hhT, h_prev, c_prev, zeros, fz,
                                 tbptt)
@@ -329,6 +344,13 @@ class Network:
         dh_carry = xp.zeros((B, H), dtype=dt)
         dc_carry = zeros
         order = D.order(T)
+        if self._use_scan(D, T):  # minGRU/minLSTM: one scan back over time (core.scan)
+            D.dh0, D.dc0 = time_scan.backward(xp, D, dH, h_first, tbptt), None
+            self._dir_param_grads(D, h_first, c_first, grads)
+            dX = (back_project(xp, D.dxp, W_ih, mem.empty((T, B, D.X.shape[2]), dt))
+                  if want_dx else None)
+            D.dxp = D.dhp = None
+            return dX
         L = D.cell.factor_arrays(mem, D.S, D.P, D.dxp, D.dhp, D.dc)
         for rows, h_prev, c_prev in D.prev_rows(slice(0, T), h_first, c_first):
             D.cell.local(xp, D.S, rows, h_prev, c_prev, D.P, L)
@@ -723,6 +745,8 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
         # the LSTM's ∂c_t/∂c_{t-1} (without them it is the forget gate itself; the fused
         # steps need neither, so the estimate errs high there, by H of some 15 H).
         grad_buffers = G * H * (2 if cell == "gru" else 1) + (H if layer.peephole else 0)
+        if cell in INPUT_ONLY and not feedback and time_scan.worth_scanning(T, B, H):
+            grad_buffers += H  # the scan's coefficients of the backward recurrence
         if feedback:  # every layer keeps its gradient buffers to the end
             units += nd * (_STORED[cell] * H + grad_buffers)
         else:  # released after each direction: gradient buffers and dL/d(input)

@@ -256,10 +256,70 @@ MINLSTM_BACKWARD = Fused(
     direct = vd;
     """)
 
+# The scan over time (core.scan), whole sequences at once: the gates of every step and
+# the coefficients of h_t = a ⊙ h_{t-1} + b; then, once dL/dh_t is known for every step,
+# dL/d(projections) (the backward kernels without the recurrent part).
+MINGRU_SCAN = Fused(
+    "gradlab_mingru_scan",
+    ("az", "ah"),
+    ("z", "hc", "a", "b"),
+    f"""
+    T sz = {_SIGMOID.format("az")};
+    z = sz;
+    hc = ah;
+    a = 1 - sz;
+    b = sz * ah;
+    """)
+
+MINGRU_SCAN_BACKWARD = Fused(
+    "gradlab_mingru_scan_backward",
+    ("dh", "z", "hc", "hprev"),
+    ("daz", "dah"),
+    """
+    T vz = dh * ((hc - hprev) * (z * (1 - z)));
+    T vh = dh * z;
+    daz = vz;
+    dah = vh;
+    """)
+
+MINLSTM_SCAN = Fused(
+    "gradlab_minlstm_scan",
+    ("af", "ai", "ah"),
+    ("fn", "fi", "hc", "rf", "ri", "a", "b"),
+    f"""
+    T sf = {_SIGMOID.format("af")};
+    T si = {_SIGMOID.format("ai")};
+    T nf = sf / (sf + si);
+    T ni = 1 - nf;
+    T hh = ah;
+    fn = nf;
+    fi = ni;
+    hc = hh;
+    rf = sf;
+    ri = si;
+    a = nf;
+    b = ni * hh;
+    """)
+
+MINLSTM_SCAN_BACKWARD = Fused(
+    "gradlab_minlstm_scan_backward",
+    ("dh", "fn", "fi", "hc", "rf", "ri", "hprev"),
+    ("daf", "dai", "dah"),
+    """
+    T v = dh * ((hprev - hc) * (fn * fi));
+    T vf = v * (1 - rf);
+    T vi = v * (ri - 1);
+    T vh = dh * fi;
+    daf = vf;
+    dai = vi;
+    dah = vh;
+    """)
+
 ALL = (LSTM_FORWARD, LSTM_PEEPHOLE_FORWARD, LSTM_BACKWARD, LSTM_PEEPHOLE_BACKWARD,
        GRU_FORWARD, GRU_BACKWARD, RNN_TANH_FORWARD, RNN_SIGMOID_FORWARD, RNN_TANH_BACKWARD,
        RNN_SIGMOID_BACKWARD, CIFG_FORWARD, CIFG_BACKWARD, MINGRU_FORWARD, MINGRU_BACKWARD,
-       MINLSTM_FORWARD, MINLSTM_BACKWARD)
+       MINLSTM_FORWARD, MINLSTM_BACKWARD, MINGRU_SCAN, MINGRU_SCAN_BACKWARD, MINLSTM_SCAN,
+       MINLSTM_SCAN_BACKWARD)
 
 
 @functools.cache

@@ -98,6 +98,52 @@ def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any,
     return direct, None
 
 
-def keep_factor(xp: Any, gates: dict[str, Any]) -> Any:
-    """The diagonal of ∂h_t/∂h_{t-1} from the trace's gates: 1 − z (T, B, H)."""
-    return 1.0 - gates["z"]
+def keep_factor(xp: Any, gates: dict[str, Any], out: Any = None) -> Any:
+    """The diagonal of ∂h_t/∂h_{t-1} from the trace's gates: 1 − z (T, B, H), into
+    ``out`` when given."""
+    return xp.subtract(1.0, gates["z"], out=out)
+
+
+def scan_coefficients(xp: Any, S: dict, xproj: Any, P: dict) -> Any:
+    """Every step's gates at once from the input projections ``xproj`` (2, T, B, H), into
+    S["gates"], for h_t = a_t ⊙ h_{t-1} + b_t: b = z ⊙ h̃ into S["h"], and returns
+    a = 1 − z (T, B, H), a new array (core.scan runs the recurrence)."""
+    z, hc = S["gates"]
+    fused = P.get("fused")
+    if fused is not None:  # one kernel over the whole sequence
+        a = xp.empty_like(z)
+        fused["gradlab_mingru_scan"](xproj[0], xproj[1], z, hc, a, S["h"])
+        return a
+    xp.multiply(xproj[0], -1.0, out=z)
+    xp.exp(z, out=z)
+    z += 1.0
+    xp.reciprocal(z, out=z)
+    hc[...] = xproj[1]
+    xp.multiply(z, hc, out=S["h"])
+    return 1.0 - z
+
+
+def scan_local(xp: Any, S: dict, c: slice, h_prev: Any, dh: Any, dxp: Any, P: dict) -> None:
+    """dL/d(projections) of the timesteps ``c`` at once, once the total dL/dh ``dh``
+    (T, B, H) of every step is known: dxp[:, c] = K ⊙ dh[c] (``h_prev`` the h_{t-1} of
+    each)."""
+    fused = P.get("fused")
+    if fused is not None:
+        rows = rows_of(xp)
+        z, hc = S["gates"][:, c]
+        fused["gradlab_mingru_scan_backward"](rows(dh[c]), rows(z), rows(hc), rows(h_prev),
+                                              rows(dxp[0, c]), rows(dxp[1, c]))
+        return
+    local(xp, S, c, h_prev, None, P, {"k": dxp})
+    dxp[:, c] *= dh[c]
+
+
+def rows_of(xp: Any) -> Any:
+    """A function viewing an (n, B, H) array as (n·B, H) rows, never a copy (what the
+    compiled kernels take for a gate's block of a wider array)."""
+    def rows(a: Any) -> Any:
+        out = a.reshape(-1, a.shape[-1])
+        if not xp.shares_memory(out, a):  # pragma: no cover - splits always view
+            raise ValueError("rows_of: the array cannot be viewed as rows")
+        return out
+    return rows

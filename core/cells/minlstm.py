@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .mingru import rows_of
+
 NAME = "minlstm"
 BLOCKS = 3
 GATES = ("f", "i")
@@ -106,6 +108,50 @@ def backward(xp: Any, t: int, dh: Any, dc_next: Any, L: dict, P: dict, dxp: Any,
     return dh * L["keep"][t], None
 
 
-def keep_factor(xp: Any, gates: dict[str, Any]) -> Any:
-    """The diagonal of ∂h_t/∂h_{t-1} from the trace's gates: f′ (T, B, H)."""
-    return gates["f"]
+def keep_factor(xp: Any, gates: dict[str, Any], out: Any = None) -> Any:
+    """The diagonal of ∂h_t/∂h_{t-1} from the trace's gates: f′ (T, B, H) (a copy in
+    ``out`` when given, else the gate itself)."""
+    if out is None:
+        return gates["f"]
+    out[...] = gates["f"]
+    return out
+
+
+def scan_coefficients(xp: Any, S: dict, xproj: Any, P: dict) -> Any:
+    """Every step's gates at once from the input projections ``xproj`` (3, T, B, H), into
+    S["gates"] and S["raw"], for h_t = a_t ⊙ h_{t-1} + b_t: b = i′ ⊙ h̃ into S["h"], and
+    returns a = f′ (T, B, H), a new array (core.scan runs the recurrence)."""
+    raw = S["raw"]
+    fn, in_, hc = S["gates"]
+    fused = P.get("fused")
+    if fused is not None:  # one kernel over the whole sequence
+        a = xp.empty_like(fn)
+        fused["gradlab_minlstm_scan"](*xproj, fn, in_, hc, *raw, a, S["h"])
+        return a
+    xp.multiply(xproj[:2], -1.0, out=raw)
+    xp.exp(raw, out=raw)
+    raw += 1.0
+    xp.reciprocal(raw, out=raw)
+    xp.add(raw[0], raw[1], out=in_)
+    xp.divide(raw[0], in_, out=fn)
+    xp.subtract(1.0, fn, out=in_)
+    hc[...] = xproj[2]
+    xp.multiply(in_, hc, out=S["h"])
+    return fn.copy()
+
+
+def scan_local(xp: Any, S: dict, c: slice, h_prev: Any, dh: Any, dxp: Any, P: dict) -> None:
+    """dL/d(projections) of the timesteps ``c`` at once, once the total dL/dh ``dh``
+    (T, B, H) of every step is known: dxp[:, c] = K ⊙ dh[c] (``h_prev`` the h_{t-1} of
+    each)."""
+    fused = P.get("fused")
+    if fused is not None:
+        rows = rows_of(xp)
+        fn, in_, hc = S["gates"][:, c]
+        f, i = S["raw"][:, c]
+        fused["gradlab_minlstm_scan_backward"](rows(dh[c]), rows(fn), rows(in_), rows(hc),
+                                               rows(f), rows(i), rows(h_prev),
+                                               *(rows(dxp[g, c]) for g in range(3)))
+        return
+    local(xp, S, c, h_prev, None, P, {"k": dxp})
+    dxp[:, c] *= dh[c]

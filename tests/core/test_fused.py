@@ -63,3 +63,19 @@ def test_fused_steps_give_the_numpy_trace(twins, cell, peep, pattern, bidir, mon
 def test_fused_steps_match_finite_differences(twins, cell, peep):
     model = small_model(cell, "many_to_many", True, 2, peep)
     check_gradients(network(model), *small_data(model, T=6))
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_fused_scan_kernels_give_the_numpy_trace(twins, cell, monkeypatch):
+    """The whole-sequence kernels of the scan over time, as a GPU would run them."""
+    model = small_model(cell, "many_to_many", True, 2)
+    x, y = small_data(model, T=20, B=3)
+    net = network(model)
+    net.scan = True
+    got = net.run(x, y, tbptt=6).to_arrays()
+    monkeypatch.undo()
+    slow = network(model, compiled=False)
+    slow.scan = False
+    want = slow.run(x, y, tbptt=6).to_arrays()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-11, atol=1e-14, err_msg=key)
