@@ -698,3 +698,15 @@ def test_a_new_result_is_painted_once(qtbot, name):
     settle()
     panel.glw.viewport().removeEventFilter(counter)
     assert len(paints) == 1
+
+
+@pytest.mark.parametrize(("cell", "gate", "words"), [
+    ("minlstm", "f", "f′ = f/(f+i)"), ("mingru", "z", "from x only"), ("cifg", "f", "write 1−f"),
+])
+def test_gates_name_what_a_gate_means_in_the_new_cells(qtbot, cell, gate, words):
+    r = _real_probe(cell, "many_to_many", T=10)
+    panel = make_panel(qtbot, "gates")
+    panel.show_result(r)
+    labels = [panel.gate_selector.itemText(i) for i in range(panel.gate_selector.count())]
+    assert any(words in text for text in labels), labels
+    assert panel.gate_selector.currentData() == gate
