@@ -61,7 +61,7 @@ def linear_scan(xp: Any, a: Any, h0: Any, out: Any, chunk: int | None = None) ->
         xp.multiply(A[k], carry, out=part)
         Hl[k] += part
         carry = Hl[k, C - 1]
-    if whole and not xp.shares_memory(Hl, out):  # a reshape that had to copy
+    if whole and not xp.may_share_memory(Hl, out):  # a reshape that had to copy
         out[:whole] = Hl.reshape(whole, *out.shape[1:])
     for s in range(whole, S):  # the tail: fewer steps than a chunk
         out[s] += a[s] * carry

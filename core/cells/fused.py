@@ -322,6 +322,17 @@ ALL = (LSTM_FORWARD, LSTM_PEEPHOLE_FORWARD, LSTM_BACKWARD, LSTM_PEEPHOLE_BACKWAR
        MINLSTM_SCAN_BACKWARD)
 
 
+def rows_of(xp: Any) -> Any:
+    """A function viewing an (n, B, H) array as (n·B, H) rows, never a copy (what the
+    compiled kernels take for a gate's block of a wider array)."""
+    def rows(a: Any) -> Any:
+        out = a.reshape(-1, a.shape[-1])
+        if not xp.may_share_memory(out, a):  # pragma: no cover - splits always view
+            raise ValueError("rows_of: the array cannot be viewed as rows")
+        return out
+    return rows
+
+
 @functools.cache
 def kernels(cupy: Any) -> dict[str, Any]:
     """The compiled kernels, by name, built once per process (CuPy caches the code)."""

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .fused import rows_of
+
 NAME = "mingru"
 BLOCKS = 2
 GATES = ("z",)
@@ -137,13 +139,3 @@ def scan_local(xp: Any, S: dict, c: slice, h_prev: Any, dh: Any, dxp: Any, P: di
     local(xp, S, c, h_prev, None, P, {"k": dxp})
     dxp[:, c] *= dh[c]
 
-
-def rows_of(xp: Any) -> Any:
-    """A function viewing an (n, B, H) array as (n·B, H) rows, never a copy (what the
-    compiled kernels take for a gate's block of a wider array)."""
-    def rows(a: Any) -> Any:
-        out = a.reshape(-1, a.shape[-1])
-        if not xp.shares_memory(out, a):  # pragma: no cover - splits always view
-            raise ValueError("rows_of: the array cannot be viewed as rows")
-        return out
-    return rows

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .mingru import rows_of
+from .fused import rows_of
 
 NAME = "minlstm"
 BLOCKS = 3
