@@ -68,12 +68,16 @@ def _unroll(cell: str, model: ModelConfig, p: dict, x):
     return feat @ p["head.weight"].T + p["head.bias"], hs
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize(("compiled", "scan", "T"), [(True, False, 7), (False, False, 7),
+                                                     (True, True, 20), (False, True, 20)],
+                         ids=["compiled", "numpy", "scan-compiled", "scan-numpy"])
 @pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("cell", ["cifg", "mingru", "minlstm"])
-def test_matches_a_pytorch_unroll(cell, bidirectional, pattern, compiled):
-    T, B, D, H, O = 7, 3, 4, 5, 2
+def test_matches_a_pytorch_unroll(cell, bidirectional, pattern, compiled, scan, T):
+    """Every step path: the step loop on the compiled and NumPy steps, and the scan over
+    time of minGRU/minLSTM (core.scan; a CIFG has none, so it runs its loop there)."""
+    B, D, H, O = 3, 4, 5, 2
     model = ModelConfig(input_size=D, output_size=O, pattern=pattern,
                         layers=[LayerConfig(cell=cell, hidden_size=H, bidirectional=bidirectional),
                                 LayerConfig(cell=cell, hidden_size=H + 1,
@@ -91,7 +95,9 @@ def test_matches_a_pytorch_unroll(cell, bidirectional, pattern, compiled):
     loss.backward()
 
     backend = replace(resolve_backend("numpy", "float64"), compiled=compiled)
-    tr = Network(model, params, backend).run(x, y)
+    net = Network(model, params, backend)
+    net.scan = scan
+    tr = net.run(x, y)
     assert tr.loss == pytest.approx(loss.item(), rel=1e-12)
     np.testing.assert_allclose(tr.output, pred.detach().numpy(), rtol=1e-10, atol=1e-12)
     for key, seq in hs.items():
