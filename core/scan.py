@@ -4,11 +4,12 @@ Their h_t = a_t ⊙ h_{t-1} + b_t is linear in h_{t-1}, with coefficients a_t, b
 come from the input alone (a = 1 − z, b = z ⊙ h̃ for a minGRU; a = f′, b = i′ ⊙ h̃ for a
 minLSTM).  So all gates are computed for every step at once, and the recurrence — and
 the backward one, dL/dh_t = dL/dh_t(from above) + a_{t+1} ⊙ dL/dh_{t+1} — runs as a
-blocked scan (:func:`linear_scan`): the steps are cut into ⌈T/C⌉ chunks of C ≈ √T; a
-scan inside every chunk at once (C vectorised steps over all chunks), then one pass
-over the chunks carries the state in (⌈T/C⌉ vectorised steps over C steps each).  That
-is about 2√T array operations instead of T cell steps: on a CPU each step of the loop
-costs more in call overhead than in arithmetic, on a GPU in kernel launches.
+blocked scan (:func:`linear_scan`): the steps are cut into chunks of C ≈ √T (and a
+tail of fewer than C, stepped one by one); a scan inside every chunk at once (C
+vectorised steps over all chunks), then one pass over the chunks carries the state in
+(T/C vectorised steps over C steps each).  That is about 2√T array operations instead
+of T cell steps: on a CPU each step of the loop costs more in call overhead than in
+arithmetic, on a GPU in kernel launches.
 
 The results are those of the step loop up to rounding (the products are associated
 differently); truncated BPTT cuts the coefficient where the loop cuts the carry, and
