@@ -7,7 +7,7 @@ at these factors instead:
 - :func:`step_jacobian_spectra` — the eigenvalues of the step Jacobian are its
   diagonal entries: per layer, the entries at the last step processed and each unit's
   geometric mean over the steps; the "spectral radius" is the largest geometric mean,
-  ρ(∏_t J_t)^(1/(T−1)), the per-step rate of the slowest-fading unit.
+  ρ(J_{T−1} ⋯ J_0)^(1/T) over the T steps, the per-step rate of the slowest-fading unit.
 - :func:`keep_jacobian_norms` — ‖∂h_last/∂h_t‖₂ = max_j ∏_{s after t} k_{s,j}, exact.
 - :func:`keep_theory` — the gradient-flow overlay: dL/dh_t = dL/dh_last ⊙ ∏ k, exact when
   the loss reads only the last step processed (many_to_one, one layer).
