@@ -11,6 +11,11 @@ For each cell and size (B, H, T) it times, interleaved in one process:
 - ``torch-fused``: PyTorch's fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` forward + backward,
   which gives no per-step gradients at all.
 
+For ``cifg``, ``mingru`` and ``minlstm``, which PyTorch does not have, the loop unrolls
+their equations (input projections of all steps at once, as the lab does) and there is
+no fused column; the lab's own column uses whatever path it picks (the scan over time
+for minGRU/minLSTM where that is faster, core.scan).
+
 and reports medians, ratios, and the FLOP rate reached as a fraction of this machine's
 own float32 matrix-product peak, measured in the same run.  PyTorch is optional
 (``pip install -e '.[bench]'``); without it only the lab's column is filled.
@@ -40,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.backend import BackendError, resolve_backend
 from core.experiment import InitConfig, LayerConfig, ModelConfig
 from core.init import init_params
-from core.layout import BLOCKS
+from core.layout import BLOCKS, INPUT_ONLY
 from core.network import Network
 
 SIZES = [(1, 32, 100), (32, 128, 200), (64, 256, 500)]
@@ -67,9 +72,9 @@ def matmul_peak(device: str = "numpy", repeats: int = 5) -> float:
 
 def flops(cell: str, B: int, H: int, T: int, D: int) -> float:
     """Matrix-product FLOPs of forward + BPTT: x W_ihᵀ and dL/dW_ih (dL/dx is not asked
-    for, by either engine), h W_hhᵀ, dL/dh W_hh and dL/dW_hh."""
+    for, by either engine), h W_hhᵀ, dL/dh W_hh and dL/dW_hh (none for minGRU/minLSTM)."""
     GH = BLOCKS[cell] * H
-    return 2.0 * T * B * GH * (2 * D + 3 * H)
+    return 2.0 * T * B * GH * (2 * D + (0 if cell in INPUT_ONLY else 3 * H))
 
 
 def lab_runner(cell: str, B: int, H: int, T: int, D: int, device: str = "numpy",
@@ -93,12 +98,16 @@ def lab_runner(cell: str, B: int, H: int, T: int, D: int, device: str = "numpy",
 
 
 def torch_runners(cell: str, B: int, H: int, T: int, D: int, device: str = "cpu"):
-    """PyTorch's unrolled loop and fused module on ``device`` ("cpu" or "cuda")."""
+    """PyTorch's unrolled loop and fused module on ``device`` ("cpu" or "cuda"); for
+    the cells PyTorch does not have, the loop unrolls their equations and there is no
+    fused module (None)."""
     import torch
 
     torch.manual_seed(0)
     x = torch.randn(T, B, D, device=device)
     y = torch.randn(T, B, 1, device=device)
+    if cell in UNROLLED:
+        return unrolled_runner(cell, x, y, H, device), None
     Cell = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}[cell]
     Seq = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell]
     step_cell, head = Cell(D, H).to(device), torch.nn.Linear(H, 1).to(device)
@@ -132,6 +141,50 @@ def torch_runners(cell: str, B: int, H: int, T: int, D: int, device: str = "cpu"
     return loop, fused
 
 
+UNROLLED = ("cifg", "mingru", "minlstm")
+
+
+def unrolled_runner(cell: str, x, y, H: int, device: str):
+    """The loop a user writes in PyTorch for a cell it does not have: the equations of
+    core/cells/{cifg,mingru,minlstm}.py with ``retain_grad()`` on every h_t."""
+    import torch
+
+    T, B, D = x.shape
+    G = BLOCKS[cell]
+    ih = torch.nn.Linear(D, G * H).to(device)
+    hh = torch.nn.Linear(H, G * H).to(device) if cell == "cifg" else None
+    head = torch.nn.Linear(H, 1).to(device)
+
+    def loop() -> None:
+        h = torch.zeros(B, H, device=device)
+        c = torch.zeros(B, H, device=device)
+        hs = []
+        xa = ih(x)  # every step's input projection at once, as the lab does
+        for t in range(T):
+            a = xa[t] if hh is None else xa[t] + hh(h)
+            if cell == "cifg":
+                af, ag, ao = a.chunk(3, dim=-1)
+                f = torch.sigmoid(af)
+                c = f * c + (1 - f) * torch.tanh(ag)
+                h = torch.sigmoid(ao) * torch.tanh(c)
+            elif cell == "mingru":
+                az, ah = a.chunk(2, dim=-1)
+                z = torch.sigmoid(az)
+                h = (1 - z) * h + z * ah
+            else:
+                af, ai, ah = a.chunk(3, dim=-1)
+                f, i = torch.sigmoid(af), torch.sigmoid(ai)
+                h = (f * h + i * ah) / (f + i)
+            h.retain_grad()
+            hs.append(h)
+        loss = torch.nn.functional.mse_loss(head(torch.stack(hs)), y)
+        ih.zero_grad()
+        loss.backward()
+        torch.stack([h.grad.norm(dim=1).mean() for h in hs]).cpu()
+
+    return loop
+
+
 def interleaved(fns: dict, repeats: int, gap: float = 0.2, block: int = 3) -> dict[str, float]:
     """Median seconds of each function over ``repeats`` runs, taken in blocks.
 
@@ -154,7 +207,7 @@ def interleaved(fns: dict, repeats: int, gap: float = 0.2, block: int = 3) -> di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cells", default="lstm,gru,rnn")
+    ap.add_argument("--cells", default="lstm,gru,rnn,cifg,mingru,minlstm")
     ap.add_argument("--sizes", nargs="*", default=None,
                     help="B,H,T triples (default: 1,32,100 32,128,200 64,256,500)")
     ap.add_argument("--repeats", type=int, default=7)
@@ -211,14 +264,17 @@ def main(argv: list[str] | None = None) -> int:
             if have_torch:
                 fns["loop"], fns["fused"] = torch_runners(cell, B, H, T, D,
                                                           "cuda" if gpu else "cpu")
+                if fns["fused"] is None:  # no PyTorch module for this cell
+                    del fns["fused"]
             med = interleaved(fns, args.repeats, args.gap)
             lab = med["lab"]
             rate = flops(cell, B, H, T, D) / lab
             cols = [cell, B, H, T, f"{lab * 1e3:.1f}"]
             cols += [f"{med['base'] * 1e3:.1f}", f"{med['base'] / lab:.2f}×"]
             if have_torch:
-                cols += [f"{med['loop'] * 1e3:.1f}", f"{lab / med['loop']:.2f}×",
-                         f"{med['fused'] * 1e3:.1f}", f"{lab / med['fused']:.2f}×"]
+                cols += [f"{med['loop'] * 1e3:.1f}", f"{lab / med['loop']:.2f}×"]
+                cols += ([f"{med['fused'] * 1e3:.1f}", f"{lab / med['fused']:.2f}×"]
+                         if "fused" in med else ["–", "–"])
             else:
                 cols += ["–", "–", "–", "–"]
             cols += [f"{rate / 1e9:.1f}", f"{100 * rate / peak:.0f} %"]

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from .cells import CELLS
+from .diagonal import keep_factors, keep_jacobian_norms
 from .experiment import ModelConfig
 from .jobs import Control
-from .layout import GATES, directions
+from .layout import INPUT_ONLY, ROW_BLOCKS, directions
 from .network import Network, check_memory, grad_buffer, time_major
 from .tracing import Trace
 
@@ -32,7 +33,9 @@ def spectra(model: ModelConfig, params: dict[str, Any],
     blocks are the gates (i, f, g, o / r, z, n) or ``"h"`` for an RNN, and the
     radius is the largest over the blocks.  For ``output_recurrence`` with one
     layer, the loop ``weight_oh_l0 · head.weight`` (H×H per block) is reported
-    as ``"loop_l0"``: the linearised output-to-hidden recurrence.
+    as ``"loop_l0"``: the linearised output-to-hidden recurrence.  minGRU and minLSTM
+    layers have no recurrent matrix and are left out here; their step Jacobian is
+    diagonal and read off the gates (:func:`core.diagonal.step_jacobian_spectra`).
     """
     eigs: dict[str, dict[str, np.ndarray]] = {}
     radius: dict[str, float] = {}
@@ -40,8 +43,10 @@ def spectra(model: ModelConfig, params: dict[str, Any],
             for k, v in params.items()}
     for k, layer in enumerate(model.layers):
         H = layer.hidden_size
-        names = GATES[layer.cell] or ("h",)
+        names = ROW_BLOCKS[layer.cell]
         for d in directions(layer):
+            if layer.cell in INPUT_ONLY and model.pattern != "output_recurrence":
+                continue  # no W_hh: see core.diagonal
             if model.pattern == "output_recurrence":
                 if k > 0 or len(model.layers) > 1:
                     continue
@@ -73,6 +78,12 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
     out: dict[str, np.ndarray] = {}
     for k, layer in enumerate(net.model.layers):
         cell, H = CELLS[layer.cell], layer.hidden_size
+        if layer.cell in INPUT_ONLY:  # diagonal step Jacobians, read off the gates
+            for d in directions(layer):
+                L = trace.layers[f"l{k}{d}"]
+                gates = {g: net.backend.to_numpy(a[:, sample]) for g, a in L.gates.items()}
+                out[f"l{k}{d}"] = keep_jacobian_norms(keep_factors(layer.cell, gates), bool(d))
+            continue
         P: dict[str, Any] = {"activation": layer.activation}
         if layer.cell == "lstm":
             from .cells.lstm import step_constants as lstm_constants

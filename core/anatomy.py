@@ -9,7 +9,9 @@ An LSTM step splits into four parts (``c_{-1} = 0``; SPEC gate rows i, f, g, o):
 
 "Previous" follows the cell's processing order: step t−1 for a forward cell, step
 t+1 for a reverse cell, so the first step processed (t = 0 forward, t = T−1
-reverse) starts from a zero cell state.  Pure NumPy, no Qt.
+reverse) starts from a zero cell state.  A CIFG (coupled input and forget gates) has
+the same anatomy with i = 1 − f: what it learns is exactly what it forgets to make room
+for.  Pure NumPy, no Qt.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ PARTS = ("learn", "forget", "remember", "use")
 
 
 def has_anatomy(arrays: Mapping[str, Any], key: str) -> bool:
-    """Whether ``arrays`` hold what :func:`lstm_anatomy` needs for layer ``key``."""
-    return all(f"{name}.{key}" in arrays
-               for name in ("gate.i", "gate.f", "gate.g", "gate.o", "c"))
+    """Whether ``arrays`` hold what :func:`lstm_anatomy` needs for layer ``key``: the
+    gates f, g, o and the cell state (i too, except for a CIFG's coupled gates)."""
+    return all(f"{name}.{key}" in arrays for name in ("gate.f", "gate.g", "gate.o", "c"))
 
 
 def previous_cell_state(c: np.ndarray, reverse: bool, carry: bool = True) -> np.ndarray:
@@ -53,9 +55,10 @@ def lstm_anatomy(arrays: Mapping[str, Any], key: str, *,
     """
     if not has_anatomy(arrays, key):
         raise ValueError(f"layer {key} has no LSTM gates and cell state in this trace")
-    i, f, g, o, c = (np.asarray(arrays[name], dtype=np.float64)
-                     for name in (f"gate.i.{key}", f"gate.f.{key}", f"gate.g.{key}",
-                                  f"gate.o.{key}", f"c.{key}"))
+    f, g, o, c = (np.asarray(arrays[name], dtype=np.float64)
+                  for name in (f"gate.f.{key}", f"gate.g.{key}", f"gate.o.{key}", f"c.{key}"))
+    coupled = f"gate.i.{key}" not in arrays  # a CIFG: the input gate is 1 − f
+    i = 1.0 - f if coupled else np.asarray(arrays[f"gate.i.{key}"], dtype=np.float64)
     prev = previous_cell_state(c, key.endswith("_reverse"), carry)
     return {"learn": i * g, "forget": f * prev, "remember": c, "use": o * np.tanh(c)}
 

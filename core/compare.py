@@ -68,7 +68,7 @@ from .errors import ConfigError, UserError
 from .experiment import Experiment, experiment_from_dict, experiment_to_dict
 from .init import init_params, model_head_fan
 from .jobs import Cancelled, Control, Part
-from .layout import layer_keys, param_family
+from .layout import forget_rows, layer_keys, param_family
 from .paths import format_value, with_paths
 
 __all__ = ["BAND_MINMAX", "BAND_PERCENTILE", "COLUMNS", "HISTORY_KEYS", "MAX_SEEDS",
@@ -160,7 +160,7 @@ def _recipe(exp: Experiment, name: str, shape: tuple[int, ...]) -> tuple[Any, ..
             return (name, shape, id(exp))
         layer = model.layers[int(m.group(1))]
         owner = (layer.cell, layer.hidden_size)
-        if layer.cell == "lstm" and name.startswith("bias_ih"):
+        if forget_rows(layer.cell, 1) is not None and name.startswith("bias_ih"):
             forget = init.forget_bias
     return (init.scheme, init.seed, tuple(shape), scale, owner, forget)
 

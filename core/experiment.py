@@ -27,7 +27,7 @@ from .limits import LIMITS, MAX_HIDDEN  # noqa: F401 - MAX_HIDDEN kept importabl
 FORMAT = "gradlab-experiment"
 VERSION = 1
 
-CELLS = ("rnn", "lstm", "gru")
+CELLS = ("rnn", "lstm", "gru", "cifg", "mingru", "minlstm")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 PATTERNS = ("many_to_many", "many_to_one", "output_recurrence")
 LOSSES = ("mse", "cross_entropy")
@@ -43,7 +43,7 @@ ARRAY_BATCH = 256
 class LayerConfig:
     """One recurrent layer of the stack."""
 
-    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    cell: Literal["rnn", "lstm", "gru", "cifg", "mingru", "minlstm"] = "lstm"
     hidden_size: int = 32
     bidirectional: bool = False
     peephole: bool = False

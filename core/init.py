@@ -15,7 +15,8 @@ initialised one block at a time.
 - ``xavier``: Glorot uniform U(±√(6/(fan_in+fan_out))) per block, zero biases.
 
 Then weights are multiplied by their family's scale (input, recurrent, output)
-and ``forget_bias`` is added to the LSTM forget-gate bias ``b_if``.
+and ``forget_bias`` is added to the forget-gate bias (``b_if`` of an LSTM, ``b_f`` of a
+CIFG or minLSTM; GRU, minGRU and RNN cells have no forget gate).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .experiment import InitConfig, ModelConfig
-from .layout import BLOCKS, param_family, param_shapes
+from .layout import BLOCKS, forget_rows, param_family, param_shapes
 
 
 def _orthogonal(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
@@ -84,10 +85,10 @@ def init_params(model: ModelConfig, init: InitConfig) -> dict[str, np.ndarray]:
         value = value * scales[family]
         params[name] = np.ascontiguousarray(value, dtype=np.float64)
     for k, layer in enumerate(model.layers):
-        if layer.cell == "lstm" and init.forget_bias:
-            H = layer.hidden_size
+        rows = forget_rows(layer.cell, layer.hidden_size)
+        if rows is not None and init.forget_bias:
             for d in ("", "_reverse") if layer.bidirectional else ("",):
-                params[f"bias_ih_l{k}{d}"][H:2 * H] += init.forget_bias
+                params[f"bias_ih_l{k}{d}"][rows] += init.forget_bias
     return params
 
 

@@ -71,7 +71,8 @@ def backend_label(exp: Experiment) -> str:
 
 def layer_label(layer: LayerConfig) -> str:
     """Short human name: ``RNN (tanh)``, ``LSTM + peepholes``, ``bidirectional GRU``."""
-    name = {"rnn": f"RNN ({layer.activation})", "lstm": "LSTM", "gru": "GRU"}[layer.cell]
+    name = {"rnn": f"RNN ({layer.activation})", "lstm": "LSTM", "gru": "GRU",
+            "cifg": "CIFG LSTM", "mingru": "minGRU", "minlstm": "minLSTM"}[layer.cell]
     if layer.peephole:
         name += " + peepholes"
     if layer.bidirectional:

@@ -26,6 +26,8 @@ ORDER = (
     "lstm_anatomy",
     "peephole",
     "gru_gates",
+    "coupled_gates",
+    "input_only_gates",
     "bidirectional",
     "sequence_to_one",
     "teacher_forcing",

@@ -28,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from . import scan as time_scan
 from .backend import Backend
 from .cells import CELLS
 from .cells.lstm import step_constants as lstm_constants
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
 from .jobs import Control
-from .layout import directions, param_shapes
+from .layout import INPUT_ONLY, directions, param_shapes
 from .losses import LOSSES, softmax
 from .memory import available_memory, format_bytes
 from .tracing import LayerTrace, Trace
@@ -118,6 +119,17 @@ class Network:
         self.mem = Workspace(self.xp)
         # Checked every few timesteps: a cancelled pass raises core.jobs.Cancelled.
         self.control: Control | None = None
+        # minGRU/minLSTM as one scan over time (core.scan): True, False, or None for
+        # wherever it is the faster path (core.scan.worth_scanning).
+        self.scan: bool | None = None
+
+    def _use_scan(self, D: _Dir, T: int) -> bool:
+        """Whether direction ``D`` runs its T steps as a scan (core.scan), not a loop."""
+        if D.cell.HIDDEN_WEIGHTS:
+            return False
+        if self.scan is not None:
+            return self.scan
+        return time_scan.worth_scanning(T, D.X.shape[1], D.H)
 
     def checkpoint(self, s: int) -> None:
         """Between steps: stop a cancelled pass (every 4th step; a check is cheap)."""
@@ -142,6 +154,8 @@ class Network:
                     P.update(lstm_constants(xp, dt))
                     if layer.peephole:
                         P["peep"] = p[f"weight_peep_l{k}{d}"]
+                if layer.cell == "cifg":
+                    P.update(CELLS["cifg"].step_constants(xp, dt))
                 if layer.cell == "gru":  # b_hn, inside r ⊙ (W_hn h + b_hn); none with feedback
                     b_hh = p.get(f"bias_hh_l{k}{d}")
                     P["b_hn"] = b_hh[2 * H:] if b_hh is not None else xp.zeros(H, dtype=dt)
@@ -260,24 +274,28 @@ class Network:
         T, B, _ = X.shape
         H, G = D.H, D.cell.BLOCKS
         sfx = f"_l{D.k}{D.suffix}"
-        W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
-        b_ih, b_hh = p["bias_ih" + sfx], p["bias_hh" + sfx]
+        W_ih, W_hh = p["weight_ih" + sfx], p.get("weight_hh" + sfx)
+        b_ih, b_hh = p["bias_ih" + sfx], p.get("bias_hh" + sfx)
         # Fold b_hh into the input projection, except GRU's b_hn, which r multiplies (the
-        # cell adds it in the step: P["b_hn"]).
-        bias = (b_ih + b_hh).reshape(G, 1, 1, H)
+        # cell adds it in the step: P["b_hn"]).  minGRU/minLSTM have no b_hh (nor W_hh).
+        bias = (b_ih + b_hh if b_hh is not None else b_ih.copy()).reshape(G, 1, 1, H)
         if D.cell.NAME == "gru":
             bias[2, 0, 0] = b_ih[2 * H:]
         xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt), bias,  # all steps
                         self.control)
         D.X = X
         D.S = D.cell.alloc(self.mem, T, B, H, dt)
-        W_hhT = xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1))  # (G, H, H)
+        W_hhT = (None if W_hh is None  # (G, H, H)
+                 else xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1)))
         hproj = xp.empty((G, B, H), dtype=dt)
         zeros = xp.zeros((B, H), dtype=dt)
         order = D.order(T)
         fz = frozen.layers[D.key] if frozen is not None and tbptt else None
         h_prev = zeros if D.h0 is None else D.h0
         c_prev = zeros if D.c0 is None else D.c0
+        if self._use_scan(D, T):  # minGRU/minLSTM: the whole sequence as one scan
+            time_scan.forward(xp, D, xproj, h_prev, None if fz is None else fz.h, tbptt)
+            return
         with self.backend.step_loop(2.0 * B * H * G * H):
             self._forward_steps(D, order, xproj, hproj, W_hhT, h_prev, c_prev, zeros, fz,
                                 tbptt)
@@ -297,6 +315,9 @@ class Network:
                 else:
                     h_prev = S["h"][tp]
                     c_prev = S["c"][tp] if "c" in S else zeros
+            if W_hhT is None:  # minGRU/minLSTM: the gates see only the input
+                D.cell.forward(xp, S, t, xproj[:, t], None, h_prev, c_prev, D.P)
+                continue
             xp.matmul(h_prev, W_hhT, out=hproj)
             D.cell.forward(xp, S, t, xproj[:, t], hproj, h_prev, c_prev, D.P)
 
@@ -313,7 +334,7 @@ class Network:
         T, B, _ = D.X.shape
         H, G = D.H, D.cell.BLOCKS
         sfx = f"_l{D.k}{D.suffix}"
-        W_ih, W_hh = p["weight_ih" + sfx], p["weight_hh" + sfx]
+        W_ih, W_hh = p["weight_ih" + sfx], p.get("weight_hh" + sfx)
         lstm = D.cell.HAS_CELL_STATE
         mem = self.mem
         self._grad_buffers(D, T, B)
@@ -323,6 +344,13 @@ class Network:
         dh_carry = xp.zeros((B, H), dtype=dt)
         dc_carry = zeros
         order = D.order(T)
+        if self._use_scan(D, T):  # minGRU/minLSTM: one scan back over time (core.scan)
+            D.dh0, D.dc0 = time_scan.backward(xp, D, dH, h_first, tbptt), None
+            self._dir_param_grads(D, h_first, c_first, grads)
+            dX = (back_project(xp, D.dxp, W_ih, mem.empty((T, B, D.X.shape[2]), dt))
+                  if want_dx else None)
+            D.dxp = D.dhp = None
+            return dX
         L = D.cell.factor_arrays(mem, D.S, D.P, D.dxp, D.dhp, D.dc)
         for rows, h_prev, c_prev in D.prev_rows(slice(0, T), h_first, c_first):
             D.cell.local(xp, D.S, rows, h_prev, c_prev, D.P, L)
@@ -376,6 +404,9 @@ class Network:
                 dh_carry[...] = 0  # truncation: h_{s-1} is a constant here
                 dc_carry = zeros
                 continue
+            if W_hh is None:  # no W_hh: the direct path is the whole dh_{t-1}
+                dh_carry[...] = direct
+                continue
             xp.matmul(dhp_rows[t], W_hh, out=dh_carry)  # dh_{t-1} = Σ_gates dhp_g · W_hh,g
             if direct is not None:
                 dh_carry += direct
@@ -391,11 +422,13 @@ class Network:
         dxp, dhp = D.dxp, D.dhp
         starts = D.prev_rows(slice(0, T), h_first, c_first)  # h_{t-1}, c_{t-1} of every step
         grads["weight_ih" + sfx] = outer_sum(xp, dxp, X)
+        grads["bias_ih" + sfx] = column_sum(dxp)
+        if not D.cell.HIDDEN_WEIGHTS:  # minGRU/minLSTM: no W_hh, no b_hh
+            return
         dW_hh = xp.zeros((dhp.shape[0] * H, H), dtype=dt)
         for rows, h_prev, _ in starts:
             dW_hh += outer_sum(xp, dhp[:, rows], h_prev)
         grads["weight_hh" + sfx] = dW_hh
-        grads["bias_ih" + sfx] = column_sum(dxp)
         # b_hh enters beside b_ih, so it has the same gradient, except GRU's b_hn.
         grads["bias_hh" + sfx] = (grads["bias_ih" + sfx].copy() if dhp is dxp
                                   else column_sum(dhp))
@@ -684,7 +717,9 @@ def layers_of(rows: list[list[_Dir]], with_grads: bool = False) -> dict[str, Lay
 
 # Arrays one direction keeps per timestep and sample, in units of H, through a pass:
 # its states — h | gates, h, c, tanh c | gates, h, hp_n — and dL/dh (and dL/dc).
-_STORED = {"rnn": 1 + 1, "lstm": 7 + 2, "gru": 5 + 1}
+_STORED = {"rnn": 1 + 1, "lstm": 7 + 2, "gru": 5 + 1,
+           # gates, h, c, tanh c | z, h̃, h | f′, i′, h̃, raw f, i, h
+           "cifg": 6 + 2, "mingru": 3 + 1, "minlstm": 6 + 1}
 
 
 def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float32") -> int:
@@ -710,6 +745,8 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
         # the LSTM's ∂c_t/∂c_{t-1} (without them it is the forget gate itself; the fused
         # steps need neither, so the estimate errs high there, by H of some 15 H).
         grad_buffers = G * H * (2 if cell == "gru" else 1) + (H if layer.peephole else 0)
+        if cell in INPUT_ONLY and not feedback and time_scan.worth_scanning(T, B, H):
+            grad_buffers += H  # the scan's coefficients of the backward recurrence
         if feedback:  # every layer keeps its gradient buffers to the end
             units += nd * (_STORED[cell] * H + grad_buffers)
         else:  # released after each direction: gradient buffers and dL/d(input)
@@ -717,7 +754,8 @@ def estimate_trace_bytes(model: ModelConfig, T: int, B: int, dtype: str = "float
             work = max(work, grad_buffers + d_in)
         if k > 0 and model.layers[k - 1].bidirectional:
             units += d_in  # the concatenated input
-        params += nd * (G * H * (d_in + H + 2) + 3 * H) * 2
+        hh = 0 if cell in INPUT_ONLY else H + 1  # W_hh and b_hh (minGRU/minLSTM: none)
+        params += nd * (G * H * (d_in + hh + 1) + 3 * H) * 2
         d_in = nd * H
     units += work + 2 * model.output_size  # the output and its gradient
     if feedback:

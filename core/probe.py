@@ -13,8 +13,10 @@ from .analysis import jacobian_norms, spectra
 from .backend import Backend, resolve_backend
 from .cells import CELLS
 from .diagnosis import Diagnosis, diagnose
+from .diagonal import step_jacobian_spectra
 from .experiment import Experiment
 from .jobs import Control
+from .layout import INPUT_ONLY
 from .network import Network, check_memory
 
 # A conservative rate for the cost estimate: what a 2-core laptop sustains on the
@@ -85,8 +87,12 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
     if control is not None:
         control.stage(edges[1], edges[2], "eigenvalues")
     eigs, radius = spectra(exp.model, net.params, control)
+    arrays = tr.to_arrays()
+    diag_eigs, diag_radius = step_jacobian_spectra(exp.model, arrays)  # minGRU/minLSTM
+    eigs.update(diag_eigs)
+    radius.update(diag_radius)
     res = ProbeResult(experiment=exp, x=np.asarray(x), y=None if y is None else np.asarray(y),
-                      arrays=tr.to_arrays(), spectra=eigs, spectral_radius=radius,
+                      arrays=arrays, spectra=eigs, spectral_radius=radius,
                       nonfinite=bad, backend_label=be.label, teacher_mask=teacher_mask)
     res.diagnosis = diagnose(res.arrays, exp.model.pattern, tbptt=window)
     if bad is None:
@@ -114,6 +120,11 @@ def _stage_flops(exp: Experiment, T: int, B: int, jacobian: bool,
     for layer in m.layers:
         H, G = layer.hidden_size, CELLS[layer.cell].BLOCKS
         dirs = 2 if layer.bidirectional else 1
+        if layer.cell in INPUT_ONLY:  # no W_hh: no eigenvalues, diagonal Jacobians
+            passes += dirs * 6.0 * T * B * G * H * d_in
+            jac += dirs * T * H
+            d_in = H * dirs
+            continue
         passes += dirs * 6.0 * T * B * G * H * (d_in + H)  # forward ×1, backward ×2
         eig += dirs * G * 10.0 * H**3
         jac += dirs * T * 2.0 * H * H * G * H * 2  # H covectors through a step, ×2 rules

@@ -4,7 +4,8 @@ Names and shapes are exactly :func:`core.layout.param_shapes`: PyTorch's own
 ``torch.nn.RNN/LSTM/GRU`` names (``weight_ih_l0`` (G·H, D), ``weight_hh_l0``
 (G·H, H), ``bias_ih_l0``, ``bias_hh_l0`` (G·H,), ``…_l0_reverse``) plus
 ``head.weight`` (O, H_out), ``head.bias`` (O,), ``weight_peep_l{k}`` (3, H) and
-``weight_oh_l0`` (G·H, O).
+``weight_oh_l0`` (G·H, O).  minGRU and minLSTM layers have no ``weight_hh`` and no
+``bias_hh``; their rows are z, h̃ (minGRU) and f, i, h̃ (minLSTM), a CIFG's f, g, o.
 
 Bringing a model trained in PyTorch: an ``nn.LSTM`` (time-major, the default
 ``batch_first=False``) followed by an ``nn.Linear`` used as the head::
@@ -149,6 +150,8 @@ def _check_names(p: Path | str, names: list[str],
         if stripped & set(missing):
             hint = f" (the names carry the prefix {prefix!r}; save the module's own state_dict)"
             break
+    if not hint and unexpected and all(n.startswith(("weight_hh", "bias_hh")) for n in unexpected):
+        hint = " (minGRU and minLSTM layers have no weight_hh / bias_hh: their gates see only the input)"
     raise WeightsError(f"{p}: does not match the model: {'; '.join(parts)}{hint}")
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from .experiment import Experiment
 from .init import init_params
-from .layout import param_family
+from .layout import forget_rows, param_family
 from .training.history import History
 
 FAMILIES = ("input", "recurrent", "output")
@@ -117,13 +117,13 @@ def rescale(params: Mapping[str, np.ndarray], exp: Experiment,
     shift = new.forget_bias - old.forget_bias
     if shift:
         for k, layer in enumerate(exp.model.layers):
-            if layer.cell != "lstm":
+            rows = forget_rows(layer.cell, layer.hidden_size)
+            if rows is None:
                 continue
-            H = layer.hidden_size
             for d in ("", "_reverse") if layer.bidirectional else ("",):
                 name = f"bias_ih_l{k}{d}"
                 b = out[name].copy()
-                b[H:2 * H] += shift
+                b[rows] += shift
                 out[name] = b
     return out
 

@@ -52,6 +52,7 @@ PATTERN_HELP = {
                          "output is fed back",
 }
 LOSS_NAMES = {"mse": "mean squared error", "cross_entropy": "softmax cross-entropy"}
+CELL_LABELS = {"cifg": "CIFG (coupled LSTM)", "mingru": "minGRU", "minlstm": "minLSTM"}
 
 CARD_STYLE = """
 QFrame[card="fixed"] { background: palette(alternate-base); border: 1px solid palette(mid);
@@ -240,7 +241,7 @@ class ArchitectureCanvas(QWidget):
         form = QFormLayout(self.props)
         self.cell = QComboBox()
         for c in CELLS:
-            self.cell.addItem(c.upper(), c)
+            self.cell.addItem(CELL_LABELS.get(c, c.upper()), c)
         self.cell.currentIndexChanged.connect(
             lambda: self._edit(cell=self.cell.currentData()))
         self.hidden = IntField(limit("model.layers[k].hidden_size"), "Hidden units H of this layer")

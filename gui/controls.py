@@ -38,7 +38,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.diagonal import PREFIX as STEP_JACOBIAN
 from core.experiment import SCHEMES, Experiment
+from core.knob_effects import idle_knobs
 from core.limits import Limit, format_number, limit
 
 from .state import LabState
@@ -59,6 +61,8 @@ SCALE_HELP = {
                  "(ρ < 1) or may grow (ρ > 1) as they travel back in time.",
     "output": "Multiplies the dense head's weight matrix.",
 }
+FORGET_HELP = ("Added to the forget-gate bias (LSTM, CIFG, minLSTM): 1–2 keeps the gate open "
+               "so memory (and gradient) survives")
 
 
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -352,8 +356,12 @@ def scale_to_slider(value: float) -> int:
 def matrix_label(name: str) -> str:
     """``weight_hh_l1_reverse`` → ``W_hh, layer 1 (reverse)``; ``loop_l0`` → the
     output feedback loop ``W_oh · W_head`` of output recurrence."""
+    if name.startswith(STEP_JACOBIAN):  # minGRU/minLSTM: no W_hh, a diagonal Jacobian
+        name = "step Jacobian_l" + name.removeprefix(STEP_JACOBIAN).removeprefix("l")
     base, _, tail = name.partition("_l")
     k, _, rev = tail.partition("_")
+    if base == "step Jacobian":
+        base = "step Jacobian (diagonal, geometric mean)"
     if base == "loop":
         label = "W_oh·W_head, output loop"
     else:
@@ -497,7 +505,9 @@ class ControlPanel(QScrollArea):
                 self.radius.setToolTip(
                     "Spectral radius ρ of each recurrent matrix (largest |eigenvalue|). "
                     "Roughly: ρ < 1 makes gradients fade with distance in time, ρ > 1 lets "
-                    "them grow.")
+                    "them grow. minGRU and minLSTM have no recurrent matrix: their step "
+                    "Jacobian is diagonal (1 − z or f′), and ρ is its largest per-unit "
+                    "geometric mean over the probe's steps.")
                 form.addRow("", self.radius)
         self.scheme = self._track(_combo([(s, s) for s in SCHEMES],
                                          "How the weights are drawn before scaling"))
@@ -505,8 +515,7 @@ class ControlPanel(QScrollArea):
             lambda: self.state.set_init(scheme=self.scheme.currentData()))
         form.addRow("Init scheme", self.scheme)
         self.forget_bias = self._track(FloatField(
-            limit("init.forget_bias"), "Added to the LSTM forget-gate bias: 1–2 keeps the gate "
-            "open so memory (and gradient) survives", step=0.5))
+            limit("init.forget_bias"), FORGET_HELP, step=0.5))
         self._bind(self.forget_bias, lambda v: self.state.set_init(forget_bias=v))
         form.addRow("Forget-gate bias", with_message(self.forget_bias))
         self.seed = self._track(IntField(limit("init.seed"),
@@ -648,8 +657,7 @@ class ControlPanel(QScrollArea):
                 ctl.set_value(getattr(exp.init.scales, family))
             _select(self.scheme, exp.init.scheme)
             self.forget_bias.set_value(exp.init.forget_bias)
-            has_lstm = any(layer.cell == "lstm" for layer in exp.model.layers)
-            self._enable(self.forget_bias, has_lstm)
+            self._say_idle(exp)
             self.seed.set_value(exp.init.seed)
             self._sync_task(exp)
             tr = exp.training
@@ -672,6 +680,25 @@ class ControlPanel(QScrollArea):
         finally:
             for w in self._widgets:
                 w.blockSignals(False)
+
+    def _say_idle(self, exp: Experiment) -> None:
+        """Knobs without effect on these cells are disabled, their tooltips saying why
+        (core.knob_effects): the forget bias without a forget gate, the recurrent scale
+        without hidden-to-hidden weights."""
+        idle = idle_knobs(exp.model)
+        recurrent = self.scales["recurrent"]
+        knobs = {"init.forget_bias": [self.forget_bias],
+                 "init.scales.recurrent": [recurrent, recurrent.slider, recurrent.spin]}
+        self._enable(self.forget_bias, "init.forget_bias" not in idle)
+        recurrent.setEnabled("init.scales.recurrent" not in idle)
+        for path, widgets in knobs.items():
+            reason = idle.get(path)
+            for w in widgets:
+                usual = w.property("usual_tip")
+                if usual is None:
+                    usual = w.toolTip()
+                    w.setProperty("usual_tip", usual)
+                w.setToolTip(usual if reason is None else f"{reason[0].upper()}{reason[1:]}.\n{usual}")
 
     @staticmethod
     def _enable(field: IntField | FloatField, on: bool) -> None:

@@ -47,6 +47,15 @@ BLOCKS: tuple[Block, ...] = (
           "LSTM whose gates also look at the cell state (Gers & Schmidhuber 2000)."),
     Block("GRU", {"kind": "layer", "cell": "gru"},
           "Gated recurrent unit: reset and update gates, no separate cell state."),
+    Block("CIFG LSTM", {"kind": "layer", "cell": "cifg"},
+          "LSTM with coupled input and forget gates: c_t = f c_{t-1} + (1 − f) g, so "
+          "forgetting and writing are one decision (colah's LSTM variants)."),
+    Block("minGRU", {"kind": "layer", "cell": "mingru"},
+          "minGRU (Feng et al. 2024): h_t = (1 − z) h_{t-1} + z h̃, with z and h̃ from the "
+          "input only. No W_hh: the gradient's fate is the product of (1 − z)."),
+    Block("minLSTM", {"kind": "layer", "cell": "minlstm"},
+          "minLSTM (Feng et al. 2024): h_t = f′ h_{t-1} + i′ h̃ with f′ + i′ = 1, gates from "
+          "the input only. No W_hh: the gradient's fate is the product of f′."),
     Block("Bidirectional", {"kind": "bidirectional"},
           "Modifier: drop it on a layer to add a second cell that reads the sequence "
           "backwards (past and future)."),

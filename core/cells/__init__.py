@@ -1,10 +1,12 @@
-"""The three cells.  Each module holds one step's forward and, beside it, its backward.
+"""The cells.  Each module holds one step's forward and, beside it, its backward.
 
 Module interface (``xp`` is NumPy or CuPy, ``S`` the per-sequence storage from
 ``alloc``, ``P`` the step constants):
 
 - ``NAME``, ``BLOCKS`` (gate blocks stacked in W_ih rows), ``GATES`` (trace names),
-  ``HAS_CELL_STATE``
+  ``HAS_CELL_STATE``, ``HIDDEN_WEIGHTS`` (False: no weight_hh / bias_hh; ``hp`` is
+  None under hidden recurrence, ``backward``'s direct path is the whole dL/dh_{t-1},
+  and ``keep_factor(xp, gates)`` gives the diagonal step Jacobian)
 - ``alloc(mem, T, B, H, dtype) -> S``, where ``mem.empty(shape, dtype)`` allocates
   (the network's :class:`~core.workspace.Workspace`)
 - ``forward(xp, S, t, xp_t, hp_t, h_prev, c_prev, P)``: fills ``S[...][t]``; the
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import gru, lstm, rnn
+from . import cifg, gru, lstm, mingru, minlstm, rnn
 
-CELLS: dict[str, ModuleType] = {"rnn": rnn, "lstm": lstm, "gru": gru}
+CELLS: dict[str, ModuleType] = {"rnn": rnn, "lstm": lstm, "gru": gru, "cifg": cifg,
+                                "mingru": mingru, "minlstm": minlstm}

@@ -170,9 +170,167 @@ RNN_TANH_BACKWARD = Fused("gradlab_rnn_tanh_backward", ("dh", "h"), ("da",),
 RNN_SIGMOID_BACKWARD = Fused("gradlab_rnn_sigmoid_backward", ("dh", "h"), ("da",),
                              "da = dh * (h * (1 - h));")
 
+CIFG_FORWARD = Fused(
+    "gradlab_cifg_forward",
+    ("xf", "xg", "xo", "hf", "hg", "ho", "cp"),
+    ("f", "g", "o", "c", "tc", "h"),
+    f"""
+    f = {_SIGMOID.format("xf + hf")};
+    g = tanh(xg + hg);
+    o = {_SIGMOID.format("xo + ho")};
+    c = f * cp + (1 - f) * g;
+    tc = tanh(c);
+    h = o * tc;
+    """)
+
+# One step of BPTT through a CIFG (cifg.local and cifg.backward at once).
+CIFG_BACKWARD = Fused(
+    "gradlab_cifg_backward",
+    ("dh", "dcn", "f", "g", "o", "tc", "cp"),
+    ("dc", "daf", "dag", "dao", "dcp"),
+    """
+    T total = dcn + dh * (o * (1 - tc * tc));
+    daf = total * ((cp - g) * (f * (1 - f)));
+    dag = total * ((1 - f) * (1 - g * g));
+    dao = dh * (tc * (o * (1 - o)));
+    dcp = total * f;
+    dc = total;
+    """)
+
+MINGRU_FORWARD = Fused(
+    "gradlab_mingru_forward",
+    ("az", "ah", "hprev"),
+    ("z", "hc", "h"),
+    f"""
+    z = {_SIGMOID.format("az")};
+    hc = ah;
+    h = hprev + z * (ah - hprev);
+    """)
+
+# One step of BPTT through a minGRU: d(xp) and the whole dh_{t-1} = dh (1 − z).
+MINGRU_BACKWARD = Fused(
+    "gradlab_mingru_backward",
+    ("dh", "z", "hc", "hprev"),
+    ("daz", "dah", "direct"),
+    """
+    T vz = dh * ((hc - hprev) * (z * (1 - z)));
+    T vh = dh * z;
+    T vd = dh * (1 - z);
+    daz = vz;
+    dah = vh;
+    direct = vd;
+    """)
+
+MINLSTM_FORWARD = Fused(
+    "gradlab_minlstm_forward",
+    ("af", "ai", "ah", "hprev"),
+    ("fn", "fi", "hc", "rf", "ri", "h"),
+    f"""
+    T sf = {_SIGMOID.format("af")};
+    T si = {_SIGMOID.format("ai")};
+    T nf = sf / (sf + si);
+    T ni = 1 - nf;
+    T hh = ah;
+    fn = nf;
+    fi = ni;
+    hc = hh;
+    rf = sf;
+    ri = si;
+    h = nf * hprev + ni * hh;
+    """)
+
+# One step of BPTT through a minLSTM, from the normalised gates f′, i′ and the raw f, i.
+MINLSTM_BACKWARD = Fused(
+    "gradlab_minlstm_backward",
+    ("dh", "fn", "fi", "hc", "rf", "ri", "hprev"),
+    ("daf", "dai", "dah", "direct"),
+    """
+    T v = dh * ((hprev - hc) * (fn * fi));
+    T vf = v * (1 - rf);
+    T vi = v * (ri - 1);
+    T vh = dh * fi;
+    T vd = dh * fn;
+    daf = vf;
+    dai = vi;
+    dah = vh;
+    direct = vd;
+    """)
+
+# The scan over time (core.scan), whole sequences at once: the gates of every step and
+# the coefficients of h_t = a ⊙ h_{t-1} + b; then, once dL/dh_t is known for every step,
+# dL/d(projections) (the backward kernels without the recurrent part).
+MINGRU_SCAN = Fused(
+    "gradlab_mingru_scan",
+    ("az", "ah"),
+    ("z", "hc", "a", "b"),
+    f"""
+    T sz = {_SIGMOID.format("az")};
+    z = sz;
+    hc = ah;
+    a = 1 - sz;
+    b = sz * ah;
+    """)
+
+MINGRU_SCAN_BACKWARD = Fused(
+    "gradlab_mingru_scan_backward",
+    ("dh", "z", "hc", "hprev"),
+    ("daz", "dah"),
+    """
+    T vz = dh * ((hc - hprev) * (z * (1 - z)));
+    T vh = dh * z;
+    daz = vz;
+    dah = vh;
+    """)
+
+MINLSTM_SCAN = Fused(
+    "gradlab_minlstm_scan",
+    ("af", "ai", "ah"),
+    ("fn", "fi", "hc", "rf", "ri", "a", "b"),
+    f"""
+    T sf = {_SIGMOID.format("af")};
+    T si = {_SIGMOID.format("ai")};
+    T nf = sf / (sf + si);
+    T ni = 1 - nf;
+    T hh = ah;
+    fn = nf;
+    fi = ni;
+    hc = hh;
+    rf = sf;
+    ri = si;
+    a = nf;
+    b = ni * hh;
+    """)
+
+MINLSTM_SCAN_BACKWARD = Fused(
+    "gradlab_minlstm_scan_backward",
+    ("dh", "fn", "fi", "hc", "rf", "ri", "hprev"),
+    ("daf", "dai", "dah"),
+    """
+    T v = dh * ((hprev - hc) * (fn * fi));
+    T vf = v * (1 - rf);
+    T vi = v * (ri - 1);
+    T vh = dh * fi;
+    daf = vf;
+    dai = vi;
+    dah = vh;
+    """)
+
 ALL = (LSTM_FORWARD, LSTM_PEEPHOLE_FORWARD, LSTM_BACKWARD, LSTM_PEEPHOLE_BACKWARD,
        GRU_FORWARD, GRU_BACKWARD, RNN_TANH_FORWARD, RNN_SIGMOID_FORWARD, RNN_TANH_BACKWARD,
-       RNN_SIGMOID_BACKWARD)
+       RNN_SIGMOID_BACKWARD, CIFG_FORWARD, CIFG_BACKWARD, MINGRU_FORWARD, MINGRU_BACKWARD,
+       MINLSTM_FORWARD, MINLSTM_BACKWARD, MINGRU_SCAN, MINGRU_SCAN_BACKWARD, MINLSTM_SCAN,
+       MINLSTM_SCAN_BACKWARD)
+
+
+def rows_of(xp: Any) -> Any:
+    """A function viewing an (n, B, H) array as (n·B, H) rows, never a copy (what the
+    compiled kernels take for a gate's block of a wider array)."""
+    def rows(a: Any) -> Any:
+        out = a.reshape(-1, a.shape[-1])
+        if not xp.may_share_memory(out, a):  # pragma: no cover - splits always view
+            raise ValueError("rows_of: the array cannot be viewed as rows")
+        return out
+    return rows
 
 
 @functools.cache

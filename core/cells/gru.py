@@ -26,6 +26,7 @@ from typing import Any
 NAME = "gru"
 BLOCKS = 3
 GATES = ("r", "z", "n")
+HIDDEN_WEIGHTS = True
 HAS_CELL_STATE = False
 
 

@@ -31,6 +31,7 @@ from typing import Any
 NAME = "lstm"
 BLOCKS = 4
 GATES = ("i", "f", "g", "o")
+HIDDEN_WEIGHTS = True
 HAS_CELL_STATE = True
 
 

@@ -12,6 +12,7 @@ from typing import Any
 NAME = "rnn"
 BLOCKS = 1
 GATES: tuple[str, ...] = ()
+HIDDEN_WEIGHTS = True
 HAS_CELL_STATE = False
 
 

@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QSpinBox
 
 from core.anatomy import PARTS, has_anatomy, lstm_anatomy
+from core.layout import CELL_NAMES
 
 from .base import (
     Overlay,
@@ -52,7 +53,7 @@ class AnatomyPanel(PlotPanel):
                "of the old cell state; remember = c_t = forget + learn: the memory carried on; "
                "use = o⊙tanh(c_t) = h_t: the part of it the output gate reads out. Top: one "
                "sample, the mean over units or one unit; bottom: the batch mean of each "
-               "part's norm over the units.")
+               "part's norm over the units. A CIFG couples its gates: i = 1 − f.")
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -140,12 +141,12 @@ class AnatomyPanel(PlotPanel):
         r = self._result
         self._sync_units()  # another layer may have another number of units
         key, cell = self._layer()
-        if cell != "lstm":
+        if cell not in ("lstm", "cifg"):
             article = "an" if cell == "rnn" else "a"
-            self._clear(f"{layer_label(key)} is {article} {cell.upper()} cell.<br>The learn, "
-                        "forget, remember and use parts belong to LSTM cells, whose gates "
-                        "i, f, g, o write to and read from a cell state c.",
-                        "Only LSTM cells have this anatomy.")
+            self._clear(f"{layer_label(key)} is {article} {CELL_NAMES[cell]} cell.<br>The "
+                        "learn, forget, remember and use parts belong to LSTM cells (and the "
+                        "CIFG, with i = 1 − f), whose gates write to and read from a cell "
+                        "state c.", "Only LSTM and CIFG cells have this anatomy.")
             return
         if not has_anatomy(r.arrays, key):
             self._clear("No gates and cell state for this layer in this result.", "")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from core.layout import CELL_NAMES
+
 from .base import layer_label
 from .heatmap import StateHeatmapPanel
 
@@ -17,8 +19,8 @@ class CellPanel(StateHeatmapPanel):
     quantity = "Cell state"
 
     def _missing(self, key: str, cell: str) -> str | None:
-        if cell != "lstm":
+        if cell not in ("lstm", "cifg"):
             return (f"No cell state for this cell: {layer_label(key)} is "
-                    f"{'an' if cell == 'rnn' else 'a'} {cell.upper()} cell.<br>"
-                    "Only LSTM cells keep a separate cell state c<sub>t</sub>.")
+                    f"{'an' if cell == 'rnn' else 'a'} {CELL_NAMES[cell]} cell.<br>"
+                    "Only LSTM (and CIFG) cells keep a separate cell state c<sub>t</sub>.")
         return None

@@ -8,6 +8,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QComboBox
 
+from core.diagonal import PREFIX as STEP_JACOBIAN
+
 from .. import colormaps
 from .base import Overlay, PlotPanel, fit_title, mkpen
 from .pins import PinAware, pin_pen
@@ -25,14 +27,20 @@ BLOCK_LABELS = {
     "r": "r — reset",
     "z": "z — update",
     "n": "n — candidate",
+    "h̃": "h̃ — candidate (input only)",
+    "mean": "diagonal: geometric mean over steps",
+    "last": "diagonal: last step processed",
 }
-DEFAULT_BLOCKS = ("all", "h", "f", "z")  # whole matrix, else the gate that keeps memory
+DEFAULT_BLOCKS = ("all", "h", "mean", "f", "z")  # whole matrix, else the gate that keeps memory
 INSIDE = colormaps.line_color(0)
 OUTSIDE = colormaps.line_color(6)
 
 
 def matrix_label(name: str) -> str:
-    """A short selector text: ``weight_hh_l1_reverse`` → ``W_hh l1 ←``."""
+    """A short selector text: ``weight_hh_l1_reverse`` → ``W_hh l1 ←``; a minGRU/minLSTM's
+    ``step_jacobian_l0`` (no W_hh: its diagonal step Jacobian) → ``J_t (diag) l0``."""
+    if name.startswith(STEP_JACOBIAN):
+        name = "J_t (diag)_" + name.removeprefix(STEP_JACOBIAN)
     label = name.replace("weight_", "W_").replace("_l", " l", 1)
     return label.replace("_reverse", " ←")
 
@@ -43,7 +51,11 @@ class EigenPanel(PinAware, PlotPanel):
     tooltip = ("Eigenvalues λ of the recurrent weight matrix (or of one gate's H×H block) "
                "with the unit circle. The spectral radius ρ = max|λ| is in the title: "
                "ρ < 1 tends to shrink gradients over time, ρ > 1 to grow them. Points "
-               "outside the circle are drawn in orange.")
+               "outside the circle are drawn in orange. minGRU and minLSTM have no W_hh: "
+               "their step Jacobian ∂h_t/∂h_{t−1} is diagonal, diag(1 − z_t) or diag(f′_t), "
+               "so its eigenvalues are those entries, on the real axis in (0, 1): shown "
+               "per unit at the last step processed, or as each unit's geometric mean over "
+               "the steps (ρ then is the per-step rate of the slowest-fading unit).")
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -136,6 +148,14 @@ class EigenPanel(PinAware, PlotPanel):
         self.plot.setRange(xRange=(-extent, extent), yRange=(-extent, extent), padding=0)
         where = f" · {block} block" if block not in ("all", "h") else ""
         short = f" · {block}" if block not in ("all", "h") else ""
+        if name.startswith(STEP_JACOBIAN):  # no matrix: the diagonal of ∂h_t/∂h_{t−1}
+            key = name.removeprefix(STEP_JACOBIAN)
+            what = "geometric mean over steps" if block == "mean" else "last step"
+            fit_title(self.plot, f"Diagonal step Jacobian of {key} (no W_hh), {what} — "
+                      f"ρ = {rho:.3f}", f"diag J_t of {key} · {block} · ρ = {rho:.3f}",
+                      f"ρ = {rho:.3f}")
+            self._table = {"real": eig.real.copy(), "imag": eig.imag.copy(), "abs": mag}
+            return
         fit_title(self.plot, f"Eigenvalues of {name}{where} — ρ = {rho:.3f}",
                   f"λ of {name}{short} · ρ = {rho:.3f}", f"ρ = {rho:.3f}")
         self._table = {"real": eig.real.copy(), "imag": eig.imag.copy(), "abs": mag}

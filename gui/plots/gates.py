@@ -35,6 +35,20 @@ GATE_LABELS = {
     "z": "update",
     "n": "candidate",
 }
+# Where a cell's gate means something else than the LSTM's or GRU's gate of that name.
+CELL_GATE_LABELS = {
+    "cifg": {"f": "forget (keep = f⊙old c, write 1−f)"},
+    "mingru": {"z": "update (keep = (1−z)⊙h, from x only)"},
+    "minlstm": {"f": "forget f′ = f/(f+i) (keep = f′⊙h)",
+                "i": "input i′ = i/(f+i) (learn = i′⊙h̃)"},
+}
+
+
+def gate_label(cell: str, gate: str) -> str:
+    """``"f"`` → ``"forget (keep = f⊙old c)"``, as the gate means in ``cell``."""
+    return CELL_GATE_LABELS.get(cell, {}).get(gate, GATE_LABELS[gate])
+
+
 TANH_GATES = ("g", "n")  # candidates are tanh (signed); the rest are sigmoid gates in 0..1
 MAX_GATES = 4
 
@@ -77,7 +91,7 @@ class GatesPanel(PlotPanel):
             self.trace_plot.addItem(c)
         self.overlay = Overlay(self.plot)
         self.trace_overlay = Overlay(self.trace_plot)
-        self._gates: tuple[str, ...] | None = None
+        self._gates: tuple[str, tuple[str, ...]] | None = None  # (cell, gates) shown
         self._legend_html: tuple[str, ...] = ("",)
         self._shown: np.ndarray | None = None
         self._connect_hover(self.plot, self._describe)
@@ -88,7 +102,7 @@ class GatesPanel(PlotPanel):
 
     def _sync_gates(self) -> None:
         _key, cell = self._layer()
-        items = [(f"{g} — {GATE_LABELS[g]}", g) for g in gate_names(cell)]
+        items = [(f"{g} — {gate_label(cell, g)}", g) for g in gate_names(cell)]
         self.gate_selector.setEnabled(bool(items))
         if not items:
             self.gate_selector.blockSignals(True)
@@ -105,9 +119,10 @@ class GatesPanel(PlotPanel):
             self.gate_selector.blockSignals(False)
 
     def _set_gates(self, gates: tuple[str, ...]) -> None:
-        if gates == self._gates:
+        cell = self._layer()[1]
+        if (cell, gates) == self._gates:  # the labels depend on the cell too
             return
-        self._gates = gates
+        self._gates = (cell, gates)
         self._zero.setVisible(bool(gates))
         for i, c in enumerate(self.curves):
             c.setVisible(i < len(gates))
@@ -115,8 +130,9 @@ class GatesPanel(PlotPanel):
         # The title doubles as the legend (it never covers the curves); shorter when narrow.
         colors = [colormaps.line_color(i) for i in range(len(gates))]
         self._legend_html = (
-            legend_html([(c, f"{g} {GATE_LABELS[g]}") for c, g in zip(colors, gates, strict=True)]),
-            legend_html([(c, f"{g} {GATE_LABELS[g].split(' (')[0]}")
+            legend_html([(c, f"{g} {gate_label(cell, g)}")
+                         for c, g in zip(colors, gates, strict=True)]),
+            legend_html([(c, f"{g} {gate_label(cell, g).split(' (')[0]}")
                          for c, g in zip(colors, gates, strict=True)]),
             legend_html([(c, g) for c, g in zip(colors, gates, strict=True)]))
 
@@ -170,7 +186,8 @@ class GatesPanel(PlotPanel):
             self.plot.setYRange(-0.5, H - 0.5, padding=0)
             table = {f"gate.{gate}.{key}": data, "timestep": steps, **table}
         self._set_time_range(self.plot, T, padding=0)
-        name, sym = GATE_LABELS[gate].split(" (")[0].capitalize(), f"{gate}<sub>t</sub>"
+        name = gate_label(self._layer()[1], gate).split(" (")[0]
+        name, sym = name[0].upper() + name[1:], f"{gate}<sub>t</sub>"
         fit_title(self.plot, f"{name} gate {sym} — {layer_label(key)}, sample {b}",
                   f"{name} gate {sym} · {short_layer_label(key)} · #{b}",
                   f"{sym} · {short_layer_label(key)} · #{b}", sym)

@@ -1,4 +1,6 @@
-"""(e) Gradient magnitude per timestep, ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖ for LSTM), on a log axis."""
+"""(e) Gradient magnitude per timestep, ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖ for LSTM and CIFG), on a log axis;
+overlays: ρ^(T−1−t) for a linear RNN, the exact gate product ∏(1−z) or ∏ f′ for a minGRU
+or minLSTM."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 
 from core.diagnosis import CurveDiagnosis, below_float_range, diagnose_result
+from core.diagonal import keep_theory
+from core.layout import CELL_NAMES
 
 from .. import colormaps
 from .base import (
@@ -44,6 +48,7 @@ KIND_COLORS = {"vanished": "#6fa0ff", "underflow": "#9a9a9a", "exploded": "#ff70
 VERDICT_COLORS = {"vanishing": "#6fa0ff", "exploding": "#ff7050", "non-finite": "#ff6060"}
 BAND_ALPHA = 60  # the fill of a seed band (live run); pinned bands are fainter
 PIN_BAND_ALPHA = 28
+CELL_STATE = ("lstm", "cifg")  # cells whose ‖∂L/∂c_t‖ is drawn dashed
 
 
 def log_ratio(live: np.ndarray, pinned: np.ndarray) -> np.ndarray:
@@ -88,12 +93,31 @@ def linear_rnn_theory(result: ProbeResult) -> float | None:
     return None if rho is None or not np.isfinite(rho) else float(rho)
 
 
+KEEP_LABEL = {"mingru": "∏(1−z)", "minlstm": "∏ f′"}
+
+
+def keep_product_theory(result: ProbeResult) -> tuple[np.ndarray, str] | None:
+    """For a one-layer, one-direction minGRU/minLSTM under hidden recurrence: the gradient
+    that reaches each step from the last one through the gates alone,
+    ‖dL/dh_{T−1} ⊙ ∏_{s>t} k_s‖ (batch mean; :func:`core.diagonal.keep_theory`), exact when
+    only the last step has a loss — and its legend text; else None."""
+    model = result.experiment.model
+    if len(model.layers) != 1 or model.pattern == "output_recurrence":
+        return None
+    layer = model.layers[0]
+    if layer.cell not in KEEP_LABEL or layer.bidirectional or "dh.l0" not in result.arrays:
+        return None
+    with np.errstate(all="ignore"):
+        curve = keep_theory(result.arrays, "l0", layer.cell)
+    return curve, f"theory {KEEP_LABEL[layer.cell]}"
+
+
 class GradientsPanel(PlotPanel):
     name = "gradients"
     title = "Gradient flow over time"
     tooltip = ("How much gradient reaches each timestep during backpropagation through time: "
                "‖∂L/∂h_t‖ per layer and direction, the mean over the batch of the norm over "
-               "units (dashed: ‖∂L/∂c_t‖ of LSTM cells), log scale. Each step is judged against "
+               "units (dashed: ‖∂L/∂c_t‖ of LSTM and CIFG cells), log scale. Each step is judged against "
                "the gradient that enters where it can reach that step (from the loss, or from "
                "the layer above): a blue glow marks vanished gradient (under a millionth of "
                "the largest that entered), a red glow exploded gradient (over a thousand times "
@@ -284,7 +308,8 @@ class GradientsPanel(PlotPanel):
             self.plot.addItem(self._h_pool[-1])
             self.plot.addItem(self._c_pool[-1])
 
-    def _build(self, layers: list[tuple[str, str]], theory: bool, floor: bool) -> None:
+    def _build(self, layers: list[tuple[str, str]], theory: str | None, floor: bool) -> None:
+        """The curves, legend and title entries; ``theory`` the overlay's legend text."""
         structure = (tuple(layers), theory, floor)
         if structure == self._structure:
             return
@@ -306,15 +331,15 @@ class GradientsPanel(PlotPanel):
             for item in (h, *glows, self._floor_pool[i]):
                 item.setVisible(True)
             self._legend.addItem(h, short_layer_label(key))
-            if cell == "lstm":
+            if cell in CELL_STATE:
                 c.setVisible(True)
                 self.curves[f"c.{key}"] = c
-        lstm = any(cell == "lstm" for _key, cell in layers)
+        lstm = any(cell in CELL_STATE for _key, cell in layers)
         if lstm:
             self._legend.addItem(self.dc_sample, "‖∂L/∂c<sub>t</sub>‖ (dashed)")
-        self.theory.setVisible(theory)
+        self.theory.setVisible(theory is not None)
         if theory:
-            self._legend.addItem(self.theory, "theory ρ<sup>T−1−t</sup>")
+            self._legend.addItem(self.theory, theory)
         if floor:
             self._legend.addItem(self.floor_sample, FLOOR_LABEL)
         # A few entries go into the title, where they never cover a curve; many need the box.
@@ -325,7 +350,7 @@ class GradientsPanel(PlotPanel):
         if lstm:
             entries.append((colormaps.line_color(0) if one else fg, DC, "dash"))
         if theory:
-            entries.append((fg, "theory ρ<sup>T−1−t</sup>", "dot"))
+            entries.append((fg, theory, "dot"))
         if floor:
             entries.append(("#9a9a9a", FLOOR_LABEL))
         small = len(entries) <= 3
@@ -336,10 +361,13 @@ class GradientsPanel(PlotPanel):
         r = self._result
         layers = model_layers(r)
         rho = linear_rnn_theory(r)
+        keep = keep_product_theory(r) if rho is None else None
         diagnosis = diagnose_result(r)
         found = {key: diagnosis.curves.get(key) for key, _cell in layers}
         floor = any(d is not None and d.underflow.any() for d in found.values())
-        self._build(layers, rho is not None, floor)
+        theory = ("theory ρ<sup>T−1−t</sup>" if rho is not None
+                  else keep[1] if keep is not None else None)
+        self._build(layers, theory, floor)
         T = int(np.shape(r.x)[0])
         self._n_steps = T
         steps = np.arange(T, dtype=np.float64)
@@ -359,7 +387,7 @@ class GradientsPanel(PlotPanel):
             table[f"gradnorm.{key}"] = g
             live[key] = g
             shown.append(g)
-            if cell == "lstm":
+            if cell in CELL_STATE:
                 dc = r.arrays.get(f"dc.{key}")
                 c = batch_norm(dc) if dc is not None else np.full(T, np.nan)
                 # a norm under the float type's smallest normal number is not drawn as a value
@@ -395,6 +423,14 @@ class GradientsPanel(PlotPanel):
             what = legend or f"{GRAD} per timestep"
             fit_title(self.plot, f"Linear RNN, ρ = {rho:.3g}: {what}", f"{what}, ρ = {rho:.3g}",
                       f"{GRAD}, ρ = {rho:.3g}")
+        elif keep is not None:  # minGRU/minLSTM: the gradient read off the gates
+            curve, text = keep
+            self.theory.setData(steps, positive(curve))
+            table["theory"] = curve
+            shown.append(curve)
+            what = legend or f"{GRAD} per timestep"
+            fit_title(self.plot, f"{CELL_NAMES[layers[0][1]]}, {text} from the last step: "
+                      f"{what}", f"{what}, {text}", f"{GRAD}, {text}")
         elif legend:
             fit_title(self.plot, f"Gradient per timestep (batch mean): {legend}",
                       f"Per timestep: {legend}", legend, f"{GRAD} per timestep")

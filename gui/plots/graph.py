@@ -27,6 +27,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QComboBox
 
+from core.layout import INPUT_ONLY
+
 from .. import colormaps
 from .base import (
     MARKER_COLOR,
@@ -648,6 +650,11 @@ class GraphPanel(PlotPanel):
                      "gradient; node rims: the same scale",
                      f"edges o→h: {GRAD} flowing back; “target”: teacher forced",
                      f"edges o→h: {GRAD}")
+        elif any(model.layers[k].cell in INPUT_ONLY for k, _keys in layers):
+            # minGRU/minLSTM: no W_hh, h_{t-1} reaches h_t unit by unit through the gates
+            notes = (f"edges h→h (elementwise, (1−z)⊙ or f′⊙: no W_hh) and node rims: {GRAD} "
+                     "flowing back", f"edges h→h (elementwise): {GRAD} flowing back",
+                     f"edges: {GRAD}")
         else:
             notes = (f"edges h→h and node rims: {GRAD} flowing back (warm, thick = more)",
                      f"edges h→h: {GRAD} flowing back", f"edges: {GRAD}")

@@ -67,3 +67,21 @@ def test_other_cells_are_refused_by_name():
     assert not has_anatomy(r.arrays, "l0")
     with pytest.raises(ValueError, match="l0"):
         lstm_anatomy(r.arrays, "l0")
+
+
+def test_a_cifg_has_the_anatomy_with_the_input_gate_coupled():
+    r = probe(cell="cifg", dtype="float64")
+    for key in ("l0", "l0_reverse", "l1", "l1_reverse"):
+        assert f"gate.i.{key}" not in r.arrays and has_anatomy(r.arrays, key)
+        parts = lstm_anatomy(r.arrays, key)
+        np.testing.assert_allclose(parts["remember"], parts["forget"] + parts["learn"],
+                                   rtol=0, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(parts["use"], r.arrays[f"h.{key}"], rtol=0, atol=1e-12)
+        f, g = r.arrays[f"gate.f.{key}"], r.arrays[f"gate.g.{key}"]
+        np.testing.assert_allclose(parts["learn"], (1 - f) * g, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_cells_without_a_cell_state_have_no_anatomy(cell):
+    r = probe(cell=cell)
+    assert not has_anatomy(r.arrays, "l0")

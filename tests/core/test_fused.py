@@ -39,6 +39,12 @@ def test_every_kernel_body_is_also_python():
     ("gru", False, "many_to_many", True),
     ("gru", False, "output_recurrence", False),
     ("rnn", False, "many_to_one", False),
+    ("cifg", False, "many_to_many", True),
+    ("cifg", False, "output_recurrence", False),
+    ("mingru", False, "many_to_one", True),
+    ("mingru", False, "output_recurrence", False),
+    ("minlstm", False, "many_to_many", True),
+    ("minlstm", False, "output_recurrence", False),
 ])
 def test_fused_steps_give_the_numpy_trace(twins, cell, peep, pattern, bidir, monkeypatch):
     model = small_model(cell, pattern, bidir, 2, peep)
@@ -51,7 +57,25 @@ def test_fused_steps_give_the_numpy_trace(twins, cell, peep, pattern, bidir, mon
         np.testing.assert_allclose(got[key], want[key], rtol=1e-12, atol=1e-14, err_msg=key)
 
 
-@pytest.mark.parametrize(("cell", "peep"), [("lstm", False), ("lstm", True), ("gru", False)])
+@pytest.mark.parametrize(("cell", "peep"), [("lstm", False), ("lstm", True), ("gru", False),
+                                           ("cifg", False), ("mingru", False),
+                                           ("minlstm", False)])
 def test_fused_steps_match_finite_differences(twins, cell, peep):
     model = small_model(cell, "many_to_many", True, 2, peep)
     check_gradients(network(model), *small_data(model, T=6))
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_fused_scan_kernels_give_the_numpy_trace(twins, cell, monkeypatch):
+    """The whole-sequence kernels of the scan over time, as a GPU would run them."""
+    model = small_model(cell, "many_to_many", True, 2)
+    x, y = small_data(model, T=20, B=3)
+    net = network(model)
+    net.scan = True
+    got = net.run(x, y, tbptt=6).to_arrays()
+    monkeypatch.undo()
+    slow = network(model, compiled=False)
+    slow.scan = False
+    want = slow.run(x, y, tbptt=6).to_arrays()
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-11, atol=1e-14, err_msg=key)

@@ -32,6 +32,9 @@ CELLS = [
     ("lstm", "tanh", False),
     ("lstm", "tanh", True),  # peephole
     ("gru", "tanh", False),
+    ("cifg", "tanh", False),
+    ("mingru", "tanh", False),
+    ("minlstm", "tanh", False),
 ]
 PATTERNS = ["many_to_many", "many_to_one", "output_recurrence"]
 TOL = 1e-6
@@ -92,7 +95,7 @@ def test_gradients_match_finite_differences(cell, act, peep, pattern, bidir, dep
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "cifg", "mingru", "minlstm"])
 def test_cross_entropy_gradients(cell, pattern):
     model = small_model(cell, pattern, bidirectional=pattern != "output_recurrence",
                         loss="cross_entropy", O=3)

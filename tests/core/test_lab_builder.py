@@ -159,3 +159,21 @@ def test_given_arrays_must_fit_a_new_head_or_design():
     assert errors[-1].startswith("your arrays do not fit: target")
     assert not lab.set_design(pattern="many_to_one")  # (T, B, O) targets, not (B, O)
     assert lab.experiment.model.output_size == 2 and lab.experiment.model.pattern == "many_to_many"
+
+
+@pytest.mark.parametrize("cell", ["cifg", "mingru", "minlstm"])
+def test_every_new_cell_can_be_picked_and_probed_and_trained(cell):
+    lab = adding_lab()
+    lab.set_init(forget_bias=1.0)
+    assert lab.update_layer(0, cell=cell)
+    assert lab.experiment.model.layers[0].cell == cell
+    shapes = {n: p.shape for n, p in lab.params.items()}
+    assert ("weight_hh_l0" in shapes) == (cell == "cifg")
+    assert shapes["weight_ih_l0"] == ({"cifg": 3, "mingru": 2, "minlstm": 3}[cell] * 4, 2)
+    if cell != "mingru":  # the forget bias shifts the f rows (block 0)
+        assert lab.params["bias_ih_l0"][:4].mean() > lab.params["bias_ih_l0"][4:8].mean()
+    res = lab.probe(jacobian=True, connectivity=True)
+    assert np.isfinite(res.arrays["gradnorm.l0"]).all()
+    lab.train(5)
+    assert len(lab.history) == 5
+    assert all(np.isfinite(v).all() for v in lab.params.values())

@@ -56,7 +56,9 @@ def test_each_kernel_gives_what_its_numpy_twin_gives(kernel, B, H, dtype):
 
 
 @pytest.mark.parametrize("name", ["gradlab_lstm_forward", "gradlab_gru_forward",
-                                  "gradlab_rnn_tanh_forward", "gradlab_rnn_sigmoid_forward"])
+                                  "gradlab_rnn_tanh_forward", "gradlab_rnn_sigmoid_forward",
+                                  "gradlab_cifg_forward", "gradlab_mingru_forward",
+                                  "gradlab_minlstm_forward"])
 def test_forward_kernels_saturate_and_keep_nan(name):
     """Huge pre-activations saturate the gates exactly as the exact functions do, and a
     NaN anywhere in the input comes out as NaN, never as a plausible number."""
@@ -231,6 +233,12 @@ CASES = [
     ("rnn", False, "many_to_one", True, "tanh"),
     ("rnn", False, "many_to_many", False, "sigmoid"),
     ("rnn", False, "many_to_many", False, "relu"),
+    ("cifg", False, "many_to_many", True, "tanh"),
+    ("cifg", False, "output_recurrence", False, "tanh"),
+    ("mingru", False, "many_to_one", True, "tanh"),
+    ("mingru", False, "output_recurrence", False, "tanh"),
+    ("minlstm", False, "many_to_many", True, "tanh"),
+    ("minlstm", False, "output_recurrence", False, "tanh"),
 ]
 
 

@@ -14,7 +14,8 @@ from core.init import init_params
 from core.network import Network, check_memory, estimate_trace_bytes
 from tests.core.helpers import network, numeric_grad, rel_error, small_data, small_model
 
-CELLS = [("rnn", False), ("lstm", False), ("lstm", True), ("gru", False)]
+CELLS = [("rnn", False), ("lstm", False), ("lstm", True), ("gru", False), ("cifg", False),
+         ("mingru", False), ("minlstm", False)]
 
 
 @pytest.mark.parametrize(("cell", "peep"), CELLS)
@@ -341,7 +342,7 @@ def test_backend_resolution():
 
 
 @pytest.mark.parametrize("steps", ["compiled", "numpy"])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "peephole", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "peephole", "gru", "cifg", "mingru", "minlstm"])
 @pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one", "output_recurrence"])
 @pytest.mark.parametrize(("bidirectional", "depth"), [(False, 1), (True, 2), (False, 3)])
 def test_memory_estimate_matches_measured_peak(cell, pattern, bidirectional, depth, steps):

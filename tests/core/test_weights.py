@@ -164,3 +164,32 @@ def test_failed_save_keeps_the_old_file(tmp_path, params):
     with pytest.raises(WeightsError):
         save_weights(path, {**params, "bad": np.array(["x"])})
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+def test_new_cells_round_trip_without_hidden_weights(tmp_path, suffix):
+    model = ModelConfig(input_size=2, output_size=1,
+                        layers=[LayerConfig(cell="mingru", hidden_size=4, bidirectional=True),
+                                LayerConfig(cell="minlstm", hidden_size=3),
+                                LayerConfig(cell="cifg", hidden_size=2)])
+    params = init_params(model, InitConfig(seed=2))
+    assert params["weight_ih_l0"].shape == (8, 2) and params["weight_ih_l1"].shape == (9, 8)
+    assert params["weight_hh_l2"].shape == (6, 2)
+    assert not any(n.startswith(("weight_hh_l0", "weight_hh_l1", "bias_hh_l0", "bias_hh_l1"))
+                   for n in params)
+    path = tmp_path / f"w{suffix}"
+    save_weights(path, params)
+    back = load_weights(path, model)
+    for name, value in params.items():
+        np.testing.assert_array_equal(back[name], value)
+
+
+def test_hidden_weights_for_a_mingru_get_a_hint(tmp_path):
+    model = ModelConfig(input_size=2, output_size=1,
+                        layers=[LayerConfig(cell="mingru", hidden_size=4)])
+    params = init_params(model, InitConfig(seed=2))
+    params["weight_hh_l0"] = np.zeros((8, 4))
+    path = tmp_path / "w.npz"
+    save_weights(path, params)
+    with pytest.raises(WeightsError, match=r"unexpected weight_hh_l0 .*no weight_hh / bias_hh"):
+        load_weights(path, model)

@@ -238,3 +238,17 @@ def test_a_layer_card_drags_from_its_centre(qtbot, monkeypatch):
                        at + QPoint(0, 30))
     assert started and started[0].hasFormat(LAYER_MIME)  # a layer drag began
     state.shutdown()
+
+
+@pytest.mark.parametrize(("label", "cell"), [("CIFG LSTM", "cifg"), ("minGRU", "mingru"),
+                                             ("minLSTM", "minlstm")])
+def test_the_new_cells_blocks_add_their_layers(make, label, cell):
+    from gui.palette import BLOCKS
+
+    canvas, state = make(adding())
+    block = next(b for b in BLOCKS if b.label == label)
+    assert canvas.add_block(block.spec)
+    assert [layer.cell for layer in state.experiment.model.layers] == ["gru", cell]
+    canvas.select(1)
+    assert canvas.cell.currentData() == cell
+    assert canvas.cell.currentText() != cell.upper()  # a readable name, e.g. "minGRU"

@@ -3,6 +3,7 @@ typed values: taken exactly, or kept in the field with the allowed range under i
 
 from __future__ import annotations
 
+import copy
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -271,3 +272,19 @@ def test_arrow_keys_stop_at_the_ends_of_the_range(shown):
     for _ in range(6):  # adaptive: down by a tenth of the value's decade, 0.01 here
         QTest.keyClick(panel.clip_value, Qt.Key.Key_Down)
     assert state.experiment.training.clip.max_norm == 0.44
+
+
+def test_knobs_without_effect_on_the_cells_say_so(shown):
+    panel, state = shown
+    exp = copy.deepcopy(state.experiment)
+    forget_tip = panel.forget_bias.toolTip()
+    exp.model.layers = [LayerConfig(cell="mingru", hidden_size=8)]
+    panel.sync(exp)
+    assert not panel.forget_bias.isEnabled()
+    assert panel.forget_bias.toolTip().startswith("No effect: minGRU cells have no forget gate")
+    assert not panel.scales["recurrent"].isEnabled()
+    assert "no hidden-to-hidden weights" in panel.scales["recurrent"].slider.toolTip()
+    exp.model.layers = [LayerConfig(cell="cifg", hidden_size=8)]
+    panel.sync(exp)
+    assert panel.forget_bias.isEnabled() and panel.scales["recurrent"].isEnabled()
+    assert panel.forget_bias.toolTip() == forget_tip

@@ -15,7 +15,7 @@ from core.lessons import LESSONS_DIR, ORDER, list_lessons, load_lesson
 
 EXPECTED = {"vanishing_tanh", "exploding_clipping", "forget_gate", "gru_gates", "peephole",
             "bidirectional", "teacher_forcing", "sequence_to_one", "sigmoid_flattening",
-            "one_weights_every_length"}
+            "one_weights_every_length", "coupled_gates", "input_only_gates"}
 
 
 def test_every_lesson_is_listed_in_order_and_valid():
@@ -48,6 +48,10 @@ def test_lessons_set_up_what_they_explain():
     assert load_lesson("sequence_to_one").model.pattern == "many_to_one"
     assert load_lesson("sigmoid_flattening").model.layers[0].activation == "sigmoid"
     assert load_lesson("gru_gates").model.layers[0].cell == "gru"
+    assert load_lesson("coupled_gates").model.layers[0].cell == "cifg"
+    assert load_lesson("coupled_gates").task.name == "adding"
+    assert load_lesson("input_only_gates").model.layers[0].cell == "mingru"
+    assert load_lesson("input_only_gates").task.name == "copy"
 
 
 def test_lesson_panel_shows_title_and_description(qtbot):

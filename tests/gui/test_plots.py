@@ -398,6 +398,10 @@ ENGINE_MODELS = {
     "rnn_feedback": ({"cell": "rnn"}, "output_recurrence", "mse", 1),
     "lstm_classes_final": ({"cell": "lstm", "peephole": True}, "many_to_one",
                            "cross_entropy", 1),
+    "cifg_bidir2": ({"cell": "cifg", "bidirectional": True}, "many_to_many", "mse", 2),
+    "mingru_bidir2": ({"cell": "mingru", "bidirectional": True}, "many_to_many", "mse", 2),
+    "minlstm_final": ({"cell": "minlstm"}, "many_to_one", "mse", 1),
+    "mingru_feedback": ({"cell": "mingru"}, "output_recurrence", "mse", 1),
 }
 
 
@@ -429,6 +433,54 @@ def test_panels_draw_real_probe_results(qtbot, model):
     grads.show_result(result)
     np.testing.assert_allclose(grads.curves["h.l0"].yData, result.arrays["gradnorm.l0"],
                                rtol=1e-6)
+
+
+def _real_probe(cell: str, pattern: str = "many_to_one", T: int = 40):
+    from core.experiment import Experiment, LayerConfig, ModelConfig
+    from core.init import init_params
+    from core.probe import probe
+
+    m = ModelConfig(input_size=2, output_size=1, pattern=pattern,
+                    layers=[LayerConfig(cell=cell, hidden_size=6)])
+    exp = Experiment(model=m)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(T, 3, 2))
+    y = rng.normal(size=(3, 1) if pattern == "many_to_one" else (T, 3, 1))
+    return probe(exp, init_params(m, exp.init), x, y, connectivity=False)
+
+
+@pytest.mark.parametrize(("cell", "text"), [("mingru", "∏(1−z)"), ("minlstm", "∏ f′")])
+def test_gradients_theory_is_the_gate_product_for_input_only_cells(qtbot, cell, text):
+    """A one-layer minGRU/minLSTM with the loss on the last step: the overlay is the exact
+    product of the keep factors, so it lies on the curve."""
+    r = _real_probe(cell)
+    panel = make_panel(qtbot, "gradients")
+    panel.show_result(r)
+    assert panel.theory.isVisible()
+    np.testing.assert_allclose(panel.theory.yData, r.arrays["gradnorm.l0"], rtol=1e-5)
+    assert text in panel.plot.titleLabel.text
+    assert "theory" in panel.to_csv_table()
+
+
+def test_gradients_no_gate_theory_for_a_gru(qtbot):
+    panel = make_panel(qtbot, "gradients")
+    panel.show_result(_real_probe("gru"))
+    assert not panel.theory.isVisible()
+
+
+def test_eigen_shows_the_diagonal_step_jacobian_without_w_hh(qtbot):
+    r = _real_probe("mingru", "many_to_many", T=20)
+    panel = make_panel(qtbot, "eigen")
+    panel.show_result(r)
+    assert panel.matrix_selector.currentData() == "step_jacobian_l0"
+    assert panel.block_selector.currentData() == "mean"
+    z = r.arrays["gate.z.l0"][:, 0]
+    want = np.exp(np.log(1 - z).mean(axis=0))
+    table = panel.to_csv_table()
+    np.testing.assert_allclose(np.sort(table["real"]), np.sort(want), rtol=1e-6)
+    assert np.all(table["imag"] == 0)
+    assert "Diagonal step Jacobian" in panel.plot.titleLabel.text or "diag" in \
+        panel.plot.titleLabel.text
 
 
 # ----------------------------------------------------------------------------- interaction
@@ -646,3 +698,15 @@ def test_a_new_result_is_painted_once(qtbot, name):
     settle()
     panel.glw.viewport().removeEventFilter(counter)
     assert len(paints) == 1
+
+
+@pytest.mark.parametrize(("cell", "gate", "words"), [
+    ("minlstm", "f", "f′ = f/(f+i)"), ("mingru", "z", "from x only"), ("cifg", "f", "write 1−f"),
+])
+def test_gates_name_what_a_gate_means_in_the_new_cells(qtbot, cell, gate, words):
+    r = _real_probe(cell, "many_to_many", T=10)
+    panel = make_panel(qtbot, "gates")
+    panel.show_result(r)
+    labels = [panel.gate_selector.itemText(i) for i in range(panel.gate_selector.count())]
+    assert any(words in text for text in labels), labels
+    assert panel.gate_selector.currentData() == gate
