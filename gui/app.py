@@ -551,6 +551,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self._action(
             "Load &data…", self.load_data_dialog, None,
             "Probe and train on your own input and target arrays (.npy) instead of the task"))
+        menu.addAction(self._action(
+            "Open s&weep…", self.open_sweep_dialog, None,
+            "Show a sweep (the sweep.zarr folder gradlab sweep writes) as a phase diagram"))
         menu.addSeparator()
         menu.addAction(self._action("&Export all…", self.export_all, "Ctrl+E",
                                     "Write every plot as PNG, SVG and CSV into a folder"))
@@ -805,6 +808,30 @@ class MainWindow(QMainWindow):
                                            "NumPy arrays (*.npy)")
         if y:
             self.load_data_files([x, y])
+
+    def open_sweep_dialog(self) -> None:
+        """File → Open sweep…: a sweep.zarr folder (or the folder that holds one)."""
+        path = QFileDialog.getExistingDirectory(self, "Open sweep (sweep.zarr)", self._folder())
+        if path:
+            self.show_sweep(path)
+
+    def show_sweep(self, path: str | os.PathLike[str]) -> bool:
+        """Show the sweep at ``path`` in the phase-diagram dock (made on first use)."""
+        from pyqtgraph.dockarea import Dock
+
+        from .plots.phase import PhaseView
+
+        if getattr(self, "phase_view", None) is None:
+            self.phase_view = PhaseView(self.state.lab)
+            self.phase_dock = Dock("phase", size=(520, 440), widget=self.phase_view,
+                                   label=DockTitle(PhaseView.title))
+            self.phase_dock.label.setToolTip(PhaseView.tooltip)
+            self.area.addDock(self.phase_dock, "right")
+        if not self.phase_view.load(str(path)):
+            self._on_error(self.phase_view.status.text())
+            return False
+        raise_dock(self.phase_dock)
+        return True
 
     def load_data_files(self, paths: Sequence[str]) -> bool:
         """Use the input and target arrays in ``paths`` (in either order) as the data.
