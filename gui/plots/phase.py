@@ -266,6 +266,10 @@ class PhaseView(QWidget):
         return px, py
 
     def _follow(self, *_: Any) -> None:
+        pm = self.map
+        if pm is not None and pm.fixed and self._held(pm.x, pm.y) != pm.fixed:
+            self._redraw()  # the other axes follow the lab to its slice; that redraw follows
+            return
         pos = self.marker_position()
         if pos is None:
             self.marker.setData([], [])
