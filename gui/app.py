@@ -1067,6 +1067,10 @@ class MainWindow(QMainWindow):
         if ok:
             raise_dock(self.docks["lesson"])
             self.show_mentioned_panels(exp.description)
+            from core.lessons import lesson_sweep
+
+            if (sweep := lesson_sweep(name)) is not None:
+                self.show_sweep(sweep)
         return ok
 
     def show_mentioned_panels(self, text: str) -> None:

@@ -41,7 +41,8 @@ QUANTITIES = {
 
 
 def open_sweep(path: str | Path) -> Any:
-    """The sweep at ``path`` (``…/sweep.zarr`` or the folder holding it), loaded into
+    """The sweep at ``path`` (``…/sweep.zarr``, the folder holding it, or a packed
+    ``….zarr.zip``), loaded into
     memory as an ``xarray.Dataset``; ConfigError when it is not one."""
     import xarray as xr
 
@@ -49,7 +50,13 @@ def open_sweep(path: str | Path) -> Any:
     if p.name != "sweep.zarr" and (p / "sweep.zarr").exists():
         p = p / "sweep.zarr"
     try:
-        ds = xr.open_zarr(str(p)).load()
+        if p.suffix == ".zip":  # a packed sweep (core.sweep.store.pack)
+            import zarr
+
+            with zarr.storage.ZipStore(str(p), mode="r") as store:
+                ds = xr.open_zarr(store).load()
+        else:
+            ds = xr.open_zarr(str(p)).load()
     except Exception as exc:  # any unreadable folder gets the same one-line message
         raise ConfigError(f"{p}: not a readable sweep ({type(exc).__name__}: {exc})") from None
     if ds.attrs.get("format") != "gradlab-sweep":
@@ -115,7 +122,7 @@ def phase_map(ds: Any, quantity: str, x: str, y: str | None = None,
         warnings.simplefilter("ignore", RuntimeWarning)  # cells without a finished run
         med = data.astype(np.float64).median("seed", skipna=True)
         if quantity == "grad_ratio":
-            med = np.log10(med.where(med > 0))
+            med = np.log10(med.where(med >= 0))  # a ratio of 0 (underflow): -inf
     dims = [x] if y is None else [y, x]
     values = np.asarray(med.transpose(*dims).values, dtype=np.float64).reshape(
         (1 if y is None else sub.sizes[y]), sub.sizes[x])

@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..experiment import experiment_to_dict
 from .grid import SweepPlan
 
-__all__ = ["FORMAT", "STORE_NAME", "SweepStore", "create", "open_store"]
+__all__ = ["FORMAT", "STORE_NAME", "SweepStore", "create", "open_store", "pack"]
 
 FORMAT = "gradlab-sweep"
 VERSION = 1
@@ -171,3 +171,25 @@ def open_store(path: Path, plan: SweepPlan) -> SweepStore:
                               f"({attrs.get('command') or 'see its attributes'}), or "
                               "choose another --out")
     return store
+
+
+def pack(src: Path, dst: Path) -> None:
+    """A one-file, read-only copy of the finished sweep at ``src``: ``dst`` (``….zarr.zip``),
+    every variable one compressed chunk — how a ready sweep ships with a lesson.
+    :func:`core.sweep.phase.open_sweep` opens either form."""
+    import tempfile
+    import zipfile
+
+    import xarray as xr
+
+    ds = xr.open_zarr(str(src)).load()
+    for var in ds.variables.values():
+        var.encoding.clear()  # one chunk per variable, not one per run
+    tmp = dst.with_name(dst.name + ".partial")
+    with tempfile.TemporaryDirectory() as folder:
+        ds.to_zarr(folder, mode="w", consolidated=True, zarr_format=2)
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:  # chunks are compressed
+            for f in sorted(Path(folder).rglob("*")):
+                if f.is_file():
+                    z.write(f, f.relative_to(folder).as_posix())
+    os.replace(tmp, dst)

@@ -212,8 +212,10 @@ class PhaseView(QWidget):
 
     def _draw_boundary(self, pm: PhaseMap) -> None:
         v = pm.values
-        if pm.quantity == "grad_ratio" and min(v.shape) >= 2 and np.all(np.isfinite(v)):
-            self.boundary.setData(v)
+        if pm.quantity == "grad_ratio" and min(v.shape) >= 2 and not np.isnan(v).any():
+            finite = v[np.isfinite(v)]  # a ratio of 0 or inf (log10 ±inf): past the ends
+            span = (float(finite.min()) - 1.0, float(finite.max()) + 1.0) if finite.size else (-1, 1)
+            self.boundary.setData(np.clip(v, *span))
             self.boundary.setVisible(True)
         else:
             self.boundary.setData(None)

@@ -149,3 +149,38 @@ def test_the_window_opens_a_sweep_in_a_dock(qtbot, sweep_path, tmp_path):
         win.close()
         win.deleteLater()
         gc.collect()
+
+
+def test_the_edge_of_chaos_lesson_opens_its_sweep(qtbot, tmp_path, monkeypatch):
+    import gc
+    from pathlib import Path
+
+    from PySide6.QtCore import QSettings
+
+    import core.lessons as lessons
+    from gui.app import MainWindow
+
+    monkeypatch.setattr(lessons, "LESSONS_DIR", Path(__file__).resolve().parents[2]
+                        / "resources" / "lessons")
+    win = MainWindow(settings=QSettings(str(tmp_path / "g.ini"), QSettings.Format.IniFormat))
+    win.confirm_discard = lambda: True
+    qtbot.addWidget(win)
+    try:
+        assert win.open_lesson("edge_of_chaos")
+        view = win.phase_view
+        pm = view.map
+        assert (pm.x, pm.y, pm.fixed) == ("init.scales.recurrent", "task.seq_len",
+                                          {"model.layers.0.cell": 0})
+        assert view.marker_position() == pytest.approx((2.0, 2.0))  # scale 1, 50 steps
+        assert view.boundary.isVisible()  # with ratios of 0 (log10 -inf) in the map
+        assert len(view.critical.getData()[0]) == 2 * 4  # one segment per length
+        lab = win.state.lab
+        lab.set_paths([("model.layers.0.cell", "lstm")])
+        assert view.map.fixed == {"model.layers.0.cell": 1}  # the map follows to the LSTM
+        xs = view.critical.getData()[0]
+        assert (xs is None or not len(xs)) and "tanh RNN" in view.line_note
+        assert np.all(view.map.values < 0)
+    finally:
+        win.close()
+        win.deleteLater()
+        gc.collect()
