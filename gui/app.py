@@ -554,6 +554,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self._action(
             "Open s&weep…", self.open_sweep_dialog, None,
             "Show a sweep (the sweep.zarr folder gradlab sweep writes) as a phase diagram"))
+        menu.addAction(self._action(
+            "&Run sweep…", self.run_sweep_dialog, None,
+            "Run a small sweep over two knobs of this experiment and show its phase diagram"))
         menu.addSeparator()
         menu.addAction(self._action("&Export all…", self.export_all, "Ctrl+E",
                                     "Write every plot as PNG, SVG and CSV into a folder"))
@@ -814,6 +817,15 @@ class MainWindow(QMainWindow):
         path = QFileDialog.getExistingDirectory(self, "Open sweep (sweep.zarr)", self._folder())
         if path:
             self.show_sweep(path)
+
+    def run_sweep_dialog(self) -> Any:
+        """File → Run sweep…: the dialog; its finished sweep opens in the phase diagram."""
+        from .sweep_dialog import SweepDialog
+
+        dialog = SweepDialog(self.state.lab, self)
+        dialog.finished_sweep.connect(self.show_sweep)
+        dialog.open()
+        return dialog
 
     def show_sweep(self, path: str | os.PathLike[str]) -> bool:
         """Show the sweep at ``path`` in the phase-diagram dock (made on first use)."""
