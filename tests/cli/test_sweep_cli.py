@@ -87,3 +87,38 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
                        "--out", tmp_path, "--scheduler", "tcp://127.0.0.1:9"], capsys)
     assert rc == 2, err
     assert err.count("\n") == 1 and "cannot reach a Dask scheduler" in err
+
+
+def test_ctrl_c_keeps_what_finished_and_resume_finishes(tmp_path, capsys, monkeypatch):
+    import contextlib
+
+    import xarray as xr
+
+    from core.sweep import job
+
+    @contextlib.contextmanager
+    def here(_args, _embedded):  # the runs in this process, where the job can be patched
+        yield None
+
+    real = job.run_point
+    calls = []
+
+    def interrupted(data, steps):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(data, steps)
+
+    monkeypatch.setattr(main, "_sweep_client", here)
+    monkeypatch.setattr(job, "run_point", interrupted)
+    argv = ["sweep", "--preset", "vanishing_tanh", "--grid", "init.scales.recurrent=0.5:2:4",
+            "--seeds", 2, "--out", tmp_path]
+    rc, _out, err = run(argv, capsys)
+    assert rc == 130
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: interrupted; 3 of 8 runs are kept") and "--resume" in lines[-1]
+    assert int((xr.open_zarr(tmp_path / "sweep.zarr").status.values == "ok").sum()) == 3
+    monkeypatch.setattr(job, "run_point", real)
+    rc, out, err = run([*argv, "--resume"], capsys)
+    assert rc == 0, err
+    assert "5 runs computed, 3 already there" in out
