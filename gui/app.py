@@ -838,7 +838,8 @@ class MainWindow(QMainWindow):
             self.phase_dock = Dock("phase", size=(520, 440), widget=self.phase_view,
                                    label=DockTitle(PhaseView.title))
             self.phase_dock.label.setToolTip(PhaseView.tooltip)
-            self.area.addDock(self.phase_dock, "right")
+            beside = self.docks.get("plot.gradients")  # a tab beside the gradient plot
+            self.area.addDock(self.phase_dock, "above" if beside else "right", beside)
         if not self.phase_view.load(str(path)):
             self._on_error(self.phase_view.status.text())
             return False
@@ -1295,6 +1296,10 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
         window.state.load(exp, lesson=preset)
         raise_dock(window.docks["lesson"])
         window.show_mentioned_panels(exp.description)  # as the Lessons menu does
+        from core.lessons import lesson_sweep
+
+        if preset and (sweep := lesson_sweep(preset)) is not None:
+            window.show_sweep(sweep)
     elif not window.restore_last_experiment():
         window.open_lesson(DEFAULT_LESSON)
     if screenshot:

@@ -32,7 +32,7 @@ __all__ = ["QUANTITIES", "RECURRENT", "PhaseMap", "changes_at", "critical_line",
 RECURRENT = "init.scales.recurrent"
 # variable → what the map shows (the colour bar's label)
 QUANTITIES = {
-    "grad_ratio": "log10 gradient ratio  g(0)/g(T-1)",
+    "grad_ratio": "log10 g(0)/g(T-1)",
     "final_loss": "final training loss",
     "val_loss": "validation loss",
     "loss": "initial loss",

@@ -41,6 +41,7 @@ from .base import MARKER_COLOR, color_bar, set_color_map, set_levels
 BOUNDARY_COLOR = "#FFFFFF"
 CRITICAL_COLOR = "#F0E442"  # yellow: apart from the diverging map's ends and the marker
 NONE = "(one row)"
+MAX_DECADES = 12.0  # the colour scale of log10 ratios ends here, so the edge keeps its shades
 
 
 class PhaseView(QWidget):
@@ -69,11 +70,14 @@ class PhaseView(QWidget):
         self.x_axis = QComboBox()
         self.y_axis = QComboBox()
         for label, w in (("Show", self.quantity), ("x", self.x_axis), ("y", self.y_axis)):
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(6)  # the dock may be narrow: the text is elided
             row.addWidget(QLabel(label))
             row.addWidget(w, 1)
         col.addLayout(row)
         self.status = QLabel("Open a sweep (File → Open sweep…) to see its phase diagram.")
-        self.status.setWordWrap(True)
+        self.status.setWordWrap(False)  # one line, so the map keeps the height; more in the tooltip
+        self.status.setMinimumWidth(10)
         col.addWidget(self.status)
         self.glw = pg.GraphicsLayoutWidget()
         col.addWidget(self.glw, 1)
@@ -165,8 +169,8 @@ class PhaseView(QWidget):
         finite = pm.values[np.isfinite(pm.values)]
         if pm.quantity == "grad_ratio":
             set_color_map(self.bar, colormaps.diverging())
-            m = float(np.max(np.abs(finite))) if finite.size else 1.0
-            levels = (-max(m, 1e-3), max(m, 1e-3))
+            m = min(float(np.max(np.abs(finite))) if finite.size else 1.0, MAX_DECADES)
+            levels = (-max(m, 1e-3), max(m, 1e-3))  # centred on ratio 1; beyond: saturated
         else:
             set_color_map(self.bar, colormaps.sequential())
             lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -184,9 +188,9 @@ class PhaseView(QWidget):
         self._draw_boundary(pm)
         self._draw_critical(pm)
         held = ", ".join(f"{a} = {format_value(self._coord(a, k))}" for a, k in pm.fixed.items())
-        self.plot.setTitle(f"{pm.label} — median over {self.ds.sizes['seed']} seed(s)"
-                           + (f" at {held}" if held else ""), size="10pt")
-        self.status.setText(self._legend())
+        seeds = self.ds.sizes["seed"]
+        self.plot.setTitle(f"median of {seeds} seed{'s' if seeds != 1 else ''}", size="9pt")
+        self.status.setText((f"At {held}. " if held else "") + self._legend())
         self._follow()
 
     def _coord(self, axis: str, k: int) -> Any:
@@ -205,7 +209,7 @@ class PhaseView(QWidget):
 
     def _ticks(self, side: str, values: list[Any]) -> None:
         n = len(values)
-        step = max(1, n // 10)
+        step = max(1, -(-n // 7))  # at most 7 labels: they must not overlap
         ticks = [(float(i), format_value(v) if v is not None else "")
                  for i, v in enumerate(values) if i % step == 0]
         self.plot.getAxis(side).setTicks([ticks])
@@ -239,12 +243,17 @@ class PhaseView(QWidget):
         self.critical.setData(xs, ys, connect="pairs")
 
     def _legend(self) -> str:
-        parts = ["white contour: measured gradient ratio = 1"] if self.boundary.isVisible() else []
+        """One short line; the long form is the tooltip."""
+        parts = ["white: ratio 1 (measured)"] if self.boundary.isVisible() else []
         if self.critical.xData is not None and len(self.critical.xData):
-            parts.append("dashed yellow: mean-field critical line (χ = 1)")
+            parts.append("yellow: mean field χ = 1")
+        parts.append("★ current setting; click a cell to load it")
+        long = ["white contour: measured gradient ratio = 1",
+                "dashed yellow: mean-field critical line χ = σ_w² E[tanh′(h)²] = 1 "
+                "(Chen, Pennington & Schoenholz 2018)"]
         if self.line_note:
-            parts.append(f"mean-field line: {self.line_note}")
-        parts.append("magenta star: the current setting; click a cell to load it")
+            long.append(f"mean-field line: {self.line_note}")
+        self.status.setToolTip("\n".join(long))
         return " · ".join(parts)
 
     # ------------------------------------------------------------------ the lab

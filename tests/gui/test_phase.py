@@ -115,7 +115,7 @@ def test_the_mean_field_line_marks_the_rnn_row_only(view):
     expected = position(view.map.x_values, critical_scale(exp))
     assert xs[0] == pytest.approx(expected) and xs[1] == pytest.approx(expected)
     assert "tanh RNN" in view.line_note  # the lstm row: why it has none
-    assert "mean-field critical line" in view.status.text()
+    assert "mean field" in view.status.text() and "Chen, Pennington" in view.status.toolTip()
 
 
 def test_not_a_sweep(qtbot, tmp_path):
