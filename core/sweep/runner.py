@@ -26,13 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, UserError
 from ..jobs import Cancelled
 from . import job as job_module
 from .grid import SweepPlan
 from .store import STORE_NAME, create, open_store
 
 __all__ = ["Progress", "SweepStats", "embedded_client", "run_sweep"]
+
+_IMPORT_HINT = ("a Dask worker cannot import the lab ({exc}); install it where the workers "
+                "run, or start them with PYTHONPATH at the lab's folder")
 
 
 @dataclass
@@ -149,7 +152,11 @@ def _run_on(client: Any, plan: SweepPlan, todo: list, finished: Callable[..., No
             if cancel is not None and cancel():
                 raise Cancelled
             index, seed = where[f.key]
-            finished(index, seed, f.result())
+            try:
+                result = f.result()
+            except ModuleNotFoundError as exc:
+                raise UserError(_IMPORT_HINT.format(exc=exc)) from None
+            finished(index, seed, result)
             f.release()
     except (KeyboardInterrupt, Cancelled):
         with contextlib.suppress(Exception):
