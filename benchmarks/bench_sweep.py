@@ -7,9 +7,11 @@ Two workloads on the ``vanishing_tanh`` lesson (tanh RNN, 32 units, adding probl
   the initial weights probed (forward + BPTT), no training;
 - *train*: a smaller grid of the same, 100 training steps a run, then the validation loss.
 
-Each is timed ``--repeats`` times per cluster size, from the first job submitted to
-the last result written (the cluster's start-up is reported apart); the median,
-fastest and slowest rate are printed, with the load average before and after.
+Both clusters are up at once and each sweep is timed on one, then the other, ``--repeats``
+times, so that the two see the same load; a time runs from the first job submitted to
+the last result written (start-up is reported apart).  The median, fastest and slowest
+rate, and the median of the paired 2-worker / 1-worker ratios, are printed with the
+load average before and after.
 ``--here`` adds the same runs in this process, without Dask, for reference.
 
     python benchmarks/bench_sweep.py [--repeats 3] [--probe-points 60] [--train-points 12]
@@ -69,14 +71,23 @@ def main() -> int:
         print("in this process (no Dask):")
         report("probe", [timed(probe, None) for _ in range(args.repeats)])
         report("train 100 steps", [timed(train, None) for _ in range(args.repeats)])
-    for workers in (1, 2):
-        t0 = time.perf_counter()
-        with embedded_client(workers) as client:
-            start = time.perf_counter() - t0
-            print(f"LocalCluster, {workers} worker(s) (start-up {start:.1f} s):")
-            timed(probe, client)  # warm up: imports and compiled steps in the workers
-            report("probe", [timed(probe, client) for _ in range(args.repeats)])
-            report("train 100 steps", [timed(train, client) for _ in range(args.repeats)])
+    t0 = time.perf_counter()
+    with embedded_client(1) as one, embedded_client(2) as two:
+        print(f"LocalClusters of 1 and 2 workers up in {time.perf_counter() - t0:.1f} s; "
+              "timed in turns, so both see the same load")
+        clients = {1: one, 2: two}
+        for c in clients.values():
+            timed(probe, c)  # warm up: imports and compiled steps in the workers
+        for name, sweep in (("probe", probe), ("train 100 steps", train)):
+            rates: dict[int, list[float]] = {1: [], 2: []}
+            for _ in range(args.repeats):
+                for n, c in clients.items():
+                    rates[n].append(timed(sweep, c))
+            for n in (1, 2):
+                report(f"{name}, {n} worker{'s' if n > 1 else ''}", rates[n])
+            ratios = [b / a for a, b in zip(rates[1], rates[2], strict=True)]
+            print(f"  {name}: 2 workers / 1 worker, median of the pairs "
+                  f"{statistics.median(ratios):.2f}x (min {min(ratios):.2f}, max {max(ratios):.2f})")
     print(load())
     return 0
 
