@@ -27,7 +27,7 @@ from ..experiment import Experiment, experiment_from_dict
 from ..paths import format_value
 
 __all__ = ["QUANTITIES", "RECURRENT", "PhaseMap", "changes_at", "critical_line", "grid_axes",
-           "open_sweep", "phase_map", "position"]
+           "measured_edge", "open_sweep", "phase_map", "position"]
 
 RECURRENT = "init.scales.recurrent"
 # variable → what the map shows (the colour bar's label)
@@ -173,21 +173,21 @@ def changes_at(pm: PhaseMap, i: int, j: int = 0, ds: Any = None) -> list[tuple[s
     return out
 
 
-def critical_line(ds: Any, pm: PhaseMap) -> tuple[list[tuple[float, float]], str]:
+def critical_line(ds: Any, pm: PhaseMap) -> tuple[list[tuple[float, float]], list[float], str]:
     """The mean-field critical scale in map coordinates: ``([(x, y) per cell of the
-    other axis], note)``.  The note says why cells have no point (another cell, a
-    scale outside the axis, no recurrent-scale axis)."""
+    other axis], [the scales], note)``.  The note says why cells have no point (another
+    cell, a scale outside the axis, no recurrent-scale axis)."""
     from ..meanfield import critical_scale, supported
     from ..paths import with_paths
 
     if RECURRENT not in (pm.x, pm.y):
-        return [], f"the mean-field line needs {RECURRENT} on an axis"
+        return [], [], f"the mean-field line needs {RECURRENT} on an axis"
     scale_values = pm.x_values if pm.x == RECURRENT else pm.y_values
     other = pm.y if pm.x == RECURRENT else pm.x
     other_values = pm.y_values if pm.x == RECURRENT else pm.x_values
     base = base_experiment(ds)
     held = [(a, coords(ds, a)[k]) for a, k in pm.fixed.items()]
-    points, notes = [], []
+    points, scales, notes = [], [], []
     for j, ov in enumerate(other_values):
         changes = [*held, *([(other, ov)] if other is not None else [])]
         try:
@@ -205,4 +205,27 @@ def critical_line(ds: Any, pm: PhaseMap) -> tuple[list[tuple[float, float]], str
             notes.append(f"the critical scale {s:.3g} lies outside the swept scales")
             continue
         points.append((p, float(j)) if pm.x == RECURRENT else (float(j), p))
-    return points, "; ".join(dict.fromkeys(notes))
+        scales.append(s)
+    return points, scales, "; ".join(dict.fromkeys(notes))
+
+
+def measured_edge(pm: PhaseMap) -> list[float | None]:
+    """Where the measured gradient ratio first reaches 1 along the recurrent-scale axis,
+    for every cell of the other axis: the scale, interpolated linearly in log10 ratio
+    between the two cells around it; None where it does not cross (or the map is not of
+    ``grad_ratio`` over ``init.scales.recurrent``)."""
+    if pm.quantity != "grad_ratio" or RECURRENT not in (pm.x, pm.y):
+        return []
+    rows = pm.values if pm.x == RECURRENT else pm.values.T
+    scales = np.asarray(pm.x_values if pm.x == RECURRENT else pm.y_values, dtype=np.float64)
+    out: list[float | None] = []
+    for row in rows:
+        edge = None
+        for k in range(1, row.size):
+            a, b = row[k - 1], row[k]
+            if np.isfinite(b) and not np.isnan(a) and a < 0 <= b:
+                frac = 1.0 if not np.isfinite(a) else float(-a / (b - a))
+                edge = float(scales[k - 1] + frac * (scales[k] - scales[k - 1]))
+                break
+        out.append(edge)
+    return out

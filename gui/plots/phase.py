@@ -30,6 +30,7 @@ from core.sweep.phase import (
     changes_at,
     critical_line,
     grid_axes,
+    measured_edge,
     open_sweep,
     phase_map,
     position,
@@ -62,6 +63,7 @@ class PhaseView(QWidget):
         self.ds: Any = None
         self.map: PhaseMap | None = None
         self.line_note = ""
+        self.critical_scales: list[float] = []  # the mean-field line's scales, as drawn
         self.setToolTip(self.tooltip)
         col = QVBoxLayout(self)
         col.setContentsMargins(4, 4, 4, 4)
@@ -226,7 +228,7 @@ class PhaseView(QWidget):
             self.boundary.setVisible(False)
 
     def _draw_critical(self, pm: PhaseMap) -> None:
-        points, self.line_note = critical_line(self.ds, pm)
+        points, self.critical_scales, self.line_note = critical_line(self.ds, pm)
         if not points:
             self.critical.setData([], [])
             return
@@ -253,6 +255,13 @@ class PhaseView(QWidget):
                 "(Chen, Pennington & Schoenholz 2018)"]
         if self.line_note:
             long.append(f"mean-field line: {self.line_note}")
+        if self.map is not None:
+            edges = [f"{e:.3g}" for e in measured_edge(self.map) if e is not None]
+            if edges:
+                long.append("measured edge (ratio 1) at scale " + ", ".join(edges))
+            if self.critical_scales:
+                long.append("mean-field critical scale " + ", ".join(
+                    f"{c:.3g}" for c in self.critical_scales))
         self.status.setToolTip("\n".join(long))
         return " · ".join(parts)
 

@@ -64,3 +64,18 @@ def test_a_cell_gives_its_whole_setting(sweep):
 def test_not_a_sweep(tmp_path):
     with pytest.raises(ConfigError, match="not a readable sweep"):
         open_sweep(tmp_path)
+
+
+def test_the_measured_edge_along_the_scale_axis():
+    from core.sweep.phase import PhaseMap, measured_edge
+
+    values = np.array([[-3.0, -1.0, 1.0, 2.0],          # crosses halfway from 1.0 to 1.5
+                       [-np.inf, 0.5, 1.0, 2.0],         # from a ratio of 0: at the first finite
+                       [-3.0, -2.0, -1.0, -0.5]])        # never
+    pm = PhaseMap("grad_ratio", "init.scales.recurrent", "task.seq_len", [0.5, 1.0, 1.5, 2.0],
+                  [10, 20, 50], values)
+    assert measured_edge(pm) == [pytest.approx(1.25), pytest.approx(1.0), None]
+    transposed = PhaseMap("grad_ratio", "task.seq_len", "init.scales.recurrent", [10, 20, 50],
+                          [0.5, 1.0, 1.5, 2.0], values.T)
+    assert measured_edge(transposed) == measured_edge(pm)
+    assert measured_edge(PhaseMap("loss", pm.x, pm.y, pm.x_values, pm.y_values, values)) == []

@@ -184,3 +184,10 @@ def test_the_edge_of_chaos_lesson_opens_its_sweep(qtbot, tmp_path, monkeypatch):
         win.close()
         win.deleteLater()
         gc.collect()
+
+
+def test_the_tooltip_compares_the_measured_edge_with_the_line(view):
+    tip = view.status.toolTip()
+    assert "measured edge (ratio 1) at scale" in tip and "mean-field critical scale" in tip
+    exp, _ = with_paths(base(), [("model.layers.0.cell", "rnn")])
+    assert view.critical_scales == [pytest.approx(critical_scale(exp))]
