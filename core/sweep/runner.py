@@ -75,14 +75,33 @@ def _keys(plan: SweepPlan) -> str:
 
 
 @contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Any:
+    """Worker processes started inside inherit an ignored SIGINT: a Ctrl-C in the
+    terminal reaches only this process, which cancels the jobs and closes the cluster
+    (instead of every worker dying with a traceback of its own)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def embedded_client(workers: int | None = None) -> Any:
     """A Dask ``LocalCluster`` on this machine — ``workers`` processes (default: one
     per CPU core) of one thread each — and a client of it, closed on exit."""
     from distributed import Client, LocalCluster
 
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", silence_logs=logging.ERROR)
+    with _workers_ignore_ctrl_c():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.ERROR)
     client = Client(cluster)
     try:
         yield client
