@@ -122,3 +122,43 @@ def test_ctrl_c_keeps_what_finished_and_resume_finishes(tmp_path, capsys, monkey
     rc, out, err = run([*argv, "--resume"], capsys)
     assert rc == 0, err
     assert "5 runs computed, 3 already there" in out
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_stops_the_embedded_cluster_cleanly(tmp_path):
+    """SIGINT to the whole process group, as a terminal sends it: one error line, exit
+    130, the finished runs kept, no worker left behind."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import xarray as xr
+
+    p = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "sweep", "--preset", "vanishing_tanh",
+         "--grid", "init.scales.recurrent=0.5:2.0:6", "--grid", "model.layers.0.cell=rnn,lstm",
+         "--seeds", "3", "--train-steps", "200", "--out", str(tmp_path), "--workers", "2"],
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    store = tmp_path / "sweep.zarr" / "status"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and p.poll() is None:
+        if store.exists() and any(f.name[0].isdigit() for f in store.iterdir()):
+            break  # a run is written
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGINT)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted;"), err
+    kept = int((xr.open_zarr(tmp_path / "sweep.zarr").status.values == "ok").sum())
+    assert 1 <= kept < 36
+    assert f"{kept} of 36 runs are kept" in lines[0]
+    for _ in range(100):  # the workers (same process group) are gone too
+        try:
+            os.killpg(p.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("a worker process outlived the sweep")
