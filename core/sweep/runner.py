@@ -159,14 +159,14 @@ def _run_on(client: Any, plan: SweepPlan, todo: list, finished: Callable[..., No
 
     tag = _keys(plan)
     where: dict[str, tuple[tuple[int, ...], int]] = {}
-    futures = []
-    for point, seed in todo:
-        key = f"gradlab-sweep-{tag}-{'-'.join(map(str, point.index))}-s{seed}"
-        f = client.submit(job_module.run_point, plan.seeded(point, seed), plan.train_steps,
-                          key=key, pure=False)
-        where[f.key] = (point.index, seed)
-        futures.append(f)
+    futures: list[Any] = []
     try:
+        for point, seed in todo:
+            key = f"gradlab-sweep-{tag}-{'-'.join(map(str, point.index))}-s{seed}"
+            f = client.submit(job_module.run_point, plan.seeded(point, seed), plan.train_steps,
+                              key=key, pure=False)
+            where[f.key] = (point.index, seed)
+            futures.append(f)
         for f in as_completed(futures):
             if cancel is not None and cancel():
                 raise Cancelled
@@ -177,7 +177,9 @@ def _run_on(client: Any, plan: SweepPlan, todo: list, finished: Callable[..., No
                 raise UserError(_IMPORT_HINT.format(exc=exc)) from None
             finished(index, seed, result)
             f.release()
-    except (KeyboardInterrupt, Cancelled):
+    except BaseException as exc:  # Ctrl-C, cancel or a failure: the rest is not run
         with contextlib.suppress(Exception):
             client.cancel(futures)
-        raise Cancelled from None
+        if isinstance(exc, KeyboardInterrupt):
+            raise Cancelled from None
+        raise
