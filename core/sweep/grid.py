@@ -168,8 +168,6 @@ def _check_count(name: str, n: Any, low: int, high: int) -> int:
 
 def _probe_length(exp: Experiment) -> int:
     """The number of timesteps a probe of ``exp`` reads."""
-    if exp.task is None:
-        raise ConfigError("a sweep runs on the experiment's task; this experiment has none")
     from ..lab import probe_batch
 
     x, _y = probe_batch(exp, None)
@@ -191,6 +189,9 @@ def plan(exp: Experiment, axes: Sequence[Axis], seeds: int = 1, train_steps: int
     if p := next((p for p in paths if p in ("init.seed", "seed", "t")), None):
         raise ConfigError(f"{p}: use --seeds for seeds, not --grid")
     base = experiment_from_dict(experiment_to_dict(exp))  # settings only: no weights
+    if base.task is None:
+        raise ConfigError("a sweep runs on the experiment's task, and this experiment has "
+                          "none: add a task section")
     size = math.prod(len(a) for a in axes)
     if size * seeds > MAX_JOBS:
         raise ConfigError(f"--grid: {size} points × {seeds} seeds is more than "

@@ -210,3 +210,19 @@ def test_a_dask_worker_gives_the_same_numbers(tmp_path):
     there = xr.open_zarr(tmp_path / "dask" / "sweep.zarr").load()
     for name in here.data_vars:
         np.testing.assert_array_equal(here[name].values, there[name].values, err_msg=name)
+
+
+def test_a_sweep_needs_a_task():
+    data = {"format": "gradlab-experiment", "version": 1,
+            "model": {"input_size": 1, "output_size": 1, "layers": [{"cell": "rnn", "hidden_size": 4}]}}
+    exp = experiment_from_dict(data)
+    with pytest.raises(ConfigError, match="runs on the experiment's task"):
+        plan(exp, [parse_grid("init.forget_bias=0,1", exp)])
+
+
+def test_progress_rate_and_time_left():
+    from core.sweep import Progress
+
+    p = Progress(done=10, total=40, elapsed_s=5.0)
+    assert p.rate == 2.0 and p.eta_s == 15.0
+    assert Progress(0, 40, 0.0).eta_s is None and Progress(0, 40, 0.0).rate == 0.0
