@@ -480,6 +480,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise ConfigError(f"--grid {exc}") from None
     sweep = plan(exp, axes, seeds=args.seeds, train_steps=args.train_steps)
+    from core.backend import resolve_backend
+
+    for device, dtype in {(p.experiment.backend.device, p.experiment.backend.dtype)
+                          for p in sweep.points if p.experiment is not None}:
+        resolve_backend(device, dtype)  # fail here, not on every worker: no GPU for 'cupy'
     if doc.params is not None:
         _warn(f"{args.experiment}: its saved weights are not used; every run starts "
               "from its seed's initialisation")

@@ -82,6 +82,21 @@ def test_usage_errors(tmp_path, capsys):
     assert rc == 2 and err.count("\n") == 1
 
 
+def test_a_backend_that_cannot_run_here_fails_before_any_run(tmp_path, capsys):
+    from core.backend import resolve_backend
+
+    try:
+        resolve_backend("cupy", "float32")
+    except Exception:  # no CuPy or no GPU: the case under test
+        pass
+    else:
+        pytest.skip("CuPy runs here")
+    rc, _o, err = run(["sweep", "--preset", "vanishing_tanh", "--grid", "backend.device=numpy,cupy",
+                       "--out", tmp_path / "D"], capsys)
+    assert rc == 2 and err.count("\n") == 1 and "cupy" in err.lower()
+    assert not (tmp_path / "D" / "sweep.zarr").exists()
+
+
 def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     rc, _o, err = run(["sweep", "--preset", "vanishing_tanh", "--grid", "init.forget_bias=0,1",
                        "--out", tmp_path, "--scheduler", "tcp://127.0.0.1:9"], capsys)
