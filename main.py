@@ -461,7 +461,7 @@ class _CompareProgress:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """A grid of settings × seeds, each probed (and trained), into DIR/sweep.zarr on Dask."""
-    from core.errors import ConfigError, UserError
+    from core.errors import ConfigError
     from core.jobs import Cancelled
     from core.sweep import embedded_client, parse_grid, plan, run_sweep
 
@@ -507,11 +507,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _fail(f"interrupted; {kept} of {sweep.jobs} runs are kept in {out / STORE_NAME}: "
               "run the same command with --resume to compute only the rest")
         return 130
-    except OSError as exc:
-        if args.scheduler:
-            raise UserError(f"--scheduler {args.scheduler}: cannot reach a Dask scheduler "
-                            f"there ({_one_line(exc)})") from None
-        raise
     progress.close()
     print(f"wrote {stats.path} ({stats.computed} runs computed, {stats.kept} already there, "
           f"{len(sweep.points) * sweep.seeds - stats.total} invalid)")
@@ -526,9 +521,15 @@ def _sweep_client(args: argparse.Namespace, embedded: Any) -> Any:
 
     from distributed import Client
 
+    from core.errors import UserError
+
     @contextlib.contextmanager
     def connect() -> Any:
-        client = Client(args.scheduler, timeout="10s")
+        try:
+            client = Client(args.scheduler, timeout="10s")
+        except OSError as exc:  # refused, unreachable, timed out
+            raise UserError(f"--scheduler {args.scheduler}: cannot reach a Dask scheduler "
+                            f"there ({_one_line(exc)})") from None
         try:
             yield client
         finally:
