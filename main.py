@@ -459,6 +459,122 @@ class _CompareProgress:
             sys.stderr.write("\n")
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """A grid of settings × seeds, each probed (and trained), into DIR/sweep.zarr on Dask."""
+    from core.errors import ConfigError
+    from core.jobs import Cancelled
+    from core.sweep import embedded_client, parse_grid, plan, run_sweep
+
+    if bool(args.experiment) == bool(args.sweep_preset):
+        raise UsageError(f"{PROG} sweep: give an EXPERIMENT file or --preset NAME, not both "
+                         f"and not neither (see {PROG} sweep --help)")
+    if args.scheduler and args.workers:
+        raise UsageError(f"{PROG} sweep: --scheduler runs on an existing cluster; --workers "
+                         "sizes the embedded one: give one of them")
+    doc = _document(args.experiment, args.sweep_preset)
+    exp = doc.experiment
+    axes = []
+    for text in args.grid:
+        try:
+            axes.append(parse_grid(text, exp))
+        except ConfigError as exc:
+            raise ConfigError(f"--grid {exc}") from None
+    sweep = plan(exp, axes, seeds=args.seeds, train_steps=args.train_steps)
+    from core.backend import resolve_backend
+
+    for device, dtype in {(p.experiment.backend.device, p.experiment.backend.dtype)
+                          for p in sweep.points if p.experiment is not None}:
+        resolve_backend(device, dtype)  # fail here, not on every worker: no GPU for 'cupy'
+    if doc.params is not None:
+        _warn(f"{args.experiment}: its saved weights are not used; every run starts "
+              "from its seed's initialisation")
+    out = _out_dir(args.out)
+    source = f"--preset {args.sweep_preset}" if args.sweep_preset else str(args.experiment)
+    command = " ".join([PROG, "sweep", source, *(f"--grid {g}" for g in args.grid),
+                        f"--seeds {args.seeds}", f"--train-steps {args.train_steps}",
+                        f"--out {args.out}"])
+    progress = _SweepProgress()
+    try:
+        with _sweep_client(args, embedded_client) as client:
+            stats = run_sweep(sweep, out, client=client, resume=args.resume, command=command,
+                              on_progress=progress.update)
+    except Cancelled:
+        progress.close()
+        from core.sweep import STORE_NAME, SweepStore
+
+        status = SweepStore(out / STORE_NAME).status()
+        kept = sum(1 for s in status.flat if s and not s.startswith("invalid"))
+        _fail(f"interrupted; {kept} of {sweep.jobs} runs are kept in {out / STORE_NAME}: "
+              "run the same command with --resume to compute only the rest")
+        return 130
+    progress.close()
+    print(f"wrote {stats.path} ({stats.computed} runs computed, {stats.kept} already there, "
+          f"{len(sweep.points) * sweep.seeds - stats.total} invalid)")
+    return 0
+
+
+def _sweep_client(args: argparse.Namespace, embedded: Any) -> Any:
+    """The Dask client of ``--scheduler ADDRESS``, else an embedded LocalCluster's."""
+    if not args.scheduler:
+        return embedded(args.workers or None)
+    import contextlib
+
+    from distributed import Client
+
+    from core.errors import UserError
+
+    @contextlib.contextmanager
+    def connect() -> Any:
+        try:
+            client = Client(args.scheduler, timeout="10s")
+        except OSError as exc:  # refused, unreachable, timed out
+            raise UserError(f"--scheduler {args.scheduler}: cannot reach a Dask scheduler "
+                            f"there ({_one_line(exc)})") from None
+        try:
+            yield client
+        finally:
+            client.close()
+
+    return connect()
+
+
+class _SweepProgress:
+    """Runs done / total, rate and time left, on stderr: a bar redrawn in place on a
+    terminal, else a line every few seconds."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.width = 0
+
+    def update(self, p: Any) -> None:
+        now = time.monotonic()
+        final = p.done == p.total
+        if not final and now - self.last < (0.1 if self.tty else 5.0):
+            return
+        self.last = now
+        eta = "--:--" if p.eta_s is None else _clock(p.eta_s)
+        fill = int(24 * p.done / p.total) if p.total else 24
+        line = (f"sweep [{'#' * fill}{'.' * (24 - fill)}] {p.done}/{p.total} runs  "
+                f"{p.rate:.1f}/s  ETA {eta}")
+        if self.tty:
+            sys.stderr.write("\r" + line.ljust(self.width))
+            self.width = len(line)
+        elif p.done:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            sys.stderr.write("\n")
+            self.width = 0
+
+
+def _clock(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 def _seed_count(text: str) -> int:
     try:
         n = int(text)
@@ -641,6 +757,45 @@ def build_parser() -> argparse.ArgumentParser:
     _array_args(p)
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "sweep", help="a grid of settings x seeds on Dask: DIR/sweep.zarr for a phase diagram",
+        description="Run every point of a grid of settings - each --grid PATH=VALUES is one "
+                    "axis: a dotted field of the experiment (init.scales.recurrent, "
+                    "init.forget_bias, model.layers.0.cell, task.seq_len, ...) and its values, "
+                    "a,b,c or START:STOP:N (N points, linear) or START:STOP:Nlog (log-spaced) - "
+                    "once per seed, init.seed + 0 ... N-1: probe the initial weights (layer 0 "
+                    "gradient norms, their first/last ratio, the spectral radius of "
+                    "weight_hh_l0, the loss) and, with --train-steps, train and record the "
+                    "final and validation loss and whether it diverged.  Writes DIR/sweep.zarr "
+                    "(open it with xarray.open_zarr): one dimension per --grid, seed and t.  A "
+                    "changed layer cell turns off what it cannot have (notes); a point that is "
+                    "still invalid is recorded in 'status'.  Results are written as runs "
+                    "finish; Ctrl-C keeps them and --resume computes only the rest.  The jobs "
+                    "run on a Dask LocalCluster (one single-threaded process per core), or on "
+                    "an existing cluster with --scheduler (its workers must import gradlab: "
+                    "install it, or start them with PYTHONPATH at its folder).")
+    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?",
+                   help="experiment file (.json) or saved experiment (.gradlab; its saved "
+                        "weights are not used)")
+    p.add_argument("--preset", metavar="NAME", dest="sweep_preset",
+                   help="a lesson preset instead of a file (see `gradlab presets`)")
+    p.add_argument("--grid", metavar="PATH=VALUES", action="append", required=True,
+                   help="one axis: a dotted field path and a,b,c or START:STOP:N or "
+                        "START:STOP:Nlog; repeat for more axes (their product)")
+    p.add_argument("--seeds", metavar="N", type=_seed_count, default=1,
+                   help="runs per grid point, seeds init.seed + 0 ... N-1 (default: 1)")
+    p.add_argument("--train-steps", metavar="N", type=_nonneg_int, default=0,
+                   help="training steps after the probe (default: 0, no training)")
+    p.add_argument("--out", metavar="DIR", required=True, help="folder for sweep.zarr")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="an existing Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: an "
+                        "embedded LocalCluster)")
+    p.add_argument("--workers", metavar="N", type=_seed_count, default=None,
+                   help="processes of the embedded cluster (default: one per CPU core)")
+    p.add_argument("--resume", action="store_true",
+                   help="finish the sweep already in DIR/sweep.zarr: compute only what it lacks")
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("presets", help="list lesson presets: name, then title",
                        description="List the lesson presets, one a line: its name, then its "

@@ -22,7 +22,7 @@ import copy
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -399,17 +399,10 @@ class Lab:
 
     def set_path(self, path: str, value: Any) -> bool:
         """Set the field at dotted ``path`` (``init.forget_bias``, ``training.clip.mode``,
-        ``model.layers.0.cell`` …; see :mod:`core.paths`) to ``value``, as one edit."""
-        from .paths import format_value, with_path
+        …) to ``value`` as one edit (:meth:`set_paths` for one field)."""
+        from .paths import format_value
 
-        try:
-            exp = with_path(self.experiment, path, value)
-        except UserError as exc:
-            return self._report(str(exc))
-        exp.title, exp.description = self.experiment.title, self.experiment.description
-        policy = "init" if path.startswith("init.") else (
-            "model" if path.startswith("model.") else "keep")
-        return self._edit(f"{path} {format_value(value)}", exp, policy)
+        return self.set_paths([(path, value)], text=f"{path} {format_value(value)}")
 
     def pair_job(self, pair: Any) -> Any:
         """A job running A of ``pair`` (:class:`core.pairs.Pair`) in any thread; hand its
@@ -544,6 +537,26 @@ class Lab:
         task = TaskConfig(name=name, seq_len=seq_len, batch_size=old.batch_size,
                           options={k: v for k, v in options.items() if v is not None})
         return self._edit(f"Task {name}", _replace(exp, task=task, model=model), "model")
+
+    def set_paths(self, changes: Sequence[tuple[str, Any]], text: str | None = None) -> bool:
+        """Set fields by dotted path (:func:`core.paths.with_paths`: ``[("init.scales.
+        recurrent", 1.5), ("model.layers.0.cell", "lstm")]``) as one undoable edit —
+        a sweep's grid point loaded into the lab.  A changed cell fits its layer (as a
+        notice); the weights follow the weights policy of an architecture edit when the
+        model changes, of an init edit when the initialisation does."""
+        from .paths import format_value, with_paths
+
+        try:
+            exp, notes = with_paths(self.experiment, changes)
+        except UserError as exc:
+            return self._report(str(exc))
+        exp.weights = self.experiment.weights
+        policy = ("model" if exp.model != self.experiment.model
+                  else "init" if exp.init != self.experiment.init else "keep")
+        for note in notes:
+            self.notice.emit(note)
+        told = ", ".join(f"{p} {format_value(v)}" for p, v in changes)
+        return self._edit(text or f"Set {told}", exp, policy)
 
     def set_model(self, model: ModelConfig, text: str = "Edit architecture") -> bool:
         return self._edit(text, _replace(self.experiment, model=model), "model")

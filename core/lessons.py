@@ -21,6 +21,7 @@ LESSONS_DIR = resource_path("lessons")
 ORDER = (
     "vanishing_tanh",
     "exploding_clipping",
+    "edge_of_chaos",
     "sigmoid_flattening",
     "forget_gate",
     "lstm_anatomy",
@@ -66,6 +67,13 @@ def list_lessons() -> list[tuple[str, str]]:
             title = name
         out.append((name, title))
     return out
+
+
+def lesson_sweep(name: str) -> Path | None:
+    """The ready sweep that ships with lesson ``name`` (``resources/sweeps/NAME.zarr.zip``,
+    shown as a phase diagram), or None."""
+    path = LESSONS_DIR.parent / "sweeps" / f"{name}.zarr.zip"
+    return path if path.is_file() else None
 
 
 def load_lesson(name: str) -> Experiment:

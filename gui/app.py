@@ -551,6 +551,12 @@ class MainWindow(QMainWindow):
         menu.addAction(self._action(
             "Load &data…", self.load_data_dialog, None,
             "Probe and train on your own input and target arrays (.npy) instead of the task"))
+        menu.addAction(self._action(
+            "Open s&weep…", self.open_sweep_dialog, None,
+            "Show a sweep (the sweep.zarr folder gradlab sweep writes) as a phase diagram"))
+        menu.addAction(self._action(
+            "&Run sweep…", self.run_sweep_dialog, None,
+            "Run a small sweep over two knobs of this experiment and show its phase diagram"))
         menu.addSeparator()
         menu.addAction(self._action("&Export all…", self.export_all, "Ctrl+E",
                                     "Write every plot as PNG, SVG and CSV into a folder"))
@@ -820,6 +826,40 @@ class MainWindow(QMainWindow):
         if y:
             self.load_data_files([x, y])
 
+    def open_sweep_dialog(self) -> None:
+        """File → Open sweep…: a sweep.zarr folder (or the folder that holds one)."""
+        path = QFileDialog.getExistingDirectory(self, "Open sweep (sweep.zarr)", self._folder())
+        if path:
+            self.show_sweep(path)
+
+    def run_sweep_dialog(self) -> Any:
+        """File → Run sweep…: the dialog; its finished sweep opens in the phase diagram."""
+        from .sweep_dialog import SweepDialog
+
+        dialog = SweepDialog(self.state.lab, self)
+        dialog.finished_sweep.connect(self.show_sweep)
+        dialog.open()
+        return dialog
+
+    def show_sweep(self, path: str | os.PathLike[str]) -> bool:
+        """Show the sweep at ``path`` in the phase-diagram dock (made on first use)."""
+        from pyqtgraph.dockarea import Dock
+
+        from .plots.phase import PhaseView
+
+        if getattr(self, "phase_view", None) is None:
+            self.phase_view = PhaseView(self.state.lab)
+            self.phase_dock = Dock("phase", size=(520, 440), widget=self.phase_view,
+                                   label=DockTitle(PhaseView.title))
+            self.phase_dock.label.setToolTip(PhaseView.tooltip)
+            beside = self.docks.get("plot.gradients")  # a tab beside the gradient plot
+            self.area.addDock(self.phase_dock, "above" if beside else "right", beside)
+        if not self.phase_view.load(str(path)):
+            self._on_error(self.phase_view.status.text())
+            return False
+        raise_dock(self.phase_dock)
+        return True
+
     def load_data_files(self, paths: Sequence[str]) -> bool:
         """Use the input and target arrays in ``paths`` (in either order) as the data.
 
@@ -1054,6 +1094,10 @@ class MainWindow(QMainWindow):
         if ok:
             raise_dock(self.docks["lesson"])
             self.show_mentioned_panels(exp.description)
+            from core.lessons import lesson_sweep
+
+            if (sweep := lesson_sweep(name)) is not None:
+                self.show_sweep(sweep)
         return ok
 
     def show_mentioned_panels(self, text: str) -> None:
@@ -1266,6 +1310,10 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
         window.state.load(exp, lesson=preset)
         raise_dock(window.docks["lesson"])
         window.show_mentioned_panels(exp.description)  # as the Lessons menu does
+        from core.lessons import lesson_sweep
+
+        if preset and (sweep := lesson_sweep(preset)) is not None:
+            window.show_sweep(sweep)
     elif not window.restore_last_experiment():
         window.open_lesson(DEFAULT_LESSON)
     if screenshot:
