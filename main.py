@@ -121,6 +121,22 @@ def _out_dir(path: str) -> Path:
     return ensure_folder(path, "--out")
 
 
+# Signals that stop a command as Ctrl-C does (train: after the current step).
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                      if hasattr(signal, name))
+
+
+def _staged(path: str, command: str) -> Any:
+    """The all-or-nothing output folder of ``--out`` (core.outputs.OutputFolder)."""
+    from core.outputs import ANALYZE_OUTPUTS, RUN_OUTPUTS, OutputFolder
+
+    return OutputFolder(path, "--out", ANALYZE_OUTPUTS if command == "analyze" else RUN_OUTPUTS)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _check_memory(exp_path: str, exp: Any, T: int, B: int) -> None:
     from core.errors import MemoryLimitError
     from core.network import check_memory
@@ -186,11 +202,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from core.tracefile import write_results
 
     lab = _lab(args)
-    out = _out_dir(args.out)
-    # The whole of the given arrays, or the task's probe batch: what the window shows.
-    res = lab.probe(jacobian=args.jacobian, connectivity=args.connectivity)
-    for path in write_results(out, lab.experiment, res):
-        print(f"wrote {path}")
+    with _staged(args.out, "analyze") as out:  # every file, or none: see core.outputs
+        # The whole of the given arrays, or the task's probe batch: what the window shows.
+        res = lab.probe(jacobian=args.jacobian, connectivity=args.connectivity)
+        written = write_results(out.path, lab.experiment, res)
+        out.commit()
+    for path in written:
+        print(f"wrote {out.final(path)}")
     if res.nonfinite:
         _warn(res.nonfinite)
     return 0
@@ -234,12 +252,19 @@ def _duration(seconds: float) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; write experiment.json, weights.safetensors, history.csv, trace.npz, summary.json."""
+    lab = _lab(args, training=True)
+    with _staged(args.out, "train") as out:  # every file, or none: see core.outputs
+        return _train_into(args, lab, out)
+
+
+def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
+    """Train ``lab`` and write its files into ``staged`` (a core.outputs.OutputFolder),
+    then put them in place.  SIGINT, SIGTERM and SIGHUP stop after the current step."""
     from core.experiment import save_experiment
     from core.tracefile import write_results, writing
     from core.weights import save_weights
 
-    lab = _lab(args, training=True)
-    out = _out_dir(args.out)
+    out = staged.path
     total = lab.experiment.training.steps if args.steps is None else args.steps
 
     stop = {"asked": False}
@@ -259,12 +284,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if snap.nonfinite:
             _warn(snap.nonfinite)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_sigint) for sig in _STOP_SIGNALS}
     try:
         if total > 0:
             lab.train(total, cancel=lambda: stop["asked"], on_snapshot=each)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     last = seen[-1] if seen else None
     if last is not None and not last.done:
         progress.update(len(seen), last, final=True)
@@ -282,8 +308,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if res is None:
         res = lab.probe(jacobian=False, connectivity=False)
     written += write_results(out, exp, res, extras=False)
+    staged.commit()
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {staged.final(path)}")
     if stop["asked"]:
         print(f"stopped after {len(seen)} of {total} steps", file=sys.stderr)
         return 130
@@ -673,7 +700,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"{PROG}: --preset, --screenshot and --window-size open the app; "
                              "they do not go "
                              f"with '{args.command}' (see {PROG} --help)")
-        return int(args.func(args) or 0)
+        if not args.command:
+            return int(args.func(args) or 0)
+        # headless: SIGTERM and SIGHUP stop as Ctrl-C does, cleaning up what they leave
+        previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS[1:]}
+        try:
+            return int(args.func(args) or 0)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     except UsageError as exc:

@@ -166,12 +166,17 @@ def save_summary(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
 
 
 def writing(path: Path, write: Any) -> Path:
-    """Run ``write()``; an OSError (disk full, no permission) becomes a UserError
-    naming ``path``."""
+    """Run ``write()``; an OSError (disk full, no permission, a file too large) or a
+    writer's own I/O error (safetensors') becomes a UserError naming ``path``."""
     try:
         write()
     except OSError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        text = " ".join(str(exc).split())
+        raise UserError(f"{path}: cannot write ({text[:160]})") from None
     return path
 
 
