@@ -56,10 +56,14 @@ def _lab(args: argparse.Namespace, training: bool = False) -> Any:
     T, N = (arrays[0].shape[0], arrays[0].shape[1]) if arrays else (exp.task.seq_len,
                                                                     exp.task.batch_size)
     if training:  # the training batches run forward and backward; the validation batch
-        # (every given sequence, or max(4B, 64) of the task) forward only: half the storage
+        # (every given sequence, or max(4B, 64) of the task) forward only
         B = training_batch_size(exp, N if arrays else None)
-        N = max(B, (N if arrays else max(4 * B, 64)) // 2)
-    _check_memory(args.experiment, exp, T, N)
+        steps = exp.training.steps if args.steps is None else args.steps
+        _check_memory(args.experiment, exp, T, N, training_steps=max(steps, 1), train_batch=B,
+                      val_batch=N if arrays else max(4 * B, 64))
+    else:
+        _check_memory(args.experiment, exp, T, N, jacobian=getattr(args, "jacobian", False),
+                      connectivity=getattr(args, "connectivity", False))
     resolve_backend(exp.backend.device, exp.backend.dtype)  # fail early: no GPU for 'cupy'
     lab = Lab(exp)
     lab.load_document(doc, path=args.experiment)
@@ -137,14 +141,11 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _check_memory(exp_path: str, exp: Any, T: int, B: int) -> None:
-    from core.errors import MemoryLimitError
-    from core.network import check_memory
+def _check_memory(exp_path: str, exp: Any, T: int, B: int, **options: Any) -> None:
+    """Everything the command will allocate (core.estimate), before any of it."""
+    from core.estimate import check, estimate
 
-    try:
-        check_memory(exp.model, T, B, exp.backend.dtype)
-    except MemoryLimitError as exc:
-        raise MemoryLimitError(f"{exp_path}: {exc}") from None
+    check(estimate(exp, T, B, **options), exp_path)
 
 
 def _user_data(args: argparse.Namespace, exp: Any,
@@ -338,7 +339,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = _data(args, doc)
     T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
                                                               exp.task.batch_size)
-    _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B)
+    _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B, jacobian=True,
+                  connectivity=True)
     params = None  # the .gradlab's weights (exp.weights), else drawn from the seed
     if args.weights:
         from core.weights import load_weights

@@ -141,7 +141,7 @@ def check_fits(label: str, need: int, what: str = "loading it",
     if need > MEMORY_SHARE * have:
         raise error(f"{label}: {what} needs about {format_bytes(need)}; the limit is "
                     f"{format_bytes(MEMORY_SHARE * have)}, {100 * MEMORY_SHARE:.0f} % of the "
-                    f"{format_bytes(have)} free now")
+                    f"{format_bytes(have)} of memory free now")
 
 
 def _header_dict(fh: IO[bytes], label: str, error: type[UserError]) -> dict[str, Any]:
