@@ -205,7 +205,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     lab = _lab(args)
     with _staged(args.out, "analyze") as out:  # every file, or none: see core.outputs
         # The whole of the given arrays, or the task's probe batch: what the window shows.
-        res = lab.probe(jacobian=args.jacobian, connectivity=args.connectivity)
+        from core.jobs import Control
+
+        progress = _CompareProgress("analyze")  # a line for work past a second; Ctrl-C stops
+        res = lab.probe(control=Control(progress.update), jacobian=args.jacobian,
+                        connectivity=args.connectivity)
+        progress.close()
         written = write_results(out.path, lab.experiment, res)
         out.commit()
     for path in written:
@@ -465,7 +470,8 @@ class _CompareProgress:
     """How far a comparison got, on stderr: in place on a terminal, else every few
     seconds; nothing for one that takes under a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "compare") -> None:
+        self.prefix = prefix
         self.tty = sys.stderr.isatty()
         self.start = self.last = time.monotonic()
         self.width = 0
@@ -475,7 +481,7 @@ class _CompareProgress:
         if now - self.start < 1.0 or now - self.last < (0.1 if self.tty else 5.0):
             return
         self.last = now
-        line = f"compare {fraction:4.0%}  {text}"
+        line = f"{self.prefix} {fraction:4.0%}  {text}"
         if self.tty:
             sys.stderr.write("\r" + line.ljust(self.width))
             self.width = len(line)
