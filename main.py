@@ -36,8 +36,10 @@ class _Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: object, limit: int = 400) -> str:
+    """``text`` on one line, at most ``limit`` characters (a long value never floods)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _lab(args: argparse.Namespace, training: bool = False) -> Any:

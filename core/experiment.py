@@ -158,7 +158,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
+            raise ConfigError(f"{where}: {_describe(value)} is not one of "
+                              f"{', '.join(map(str, choices))}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)

@@ -37,6 +37,9 @@ from .memory import available_memory, format_bytes
 SUFFIXES = (".safetensors", ".npz")
 # Reading a file holds its bytes and a float64 copy (twice a float32 file's size).
 _READ_FACTOR = 3
+# The largest magnitude a weight may have: float32's, whatever the experiment's dtype
+# (as for input values, core.userdata.MAX_VALUE), so float32 never overflows it.
+MAX_WEIGHT = float(np.finfo(np.float32).max)
 MAX_WEIGHTS_BYTES = 64 * 1024**3  # a regular file at most this large; memory is checked too
 _SAFETENSORS_NUMERIC = {"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
 
@@ -194,6 +197,12 @@ def _validated(p: Path | str, raw: dict[str, np.ndarray],
         if bad:
             raise WeightsError(f"{p}: {name}: holds {bad} non-finite value{'s' * (bad > 1)} "
                                "(NaN or infinity)")
+        big = np.abs(value) > MAX_WEIGHT
+        if big.any():
+            where = [int(i) for i in np.argwhere(big)[0]]
+            raise WeightsError(f"{p}: {name}: {int(big.sum())} value(s) beyond ±{MAX_WEIGHT:.4g} "
+                               f"(they would overflow float32), the first, "
+                               f"{value[tuple(where)]:.4g}, at index {where}")
         params[name] = value
     return params
 

@@ -142,7 +142,8 @@ def _choose_column(first: list[str], line: int, display: str, column: str | int 
         elif column.strip().casefold() in names:
             index = names.index(column.strip().casefold())
         else:
-            listed = ", ".join(repr(c) for c in cells)
+            listed = ", ".join(describe(c) for c in cells[:12]) + (
+                f" and {len(cells) - 12} more" if len(cells) > 12 else "")
             raise DataError(f"{display} line {line}: no column {column!r} (columns: {listed})")
     else:
         index = len(cells) - 1 if column is None else column
