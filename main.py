@@ -36,8 +36,10 @@ class _Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: object, limit: int = 400) -> str:
+    """``text`` on one line, at most ``limit`` characters (a long value never floods)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
 def _lab(args: argparse.Namespace, training: bool = False) -> Any:
@@ -56,10 +58,14 @@ def _lab(args: argparse.Namespace, training: bool = False) -> Any:
     T, N = (arrays[0].shape[0], arrays[0].shape[1]) if arrays else (exp.task.seq_len,
                                                                     exp.task.batch_size)
     if training:  # the training batches run forward and backward; the validation batch
-        # (every given sequence, or max(4B, 64) of the task) forward only: half the storage
+        # (every given sequence, or max(4B, 64) of the task) forward only
         B = training_batch_size(exp, N if arrays else None)
-        N = max(B, (N if arrays else max(4 * B, 64)) // 2)
-    _check_memory(args.experiment, exp, T, N)
+        steps = exp.training.steps if args.steps is None else args.steps
+        _check_memory(args.experiment, exp, T, N, training_steps=max(steps, 1), train_batch=B,
+                      val_batch=N if arrays else max(4 * B, 64))
+    else:
+        _check_memory(args.experiment, exp, T, N, jacobian=getattr(args, "jacobian", False),
+                      connectivity=getattr(args, "connectivity", False))
     resolve_backend(exp.backend.device, exp.backend.dtype)  # fail early: no GPU for 'cupy'
     lab = Lab(exp)
     lab.load_document(doc, path=args.experiment)
@@ -121,14 +127,27 @@ def _out_dir(path: str) -> Path:
     return ensure_folder(path, "--out")
 
 
-def _check_memory(exp_path: str, exp: Any, T: int, B: int) -> None:
-    from core.errors import MemoryLimitError
-    from core.network import check_memory
+# Signals that stop a command as Ctrl-C does (train: after the current step).
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                      if hasattr(signal, name))
 
-    try:
-        check_memory(exp.model, T, B, exp.backend.dtype)
-    except MemoryLimitError as exc:
-        raise MemoryLimitError(f"{exp_path}: {exc}") from None
+
+def _staged(path: str, command: str) -> Any:
+    """The all-or-nothing output folder of ``--out`` (core.outputs.OutputFolder)."""
+    from core.outputs import ANALYZE_OUTPUTS, RUN_OUTPUTS, OutputFolder
+
+    return OutputFolder(path, "--out", ANALYZE_OUTPUTS if command == "analyze" else RUN_OUTPUTS)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _check_memory(exp_path: str, exp: Any, T: int, B: int, **options: Any) -> None:
+    """Everything the command will allocate (core.estimate), before any of it."""
+    from core.estimate import check, estimate
+
+    check(estimate(exp, T, B, **options), exp_path)
 
 
 def _user_data(args: argparse.Namespace, exp: Any,
@@ -186,11 +205,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from core.tracefile import write_results
 
     lab = _lab(args)
-    out = _out_dir(args.out)
-    # The whole of the given arrays, or the task's probe batch: what the window shows.
-    res = lab.probe(jacobian=args.jacobian, connectivity=args.connectivity)
-    for path in write_results(out, lab.experiment, res):
-        print(f"wrote {path}")
+    with _staged(args.out, "analyze") as out:  # every file, or none: see core.outputs
+        # The whole of the given arrays, or the task's probe batch: what the window shows.
+        from core.jobs import Control
+
+        progress = _CompareProgress("analyze")  # a line for work past a second; Ctrl-C stops
+        res = lab.probe(control=Control(progress.update), jacobian=args.jacobian,
+                        connectivity=args.connectivity)
+        progress.close()
+        written = write_results(out.path, lab.experiment, res)
+        out.commit()
+    for path in written:
+        print(f"wrote {out.final(path)}")
     if res.nonfinite:
         _warn(res.nonfinite)
     return 0
@@ -234,12 +260,19 @@ def _duration(seconds: float) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; write experiment.json, weights.safetensors, history.csv, trace.npz, summary.json."""
+    lab = _lab(args, training=True)
+    with _staged(args.out, "train") as out:  # every file, or none: see core.outputs
+        return _train_into(args, lab, out)
+
+
+def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
+    """Train ``lab`` and write its files into ``staged`` (a core.outputs.OutputFolder),
+    then put them in place.  SIGINT, SIGTERM and SIGHUP stop after the current step."""
     from core.experiment import save_experiment
     from core.tracefile import write_results, writing
     from core.weights import save_weights
 
-    lab = _lab(args, training=True)
-    out = _out_dir(args.out)
+    out = staged.path
     total = lab.experiment.training.steps if args.steps is None else args.steps
 
     stop = {"asked": False}
@@ -259,12 +292,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if snap.nonfinite:
             _warn(snap.nonfinite)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_sigint) for sig in _STOP_SIGNALS}
     try:
         if total > 0:
             lab.train(total, cancel=lambda: stop["asked"], on_snapshot=each)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     last = seen[-1] if seen else None
     if last is not None and not last.done:
         progress.update(len(seen), last, final=True)
@@ -282,8 +316,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if res is None:
         res = lab.probe(jacobian=False, connectivity=False)
     written += write_results(out, exp, res, extras=False)
+    staged.commit()
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {staged.final(path)}")
     if stop["asked"]:
         print(f"stopped after {len(seen)} of {total} steps", file=sys.stderr)
         return 130
@@ -311,7 +346,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = _data(args, doc)
     T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
                                                               exp.task.batch_size)
-    _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B)
+    _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B, jacobian=True,
+                  connectivity=True)
     params = None  # the .gradlab's weights (exp.weights), else drawn from the seed
     if args.weights:
         from core.weights import load_weights
@@ -436,7 +472,8 @@ class _CompareProgress:
     """How far a comparison got, on stderr: in place on a terminal, else every few
     seconds; nothing for one that takes under a second."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "compare") -> None:
+        self.prefix = prefix
         self.tty = sys.stderr.isatty()
         self.start = self.last = time.monotonic()
         self.width = 0
@@ -446,7 +483,7 @@ class _CompareProgress:
         if now - self.start < 1.0 or now - self.last < (0.1 if self.tty else 5.0):
             return
         self.last = now
-        line = f"compare {fraction:4.0%}  {text}"
+        line = f"{self.prefix} {fraction:4.0%}  {text}"
         if self.tty:
             sys.stderr.write("\r" + line.ljust(self.width))
             self.width = len(line)
@@ -828,7 +865,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"{PROG}: --preset, --screenshot and --window-size open the app; "
                              "they do not go "
                              f"with '{args.command}' (see {PROG} --help)")
-        return int(args.func(args) or 0)
+        if not args.command:
+            return int(args.func(args) or 0)
+        # headless: SIGTERM and SIGHUP stop as Ctrl-C does, cleaning up what they leave
+        previous = {sig: signal.signal(sig, _interrupt) for sig in _STOP_SIGNALS[1:]}
+        try:
+            return int(args.func(args) or 0)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
     except UsageError as exc:

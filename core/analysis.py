@@ -21,7 +21,7 @@ from .diagonal import keep_factors, keep_jacobian_norms
 from .experiment import ModelConfig
 from .jobs import Control
 from .layout import INPUT_ONLY, ROW_BLOCKS, directions
-from .network import Network, check_memory, grad_buffer, time_major
+from .network import Network, grad_buffer, time_major
 from .tracing import Trace
 
 
@@ -172,8 +172,7 @@ def connectivity(net: Network, x: Any, y: Any = None, sample: int = 0,
         if net.control is not None:
             net.control.report(lo / len(seeds))
         part = seeds[lo:lo + chunk]
-        n = len(part)
-        check_memory(m, T, n, np.dtype(net.backend.dtype).name)
+        n = len(part)  # memory: checked for the whole map before (core.estimate)
         xb = np.repeat(xs, n, axis=1)
         yb = np.repeat(ys, n, axis=1) if ys is not None else None
         seed = np.zeros((T, n, O) if seq else (n, O))
@@ -187,4 +186,5 @@ def connectivity(net: Network, x: Any, y: Any = None, sample: int = 0,
         sq = (dx ** 2).sum(axis=-1)  # (T_in, n)
         for j, (t, _o) in enumerate(part):
             result[t] += sq[:, j]
+        del tr, dx, sq  # before the next chunk's pass: one chunk's trace alive at a time
     return np.sqrt(result)

@@ -70,6 +70,7 @@ MAX_JSON_BYTES = 16 * 1024**2
 MAX_RATIO = 100  # uncompressed / compressed size of a member larger than RATIO_FLOOR
 RATIO_FLOOR = 1024**2
 _MEMORY_SHARE = 0.8
+MAX_ARCHIVE_BYTES = 64 * 1024**3  # a regular file at most this large; members are checked too
 
 _NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|nan)")
 _INTEGER = re.compile(r"[+-]?\d+")
@@ -399,8 +400,11 @@ def _check_members(p: Path, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.Z
 
 def _read_members(p: Path) -> dict[str, bytes]:
     """Every entry's bytes, after the checks of :func:`_check_members`."""
+    from .safeio import open_regular
+
+    fh = open_regular(p, MAX_ARCHIVE_BYTES, str(p), UserError, f"a {SUFFIX} file")
     try:
-        with zipfile.ZipFile(p) as zf:
+        with fh, zipfile.ZipFile(fh) as zf:
             infos = _check_members(p, zf.infolist())
             out: dict[str, bytes] = {}
             for name, info in infos.items():

@@ -158,7 +158,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         choices = typing.get_args(tp)
         if value not in choices:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, choices))}")
+            raise ConfigError(f"{where}: {_describe(value)} is not one of "
+                              f"{', '.join(map(str, choices))}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -335,14 +336,19 @@ def training_batch_size(exp: Experiment, n_given: int | None = None) -> int:
     return max(1, min(int(n_given), ARRAY_BATCH))
 
 
+# The largest experiment file read (a regular file; the same cap as an archive's member).
+MAX_EXPERIMENT_BYTES = 16 * 1024**2
+
+
 def load_experiment_config(path: str | os.PathLike[str]) -> Experiment:
     """Read and validate an experiment JSON file; errors name the file and field."""
+    from .safeio import read_capped
+
     p = Path(path)
+    raw = read_capped(p, MAX_EXPERIMENT_BYTES, str(p), ConfigError, "an experiment file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: cannot read ({exc})") from None
     try:
         data = json.loads(text)

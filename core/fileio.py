@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +26,7 @@ def _temporary(target: Path) -> str:
         mode = None  # a new file: the umask decides
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(100):
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, flags, 0o666)
         except FileExistsError:
@@ -38,15 +40,67 @@ def _temporary(target: Path) -> str:
     raise FileExistsError(f"{target.parent}: no free name for a temporary file")
 
 
+# A temporary file of :func:`atomic_write`: ``.NAME.PID-HEX.tmp`` (``.NAME.HEX.tmp`` before
+# the writer's process id was part of the name).
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.tmp$")
+# A temporary file without a process id is stale once this old (seconds).
+_UNOWNED_AGE = 3600.0
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs now (a permission error means it does)."""
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str],
+                             name: str | None = None) -> list[Path]:
+    """Remove the temporary files killed writes left in ``folder`` (only those of
+    ``name`` when given): those whose process is gone, and unowned ones over an hour
+    old.  Best effort; returns what was removed."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        m = _TEMPORARY.match(entry.name)
+        if not m or (name is not None and m["name"] != name):
+            continue
+        try:
+            if m["pid"] is not None:
+                stale = not pid_alive(int(m["pid"]))
+            else:
+                stale = now - entry.stat(follow_symlinks=False).st_mtime > _UNOWNED_AGE
+            if stale and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` and move the result onto ``path`` only if it succeeds.
 
     If ``write`` raises, the previous file at ``path`` is left untouched.  The file gets
     the permissions a plain write would give it: those of the file it replaces, else
-    0666 less the umask.
+    0666 less the umask.  Temporary files that killed writes of the same file left
+    behind are removed first.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent, target.name)
     tmp = _temporary(target)
     try:
         write(tmp)

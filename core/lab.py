@@ -102,8 +102,13 @@ def run_probe(exp: Experiment, params: Mapping[str, Any], data: tuple[Any, Any] 
     """Forward + BPTT and the analyses on the probe batch (see :func:`probe_batch`);
     ``options``: ``jacobian``, ``connectivity`` (both True by default) for
     :func:`core.probe.probe`."""
+    from .estimate import check, estimate
     from .probe import probe
 
+    if data is None and exp.task is not None:  # every analysis asked for, before the draw
+        check(estimate(exp, exp.task.seq_len, exp.task.batch_size,
+                       jacobian=options.get("jacobian", True),
+                       connectivity=options.get("connectivity", True)))
     x, y = probe_batch(exp, data)
     with np.errstate(all="ignore"):
         return probe(exp, dict(params), x, y, control=control, **options)

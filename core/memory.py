@@ -33,7 +33,16 @@ def available_memory() -> int:
 
 
 def format_bytes(n: float) -> str:
-    """``1536`` → ``"1.5 KiB"``."""
+    """``1536`` → ``"1.5 KiB"``; any size, however large (an integer beyond the float
+    range reads "more than 1e+308 B")."""
+    try:
+        n = float(n)
+    except OverflowError:
+        return "more than 1e+308 B"
+    if n != n or abs(n) == float("inf"):
+        return "more than 1e+308 B"
+    if abs(n) >= 1024**5 * 10_000:
+        return f"{n / 1024**4:.3g} TiB"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{int(n)} B" if unit == "B" else f"{n:.1f} {unit}"

@@ -773,9 +773,10 @@ def check_memory(model: ModelConfig, T: int, B: int, dtype: str = "float32",
     have = available_memory()
     if need > fraction * have:
         raise MemoryLimitError(
-            f"this run needs about {format_bytes(need)} for T={T}, batch={B} "
-            f"but only {format_bytes(have)} of memory is free; use a smaller hidden size, "
-            "sequence length or batch")
+            f"this run needs about {format_bytes(need)} (T={T}, batch={B}); the limit is "
+            f"{format_bytes(fraction * have)}, {100 * fraction:.0f} % of the "
+            f"{format_bytes(have)} of memory free now; use a smaller hidden size, sequence "
+            "length or batch")
     return need
 
 

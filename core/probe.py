@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -14,10 +14,12 @@ from .backend import Backend, resolve_backend
 from .cells import CELLS
 from .diagnosis import Diagnosis, diagnose
 from .diagonal import step_jacobian_spectra
+from .estimate import check as check_estimate
+from .estimate import estimate
 from .experiment import Experiment
 from .jobs import Control
 from .layout import INPUT_ONLY
-from .network import Network, check_memory
+from .network import Network
 
 # A conservative rate for the cost estimate: what a 2-core laptop sustains on the
 # small products of a probe (the bulk products run faster; the per-step ones slower).
@@ -72,7 +74,9 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
     start = time.perf_counter()
     be = backend or resolve_backend(exp.backend.device, exp.backend.dtype)
     T, B = int(np.shape(x)[0]), int(np.shape(x)[1])
-    check_memory(exp.model, T, B, np.dtype(be.dtype).name)
+    check_estimate(estimate(replace(exp, backend=replace(exp.backend,
+                                                         dtype=np.dtype(be.dtype).name)),
+                            T, B, jacobian=jacobian, connectivity=connectivity))
     window = exp.training.tbptt if tbptt == "experiment" else tbptt
     if teacher_mask is None:
         teacher_mask = teacher_mask_for(exp, T)

@@ -33,6 +33,7 @@ from .experiment import Experiment
 from .fileio import atomic_write, atomic_write_text
 from .layout import layer_keys
 from .memory import param_count
+from .safeio import check_npz_members
 
 SUMMARY_FORMAT = "gradlab-summary"
 SUMMARY_VERSION = 1
@@ -57,25 +58,34 @@ def save_trace(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
 
 def load_trace(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read a ``trace.npz`` back: key → array.  Raises :class:`DataError` naming the file."""
+    from .safeio import open_regular
+
     p = Path(path)
-    try:
-        with open(p, "rb") as fh:
+    with open_regular(p, 2**62, str(p), DataError, "a trace file") as fh:
+        try:
             magic = fh.read(4)
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if magic[:2] != b"PK":
-        raise DataError(f"{p}: not a trace file (.npz archive)")
+            fh.seek(0)
+        except OSError as exc:
+            raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        if magic[:2] != b"PK":
+            raise DataError(f"{p}: not a trace file (.npz archive)")
+        return _read_trace(p, fh)
+
+
+def _read_trace(p: Path, fh: Any) -> dict[str, np.ndarray]:
+    """The arrays of the open trace ``fh``, every member's declared size checked first."""
     out: dict[str, np.ndarray] = {}
     try:
-        with np.load(p, allow_pickle=False) as npz:
+        with zipfile.ZipFile(fh) as zf:
+            check_npz_members(zf, str(p), DataError)
+        fh.seek(0)
+        with np.load(fh, allow_pickle=False) as npz:
             for k in npz.files:
                 value = npz[k]
                 if not isinstance(value, np.ndarray):
                     raise DataError(f"{p}: {k}: not a .npy array inside the archive")
                 out[k] = value
-    except DataError:
+    except UserError:
         raise
     except ValueError as exc:
         if "pickle" in str(exc).lower() or "object" in str(exc).lower():
@@ -156,12 +166,17 @@ def save_summary(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
 
 
 def writing(path: Path, write: Any) -> Path:
-    """Run ``write()``; an OSError (disk full, no permission) becomes a UserError
-    naming ``path``."""
+    """Run ``write()``; an OSError (disk full, no permission, a file too large) or a
+    writer's own I/O error (safetensors') becomes a UserError naming ``path``."""
     try:
         write()
     except OSError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    except Exception as exc:
+        if type(exc).__name__ != "SafetensorError":
+            raise
+        text = " ".join(str(exc).split())
+        raise UserError(f"{path}: cannot write ({text[:160]})") from None
     return path
 
 

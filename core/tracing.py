@@ -168,9 +168,58 @@ def _output_place(trace: Trace, t: int) -> str:
     if np.ndim(trace.output) == 2:  # many_to_one: the last step of each direction
         T = trace.layers[top[0]].h.shape[0]
         read = (f"timestep {T - 1} forward and 0 reverse" if len(top) > 1
-                else f"timestep {T - 1}")
+                else f"timestep {T - 1}, forward direction")
         return f"the read-out of layer {top_layer}'s last states ({read})"
-    return f"the output at timestep {t}, read from layer {top_layer}"
+    dirs = "forward and reverse directions" if len(top) > 1 else "forward direction"
+    return f"the output at timestep {t}, read from layer {top_layer} ({dirs})"
+
+
+def param_place(name: str) -> str:
+    """Where a parameter sits: ``weight_hh_l1_reverse`` → ``layer l1 (reverse
+    direction)``; ``head.weight`` → ``the head``."""
+    if name.startswith("head."):
+        return "the head"
+    i = name.rfind("_l")
+    return layer_place(name[i + 1:]) if i >= 0 else "the model"
+
+
+def _peak_step(xp: Any, a: Any) -> int:
+    """The timestep of ``a`` (T, …) with the largest finite magnitude (0 if none)."""
+    with np.errstate(all="ignore"):
+        mags = xp.abs(a).reshape(a.shape[0], -1)
+        mags = xp.where(xp.isfinite(mags), mags, xp.inf).max(axis=1)
+    host = np.asarray(mags.get() if hasattr(mags, "get") else mags, dtype=np.float64)
+    return int(host.argmax()) if host.size else 0
+
+
+def output_where(trace: Trace) -> str:
+    """The output with the largest magnitude: its timestep, and the layer and
+    directions it reads."""
+    out = trace.output
+    t = _peak_step(trace.backend.xp, out) if np.ndim(out) == 3 else 0
+    return f"the largest is {_output_place(trace, t)}"
+
+
+def param_where(trace: Trace, name: str) -> str:
+    """``name`` with its layer, direction and the timestep whose contribution to its
+    gradient is largest: the step where that layer's dL/dh (for the head, the
+    output) is largest in magnitude, non-finite values counting largest."""
+    if name.startswith("head.") or name.startswith("weight_oh"):
+        out = trace.output
+        if np.ndim(out) == 3:
+            t = _peak_step(trace.backend.xp, out)
+            return (f"{name} of {param_place(name)}, whose largest contribution came at "
+                    f"timestep {t},")
+        T = next(iter(trace.layers.values())).h.shape[0]
+        return f"{name} of {param_place(name)}, which reads timestep {T - 1},"
+    i = name.rfind("_l")
+    key = name[i + 1:] if i >= 0 else ""
+    L = trace.layers.get(key)
+    if L is not None and L.dh is not None:
+        t = _peak_step(trace.backend.xp, L.dh)
+        return (f"{name} of {param_place(name)}, whose largest contribution came at "
+                f"timestep {t},")
+    return f"{name} of {param_place(name)}"
 
 
 def find_nonfinite(trace: Trace) -> str | None:
@@ -217,6 +266,6 @@ def find_nonfinite(trace: Trace) -> str | None:
         return f"with every forward value finite, {grad[1]}"
     for name, g in trace.grads.items():
         if not bool(xp.isfinite(g).all()):
-            return (f"the gradient of {name} became {_kind(xp, g)} while every dL/dh was "
-                    f"finite (its sum over the timesteps overflowed)")
+            return (f"the gradient of {param_where(trace, name)} became {_kind(xp, g)} while "
+                    f"every dL/dh was finite (its sum over the timesteps overflowed)")
     return None

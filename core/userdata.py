@@ -21,9 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, MemoryLimitError
 from .experiment import ModelConfig
-from .memory import available_memory, format_bytes
+from .safeio import npy_declared, open_regular
+
+# The largest .npy file read as --input or --target (a memory check follows).
+MAX_NPY_BYTES = 64 * 1024**3
 
 __all__ = ["check_arrays", "check_input", "check_target", "load_input", "load_target",
            "read_npy"]
@@ -34,39 +37,54 @@ def _one_line(text: object) -> str:
 
 
 def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
-    """One array from a .npy file; never unpickles.  DataError naming the file."""
+    """One array from a .npy file; never unpickles.  DataError naming the file.
+
+    Only a regular file is opened (a pipe or device is refused at once); its header
+    is parsed and the shape it declares checked against the file's size and the
+    memory free before the array is allocated."""
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"{p}: no such file")
-    if p.is_dir():
-        raise DataError(f"{p}: is a folder, not a .npy file")
-    try:
-        size = p.stat().st_size
-        with open(p, "rb") as fh:
+    label = str(p)
+    with open_regular(p, MAX_NPY_BYTES, label, DataError, "an array file") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        try:
             magic = fh.read(6)
-    except OSError as exc:
-        raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if magic[:1] == b"\x80":
-        raise DataError(f"{p}: holds pickled objects, which are never loaded; save a numeric "
-                        "array with numpy.save")
-    if magic[:2] == b"PK":
-        raise DataError(f"{p}: is an .npz archive; give a single array saved with numpy.save")
-    if magic != b"\x93NUMPY":
-        raise DataError(f"{p}: not a .npy file; save the array with numpy.save")
-    avail = available_memory()
-    if 3 * size > 0.8 * avail:
-        raise DataError(f"{p}: the file is {format_bytes(size)}; loading it would need about "
-                        f"{format_bytes(3 * size)}, more than 80% of the {format_bytes(avail)} "
-                        "of memory available")
-    try:
-        return np.load(p, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            fh.seek(0)
+        except OSError as exc:
+            raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        if magic[:1] == b"\x80":
             raise DataError(f"{p}: holds pickled objects, which are never loaded; save a "
-                            "numeric array with numpy.save") from None
-        raise DataError(f"{p}: corrupt .npy file ({_one_line(exc)})") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{p}: corrupt or truncated .npy file ({_one_line(exc)})") from None
+                            "numeric array with numpy.save")
+        if magic[:2] == b"PK":
+            raise DataError(f"{p}: is an .npz archive; give a single array saved with "
+                            "numpy.save")
+        if magic != b"\x93NUMPY":
+            raise DataError(f"{p}: not a .npy file; save the array with numpy.save")
+        shape, _ = npy_declared(fh, label, size, DataError)
+        try:
+            fh.seek(0)
+            return np.load(fh, allow_pickle=False)
+        except MemoryError:
+            raise MemoryLimitError(f"{p}: not enough memory to load the array of shape "
+                                   f"{shape}") from None
+        except ValueError as exc:
+            if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+                raise DataError(f"{p}: holds pickled objects, which are never loaded; save "
+                                "a numeric array with numpy.save") from None
+            raise DataError(f"{p}: corrupt .npy file ({_short(exc)})") from None
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{p}: corrupt or truncated .npy file ({_short(exc)})") from None
+        except Exception as exc:  # tokenize errors and the like from NumPy's header parser
+            raise DataError(f"{p}: corrupt .npy file ({_short(exc)})") from None
+
+
+def _short(text: object, limit: int = 160) -> str:
+    line = _one_line(text)
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+# The largest magnitude an input or target value may have: float32's, whatever the
+# experiment's dtype, so that choosing float32 later can never overflow the data.
+MAX_VALUE = float(np.finfo(np.float32).max)
 
 
 def _first_bad(label: str, a: np.ndarray) -> None:
@@ -75,6 +93,13 @@ def _first_bad(label: str, a: np.ndarray) -> None:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise DataError(f"{label}: {int(bad.sum())} non-finite value(s) (NaN or infinity), the "
                         f"first at index {list(where)}")
+    with np.errstate(invalid="ignore"):
+        big = np.abs(a) > MAX_VALUE
+    if big.any():
+        where = tuple(int(i) for i in np.argwhere(big)[0])
+        raise DataError(f"{label}: {int(big.sum())} value(s) beyond ±{MAX_VALUE:.4g} (they "
+                        f"would overflow float32), the first, {a[where]:.4g}, at index "
+                        f"{list(where)}")
 
 
 def _host(a: Any, label: str) -> np.ndarray:
@@ -130,11 +155,14 @@ def check_target(a: Any, model: ModelConfig, T: int, B: int,
             _first_bad(label, a)
             if np.any(a != np.round(a)):
                 raise DataError(f"{label}: class labels must be whole numbers")
-        y = a.astype(np.int64, copy=False)
-        if y.size and (y.min() < 0 or y.max() >= O):
+        # the range in the file's own dtype, before a cast could wrap or overflow
+        if a.size and (a.min() < 0 or a.max() >= O):
+            lo, hi = a.min(), a.max()
+            shown = (f"{int(lo)}..{int(hi)}" if a.dtype.kind in "biu"
+                     else f"{float(lo):g}..{float(hi):g}")
             raise DataError(f"{label}: class labels must lie in 0..{O - 1} (output_size = {O}), "
-                            f"got {int(y.min())}..{int(y.max())}")
-        return y
+                            f"got {shown}")
+        return a.astype(np.int64, copy=False)
     want, desc = ((T, B, O), "(T, B, O)") if seq else ((B, O), "(B, O)")
     if a.shape != want:
         raise DataError(f"{label}: expected a target of shape {desc} = {want} for {what}, "

@@ -38,6 +38,10 @@ from .memory import available_memory, format_bytes
 SUFFIXES = (".safetensors", ".npz")
 # Reading a file holds its bytes and a float64 copy (twice a float32 file's size).
 _READ_FACTOR = 3
+# The largest magnitude a weight may have: float32's, whatever the experiment's dtype
+# (as for input values, core.userdata.MAX_VALUE), so float32 never overflows it.
+MAX_WEIGHT = float(np.finfo(np.float32).max)
+MAX_WEIGHTS_BYTES = 64 * 1024**3  # a regular file at most this large; memory is checked too
 _SAFETENSORS_NUMERIC = {"F16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64"}
 
 
@@ -55,18 +59,13 @@ def _suffix(p: Path) -> str:
 
 
 def _check_size(p: Path) -> None:
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise WeightsError(f"{p}: no such file") from None
-    except OSError as exc:
-        raise WeightsError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if p.is_dir():
-        raise WeightsError(f"{p}: is a folder, not a weights file")
+    from .safeio import check_regular
+
+    size = check_regular(p, MAX_WEIGHTS_BYTES, str(p), WeightsError, "a weights file")
     avail = available_memory()
-    if st.st_size * _READ_FACTOR > 0.8 * avail:
-        raise WeightsError(f"{p}: the file is {format_bytes(st.st_size)}; loading it would need "
-                           f"about {format_bytes(st.st_size * _READ_FACTOR)}, more than 80% of "
+    if size * _READ_FACTOR > 0.8 * avail:
+        raise WeightsError(f"{p}: the file is {format_bytes(size)}; loading it would need "
+                           f"about {format_bytes(size * _READ_FACTOR)}, more than 80% of "
                            f"the {format_bytes(avail)} of memory available")
 
 
@@ -90,12 +89,24 @@ def _read_safetensors(p: Path, expected: dict[str, tuple[int, ...]]) -> dict[str
         raise WeightsError(f"{p}: not a readable .safetensors file ({_one_line(exc)})") from None
 
 
-def _read_npz(p: Path) -> dict[str, np.ndarray]:
-    try:
-        with open(p, "rb") as fh:
+def _read_npz(p: Path, expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    from .safeio import open_regular
+
+    with open_regular(p, MAX_WEIGHTS_BYTES, str(p), WeightsError, "a weights file") as fh:
+        try:
             magic = fh.read(4)
-    except OSError as exc:
-        raise WeightsError(f"{p}: cannot read ({exc.strerror or exc})") from None
+            fh.seek(0)
+        except OSError as exc:
+            raise WeightsError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        return _read_npz_open(p, fh, magic, expected)
+
+
+def _read_npz_open(p: Path, fh: Any, magic: bytes,
+                   expected: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The arrays of the open .npz ``fh``: every member's declared size and header
+    checked before any is decompressed."""
+    from .safeio import check_npz_members
+
     if magic[:1] == b"\x80":
         raise WeightsError(f"{p}: holds pickled objects, which are never loaded; "
                            "save plain arrays with numpy.savez or use .safetensors")
@@ -104,7 +115,14 @@ def _read_npz(p: Path) -> dict[str, np.ndarray]:
         raise WeightsError(f"{p}: not an .npz archive ({kind}); save with numpy.savez")
     out: dict[str, np.ndarray] = {}
     try:
-        with np.load(p, allow_pickle=False) as npz:
+        with zipfile.ZipFile(fh) as zf:
+            declared = check_npz_members(zf, str(p), WeightsError)
+        # names and shapes from the headers, before a byte of data is decompressed
+        _check_names(p, list(declared), expected)
+        for name, want in expected.items():
+            _check_shape(p, name, declared[name][0], want)
+        fh.seek(0)
+        with np.load(fh, allow_pickle=False) as npz:
             for name in npz.files:
                 try:
                     value = npz[name]
@@ -116,7 +134,7 @@ def _read_npz(p: Path) -> dict[str, np.ndarray]:
                 if not isinstance(value, np.ndarray):
                     raise WeightsError(f"{p}: {name}: not a .npy array inside the archive")
                 out[name] = value
-    except WeightsError:
+    except UserError:
         raise
     except MemoryError:
         raise WeightsError(f"{p}: not enough memory to load it") from None
@@ -182,6 +200,12 @@ def _validated(p: Path | str, raw: dict[str, np.ndarray],
         if bad:
             raise WeightsError(f"{p}: {name}: holds {bad} non-finite value{'s' * (bad > 1)} "
                                "(NaN or infinity)")
+        big = np.abs(value) > MAX_WEIGHT
+        if big.any():
+            where = [int(i) for i in np.argwhere(big)[0]]
+            raise WeightsError(f"{p}: {name}: {int(big.sum())} value(s) beyond ±{MAX_WEIGHT:.4g} "
+                               f"(they would overflow float32), the first, "
+                               f"{value[tuple(where)]:.4g}, at index {where}")
         params[name] = value
     return params
 
@@ -197,7 +221,7 @@ def load_weights(path: str | os.PathLike[str], model: ModelConfig) -> dict[str, 
     suffix = _suffix(p)
     _check_size(p)
     expected = param_shapes(model)
-    raw = _read_safetensors(p, expected) if suffix == ".safetensors" else _read_npz(p)
+    raw = _read_safetensors(p, expected) if suffix == ".safetensors" else _read_npz(p, expected)
     _check_names(p, list(raw), expected)
     return _validated(p, raw, expected)
 

@@ -169,6 +169,9 @@ class Autosave:
         """
         if not self.folder.is_dir():
             return []
+        from core.fileio import remove_stale_temporaries
+
+        remove_stale_temporaries(self.folder)  # what killed autosaves left half-written
         found = []
         for marker in self.folder.glob("*.json"):
             entry = _read_marker(marker)

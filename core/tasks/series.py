@@ -11,11 +11,13 @@ A window starting at ``s`` gives ``x[t] = z[s+t]`` and, for ``k < horizon``,
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
 import os
 import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +32,8 @@ from ..resources import resource_path
 from .base import HORIZON, VAL_FRACTION, Option, TaskSpec, choice, describe, forecast_sizes
 
 DATA_DIR = resource_path("datasets")
-MAX_CSV_BYTES = 200 * 1024 * 1024
+MAX_CSV_BYTES = 64 * 1024 * 1024  # with MAX_CSV_VALUES: read in seconds, in little memory
+MAX_CSV_VALUES = 1_000_000  # values kept from one column (8 MB as float64)
 
 
 @dataclass(frozen=True)
@@ -79,32 +82,39 @@ def _delimiter(text: str) -> str:
     return ","
 
 
-def _read_text(path: Path, display: str) -> str:
+def _open_csv(path: Path, display: str) -> tuple[io.BufferedReader, str]:
+    """The CSV file opened for streaming (a regular file within the size cap, not
+    binary, not empty) and its text encoding: UTF-8 (with or without a BOM), else
+    Latin-1."""
+    from ..safeio import open_regular
+
+    fh = open_regular(path, 2**62, display, DataError, "a CSV series")
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise DataError(f"{display}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{display}: cannot read ({exc.strerror or exc})") from None
-    except ValueError as exc:  # a NUL character in the path
-        raise DataError(f"{display}: cannot read ({exc})") from None
-    if path.is_dir():
-        raise DataError(f"{display}: is a folder, not a CSV file")
-    if size > MAX_CSV_BYTES:
-        raise DataError(f"{display}: the file is {size / 2**20:.0f} MB; a CSV series may be at "
-                        f"most {MAX_CSV_BYTES // 2**20} MB")
-    if size == 0:
-        raise DataError(f"{display}: the file is empty")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{display}: cannot read ({exc.strerror or exc})") from None
-    if b"\0" in raw[:65536]:
-        raise DataError(f"{display}: this looks like a binary file, not CSV text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        size = os.fstat(fh.fileno()).st_size
+        if size > MAX_CSV_BYTES:
+            raise DataError(f"{display}: the file is {size / 2**20:.0f} MB; a CSV series may "
+                            f"be at most {MAX_CSV_BYTES // 2**20} MB")
+        if size == 0:
+            raise DataError(f"{display}: the file is empty")
+        head = fh.read(65536)
+        if b"\0" in head:
+            raise DataError(f"{display}: this looks like a binary file, not CSV text")
+        encoding = "utf-8-sig"
+        try:  # a whole pass over the bytes, in blocks: no copy of the file in memory
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            fh.seek(0)
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            encoding = "latin-1"
+        except OSError as exc:
+            raise DataError(f"{display}: cannot read ({exc.strerror or exc})") from None
+        fh.seek(0)
+        return fh, encoding
+    except BaseException:
+        fh.close()
+        raise
 
 
 def _choose_column(first: list[str], line: int, display: str, column: str | int | None,
@@ -132,7 +142,8 @@ def _choose_column(first: list[str], line: int, display: str, column: str | int 
         elif column.strip().casefold() in names:
             index = names.index(column.strip().casefold())
         else:
-            listed = ", ".join(repr(c) for c in cells)
+            listed = ", ".join(describe(c) for c in cells[:12]) + (
+                f" and {len(cells) - 12} more" if len(cells) > 12 else "")
             raise DataError(f"{display} line {line}: no column {column!r} (columns: {listed})")
     else:
         index = len(cells) - 1 if column is None else column
@@ -153,12 +164,21 @@ def read_csv_column(path: str | os.PathLike[str], column: str | int | None = Non
     """
     p = Path(path).expanduser()
     display = display or str(path)
-    text = _read_text(p, display)
-    delim = _delimiter(text)
+    fh, encoding = _open_csv(p, display)
+    with fh, io.TextIOWrapper(fh, encoding=encoding, newline="") as text:
+        return _parse_csv(text, display, column, has_header)
+
+
+def _parse_csv(text: io.TextIOBase, display: str, column: str | int | None,
+               has_header: bool | str) -> tuple[np.ndarray, str]:
+    """:func:`read_csv_column` on an open text stream, line by line, at most
+    :data:`MAX_CSV_VALUES` values kept (8 bytes each)."""
+    delim = _delimiter(text.read(65536))
+    text.seek(0)
     decimal_comma = delim != ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+    reader = csv.reader(text, delimiter=delim)
     index, label, header = -1, "", False
-    values: list[float] = []
+    values = array("d")
     try:
         for row in reader:
             line = reader.line_num
@@ -182,15 +202,21 @@ def read_csv_column(path: str | os.PathLike[str], column: str | int | None = Non
             if math.isnan(value):
                 raise DataError(f"{display} line {line}, {label}: missing value ({cell})")
             if math.isinf(value):
-                raise DataError(f"{display} line {line}, {label}: {cell} is not finite")
+                shown = cell if len(cell) <= 40 else cell[:37] + "..."
+                raise DataError(f"{display} line {line}, {label}: {shown} is not finite")
+            if len(values) >= MAX_CSV_VALUES:
+                raise DataError(f"{display} line {line}: more than {MAX_CSV_VALUES:,} values; "
+                                "a CSV series may hold at most that many")
             values.append(value)
     except csv.Error as exc:
         raise DataError(f"{display} line {reader.line_num}: malformed CSV ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{display}: cannot read ({exc.strerror or exc})") from None
     if index < 0:
         raise DataError(f"{display}: holds no data (only blank or comment lines)")
     if not values:
         raise DataError(f"{display}: has a header row but no data rows")
-    return np.asarray(values, dtype=np.float64), label
+    return np.frombuffer(values, dtype=np.float64).copy(), label
 
 
 # ----------------------------------------------------------------------------- split and windows
@@ -237,10 +263,15 @@ def prepare(raw: np.ndarray, val_fraction: float, label: str) -> PreparedSeries:
     if n_train < 1:
         raise DataError(f"{label}: only {len(raw)} value(s), too few to split")
     train = raw[:n_train]
-    mean, std = float(train.mean()), float(train.std())
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused just below
+        mean, std = float(train.mean()), float(train.std())
+        values = (raw - mean) / std if std > 0 else raw
+    if not (math.isfinite(mean) and math.isfinite(std) and np.isfinite(values).all()):
+        i = int(np.argmax(np.abs(raw)))
+        raise DataError(f"{label}: value {i + 1} of the series ({raw[i]:g}) is too large to "
+                        "normalise (the mean and spread overflow); rescale the column")
     if not std > 0:
         raise DataError(f"{label}: the training part is constant ({mean:g}); nothing to learn")
-    values = (raw - mean) / std
     raw = raw.copy()
     raw.flags.writeable = False
     values.flags.writeable = False

@@ -40,6 +40,7 @@ from ..jobs import Control
 from ..network import Network, check_memory
 from ..probe import ProbeResult, probe
 from ..tasks import NO_TASK, make_batch, probe_batch
+from ..tracing import output_where, param_where
 from ..userdata import check_arrays
 from .clip import clip_gradients
 from .optim import Optimizer, assign, make_optimizer, to_host
@@ -164,6 +165,12 @@ def _first_nonfinite(arrays: Mapping[str, Any]) -> str | None:
             if not bool(np.all(np.isfinite(to_host(a)))):
                 return name
     return None  # only the sum overflowed
+
+
+def _largest(arrays: Mapping[str, Any]) -> str:
+    """Name of the array with the largest magnitude."""
+    with np.errstate(all="ignore"):
+        return max(arrays, key=lambda k: float(np.max(np.abs(to_host(arrays[k])))))
 
 
 def _kind(value: float) -> str:
@@ -293,12 +300,15 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
                 problem = f"step {n}: {where}"
             elif not math.isfinite(loss):
                 problem = (f"step {n}: the loss became {_kind(loss)} although every state, "
-                           "output and dL/dh was finite")
+                           f"output and dL/dh was finite ({output_where(tr)})")
             else:
                 bad = _first_nonfinite(tr.grads)
-                problem = (f"step {n}: the gradient of {bad} became {_kind(before)}" if bad else
+                problem = (f"step {n}: the gradient of {param_where(tr, bad)} became "
+                           f"{_kind(before)}" if bad else
                            f"step {n}: the global gradient norm became {_kind(before)} "
-                           "although every gradient was finite")
+                           "although every gradient was finite (the sum of their squares "
+                           f"overflowed; the largest is that of "
+                           f"{param_where(tr, _largest(tr.grads))})")
         if problem is None:
             backup = _Backup(net.params, opt)
             with np.errstate(all="ignore"):
@@ -306,8 +316,9 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
                 bad = _first_nonfinite(net.params)
             if bad is not None:
                 backup.restore(opt)
-                problem = (f"step {n}: the update made {bad} non-finite (NaN or Inf) although "
-                           "every gradient was finite: the optimizer's step overflowed")
+                problem = (f"step {n}: the update made {param_where(tr, bad)} non-finite "
+                           "(NaN or Inf) although every gradient was finite: the optimizer's "
+                           "step overflowed")
         now = time.perf_counter()
         stamps.append(now)
         rate = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-12)

@@ -241,6 +241,8 @@ LESSON_CLAIMS: dict[str, tuple[dict[str, str], str | None, tuple[float, float]]]
     "sequence_to_one": ({"l0": "stable"}, "about four decades below the last", (-4.5, -3.5)),
     "teacher_forcing": ({"l0": "stable"}, "stays at that step", (-0.5, 0.5)),
     "one_weights_every_length": ({"l0": "stable"}, "stays level at every length", (-0.5, 0.5)),
+    # scale 1, 50 steps: between the text's 10⁻² after 10 steps and 10⁻²⁴ after 100
+    "edge_of_chaos": ({"l0": "vanishing"}, "10⁻²⁴ after 100", (-14, -10)),
 }
 
 

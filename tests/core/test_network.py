@@ -292,7 +292,8 @@ def test_an_overflowing_output_names_the_output_and_then_dh():
     net.params["head.weight"][...] = 3e38
     tr = net.run(x, y)
     first = int(np.flatnonzero(~np.isfinite(tr.output).reshape(12, -1).all(axis=1))[0])
-    assert tr.nonfinite.startswith(f"the output at timestep {first}, read from layer l0 became")
+    assert tr.nonfinite.startswith(f"the output at timestep {first}, read from layer l0 "
+                                   "(forward direction) became")
     assert tr.nonfinite.endswith("while every state before it was finite")
 
 

@@ -252,7 +252,7 @@ def test_the_exploding_lesson_names_step_layer_direction_and_timestep():
     assert last.done and len(snaps) < exp.training.steps
     msg = last.nonfinite
     assert msg.startswith(f"step {last.step}: the loss became Inf")
-    assert "the read-out of layer l0's last states (timestep 99)" in msg
+    assert "the read-out of layer l0's last states (timestep 99, forward direction)" in msg
     assert ("every state and every dL/dh stayed finite" in msg
             or "then the gradient dL/dh of layer l0 (forward direction) became" in msg)
 

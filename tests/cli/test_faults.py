@@ -1,0 +1,107 @@
+"""Faults during a command: signals, kill -9 and a full disk leave the old output folder
+or the new one, never a mix, and the next run removes what was left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+EXP = {"format": "gradlab-experiment", "version": 1,
+       "model": {"layers": [{"cell": "lstm", "hidden_size": 8}]},
+       "task": {"name": "sine", "seq_len": 20, "batch_size": 4},
+       "training": {"steps": 100000, "eval_every": 0, "trace_every": 0},
+       "backend": {"device": "numpy", "dtype": "float32"}}
+
+
+def start(args: list[str], **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), *map(str, args)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, **kw)
+
+
+def old_folder(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("experiment.json", "weights.safetensors", "history.csv", "trace.npz",
+                 "summary.json"):
+        (out / name).write_text("old run")
+    (out / "notes.txt").write_text("mine")
+    return out
+
+
+def wait_for_staging(tmp_path: Path, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if any(p.name.endswith(".staging") for p in tmp_path.iterdir()):
+            time.sleep(1.0)  # into the training loop
+            return
+        time.sleep(0.05)
+    raise AssertionError("the command never started writing")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_training_like_ctrl_c(tmp_path, sig):
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(EXP))
+    out = old_folder(tmp_path)
+    proc = start(["train", exp, "--out", out])
+    wait_for_staging(tmp_path)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "stopped after" in err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "experiment.json", "history.csv", "notes.txt", "summary.json", "trace.npz",
+        "weights.safetensors"]
+    assert (out / "weights.safetensors").read_bytes() != b"old run"
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
+
+
+def test_kill_9_leaves_the_old_folder_and_the_next_run_cleans_up(tmp_path):
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(EXP))
+    out = old_folder(tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = start(["train", exp, "--out", out])
+    wait_for_staging(tmp_path)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    short = dict(EXP, training={"steps": 2, "eval_every": 0, "trace_every": 0})
+    exp.write_text(json.dumps(short))
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "train", str(exp), "--out",
+                           str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
+
+
+def test_a_full_disk_is_exit_2_naming_the_file_and_keeps_the_old_folder(tmp_path):
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(dict(EXP, training={"steps": 2})))
+    out = old_folder(tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def limit() -> None:  # files may grow to 2 KiB: the weights and the trace cannot
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    proc = start(["train", exp, "--out", out], preexec_fn=limit)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "cannot write" in lines[-1], err
+    assert "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
