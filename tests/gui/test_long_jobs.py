@@ -20,7 +20,7 @@ from gui.app import MainWindow
 WAIT_MS = 30_000
 
 
-def big_experiment(hidden: int = 2048) -> Experiment:
+def big_experiment(hidden: int = 512) -> Experiment:
     """A probe of several seconds: every timestep is a (16, H) @ (H, 4H) product."""
     return Experiment(model=ModelConfig(layers=[LayerConfig(cell="lstm", hidden_size=hidden)]),
                       task=TaskConfig(name="sine", seq_len=400, batch_size=16))
