@@ -530,6 +530,7 @@ class ControlPanel(QScrollArea):
             "from seed, seed + 1, …) and draw the mean gradient with a band: the spread "
             "over the seeds, min–max below 10 seeds, the middle 95 % from 10. One run "
             "alone can mislead: its curve is a trend plus the noise of one draw."))
+        self.seeds.set_value(self.state.seeds)
         self._bind(self.seeds, self.state.set_seeds)
         self.state.seeds_changed.connect(self.seeds.set_value)
         form.addRow("Seeds (band)", with_message(self.seeds))

@@ -125,6 +125,7 @@ def test_the_difference_view_shows_the_log_ratio_per_timestep(qtbot, window):
 
 def test_seeds_draw_a_band_that_holds_the_mean(qtbot, window):
     panel = gradients(window)
+    assert window.controls.seeds.value() == 1  # one run until asked
     window.controls.seeds.setValue(4)  # as typed into the field
     wait_result(qtbot, window)
     qtbot.waitUntil(lambda: window.state.result.seed_band is not None, timeout=10000)
