@@ -427,18 +427,9 @@ class Lab:
             return False
         pair = job.pair
         h = outcome.history
-        history = ({c: h.column(c) for c in ("step", "loss", "val_loss")} if len(h) else {})
-        if len(self._pinned) >= MAX_PINNED:
-            dropped = self._pinned.pop(0)
-            self.notice.emit(f"Unpinned {dropped.label}: at most {MAX_PINNED} pinned runs")
-        used = {p.label for p in self._pinned}
-        label = next((c for c in PIN_LABELS if c not in used), str(len(used) + 1))
         exp = copy.deepcopy(outcome.experiment)
         exp.weights = None
-        self._pinned.append(Pinned(label, exp, pin_curves(outcome.result), history, None,
-                                   outcome.result))
-        self.pinned_changed.emit()
-        self.file_changed.emit()
+        label = self._add_pin(None, exp, outcome.result, h, None).label
         ok = self.set_path(pair.path, pair.b)
         if ok:
             self.notice.emit(f"Pinned {label}: {pair.path} = {format_value(pair.a)}"
@@ -902,17 +893,22 @@ class Lab:
             self._report("nothing to pin yet: wait for the probe of the current settings "
                          "(Training → Run probe, F5)")
             return None
-        curves = pin_curves(result)
-        h = self.history
-        history = ({c: h.column(c) for c in ("step", "loss", "val_loss")} if len(h) else {})
+        return self._add_pin(label, copy.deepcopy(self.experiment), result, self.history,
+                             self._v)
+
+    def _add_pin(self, label: str | None, exp: Experiment, result: Any, history: History,
+                 version: Version | None) -> Pinned:
+        """Pin a run: its experiment, probe result and training history (dropping the
+        oldest pin past :data:`MAX_PINNED`); ``label`` None takes the first free letter."""
+        kept = ({c: history.column(c) for c in ("step", "loss", "val_loss")}
+                if len(history) else {})
         if len(self._pinned) >= MAX_PINNED:
             dropped = self._pinned.pop(0)
             self.notice.emit(f"Unpinned {dropped.label}: at most {MAX_PINNED} pinned runs")
         used = {p.label for p in self._pinned}
         if label is None:
             label = next((c for c in PIN_LABELS if c not in used), str(len(used) + 1))
-        pin = Pinned(str(label), copy.deepcopy(self.experiment), curves, history,
-                     self._v, result)
+        pin = Pinned(str(label), exp, pin_curves(result), kept, version, result)
         self._pinned.append(pin)
         self.pinned_changed.emit()
         self.file_changed.emit()
