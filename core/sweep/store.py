@@ -57,7 +57,9 @@ def _coord(values: tuple[Any, ...]) -> np.ndarray:
     kinds = {type(v) for v in values}
     if kinds <= {float} or kinds <= {int} or kinds <= {bool}:
         return np.asarray(values)
-    return np.asarray([str(v) for v in values], dtype=object)
+    from ..paths import format_value
+
+    return np.asarray([format_value(v) for v in values], dtype=object)  # null, 10, lstm
 
 
 def _dataset(plan: SweepPlan, command: str) -> Any:
