@@ -141,10 +141,8 @@ def position(values: list[Any], value: Any) -> float | None:
     """Where ``value`` lies on an axis of ``values``, in cell units (cell i at i):
     interpolated between numeric values (in log on a log-spaced axis), the index of
     a matching text value; None when it lies outside or is not there."""
-    if value is None:
-        return None
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if not numeric or isinstance(value, (bool, str)):
+    if not numeric or value is None or isinstance(value, (bool, str)):
         labels = [format_value(v) for v in values]
         text = format_value(value)
         return float(labels.index(text)) if text in labels else None

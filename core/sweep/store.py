@@ -57,7 +57,9 @@ def _coord(values: tuple[Any, ...]) -> np.ndarray:
     kinds = {type(v) for v in values}
     if kinds <= {float} or kinds <= {int} or kinds <= {bool}:
         return np.asarray(values)
-    return np.asarray([str(v) for v in values], dtype=object)
+    from ..paths import format_value
+
+    return np.asarray([format_value(v) for v in values], dtype=object)  # null, 10, lstm
 
 
 def _dataset(plan: SweepPlan, command: str) -> Any:
@@ -100,14 +102,21 @@ def _encoding(ds: Any) -> dict[str, dict[str, Any]]:
     return enc
 
 
+def _open_group(path: Path, mode: str) -> Any:
+    """The zarr group at ``path`` in format 2, with zarr 3 (Python ≥ 3.11) or zarr 2."""
+    import zarr
+
+    if int(zarr.__version__.split(".")[0]) >= 3:
+        return zarr.open_group(str(path), mode=mode, zarr_format=2)
+    return zarr.open_group(str(path), mode=mode)
+
+
 class SweepStore:
     """An open ``sweep.zarr`` to write results into (one writer at a time)."""
 
     def __init__(self, path: Path) -> None:
-        import zarr
-
         self.path = path
-        self._group = zarr.open_group(str(path), mode="r+", zarr_format=2)
+        self._group = _open_group(path, "r+")
         self.train_steps = int(self._group.attrs["train_steps"])
 
     def attrs(self) -> dict[str, Any]:

@@ -79,3 +79,18 @@ def test_the_measured_edge_along_the_scale_axis():
                           [0.5, 1.0, 1.5, 2.0], values.T)
     assert measured_edge(transposed) == measured_edge(pm)
     assert measured_edge(PhaseMap("loss", pm.x, pm.y, pm.x_values, pm.y_values, values)) == []
+
+
+def test_a_nullable_axis_reads_as_written(tmp_path):
+    exp = small()
+    p = plan(exp, [parse_grid("training.tbptt=null,5", exp)])
+    run_sweep(p, tmp_path)
+    ds = open_sweep(tmp_path)
+    values = [str(v) for v in ds["training.tbptt"].values]
+    assert values == ["null", "5"]
+    assert position(values, None) == 0.0 and position(values, 5) == 1.0
+    pm = phase_map(ds, "loss", "training.tbptt")
+    assert changes_at(pm, 0) == [("training.tbptt", "null")]
+    from core.paths import with_paths
+
+    assert with_paths(exp, changes_at(pm, 0))[0].training.tbptt is None  # loads back

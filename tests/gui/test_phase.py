@@ -191,3 +191,17 @@ def test_the_tooltip_compares_the_measured_edge_with_the_line(view):
     assert "measured edge (ratio 1) at scale" in tip and "mean-field critical scale" in tip
     exp, _ = with_paths(base(), [("model.layers.0.cell", "rnn")])
     assert view.critical_scales == [pytest.approx(critical_scale(exp))]
+
+
+def test_a_one_axis_sweep_is_one_row(qtbot, tmp_path):
+    exp = base()
+    run_sweep(plan(exp, [parse_grid("init.scales.recurrent=0.5,1,2,3", exp)]), tmp_path)
+    v = PhaseView(Lab(base()))
+    qtbot.addWidget(v)
+    assert v.load(str(tmp_path / "sweep.zarr"))
+    assert v.map.y is None and v.map.values.shape == (1, 4)
+    assert v.marker_position() == pytest.approx((1.0, 0.0))
+    assert not v.boundary.isVisible()  # a contour needs two rows
+    _xs, ys = v.critical.getData()
+    assert list(ys) == [-0.5, 0.5]  # the line still marks the one row
+    assert v.load_cell(2) and v.lab.experiment.init.scales.recurrent == 2.0
