@@ -77,7 +77,10 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
         from .userdata import check_arrays, check_input
 
         # Without y: the forward pass alone (no loss, so no gradients).
-        x, y = check_arrays(exp.model, x, y) if y is not None else (check_input(x, exp.model), None)
+        # Checked straight into the working dtype: no float64 copy to convert again.
+        dt = exp.backend.dtype
+        x, y = (check_arrays(exp.model, x, y, dtype=dt) if y is not None
+                else (check_input(x, exp.model, dtype=dt), None))
         T, B = x.shape[0], x.shape[1]
     cache = cache_of(exp)  # the backend, weights and memory of earlier calls
     try:

@@ -70,11 +70,12 @@ def read_npy(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def _first_bad(label: str, a: np.ndarray) -> None:
+    if np.isfinite(a).all():  # one pass in the common case
+        return
     bad = ~np.isfinite(a)
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{label}: {int(bad.sum())} non-finite value(s) (NaN or infinity), the "
-                        f"first at index {list(where)}")
+    where = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise DataError(f"{label}: {int(bad.sum())} non-finite value(s) (NaN or infinity), the "
+                    f"first at index {list(where)}")
 
 
 def _host(a: Any, label: str) -> np.ndarray:
@@ -89,8 +90,10 @@ def _host(a: Any, label: str) -> np.ndarray:
         raise DataError(f"{label}: not an array of numbers ({_one_line(exc)})") from None
 
 
-def check_input(a: Any, model: ModelConfig, label: str = "input") -> np.ndarray:
-    """An input ``(T, B, D)`` with ``D = model.input_size``, as float64; ``label`` names
+def check_input(a: Any, model: ModelConfig, label: str = "input",
+                dtype: Any = np.float64) -> np.ndarray:
+    """An input ``(T, B, D)`` with ``D = model.input_size``, as ``dtype`` (float64 unless
+    asked: ``core.trace`` asks for its working dtype, saving two copies); ``label`` names
     it in errors (a file name, or "input")."""
     D = model.input_size
     a = _host(a, label)
@@ -104,15 +107,17 @@ def check_input(a: Any, model: ModelConfig, label: str = "input") -> np.ndarray:
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise DataError(f"{label}: needs at least one timestep and one sequence, got shape "
                         f"{a.shape}")
-    x = a.astype(np.float64, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32's range: reported just below
+        x = a.astype(dtype, copy=False)
     _first_bad(label, x)
     return x
 
 
 def check_target(a: Any, model: ModelConfig, T: int, B: int,
-                 label: str = "target") -> np.ndarray:
+                 label: str = "target", dtype: Any = np.float64) -> np.ndarray:
     """A target for ``T`` steps of ``B`` sequences: (T, B, O), or (B, O) for many_to_one,
-    as float64; for cross_entropy integer class labels (T, B) or (B,) as int64."""
+    as ``dtype`` (float64 unless asked); for cross_entropy integer class labels (T, B) or
+    (B,) as int64."""
     O = model.output_size
     a = _host(a, label)
     seq = model.pattern != "many_to_one"
@@ -139,22 +144,26 @@ def check_target(a: Any, model: ModelConfig, T: int, B: int,
     if a.shape != want:
         raise DataError(f"{label}: expected a target of shape {desc} = {want} for {what}, "
                         f"got shape {a.shape}")
-    y = a.astype(np.float64, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32's range: reported just below
+        y = a.astype(dtype, copy=False)
     _first_bad(label, y)
     return y
 
 
-def check_arrays(model: ModelConfig, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_arrays(model: ModelConfig, x: Any, y: Any,
+                 dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Input and target arrays given in memory, checked against ``model``: shapes, dtypes,
-    finiteness and class ranges.  Returns ``(x float64, y float64 or int64)`` on the host.
+    finiteness and class ranges.  Returns ``(x, y)`` on the host, in ``dtype`` (float64
+    unless asked; class labels int64).  In float32, a value beyond its range counts as
+    non-finite: it would be infinite in the pass.
     """
     if x is None:
         raise DataError("input: missing; give an input array of shape (T, B, D) with "
                         f"D = model.input_size = {model.input_size}")
     if y is None:
         raise DataError("target: missing; the loss, and so every gradient, needs a target")
-    xs = check_input(x, model)
-    return xs, check_target(y, model, T=xs.shape[0], B=xs.shape[1])
+    xs = check_input(x, model, dtype=dtype)
+    return xs, check_target(y, model, T=xs.shape[0], B=xs.shape[1], dtype=dtype)
 
 
 def load_input(path: str | os.PathLike[str], model: ModelConfig) -> np.ndarray:

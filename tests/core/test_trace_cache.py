@@ -12,7 +12,7 @@ import pytest
 
 import core
 from core.backend import resolve_backend
-from core.errors import WeightsError
+from core.errors import DataError, WeightsError
 from core.experiment import Experiment, InitConfig, LayerConfig, ModelConfig
 from core.init import init_params
 from core.network import Network
@@ -168,3 +168,21 @@ def test_a_model_change_drops_the_old_workspace_and_a_copy_starts_empty():
     cache.release()
     assert cache.held_bytes == 0 and cache._workspace is None
     same(core.trace(exp, x, y), fresh(exp, x, y))
+
+
+def test_arrays_are_checked_in_the_working_dtype_with_the_same_results():
+    """core.trace checks x and y straight into its dtype: float32, float64 and integer
+    inputs give what the float64 route gave, and a value float32 cannot hold is refused."""
+    exp = experiment("gru")
+    x, y = data(exp)
+    want = fresh(exp, x, y)
+    same(core.trace(exp, x.astype(np.float32), y.astype(np.float32)),
+         fresh(exp, x.astype(np.float32), y.astype(np.float32)))
+    same(core.trace(exp, x, y), want)
+    xi = np.rint(x * 3).astype(np.int16)
+    same(core.trace(exp, xi, y), fresh(exp, xi, y))
+    x[3, 1, 2] = 1e39  # finite in float64, infinite in float32
+    with pytest.raises(DataError, match=r"input: 1 non-finite value.*\[3, 1, 2\]"):
+        core.trace(exp, x, y)
+    exp.backend.dtype = "float64"
+    assert np.isfinite(core.trace(exp, x, y)["loss"])
