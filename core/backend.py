@@ -139,6 +139,16 @@ def _blas_controller() -> Any:
         return None
 
 
+def blas_pool_text(pool: dict[str, Any]) -> str:
+    """One thread pool of threadpoolctl's ``threadpool_info()`` in words: library, version,
+    the kernels OpenBLAS chose for this CPU (its ``architecture``) and the threads, e.g.
+    ``openblas 0.3.31 (Haswell kernels, 2 threads)``."""
+    name = " ".join(str(v) for v in (pool.get("internal_api"), pool.get("version")) if v)
+    arch = pool.get("architecture")
+    kernels = f"{arch} kernels, " if arch else ""
+    return f"{name} ({kernels}{pool.get('num_threads')} threads)"
+
+
 def backend_info() -> dict[str, Any]:
     """Versions, devices and the automatic choice, for ``gradlab info``."""
     info: dict[str, Any] = {
@@ -149,8 +159,7 @@ def backend_info() -> dict[str, Any]:
     try:
         from threadpoolctl import threadpool_info
 
-        info["blas"] = [f"{p.get('internal_api')} ({p.get('num_threads')} threads)"
-                        for p in threadpool_info()]
+        info["blas"] = [blas_pool_text(p) for p in threadpool_info()]
     except ImportError:
         pass
     from .cells import native
