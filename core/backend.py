@@ -35,6 +35,9 @@ class Backend:
     # On the CPU, run the cells' fused steps compiled (core.cells.native) when they build;
     # False keeps the NumPy steps (the benchmark's baseline, and the tests' second path).
     compiled: bool = True
+    # With the compiled steps, run each direction's whole recurrence as one compiled loop
+    # (core.cells.timeloop) where it can; False keeps the Python loop over the steps.
+    time_loop: bool = True
 
     # A pass whose largest product is below this many FLOPs runs on one BLAS thread
     # throughout: waking a second thread costs more than it saves, and its spinning
@@ -162,9 +165,10 @@ def backend_info() -> dict[str, Any]:
         info["blas"] = [blas_pool_text(p) for p in threadpool_info()]
     except ImportError:
         pass
-    from .cells import native
+    from .cells import native, timeloop
 
     info["cpu_steps"] = native.status()
+    info["cpu_time_loop"] = timeloop.status()
     cupy, why = probe_cupy()
     info["cupy"] = why
     if cupy is not None:

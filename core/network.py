@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend
-from .cells import CELLS
+from .cells import CELLS, timeloop
 from .cells.lstm import step_constants as lstm_constants
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
@@ -279,8 +279,9 @@ class Network:
         h_prev = zeros if D.h0 is None else D.h0
         c_prev = zeros if D.c0 is None else D.c0
         with self.backend.step_loop(2.0 * B * H * G * H):
-            self._forward_steps(D, order, xproj, hproj, W_hhT, h_prev, c_prev, zeros, fz,
-                                tbptt)
+            if not timeloop.run_forward(self, D, xproj, W_hh, h_prev, c_prev, fz, tbptt):
+                self._forward_steps(D, order, xproj, hproj, W_hhT, h_prev, c_prev, zeros,
+                                    fz, tbptt)
 
     def _forward_steps(self, D: _Dir, order: range, xproj: Any, hproj: Any, W_hhT: Any,
                        h_prev: Any, c_prev: Any, zeros: Any, fz: Any,
@@ -327,9 +328,11 @@ class Network:
         for rows, h_prev, c_prev in D.prev_rows(slice(0, T), h_first, c_first):
             D.cell.local(xp, D.S, rows, h_prev, c_prev, D.P, L)
         with self.backend.step_loop(2.0 * B * H * G * H):
-            dh_carry, dc_carry = self._backward_steps(D, order, dH, W_hh, L,
-                                                      dh_carry, dc_carry, zeros, tbptt,
-                                                      h_first, c_first)
+            carries = timeloop.run_backward(self, D, dH, W_hh, tbptt, h_first, c_first)
+            if carries is None:  # the Python loop over the steps
+                carries = self._backward_steps(D, order, dH, W_hh, L, dh_carry, dc_carry,
+                                               zeros, tbptt, h_first, c_first)
+            dh_carry, dc_carry = carries
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
         self._dir_param_grads(D, h_first, c_first, grads)
         dX = None
