@@ -61,7 +61,7 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
     (:mod:`core.trace_cache`); results are those of a fresh network, bit for bit.
     """
     from .errors import DataError, MemoryLimitError
-    from .network import Network, check_memory
+    from .network import check_memory
     from .trace_cache import cache_of
 
     if x is None and y is not None:
@@ -84,7 +84,7 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
         T, B = x.shape[0], x.shape[1]
     cache = cache_of(exp)  # the backend, weights and memory of earlier calls
     try:
-        check_memory(exp.model, T, B, exp.backend.dtype)
+        cache.check_memory(exp, T, B)
     except MemoryLimitError:
         cache.release()  # memory kept for reuse counts as taken: free it, then ask again
         check_memory(exp.model, T, B, exp.backend.dtype)
@@ -95,9 +95,8 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
     from .probe import teacher_mask_for
 
     params = exp.weights if exp.weights is not None else cache.initial_params(exp)
-    backend, workspace = cache.backend_and_workspace(exp)
-    net = Network(exp.model, params, backend)  # the weights as they are now, copied
-    net.mem = workspace  # the memory of earlier passes of this model, where free
     window = exp.training.tbptt if tbptt == "experiment" else tbptt
     mask = teacher_mask_for(exp, int(np.shape(x)[0]))
-    return net.run(x, y, tbptt=window, teacher_mask=mask).to_arrays()
+    # The weights as they are now, copied into the network (and memory) of earlier calls.
+    with cache.network(exp, params) as net:
+        return net.run(x, y, tbptt=window, teacher_mask=mask).to_arrays()

@@ -18,14 +18,20 @@ a copy of the experiment starts with an empty one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .backend import Backend, resolve_backend
 from .experiment import BackendConfig, Experiment, InitConfig, ModelConfig
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .network import Network
 
 _ATTRIBUTE = "_trace_cache"
 
@@ -35,6 +41,7 @@ class TraceCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._busy = threading.Lock()  # held while a call uses the kept network
         self._clear()
 
     def _clear(self) -> None:
@@ -45,6 +52,10 @@ class TraceCache:
         self._init: InitConfig | None = None
         self._init_params: dict[str, Any] | None = None
         self._init_model: ModelConfig | None = None
+        self._net: Network | None = None
+        self._net_source: Mapping[str, Any] | None = None  # what net.params hold, if fixed
+        self._budget = 0.0  # bytes of passes allowed before free memory is read again
+        self._spent = 0.0
 
     # A deep copy of an experiment starts with nothing cached: a workspace holds a lock
     # and memory that belong to one experiment.
@@ -64,6 +75,34 @@ class TraceCache:
                 self._model = copy.deepcopy(exp.model)
             return self._backend, self._workspace
 
+    @contextlib.contextmanager
+    def network(self, exp: Experiment, params: Mapping[str, Any]) -> Iterator[Network]:
+        """A network of ``exp.model`` on ``exp.backend`` holding ``params`` (copied and
+        checked as :class:`~core.network.Network` does) with the workspace of earlier
+        passes: the last call's network, its parameters overwritten in place, while the
+        model and backend are unchanged; else a new one.  A call on another thread while
+        it is in use gets a network and workspace of its own."""
+        from .network import Network
+
+        if not self._busy.acquire(blocking=False):
+            yield Network(exp.model, params, resolve_backend(exp.backend.device,
+                                                             exp.backend.dtype))
+            return
+        try:
+            backend, workspace = self.backend_and_workspace(exp)
+            net = self._net
+            if net is None or net.mem is not workspace:
+                net = self._net = Network(exp.model, params, backend)
+                net.mem = workspace
+            elif not (params is self._net_source or _overwrite(net.params, params)):
+                net = self._net = Network(exp.model, params, backend)  # raises if wrong
+                net.mem = workspace
+            # Read-only initial weights need no copy next time; a user's may change.
+            self._net_source = params if params is self._init_params else None
+            yield net
+        finally:
+            self._busy.release()
+
     def initial_params(self, exp: Experiment) -> Mapping[str, Any]:
         """The weights ``init_params`` draws for ``exp.model`` and ``exp.init`` (float64
         arrays, read-only), drawn again only when either changed."""
@@ -80,6 +119,25 @@ class TraceCache:
                 self._init_model = copy.deepcopy(exp.model)
             return self._init_params
 
+    def check_memory(self, exp: Experiment, T: int, B: int) -> None:
+        """Raise MemoryLimitError when a pass of ``T`` steps and batch ``B`` would not fit
+        (:func:`core.network.check_memory`).  Reading the free memory costs tens of
+        microseconds, a tenth of the smallest passes, so it is read again only once the
+        passes since the last reading could have taken 5 % of what was free then: a
+        caller who keeps every result still meets the limit."""
+        from . import network
+
+        dtype = exp.backend.dtype
+        need = network.estimate_trace_bytes(exp.model, T, B, dtype)
+        with self._lock:
+            if self._spent + need <= self._budget:
+                self._spent += need
+                return
+        network.check_memory(exp.model, T, B, dtype)
+        with self._lock:
+            self._budget = 0.05 * network.available_memory()
+            self._spent = need
+
     def release(self) -> None:
         """Forget everything: the workspace's memory goes back to the system."""
         with self._lock:
@@ -90,6 +148,19 @@ class TraceCache:
         """Bytes of free buffers the workspace keeps for the next call."""
         ws = self._workspace
         return 0 if ws is None else ws.held_bytes
+
+
+def _overwrite(own: dict[str, Any], params: Mapping[str, Any]) -> bool:
+    """Copy ``params`` into a network's parameters ``own`` in place (cast to their dtype,
+    as the network's own copy would be); False, with nothing changed, unless both have
+    the same names and shapes."""
+    if own.keys() != params.keys():
+        return False
+    if any(np.shape(params[n]) != a.shape for n, a in own.items()):
+        return False
+    for n, a in own.items():
+        a[...] = params[n]
+    return True
 
 
 def cache_of(exp: Experiment) -> TraceCache:

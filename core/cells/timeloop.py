@@ -85,16 +85,20 @@ KERNELS: dict[str, Callable[[dict], tuple[str, str] | None]] = {
 # Modes of an argument: read or written at step t; the state before step t (from the
 # initial-state pointer at the first step); a buffer or row that does not move.
 AT_T, PREV, FIXED = 0, 1, 2
-_ARG = 5  # base, step per t, step per row, mode, initial pointer (all bytes or ints)
+# Per argument: which array (an index into the arrays passed with the spec), the offset
+# into it, the step per t and per row (bytes), the mode, and the array of the initial
+# state (PREV only, else -1).
+_ARG = 6
 
-# The scalar header of a spec, before its arguments (see the C source below).
+# The scalar header of a spec, before its arguments (see the C source below).  Fields
+# naming an array hold its index in the arrays passed beside the spec (-1: none).
 _FWD_HEAD = ("kernel", "f64", "nargs", "s0", "s1", "T", "reverse", "B", "H", "G", "gemm",
-             "gemm64", "w", "hbuf", "first", "h_base", "h_tstep", "h_rstep", "h_init")
+             "gemm64", "first", "narrays", "w", "hbuf", "h", "h_tstep", "h_rstep", "h_init")
 _BWD_HEAD = ("kernel", "f64", "nargs", "s0", "s1", "T", "reverse", "B", "H", "G", "gemm",
-             "gemm64", "w", "first", "dhp_base", "dhp_tstep", "dH_base", "dH_tstep",
-             "dH_bstep", "dh_base", "dh_tstep", "carry", "direct", "dc_carry", "cut")
-FWD = {n: i for i, n in enumerate(_FWD_HEAD)}
-BWD = {n: i for i, n in enumerate(_BWD_HEAD)}
+             "gemm64", "first", "narrays", "w", "dhp", "dhp_tstep", "dH", "dH_tstep",
+             "dH_bstep", "dh", "dh_tstep", "carry", "direct", "dc_carry", "cut")
+# Header fields that name arrays: checked against the arrays passed.
+_ARRAY_FIELDS = {"w", "hbuf", "h", "h_init", "dhp", "dH", "dh", "carry", "direct", "dc_carry"}
 
 C_SOURCE = r"""
 /* ---- the compiled time loop (core/cells/timeloop.py) ---- */
@@ -108,14 +112,13 @@ typedef void (*gl_dgemm32)(int, int, int, int32_t, int32_t, int32_t, double, con
 typedef void (*gl_dgemm64)(int, int, int, int64_t, int64_t, int64_t, double, const double *,
                            int64_t, const double *, int64_t, double, double *, int64_t);
 
-/* C = A op(B), row-major CBLAS: op(B) = B^T when trans_b. */
-static void gl_gemm(const int64_t *spec, int f64, int trans_b, npy_intp M, npy_intp N,
+/* C = A op(B), row-major CBLAS (101 row-major, 111 no transpose, 112 transpose). */
+static void gl_gemm(void *fn, int ilp64, int f64, int trans_b, npy_intp M, npy_intp N,
                     npy_intp K, const char *A, npy_intp lda, const char *Bm, npy_intp ldb,
-                    char *C, npy_intp ldc, int gemm_at, int gemm64_at) {
-    void *fn = (void *)(intptr_t)spec[gemm_at];
+                    char *C, npy_intp ldc) {
     int tb = trans_b ? 112 : 111;
     if (f64) {
-        if (spec[gemm64_at])
+        if (ilp64)
             ((gl_dgemm64)fn)(101, 111, tb, M, N, K, 1.0, (const double *)A, lda,
                              (const double *)Bm, ldb, 0.0, (double *)C, ldc);
         else
@@ -123,7 +126,7 @@ static void gl_gemm(const int64_t *spec, int f64, int trans_b, npy_intp M, npy_i
                              (const double *)A, (int32_t)lda, (const double *)Bm,
                              (int32_t)ldb, 0.0, (double *)C, (int32_t)ldc);
     } else {
-        if (spec[gemm64_at])
+        if (ilp64)
             ((gl_sgemm64)fn)(101, 111, tb, M, N, K, 1.0f, (const float *)A, lda,
                              (const float *)Bm, ldb, 0.0f, (float *)C, ldc);
         else
@@ -133,88 +136,133 @@ static void gl_gemm(const int64_t *spec, int f64, int trans_b, npy_intp M, npy_i
     }
 }
 
-/* The pointers of one step's kernel arguments: `args` holds 5 int64 per argument. */
-static void gl_pointers(const int64_t *args, int64_t nargs, npy_intp t, npy_intp tp,
-                        int at_first, char **ptr, npy_intp *step) {
+#define GL_MAXARGS 32
+#define GL_MAXARRAYS 64
+
+/* Check the spec (contiguous int64, header of `head` fields then 6 per argument) and
+   the arrays beside it (a tuple of NumPy arrays, one float dtype); fill `data` with
+   their data pointers.  Returns the spec, or NULL with an exception set. */
+static const int64_t *gl_spec(PyObject *const *args, Py_ssize_t nargs, int head,
+                              const int *array_fields, int nfields, const char *name,
+                              char **data) {
+    if (nargs != 2 || !PyArray_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "%s takes a spec and a tuple of arrays", name);
+        return NULL;
+    }
+    PyArrayObject *sp = (PyArrayObject *)args[0];
+    if (PyArray_TYPE(sp) != NPY_INT64 || !PyArray_IS_C_CONTIGUOUS(sp)) {
+        PyErr_Format(PyExc_TypeError, "%s: spec must be contiguous int64", name);
+        return NULL;
+    }
+    const int64_t *s = (const int64_t *)PyArray_DATA(sp);
+    npy_intp n = PyArray_SIZE(sp);
+    Py_ssize_t na = PyTuple_GET_SIZE(args[1]);
+    int64_t nk = (int64_t)(sizeof gl_kernels_f32 / sizeof(gl_kernel));
+    if (n < head || s[2] < 1 || s[2] > GL_MAXARGS || n != head + 6 * s[2] || s[0] < 0 ||
+        s[0] >= nk || na > GL_MAXARRAYS || s[13] != na) {
+        PyErr_Format(PyExc_ValueError, "%s: malformed spec", name);
+        return NULL;
+    }
+    int type = s[1] ? NPY_FLOAT64 : NPY_FLOAT32;
+    for (Py_ssize_t i = 0; i < na; ++i) {
+        PyObject *a = PyTuple_GET_ITEM(args[1], i);
+        if (!PyArray_Check(a) || PyArray_TYPE((PyArrayObject *)a) != type) {
+            PyErr_Format(PyExc_TypeError, "%s: array %zd is not of the spec's dtype", name, i);
+            return NULL;
+        }
+        data[i] = PyArray_BYTES((PyArrayObject *)a);
+    }
+    for (int i = 0; i < nfields; ++i)
+        if (s[array_fields[i]] < -1 || s[array_fields[i]] >= na) {
+            PyErr_Format(PyExc_ValueError, "%s: malformed spec (array index)", name);
+            return NULL;
+        }
+    for (int64_t i = 0; i < s[2]; ++i) {
+        const int64_t *a = s + head + 6 * i;
+        if (a[0] < 0 || a[0] >= na || a[5] < -1 || a[5] >= na || (a[4] == 1 && a[5] < 0)) {
+            PyErr_Format(PyExc_ValueError, "%s: malformed spec (argument %d)", name, (int)i);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+static char *gl_at(char **data, int64_t i) { return i < 0 ? NULL : data[i]; }
+
+/* The pointers of one step's kernel arguments. */
+static void gl_pointers(const int64_t *args, int64_t nargs, char **data, npy_intp t,
+                        npy_intp tp, int at_first, char **ptr, npy_intp *step) {
     for (int64_t i = 0; i < nargs; ++i) {
-        const int64_t *a = args + 5 * i;
-        char *base = (char *)(intptr_t)a[0];
-        step[i] = (npy_intp)a[2];
-        if (a[3] == 0) ptr[i] = base + t * a[1];
-        else if (a[3] == 1) ptr[i] = at_first ? (char *)(intptr_t)a[4] : base + tp * a[1];
+        const int64_t *a = args + 6 * i;
+        char *base = data[a[0]] + a[1];
+        step[i] = (npy_intp)a[3];
+        if (a[4] == 0) ptr[i] = base + t * a[2];
+        else if (a[4] == 1) ptr[i] = at_first ? data[a[5]] + a[1] : base + tp * a[2];
         else ptr[i] = base;
     }
 }
 
-#define GL_MAXARGS 32
+static const int gl_fwd_arrays[] = {F_w, F_hbuf, F_h, F_h_init};
+static const int gl_bwd_arrays[] = {B_w, B_dhp, B_dH, B_dh, B_carry, B_direct, B_dc_carry};
 
-static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *arg) {
-    /* spec (int64): the header _FWD_HEAD, then 5 values per kernel argument */
-    if (!PyArray_Check(arg) || PyArray_TYPE((PyArrayObject *)arg) != NPY_INT64 ||
-        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)arg)) {
-        PyErr_SetString(PyExc_TypeError, "gradlab_forward_loop: spec must be contiguous int64");
-        return NULL;
-    }
-    const int64_t *s = (const int64_t *)PyArray_DATA((PyArrayObject *)arg);
-    npy_intp n = PyArray_SIZE((PyArrayObject *)arg);
-    int64_t nargs = s[F_nargs], kid = s[F_kernel], nk = (int64_t)(sizeof gl_kernels_f32 / sizeof(gl_kernel));
-    if (nargs < 1 || nargs > GL_MAXARGS || n != F_HEAD + 5 * nargs || kid < 0 || kid >= nk) {
-        PyErr_SetString(PyExc_ValueError, "gradlab_forward_loop: malformed spec");
+static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
+                                         Py_ssize_t nargs) {
+    char *data[GL_MAXARRAYS];
+    const int64_t *s = gl_spec(args, nargs, F_HEAD, gl_fwd_arrays, 4, "gradlab_forward_loop",
+                               data);
+    if (s == NULL) return NULL;
+    if (s[F_w] < 0 || s[F_hbuf] < 0 || s[F_h] < 0 || s[F_h_init] < 0) {
+        PyErr_SetString(PyExc_ValueError, "gradlab_forward_loop: malformed spec (arrays)");
         return NULL;
     }
     int f64 = (int)s[F_f64];
-    gl_kernel k = f64 ? gl_kernels_f64[kid] : gl_kernels_f32[kid];
-    npy_intp s0 = s[F_s0], s1 = s[F_s1], T = s[F_T], B = s[F_B], H = s[F_H], G = s[F_G];
+    gl_kernel k = f64 ? gl_kernels_f64[s[F_kernel]] : gl_kernels_f32[s[F_kernel]];
+    npy_intp T = s[F_T], B = s[F_B], H = s[F_H], G = s[F_G], item = f64 ? 8 : 4;
     int rev = (int)s[F_reverse];
-    npy_intp item = f64 ? 8 : 4;
-    const int64_t *args = s + F_HEAD;
+    void *gemm = (void *)(intptr_t)s[F_gemm];
+    const int64_t *a = s + F_HEAD;
     char *ptr[GL_MAXARGS];
     npy_intp step[GL_MAXARGS];
     Py_BEGIN_ALLOW_THREADS
-    for (npy_intp st = s0; st < s1; ++st) {
+    for (npy_intp st = s[F_s0]; st < s[F_s1]; ++st) {
         npy_intp t = rev ? T - 1 - st : st, tp = rev ? t + 1 : t - 1;
         int at_first = st == s[F_first];
-        const char *hprev = at_first ? (const char *)(intptr_t)s[F_h_init]
-                                     : (const char *)(intptr_t)s[F_h_base] + tp * s[F_h_tstep];
-        gl_gemm(s, f64, 1, B, G * H, H, hprev, s[F_h_rstep] / item, (const char *)(intptr_t)s[F_w], H,
-                (char *)(intptr_t)s[F_hbuf], G * H, F_gemm, F_gemm64);
-        gl_pointers(args, nargs, t, tp, at_first, ptr, step);
+        const char *hprev = at_first ? data[s[F_h_init]] : data[s[F_h]] + tp * s[F_h_tstep];
+        gl_gemm(gemm, (int)s[F_gemm64], f64, 1, B, G * H, H, hprev, s[F_h_rstep] / item,
+                data[s[F_w]], H, data[s[F_hbuf]], G * H);
+        gl_pointers(a, s[F_nargs], data, t, tp, at_first, ptr, step);
         k(B, H, ptr, step);
     }
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 
-static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *arg) {
-    /* spec (int64): the header _BWD_HEAD, then 5 values per kernel argument */
-    if (!PyArray_Check(arg) || PyArray_TYPE((PyArrayObject *)arg) != NPY_INT64 ||
-        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)arg)) {
-        PyErr_SetString(PyExc_TypeError, "gradlab_backward_loop: spec must be contiguous int64");
-        return NULL;
-    }
-    const int64_t *s = (const int64_t *)PyArray_DATA((PyArrayObject *)arg);
-    npy_intp n = PyArray_SIZE((PyArrayObject *)arg);
-    int64_t nargs = s[B_nargs], kid = s[B_kernel], nk = (int64_t)(sizeof gl_kernels_f32 / sizeof(gl_kernel));
-    if (nargs < 1 || nargs > GL_MAXARGS || n != B_HEAD + 5 * nargs || kid < 0 || kid >= nk) {
-        PyErr_SetString(PyExc_ValueError, "gradlab_backward_loop: malformed spec");
+static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *const *args,
+                                          Py_ssize_t nargs) {
+    char *data[GL_MAXARRAYS];
+    const int64_t *s = gl_spec(args, nargs, B_HEAD, gl_bwd_arrays, 7,
+                               "gradlab_backward_loop", data);
+    if (s == NULL) return NULL;
+    if (s[B_w] < 0 || s[B_dhp] < 0 || s[B_dH] < 0 || s[B_dh] < 0 || s[B_carry] < 0) {
+        PyErr_SetString(PyExc_ValueError, "gradlab_backward_loop: malformed spec (arrays)");
         return NULL;
     }
     int f64 = (int)s[B_f64];
-    gl_kernel k = f64 ? gl_kernels_f64[kid] : gl_kernels_f32[kid];
-    npy_intp s0 = s[B_s0], s1 = s[B_s1], T = s[B_T], B = s[B_B], H = s[B_H], G = s[B_G];
+    gl_kernel k = f64 ? gl_kernels_f64[s[B_kernel]] : gl_kernels_f32[s[B_kernel]];
+    npy_intp T = s[B_T], B = s[B_B], H = s[B_H], G = s[B_G], item = f64 ? 8 : 4;
     int rev = (int)s[B_reverse];
-    const int64_t *args = s + B_HEAD;
+    void *gemm = (void *)(intptr_t)s[B_gemm];
+    const int64_t *a = s + B_HEAD;
     char *ptr[GL_MAXARGS];
     npy_intp step[GL_MAXARGS];
-    char *carry = (char *)(intptr_t)s[B_carry], *direct = (char *)(intptr_t)s[B_direct];
-    char *dcc = (char *)(intptr_t)s[B_dc_carry];
-    npy_intp item = f64 ? 8 : 4;
+    char *carry = data[s[B_carry]], *direct = gl_at(data, s[B_direct]);
+    char *dcc = gl_at(data, s[B_dc_carry]);
     Py_BEGIN_ALLOW_THREADS
-    for (npy_intp st = s1 - 1; st >= s0; --st) {
+    for (npy_intp st = s[B_s1] - 1; st >= s[B_s0]; --st) {
         npy_intp t = rev ? T - 1 - st : st, tp = rev ? t + 1 : t - 1;
         /* the total dL/dh_t: from above (any strides) plus the carry from step t+1 */
-        const char *above = (const char *)(intptr_t)s[B_dH_base] + t * s[B_dH_tstep];
-        char *dh = (char *)(intptr_t)s[B_dh_base] + t * s[B_dh_tstep];
+        const char *above = data[s[B_dH]] + t * s[B_dH_tstep];
+        char *dh = data[s[B_dh]] + t * s[B_dh_tstep];
         for (npy_intp b = 0; b < B; ++b) {
             if (f64) {
                 const double *u = (const double *)(above + b * s[B_dH_bstep]);
@@ -228,16 +276,16 @@ static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *arg) {
                 for (npy_intp j = 0; j < H; ++j) w[j] = u[j] + v[j];
             }
         }
-        gl_pointers(args, nargs, t, tp, st == s[B_first], ptr, step);
+        gl_pointers(a, s[B_nargs], data, t, tp, st == s[B_first], ptr, step);
         k(B, H, ptr, step);
-        if (st == s0 && s[B_cut]) {  /* truncation: the state before is a constant */
+        if (st == s[B_s0] && s[B_cut]) {  /* truncation: the state before is a constant */
             memset(carry, 0, (size_t)(B * H * item));
             if (dcc) memset(dcc, 0, (size_t)(B * H * item));
             continue;
         }
         /* dh_{t-1} = dL/d(projection)_t W_hh (+ the direct path) */
-        gl_gemm(s, f64, 0, B, H, G * H, (const char *)(intptr_t)s[B_dhp_base] + t * s[B_dhp_tstep], G * H,
-                (const char *)(intptr_t)s[B_w], H, carry, H, B_gemm, B_gemm64);
+        gl_gemm(gemm, (int)s[B_gemm64], f64, 0, B, H, G * H,
+                data[s[B_dhp]] + t * s[B_dhp_tstep], G * H, data[s[B_w]], H, carry, H);
         if (direct) {
             if (f64) {
                 double *c = (double *)carry; const double *d = (const double *)direct;
@@ -263,16 +311,17 @@ def source(kernels: tuple[fused.Fused, ...] = fused.ALL) -> str:
     lines = [f"#define F_{n} {i}" for i, n in enumerate(_FWD_HEAD)]
     lines += [f"#define B_{n} {i}" for i, n in enumerate(_BWD_HEAD)]
     lines += [f"#define F_HEAD {len(_FWD_HEAD)}", f"#define B_HEAD {len(_BWD_HEAD)}"]
-    head, rest = C_SOURCE.split("#define GL_MAXARGS 32", 1)
     for sfx in ("f32", "f64"):
         names = ", ".join(f"{k.name}_{sfx}" for k in kernels)
         lines.append(f"static const gl_kernel gl_kernels_{sfx}[] = {{{names}}};")
-    return head + "\n".join(lines) + "\n\n#define GL_MAXARGS 32" + rest
+    types, loops = C_SOURCE.split("#define GL_MAXARGS 32", 1)
+    return types + "\n".join(lines) + "\n\n#define GL_MAXARGS 32" + loops
 
 
 def method_table() -> str:
     """Lines of the extension's method table for the loop entries."""
-    return "\n".join(f'    {{"{m}", (PyCFunction)py_{m}, METH_O, NULL}},' for m in METHODS)
+    return "\n".join(f'    {{"{m}", (PyCFunction)(void (*)(void))py_{m}, METH_FASTCALL, NULL}},'
+                     for m in METHODS)
 
 
 # ----------------------------------------------------------------------------- BLAS
@@ -311,47 +360,59 @@ def blas_gemm() -> tuple[int, int, bool] | str:
 # ----------------------------------------------------------------------------- driving
 
 
-def _ptr(a: Any) -> int:
-    return a.__array_interface__["data"][0]
-
-
-class _Spec:
-    """The int64 spec handed to a loop: its header, then each argument's 5 values."""
-
-    def __init__(self, head: dict[str, int], nargs: int):
-        self.head = head
-        self.a = np.zeros(len(head) + _ARG * nargs, dtype=np.int64)
-        self.keep: list[Any] = []  # every array a pointer was taken from stays alive
-        self.names: tuple[str, ...] = ()  # the kernel's arguments
-        self.h_rstep = 0  # row step of the hidden states, in bytes
-
-    def set(self, name: str, value: int) -> None:
-        self.a[self.head[name]] = value
-
-    def arg(self, i: int, base: int, tstep: int, rstep: int, mode: int, init: int = 0) -> None:
-        j = len(self.head) + _ARG * i
-        self.a[j:j + _ARG] = (base, tstep, rstep, mode, init)
-
-    def init(self, i: int, ptr: int) -> None:
-        self.a[len(self.head) + _ARG * i + 4] = ptr
-
-
 class Unsuitable(Exception):
     """An array's layout the loop cannot address (the Python loop runs instead)."""
 
 
-def _rows(a: Any, item: int) -> int:
-    """The row step in bytes of a (B, H) array whose rows are contiguous."""
-    if a.ndim != 2 or (a.shape[1] > 1 and a.strides[1] != item):
-        raise Unsuitable(f"rows not contiguous: strides {a.strides}")
-    return a.strides[0]
+class _Spec:
+    """A loop's int64 spec and the arrays it points into (by index, never by address:
+    the extension takes each array's data pointer itself)."""
 
+    def __init__(self, head: tuple[str, ...], names: tuple[str, ...], item: int):
+        self.field = {n: i for i, n in enumerate(head)}
+        self.values = [0] * len(head) + [0] * (_ARG * len(names))
+        self.names = names
+        self.item = item
+        self.arrays: list[Any] = []
+        self._index: dict[int, int] = {}
 
-def _seq(a: Any, item: int) -> tuple[int, int]:
-    """(step per t, row step) in bytes of a (T, B, H) array with contiguous rows."""
-    if a.ndim != 3 or (a.shape[2] > 1 and a.strides[2] != item):
-        raise Unsuitable(f"rows not contiguous: strides {a.strides}")
-    return a.strides[0], a.strides[1]
+    def array(self, a: Any) -> int:
+        """The index of ``a`` among the spec's arrays (added on first use)."""
+        key = id(a)
+        if key not in self._index:
+            self._index[key] = len(self.arrays)
+            self.arrays.append(a)
+        return self._index[key]
+
+    def set(self, name: str, value: int) -> None:
+        self.values[self.field[name]] = value
+
+    def arg(self, i: int, a: Any, offset: int, tstep: int, rstep: int, mode: int,
+            init: int = -1) -> None:
+        j = len(self.field) + _ARG * i
+        self.values[j:j + _ARG] = (self.array(a), offset, tstep, rstep, mode, init)
+
+    def rows(self, a: Any) -> int:
+        """The row step in bytes of a (B, H) array whose rows are contiguous."""
+        if a.ndim != 2 or (a.shape[1] > 1 and a.strides[1] != self.item):
+            raise Unsuitable(f"rows not contiguous: strides {a.strides}")
+        return a.strides[0]
+
+    def seq(self, a: Any) -> tuple[int, int]:
+        """(step per t, row step) in bytes of a (T, B, H) array with contiguous rows."""
+        if a.ndim != 3 or (a.shape[2] > 1 and a.strides[2] != self.item):
+            raise Unsuitable(f"rows not contiguous: strides {a.strides}")
+        return a.strides[0], a.strides[1]
+
+    def block(self, stack: Any, g: int) -> tuple[int, int, int]:
+        """(offset, step per t, row step) of block g of a (G, T, B, H) array."""
+        tstep, rstep = self.seq(stack[g])
+        return g * stack.strides[0], tstep, rstep
+
+    def done(self) -> np.ndarray:
+        self.set("narrays", len(self.arrays))
+        self.set("nargs", len(self.names))
+        return np.array(self.values, dtype=np.int64)
 
 
 def kernels_for(backend: Any, cell: Any, P: dict) -> tuple[dict[str, Any], int, int] | None:
@@ -393,6 +454,52 @@ def chunk_steps(B: int, H: int, G: int) -> int:
     return max(1, min(256, int(1e9 // max(1.0, 2.0 * B * H * G * H))))
 
 
+def _split(name: str) -> tuple[str, int]:
+    """``"gates2"`` → ("gates", 2); ``"h"`` → ("h", 0)."""
+    base = name.rstrip("0123456789")
+    return base, int(name[len(base):] or 0)
+
+
+def _common(spec: _Spec, D: Any, T: int, B: int, kid: int, W_hh: Any, dt: np.dtype) -> None:
+    gemm = blas_gemm()
+    assert not isinstance(gemm, str)
+    for name, value in (("kernel", kid), ("f64", int(dt == np.float64)), ("T", T),
+                        ("reverse", int(D.reverse)), ("B", B), ("H", D.H),
+                        ("G", D.cell.BLOCKS), ("gemm", gemm[1] if dt == np.float64 else gemm[0]),
+                        ("gemm64", int(gemm[2]))):
+        spec.set(name, value)
+    W = np.ascontiguousarray(W_hh, dtype=dt)
+    spec.set("w", spec.array(W))
+
+
+def _state_args(spec: _Spec, D: Any, i: int, base: str, g: int, init: Any = None) -> bool:
+    """Arguments read from the trace or the step constants; False if ``base`` is neither."""
+    S = D.S
+    if base in ("gates", "c", "tc", "h", "hn"):
+        if base == "gates":
+            offset, ts, rs = spec.block(S["gates"], g)
+        else:
+            offset, (ts, rs) = 0, spec.seq(S[base])
+        spec.arg(i, S[base], offset, ts, rs, AT_T)
+    elif base in ("prev_h", "prev_c"):
+        a = S["h" if base == "prev_h" else "c"]
+        ts, rs = spec.seq(a)
+        if init is None or spec.rows(init) != rs:
+            raise Unsuitable("initial state rows")
+        spec.arg(i, a, 0, ts, rs, PREV, spec.array(init))
+    elif base in ("peep", "b_hn"):
+        row = np.ascontiguousarray(D.P[base][g] if base == "peep" else D.P[base],
+                                   dtype=spec_dtype(spec))
+        spec.arg(i, row, 0, 0, 0, FIXED)
+    else:
+        return False
+    return True
+
+
+def spec_dtype(spec: _Spec) -> np.dtype:
+    return np.dtype(np.float64 if spec.item == 8 else np.float32)
+
+
 def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: Any,
                 fz: Any, tbptt: int | None, chunk: int | None = None) -> bool:
     """The forward recurrence of direction ``D`` in compiled chunks; False (nothing
@@ -403,122 +510,60 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
     if found is None:
         return False
     table, kid, _ = found
+    dt = np.dtype(net.backend.dtype)
+    G, T, B, H = xproj.shape
+    names = FORWARD_ARGS[fused.ALL[kid].name]
+    spec = _Spec(_FWD_HEAD, names, dt.itemsize)
+    # The states each chunk starts from sit at fixed places among the arrays: swapped
+    # per chunk.
+    h0 = np.ascontiguousarray(h_first, dtype=dt)
+    c0 = np.ascontiguousarray(c_first, dtype=dt)
     try:
-        spec = _forward_spec(net, D, xproj, W_hh, h_first, c_first, kid)
+        _common(spec, D, T, B, kid, W_hh, dt)
+        i_h0, i_c0 = spec.array(h0), spec.array(c0)
+        hbuf = np.empty((B, G * H), dtype=dt)
+        spec.set("hbuf", spec.array(hbuf))
+        ts, rs = spec.seq(D.S["h"])
+        for name, value in (("h", spec.array(D.S["h"])), ("h_tstep", ts), ("h_rstep", rs),
+                            ("h_init", i_h0)):
+            spec.set(name, value)
+        for i, name in enumerate(names):
+            base, g = _split(name)
+            if base == "x":
+                spec.arg(i, xproj, *spec.block(xproj, g), AT_T)
+            elif base == "hp":
+                spec.arg(i, hbuf, g * H * dt.itemsize, 0, spec.rows(hbuf), FIXED)
+            elif not _state_args(spec, D, i, base, g, h0 if base == "prev_h" else c0):
+                raise Unsuitable(f"unknown forward argument {name!r}")
+        if spec.rows(h0) != rs or spec.rows(c0) != rs:
+            raise Unsuitable("initial state rows")
     except Unsuitable:
         return False
+    values = spec.done()
+    arrays = spec.arrays
     loop = table[METHODS[0]]
-    G, T, B, H = xproj.shape
     chunk = chunk or chunk_steps(B, H, G)
-    S = D.S
     cut = tbptt if (fz is not None and tbptt) else None
+    order = D.order(T)
     s0 = 0
-    h0, c0 = h_first, c_first
     while s0 < T:
         s1 = min(T, s0 + chunk)
         if cut:
             s1 = min(s1, (s0 // cut + 1) * cut)
-        if s0 > 0:
-            tp = D.order(T)[s0 - 1]
-            if cut and s0 % cut == 0:  # a constant at the window start
-                h0 = fz.h[tp]
-                c0 = fz.c[tp] if fz.c is not None else c_first
-            else:
-                h0 = S["h"][tp]
-                c0 = S["c"][tp] if "c" in S else c_first
-        _set_first(spec, net, h0, c0, s0)
-        spec.set("s0", s0)
-        spec.set("s1", s1)
+        if s0 > 0:  # the chunk starts from the state before it
+            tp = order[s0 - 1]
+            src = fz if (cut and s0 % cut == 0) else None  # frozen at a window start
+            arrays[i_h0] = (src.h if src is not None else D.S["h"])[tp]
+            if "c" in D.S:
+                arrays[i_c0] = (src.c if src is not None else D.S["c"])[tp]
+        values[spec.field["first"]] = s0
+        values[spec.field["s0"]] = s0
+        values[spec.field["s1"]] = s1
         if net.control is not None:
             net.control.check()
-        loop(spec.a)
+        loop(values, tuple(arrays))
         s0 = s1
     return True
-
-
-def _set_first(spec: _Spec, net: Any, h0: Any, c0: Any, s0: int) -> None:
-    """Point the loop's first step (``s0``) at the states ``h0``/``c0`` it starts from."""
-    dt = np.dtype(net.backend.dtype)
-    item = dt.itemsize
-    h0 = np.ascontiguousarray(h0, dtype=dt)
-    c0 = np.ascontiguousarray(c0, dtype=dt)
-    spec.keep += [h0, c0]
-    if _rows(h0, item) != spec.h_rstep:
-        raise Unsuitable("initial state rows")
-    spec.set("first", s0)
-    spec.set("h_init", _ptr(h0))
-    for i, name in enumerate(spec.names):
-        if name == "prev_h":
-            spec.init(i, _ptr(h0))
-        elif name == "prev_c":
-            spec.init(i, _ptr(c0))
-
-
-def _common(spec: _Spec, net: Any, D: Any, T: int, B: int, kid: int, W_hh: Any,
-            gemm: tuple[int, int, bool]) -> None:
-    dt = np.dtype(net.backend.dtype)
-    spec.set("kernel", kid)
-    spec.set("f64", int(dt == np.float64))
-    spec.set("T", T)
-    spec.set("reverse", int(D.reverse))
-    spec.set("B", B)
-    spec.set("H", D.H)
-    spec.set("G", D.cell.BLOCKS)
-    spec.set("gemm", gemm[1] if dt == np.float64 else gemm[0])
-    spec.set("gemm64", int(gemm[2]))
-    W = np.ascontiguousarray(W_hh, dtype=dt)
-    spec.keep.append(W)
-    spec.set("w", _ptr(W))
-
-
-def _forward_spec(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: Any,
-                  kid: int) -> _Spec:
-    dt = np.dtype(net.backend.dtype)
-    item = dt.itemsize
-    G, T, B, H = xproj.shape
-    names = FORWARD_ARGS[fused.ALL[kid].name]
-    spec = _Spec(FWD, len(names))
-    spec.names = names
-    _common(spec, net, D, T, B, kid, W_hh, blas_gemm())
-    spec.set("nargs", len(names))
-    hbuf = np.empty((B, G * H), dtype=dt)
-    spec.keep += [hbuf, xproj]
-    spec.set("hbuf", _ptr(hbuf))
-    S = D.S
-    h_t, h_r = _seq(S["h"], item)
-    spec.set("h_base", _ptr(S["h"]))
-    spec.set("h_tstep", h_t)
-    spec.set("h_rstep", h_r)
-    spec.h_rstep = h_r
-    for i, name in enumerate(names):
-        base, g = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
-        g = int(g) if g else 0
-        if base == "x":
-            a = xproj[g]
-            ts, rs = _seq(a, item)
-            spec.arg(i, _ptr(a), ts, rs, AT_T)
-        elif base == "hp":
-            a = hbuf[:, g * H:(g + 1) * H]
-            spec.arg(i, _ptr(a), 0, _rows(a, item), FIXED)
-        elif base in ("prev_h", "prev_c"):
-            a = S["h" if base == "prev_h" else "c"]
-            ts, rs = _seq(a, item)
-            if rs != h_r:
-                raise Unsuitable("state rows")
-            spec.arg(i, _ptr(a), ts, rs, PREV)
-        elif base in ("gates", "c", "tc", "h", "hn"):
-            a = S[base][g] if base == "gates" else S[base]
-            ts, rs = _seq(a, item)
-            spec.arg(i, _ptr(a), ts, rs, AT_T)
-        elif base in ("peep", "b_hn"):
-            a = D.P[base][g] if base == "peep" else D.P[base]
-            a = np.ascontiguousarray(a, dtype=dt)
-            spec.keep.append(a)
-            spec.arg(i, _ptr(a), 0, 0, FIXED)
-        else:
-            raise Unsuitable(f"unknown forward argument {name!r}")
-    _set_first(spec, net, h_first, c_first, 0)
-    return spec
 
 
 def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_first: Any,
@@ -531,96 +576,58 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
     if found is None:
         return None
     table, _, kid = found
+    dt = np.dtype(net.backend.dtype)
+    T, B, H = dH.shape
+    names = BACKWARD_ARGS[fused.ALL[kid].name]
+    spec = _Spec(_BWD_HEAD, names, dt.itemsize)
+    carry = np.zeros((B, H), dtype=dt)
+    dc_carry = np.zeros((B, H), dtype=dt) if D.cell.HAS_CELL_STATE else None
+    direct = np.empty((B, H), dtype=dt) if "direct" in names else None
+    h0 = np.ascontiguousarray(h_first, dtype=dt)
+    c0 = np.ascontiguousarray(c_first, dtype=dt)
     try:
-        spec, carry, dc_carry = _backward_spec(net, D, dH, W_hh, h_first, c_first, kid)
+        _common(spec, D, T, B, kid, W_hh, dt)
+        tm = D.dhp.transpose(1, 2, 0, 3)  # the time-major (T, B, G, H) memory behind it
+        if not tm.flags.c_contiguous or D.dh.strides[1:] != (H * dt.itemsize, dt.itemsize):
+            raise Unsuitable("gradient buffers not time-major")
+        ts, bs = spec.seq(dH)
+        for name, value in (("dhp", spec.array(tm)), ("dhp_tstep", tm.strides[0]),
+                            ("dH", spec.array(dH)), ("dH_tstep", ts), ("dH_bstep", bs),
+                            ("dh", spec.array(D.dh)), ("dh_tstep", D.dh.strides[0]),
+                            ("carry", spec.array(carry)),
+                            ("direct", -1 if direct is None else spec.array(direct)),
+                            ("dc_carry", -1 if dc_carry is None else spec.array(dc_carry)),
+                            ("first", 0)):
+            spec.set(name, value)
+        for i, name in enumerate(names):
+            base, g = _split(name)
+            if base in ("dx", "dhp"):
+                buf = D.dxp if base == "dx" else D.dhp
+                spec.arg(i, buf, *spec.block(buf, g), AT_T)
+            elif base in ("dh", "dc"):
+                arr = D.dh if base == "dh" else D.dc
+                spec.arg(i, arr, 0, *spec.seq(arr), AT_T)
+            elif base in ("dc_carry", "direct"):
+                buf = dc_carry if base == "dc_carry" else direct
+                spec.arg(i, buf, 0, 0, spec.rows(buf), FIXED)
+            elif not _state_args(spec, D, i, base, g, h0 if base == "prev_h" else c0):
+                raise Unsuitable(f"unknown backward argument {name!r}")
     except Unsuitable:
         return None
+    values = spec.done()
+    arrays = tuple(spec.arrays)
     loop = table[METHODS[1]]
-    T, B, H = dH.shape
     chunk = chunk or chunk_steps(B, H, D.cell.BLOCKS)
     s1 = T
     while s1 > 0:
         s0 = max(0, s1 - chunk)
         if tbptt:
             s0 = max(s0, ((s1 - 1) // tbptt) * tbptt)
-        spec.set("s0", s0)
-        spec.set("s1", s1)
-        spec.set("cut", int(bool(tbptt) and s0 > 0 and s0 % tbptt == 0))
+        values[spec.field["s0"]] = s0
+        values[spec.field["s1"]] = s1
+        values[spec.field["cut"]] = int(bool(tbptt) and s0 > 0 and s0 % tbptt == 0)
         if net.control is not None:
             net.control.check()
-        loop(spec.a)
+        loop(values, arrays)
         s1 = s0
     return carry, dc_carry
-
-
-def _backward_spec(net: Any, D: Any, dH: Any, W_hh: Any, h_first: Any, c_first: Any,
-                   kid: int) -> tuple[_Spec, Any, Any]:
-    dt = np.dtype(net.backend.dtype)
-    item = dt.itemsize
-    T, B, H = dH.shape
-    names = BACKWARD_ARGS[fused.ALL[kid].name]
-    spec = _Spec(BWD, len(names))
-    spec.names = names
-    _common(spec, net, D, T, B, kid, W_hh, blas_gemm())
-    spec.set("nargs", len(names))
-    S = D.S
-    carry = np.zeros((B, H), dtype=dt)
-    dc_carry = np.zeros((B, H), dtype=dt) if D.cell.HAS_CELL_STATE else None
-    direct = np.empty((B, H), dtype=dt) if "direct" in names else None
-    spec.keep += [carry, dc_carry, direct, dH]
-    spec.set("carry", _ptr(carry))
-    spec.set("direct", 0 if direct is None else _ptr(direct))
-    spec.set("dc_carry", 0 if dc_carry is None else _ptr(dc_carry))
-    spec.set("first", 0)
-    tm = D.dhp.transpose(1, 2, 0, 3)  # the time-major (T, B, G, H) memory behind it
-    if not tm.flags.c_contiguous:
-        raise Unsuitable("gradient buffer not time-major")
-    spec.set("dhp_base", _ptr(tm))
-    spec.set("dhp_tstep", tm.strides[0])
-    ts, bs = _seq(dH, item)
-    spec.set("dH_base", _ptr(dH))
-    spec.set("dH_tstep", ts)
-    spec.set("dH_bstep", bs)
-    ts, rs = _seq(D.dh, item)
-    if rs != H * item:
-        raise Unsuitable("dL/dh rows")
-    spec.set("dh_base", _ptr(D.dh))
-    spec.set("dh_tstep", ts)
-    h0 = np.ascontiguousarray(h_first, dtype=dt)
-    c0 = np.ascontiguousarray(c_first, dtype=dt)
-    spec.keep += [h0, c0]
-    for i, name in enumerate(names):
-        base, g = name.rstrip("0123456789"), name[len(name.rstrip("0123456789")):]
-        g = int(g) if g else 0
-        if base in ("dx", "dhp"):
-            a = (D.dxp if base == "dx" else D.dhp)[g]
-            ts, rs = _seq(a, item)
-            spec.arg(i, _ptr(a), ts, rs, AT_T)
-        elif base == "dh":
-            spec.arg(i, _ptr(D.dh), D.dh.strides[0], H * item, AT_T)
-        elif base == "dc":
-            ts, rs = _seq(D.dc, item)
-            spec.arg(i, _ptr(D.dc), ts, rs, AT_T)
-        elif base == "dc_carry":
-            spec.arg(i, _ptr(dc_carry), 0, H * item, FIXED)
-        elif base == "direct":
-            spec.arg(i, _ptr(direct), 0, H * item, FIXED)
-        elif base in ("prev_h", "prev_c"):
-            a = S["h" if base == "prev_h" else "c"]
-            init = h0 if base == "prev_h" else c0
-            ts, rs = _seq(a, item)
-            if rs != _rows(init, item):
-                raise Unsuitable("state rows")
-            spec.arg(i, _ptr(a), ts, rs, PREV, _ptr(init))
-        elif base in ("gates", "c", "tc", "h", "hn"):
-            a = S[base][g] if base == "gates" else S[base]
-            ts, rs = _seq(a, item)
-            spec.arg(i, _ptr(a), ts, rs, AT_T)
-        elif base in ("peep", "b_hn"):
-            a = D.P[base][g] if base == "peep" else D.P[base]
-            a = np.ascontiguousarray(a, dtype=dt)
-            spec.keep.append(a)
-            spec.arg(i, _ptr(a), 0, 0, FIXED)
-        else:
-            raise Unsuitable(f"unknown backward argument {name!r}")
-    return spec, carry, dc_carry

@@ -146,10 +146,28 @@ def test_a_cancelled_pass_stops_between_chunks(monkeypatch):
 def test_a_malformed_spec_is_refused_not_run():
     table = compiled_kernels()
     loop = table[timeloop.METHODS[0]]
-    with pytest.raises(ValueError, match="malformed spec"):
+    with pytest.raises(TypeError, match="a spec and a tuple of arrays"):
         loop(np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match="malformed spec"):
+        loop(np.zeros(3, dtype=np.int64), ())
     with pytest.raises(TypeError, match="contiguous int64"):
-        loop(np.zeros(40, dtype=np.float64))
+        loop(np.zeros(40, dtype=np.float64), ())
+    # A well-formed spec of one argument, then each kind of damage.
+    spec = np.zeros(len(timeloop._FWD_HEAD) + timeloop._ARG, dtype=np.int64)
+    field = {n: i for i, n in enumerate(timeloop._FWD_HEAD)}
+    spec[field["nargs"]], spec[field["narrays"]] = 1, 1
+    arrays = (np.zeros((2, 2), np.float32),)
+    loop(spec, arrays)  # s0 = s1 = 0: no step runs
+    bad = spec.copy()
+    bad[field["w"]] = 5  # an array that is not there
+    with pytest.raises(ValueError, match="array index"):
+        loop(bad, arrays)
+    bad = spec.copy()
+    bad[len(timeloop._FWD_HEAD)] = 3  # an argument in an array that is not there
+    with pytest.raises(ValueError, match="argument 0"):
+        loop(bad, arrays)
+    with pytest.raises(TypeError, match="not of the spec's dtype"):
+        loop(spec, (np.zeros((2, 2)),))
 
 
 def test_large_sizes_agree_in_float32(monkeypatch):

@@ -186,3 +186,63 @@ def test_arrays_are_checked_in_the_working_dtype_with_the_same_results():
         core.trace(exp, x, y)
     exp.backend.dtype = "float64"
     assert np.isfinite(core.trace(exp, x, y)["loss"])
+
+
+def test_free_memory_is_read_again_before_the_passes_could_take_5_percent(monkeypatch):
+    from core import network
+    from core.errors import MemoryLimitError
+
+    free = {"bytes": 10**12, "reads": 0}
+
+    def available() -> int:
+        free["reads"] += 1
+        return free["bytes"]
+
+    monkeypatch.setattr(network, "available_memory", available)
+    exp = experiment("rnn", H=8)
+    x, y = data(exp, T=10, B=2)
+    need = network.estimate_trace_bytes(exp.model, 10, 2, "float32")
+    core.trace(exp, x, y)
+    reads = free["reads"]
+    for _ in range(5):
+        core.trace(exp, x, y)
+    assert free["reads"] == reads  # well within 5 % of a terabyte: not read again
+    free["bytes"] = 30 * need  # 5 % of it is a pass and a half
+    core.trace(exp, x, y)  # still within the budget of the last reading
+    cache_of(exp)._budget = 0  # as after passes that took 5 % of the last reading
+    core.trace(exp, x, y)  # read again: 30 passes' worth free, so it runs
+    assert free["reads"] > reads
+    free["bytes"] = need  # now one pass takes it all: the next check refuses
+    with pytest.raises(MemoryLimitError, match="needs about"):
+        for _ in range(3):
+            core.trace(exp, x, y)
+    big_x, big_y = data(exp, T=10, B=64)  # 32 times the memory
+    free["bytes"] = 40 * need
+    core.trace(exp, x, y)  # the failed check left no budget: read again, 2 passes' worth
+    free["bytes"] = 10 * need  # a pass larger than the budget is always checked
+    with pytest.raises(MemoryLimitError, match="needs about"):
+        core.trace(exp, big_x, big_y)
+
+
+def test_calls_from_two_threads_at_once_get_their_own_results():
+    import threading
+
+    exp = experiment("lstm")
+    inputs = [data(exp, seed=s) for s in range(4)]
+    want = [fresh(exp, x, y) for x, y in inputs]
+    got: dict[int, list] = {0: [], 1: []}
+
+    def work(n: int) -> None:
+        for _ in range(5):
+            for x, y in inputs:
+                got[n].append(core.trace(exp, x, y))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for n in (0, 1):
+        assert len(got[n]) == 20
+        for i, out in enumerate(got[n]):
+            same(out, want[i % 4])
