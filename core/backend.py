@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .cpu_share import CpuShare
+
 DEVICES = ("auto", "numpy", "cupy")
 DTYPES = ("float32", "float64")
 
@@ -38,6 +40,8 @@ class Backend:
     # With the compiled steps, run each direction's whole recurrence as one compiled loop
     # (core.cells.timeloop) where it can; False keeps the Python loop over the steps.
     time_loop: bool = True
+    # The cores other processes leave free, for the BLAS thread policy (CPU only).
+    share: CpuShare | None = field(default=None, repr=False, compare=False)
 
     # A pass whose largest product is below this many FLOPs runs on one BLAS thread
     # throughout: waking a second thread costs more than it saves, and its spinning
@@ -51,8 +55,19 @@ class Backend:
 
     def whole_pass(self, largest_flops: float) -> contextlib.AbstractContextManager:
         """Context for a pass whose largest product is ``largest_flops``: one BLAS thread
-        on the CPU when that is small."""
-        return self._one_thread_below(largest_flops, self.SMALL_PASS_FLOPS)
+        on the CPU when that is small; otherwise no more threads than the cores other
+        processes leave free (:mod:`core.cpu_share`): a thread sharing a busy core stalls
+        every product of the pass."""
+        if self.blas is None or largest_flops < self.SMALL_PASS_FLOPS or self.share is None:
+            return self._one_thread_below(largest_flops, self.SMALL_PASS_FLOPS)
+        free = self.share.free_cores()
+        if free >= self.share.cpus:
+            return contextlib.nullcontext()
+        pools = self.blas.select(user_api="blas")
+        now = max((c.num_threads for c in pools.lib_controllers), default=1)
+        if free >= now:
+            return contextlib.nullcontext()
+        return self.blas.limit(limits=free, user_api="blas")
 
     def step_loop(self, flops_per_step: float) -> contextlib.AbstractContextManager:
         """Context for a loop of small per-step products: one BLAS thread on the CPU."""
@@ -121,13 +136,14 @@ def resolve_backend(device: str = "auto", dtype: str = "float32") -> Backend:
         raise BackendError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     dt = np.dtype(dtype)
     if device == "numpy":
-        return Backend("numpy", np, dt, "NumPy requested", _blas_controller())
+        return Backend("numpy", np, dt, "NumPy requested", _blas_controller(), share=CpuShare())
     cupy, why = probe_cupy()
     if cupy is not None:
         return Backend("cupy", cupy, dt, f"{why}; using it" if device == "auto" else why)
     if device == "cupy":
         raise BackendError(f"device 'cupy' requested, but {why}")
-    return Backend("numpy", np, dt, f"{why}; using NumPy", _blas_controller())
+    return Backend("numpy", np, dt, f"{why}; using NumPy", _blas_controller(),
+                   share=CpuShare())
 
 
 @functools.lru_cache(maxsize=1)
