@@ -364,55 +364,52 @@ class Unsuitable(Exception):
     """An array's layout the loop cannot address (the Python loop runs instead)."""
 
 
+def _split(name: str) -> tuple[str, int]:
+    """``"gates2"`` → ("gates", 2); ``"h"`` → ("h", 0)."""
+    base = name.rstrip("0123456789")
+    return base, int(name[len(base):] or 0)
+
+
+@functools.cache
+def _plan(kernel: str, forward: bool) -> tuple[tuple[str, int], ...]:
+    """A kernel's arguments as (source, gate block) pairs."""
+    return tuple(_split(n) for n in (FORWARD_ARGS if forward else BACKWARD_ARGS)[kernel])
+
+
 class _Spec:
     """A loop's int64 spec and the arrays it points into (by index, never by address:
-    the extension takes each array's data pointer itself)."""
+    the extension takes each array's data pointer itself).  Built once per direction
+    and pass: a few microseconds per argument."""
 
-    def __init__(self, head: tuple[str, ...], names: tuple[str, ...], item: int):
+    def __init__(self, head: tuple[str, ...], item: int):
         self.field = {n: i for i, n in enumerate(head)}
-        self.values = [0] * len(head) + [0] * (_ARG * len(names))
-        self.names = names
+        self.head = [0] * len(head)
+        self.args: list[int] = []
         self.item = item
         self.arrays: list[Any] = []
         self._index: dict[int, int] = {}
 
     def array(self, a: Any) -> int:
-        """The index of ``a`` among the spec's arrays (added on first use)."""
-        key = id(a)
-        if key not in self._index:
-            self._index[key] = len(self.arrays)
+        """The index of ``a`` among the spec's arrays (added, its rows checked, once)."""
+        i = self._index.get(id(a))
+        if i is None:
+            if a.ndim and a.shape[-1] > 1 and a.strides[-1] != self.item:
+                raise Unsuitable(f"rows not contiguous: strides {a.strides}")
+            i = self._index[id(a)] = len(self.arrays)
             self.arrays.append(a)
-        return self._index[key]
+        return i
 
     def set(self, name: str, value: int) -> None:
-        self.values[self.field[name]] = value
+        self.head[self.field[name]] = value
 
-    def arg(self, i: int, a: Any, offset: int, tstep: int, rstep: int, mode: int,
+    def arg(self, a: Any, offset: int, tstep: int, rstep: int, mode: int,
             init: int = -1) -> None:
-        j = len(self.field) + _ARG * i
-        self.values[j:j + _ARG] = (self.array(a), offset, tstep, rstep, mode, init)
-
-    def rows(self, a: Any) -> int:
-        """The row step in bytes of a (B, H) array whose rows are contiguous."""
-        if a.ndim != 2 or (a.shape[1] > 1 and a.strides[1] != self.item):
-            raise Unsuitable(f"rows not contiguous: strides {a.strides}")
-        return a.strides[0]
-
-    def seq(self, a: Any) -> tuple[int, int]:
-        """(step per t, row step) in bytes of a (T, B, H) array with contiguous rows."""
-        if a.ndim != 3 or (a.shape[2] > 1 and a.strides[2] != self.item):
-            raise Unsuitable(f"rows not contiguous: strides {a.strides}")
-        return a.strides[0], a.strides[1]
-
-    def block(self, stack: Any, g: int) -> tuple[int, int, int]:
-        """(offset, step per t, row step) of block g of a (G, T, B, H) array."""
-        tstep, rstep = self.seq(stack[g])
-        return g * stack.strides[0], tstep, rstep
+        self.args += (self.array(a), offset, tstep, rstep, mode, init)
 
     def done(self) -> np.ndarray:
         self.set("narrays", len(self.arrays))
-        self.set("nargs", len(self.names))
-        return np.array(self.values, dtype=np.int64)
+        self.set("nargs", len(self.args) // _ARG)
+        return np.array(self.head + self.args, dtype=np.int64)
 
 
 def kernels_for(backend: Any, cell: Any, P: dict) -> tuple[dict[str, Any], int, int] | None:
@@ -454,50 +451,43 @@ def chunk_steps(B: int, H: int, G: int) -> int:
     return max(1, min(256, int(1e9 // max(1.0, 2.0 * B * H * G * H))))
 
 
-def _split(name: str) -> tuple[str, int]:
-    """``"gates2"`` → ("gates", 2); ``"h"`` → ("h", 0)."""
-    base = name.rstrip("0123456789")
-    return base, int(name[len(base):] or 0)
-
-
 def _common(spec: _Spec, D: Any, T: int, B: int, kid: int, W_hh: Any, dt: np.dtype) -> None:
     gemm = blas_gemm()
     assert not isinstance(gemm, str)
-    for name, value in (("kernel", kid), ("f64", int(dt == np.float64)), ("T", T),
-                        ("reverse", int(D.reverse)), ("B", B), ("H", D.H),
-                        ("G", D.cell.BLOCKS), ("gemm", gemm[1] if dt == np.float64 else gemm[0]),
-                        ("gemm64", int(gemm[2]))):
-        spec.set(name, value)
-    W = np.ascontiguousarray(W_hh, dtype=dt)
-    spec.set("w", spec.array(W))
+    head, f = spec.head, spec.field
+    head[f["kernel"]] = kid
+    head[f["f64"]] = int(dt == np.float64)
+    head[f["T"]], head[f["B"]], head[f["H"]] = T, B, D.H
+    head[f["reverse"]], head[f["G"]] = int(D.reverse), D.cell.BLOCKS
+    head[f["gemm"]] = gemm[1] if dt == np.float64 else gemm[0]
+    head[f["gemm64"]] = int(gemm[2])
+    head[f["w"]] = spec.array(np.ascontiguousarray(W_hh, dtype=dt))
 
 
-def _state_args(spec: _Spec, D: Any, i: int, base: str, g: int, init: Any = None) -> bool:
-    """Arguments read from the trace or the step constants; False if ``base`` is neither."""
+def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: Any, dt: np.dtype) -> bool:
+    """An argument read from the trace or the step constants; False if ``base`` is
+    neither."""
     S = D.S
-    if base in ("gates", "c", "tc", "h", "hn"):
-        if base == "gates":
-            offset, ts, rs = spec.block(S["gates"], g)
-        else:
-            offset, (ts, rs) = 0, spec.seq(S[base])
-        spec.arg(i, S[base], offset, ts, rs, AT_T)
+    if base == "gates":
+        a = S["gates"]
+        st = a.strides
+        spec.arg(a, g * st[0], st[1], st[2], AT_T)
+    elif base in ("c", "tc", "h", "hn"):
+        a = S[base]
+        spec.arg(a, 0, a.strides[0], a.strides[1], AT_T)
     elif base in ("prev_h", "prev_c"):
         a = S["h" if base == "prev_h" else "c"]
-        ts, rs = spec.seq(a)
-        if init is None or spec.rows(init) != rs:
+        if init.strides[0] != a.strides[1]:
             raise Unsuitable("initial state rows")
-        spec.arg(i, a, 0, ts, rs, PREV, spec.array(init))
-    elif base in ("peep", "b_hn"):
-        row = np.ascontiguousarray(D.P[base][g] if base == "peep" else D.P[base],
-                                   dtype=spec_dtype(spec))
-        spec.arg(i, row, 0, 0, 0, FIXED)
+        spec.arg(a, 0, a.strides[0], a.strides[1], PREV, spec.array(init))
+    elif base == "peep":
+        a = np.ascontiguousarray(D.P["peep"], dtype=dt)  # (3, H): rows p_i, p_f, p_o
+        spec.arg(a, g * a.strides[0], 0, 0, FIXED)
+    elif base == "b_hn":
+        spec.arg(np.ascontiguousarray(D.P["b_hn"], dtype=dt), 0, 0, 0, FIXED)
     else:
         return False
     return True
-
-
-def spec_dtype(spec: _Spec) -> np.dtype:
-    return np.dtype(np.float64 if spec.item == 8 else np.float32)
 
 
 def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: Any,
@@ -512,8 +502,7 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
     table, kid, _ = found
     dt = np.dtype(net.backend.dtype)
     G, T, B, H = xproj.shape
-    names = FORWARD_ARGS[fused.ALL[kid].name]
-    spec = _Spec(_FWD_HEAD, names, dt.itemsize)
+    spec = _Spec(_FWD_HEAD, dt.itemsize)
     # The states each chunk starts from sit at fixed places among the arrays: swapped
     # per chunk.
     h0 = np.ascontiguousarray(h_first, dtype=dt)
@@ -522,21 +511,21 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
         _common(spec, D, T, B, kid, W_hh, dt)
         i_h0, i_c0 = spec.array(h0), spec.array(c0)
         hbuf = np.empty((B, G * H), dtype=dt)
-        spec.set("hbuf", spec.array(hbuf))
-        ts, rs = spec.seq(D.S["h"])
-        for name, value in (("h", spec.array(D.S["h"])), ("h_tstep", ts), ("h_rstep", rs),
-                            ("h_init", i_h0)):
-            spec.set(name, value)
-        for i, name in enumerate(names):
-            base, g = _split(name)
-            if base == "x":
-                spec.arg(i, xproj, *spec.block(xproj, g), AT_T)
-            elif base == "hp":
-                spec.arg(i, hbuf, g * H * dt.itemsize, 0, spec.rows(hbuf), FIXED)
-            elif not _state_args(spec, D, i, base, g, h0 if base == "prev_h" else c0):
-                raise Unsuitable(f"unknown forward argument {name!r}")
-        if spec.rows(h0) != rs or spec.rows(c0) != rs:
+        h = D.S["h"]
+        if h0.strides[0] != h.strides[1] or c0.strides[0] != h.strides[1]:
             raise Unsuitable("initial state rows")
+        f, head = spec.field, spec.head
+        head[f["hbuf"]] = spec.array(hbuf)
+        head[f["h"]], head[f["h_tstep"]], head[f["h_rstep"]] = spec.array(h), *h.strides[:2]
+        head[f["h_init"]] = i_h0
+        xs = xproj.strides
+        for base, g in _plan(fused.ALL[kid].name, True):
+            if base == "x":
+                spec.arg(xproj, g * xs[0], xs[1], xs[2], AT_T)
+            elif base == "hp":
+                spec.arg(hbuf, g * H * dt.itemsize, 0, hbuf.strides[0], FIXED)
+            elif not _state_arg(spec, D, base, g, h0 if base == "prev_h" else c0, dt):
+                raise Unsuitable(f"unknown forward argument {base!r}")
     except Unsuitable:
         return False
     values = spec.done()
@@ -578,8 +567,9 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
     table, _, kid = found
     dt = np.dtype(net.backend.dtype)
     T, B, H = dH.shape
+    item = dt.itemsize
     names = BACKWARD_ARGS[fused.ALL[kid].name]
-    spec = _Spec(_BWD_HEAD, names, dt.itemsize)
+    spec = _Spec(_BWD_HEAD, item)
     carry = np.zeros((B, H), dtype=dt)
     dc_carry = np.zeros((B, H), dtype=dt) if D.cell.HAS_CELL_STATE else None
     direct = np.empty((B, H), dtype=dt) if "direct" in names else None
@@ -588,30 +578,28 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
     try:
         _common(spec, D, T, B, kid, W_hh, dt)
         tm = D.dhp.transpose(1, 2, 0, 3)  # the time-major (T, B, G, H) memory behind it
-        if not tm.flags.c_contiguous or D.dh.strides[1:] != (H * dt.itemsize, dt.itemsize):
+        if not tm.flags.c_contiguous or D.dh.strides[1:] != (H * item, item):
             raise Unsuitable("gradient buffers not time-major")
-        ts, bs = spec.seq(dH)
-        for name, value in (("dhp", spec.array(tm)), ("dhp_tstep", tm.strides[0]),
-                            ("dH", spec.array(dH)), ("dH_tstep", ts), ("dH_bstep", bs),
-                            ("dh", spec.array(D.dh)), ("dh_tstep", D.dh.strides[0]),
-                            ("carry", spec.array(carry)),
-                            ("direct", -1 if direct is None else spec.array(direct)),
-                            ("dc_carry", -1 if dc_carry is None else spec.array(dc_carry)),
-                            ("first", 0)):
-            spec.set(name, value)
-        for i, name in enumerate(names):
-            base, g = _split(name)
+        f, head = spec.field, spec.head
+        head[f["dhp"]], head[f["dhp_tstep"]] = spec.array(tm), tm.strides[0]
+        head[f["dH"]], head[f["dH_tstep"]], head[f["dH_bstep"]] = spec.array(dH), *dH.strides[:2]
+        head[f["dh"]], head[f["dh_tstep"]] = spec.array(D.dh), D.dh.strides[0]
+        head[f["carry"]] = spec.array(carry)
+        head[f["direct"]] = -1 if direct is None else spec.array(direct)
+        head[f["dc_carry"]] = -1 if dc_carry is None else spec.array(dc_carry)
+        head[f["first"]] = 0
+        for base, g in _plan(fused.ALL[kid].name, False):
             if base in ("dx", "dhp"):
                 buf = D.dxp if base == "dx" else D.dhp
-                spec.arg(i, buf, *spec.block(buf, g), AT_T)
+                st = buf.strides
+                spec.arg(buf, g * st[0], st[1], st[2], AT_T)
             elif base in ("dh", "dc"):
                 arr = D.dh if base == "dh" else D.dc
-                spec.arg(i, arr, 0, *spec.seq(arr), AT_T)
+                spec.arg(arr, 0, arr.strides[0], arr.strides[1], AT_T)
             elif base in ("dc_carry", "direct"):
-                buf = dc_carry if base == "dc_carry" else direct
-                spec.arg(i, buf, 0, 0, spec.rows(buf), FIXED)
-            elif not _state_args(spec, D, i, base, g, h0 if base == "prev_h" else c0):
-                raise Unsuitable(f"unknown backward argument {name!r}")
+                spec.arg(dc_carry if base == "dc_carry" else direct, 0, 0, H * item, FIXED)
+            elif not _state_arg(spec, D, base, g, h0 if base == "prev_h" else c0, dt):
+                raise Unsuitable(f"unknown backward argument {base!r}")
     except Unsuitable:
         return None
     values = spec.done()
