@@ -399,6 +399,12 @@ class _Spec:
             self.arrays.append(a)
         return i
 
+    def slot(self, a: Any) -> int:
+        """A place of its own among the arrays for ``a``, which the caller swaps later
+        (the state a chunk starts from): never shared with an equal array."""
+        self.arrays.append(a)
+        return len(self.arrays) - 1
+
     def set(self, name: str, value: int) -> None:
         self.head[self.field[name]] = value
 
@@ -464,9 +470,9 @@ def _common(spec: _Spec, D: Any, T: int, B: int, kid: int, W_hh: Any, dt: np.dty
     head[f["w"]] = spec.array(np.ascontiguousarray(W_hh, dtype=dt))
 
 
-def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: Any, dt: np.dtype) -> bool:
-    """An argument read from the trace or the step constants; False if ``base`` is
-    neither."""
+def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: int, dt: np.dtype) -> bool:
+    """An argument read from the trace or the step constants (``init``: the index of
+    the array of the state before the first step); False if ``base`` is neither."""
     S = D.S
     if base == "gates":
         a = S["gates"]
@@ -477,9 +483,9 @@ def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: Any, dt: np.dtype) 
         spec.arg(a, 0, a.strides[0], a.strides[1], AT_T)
     elif base in ("prev_h", "prev_c"):
         a = S["h" if base == "prev_h" else "c"]
-        if init.strides[0] != a.strides[1]:
+        if spec.arrays[init].strides[0] != a.strides[1]:
             raise Unsuitable("initial state rows")
-        spec.arg(a, 0, a.strides[0], a.strides[1], PREV, spec.array(init))
+        spec.arg(a, 0, a.strides[0], a.strides[1], PREV, init)
     elif base == "peep":
         a = np.ascontiguousarray(D.P["peep"], dtype=dt)  # (3, H): rows p_i, p_f, p_o
         spec.arg(a, g * a.strides[0], 0, 0, FIXED)
@@ -509,7 +515,7 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
     c0 = np.ascontiguousarray(c_first, dtype=dt)
     try:
         _common(spec, D, T, B, kid, W_hh, dt)
-        i_h0, i_c0 = spec.array(h0), spec.array(c0)
+        i_h0, i_c0 = spec.slot(h0), spec.slot(c0)
         hbuf = np.empty((B, G * H), dtype=dt)
         h = D.S["h"]
         if h0.strides[0] != h.strides[1] or c0.strides[0] != h.strides[1]:
@@ -524,7 +530,7 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
                 spec.arg(xproj, g * xs[0], xs[1], xs[2], AT_T)
             elif base == "hp":
                 spec.arg(hbuf, g * H * dt.itemsize, 0, hbuf.strides[0], FIXED)
-            elif not _state_arg(spec, D, base, g, h0 if base == "prev_h" else c0, dt):
+            elif not _state_arg(spec, D, base, g, i_h0 if base == "prev_h" else i_c0, dt):
                 raise Unsuitable(f"unknown forward argument {base!r}")
     except Unsuitable:
         return False
@@ -588,6 +594,7 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
         head[f["direct"]] = -1 if direct is None else spec.array(direct)
         head[f["dc_carry"]] = -1 if dc_carry is None else spec.array(dc_carry)
         head[f["first"]] = 0
+        i_h0, i_c0 = spec.slot(h0), spec.slot(c0)
         for base, g in _plan(fused.ALL[kid].name, False):
             if base in ("dx", "dhp"):
                 buf = D.dxp if base == "dx" else D.dhp
@@ -598,7 +605,7 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
                 spec.arg(arr, 0, arr.strides[0], arr.strides[1], AT_T)
             elif base in ("dc_carry", "direct"):
                 spec.arg(dc_carry if base == "dc_carry" else direct, 0, 0, H * item, FIXED)
-            elif not _state_arg(spec, D, base, g, h0 if base == "prev_h" else c0, dt):
+            elif not _state_arg(spec, D, base, g, i_h0 if base == "prev_h" else i_c0, dt):
                 raise Unsuitable(f"unknown backward argument {base!r}")
     except Unsuitable:
         return None

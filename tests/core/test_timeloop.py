@@ -86,12 +86,13 @@ def test_frozen_window_starts_initial_states_and_small_chunks(monkeypatch, cell)
     rng = np.random.default_rng(5)
     initial = {k: (rng.normal(size=(2, 5)), rng.normal(size=(2, 5)) if cell == "lstm" else None)
                for k in ("l0", "l0_reverse")}
-    results = []
-    for time_loop in (True, False):
-        net = network(model, "float64", time_loop=time_loop)
-        frozen = net.run(x * 1.5, y, tbptt=3)  # other states at the window starts
-        results.append(net.run(x, y, tbptt=3, frozen=frozen, initial=initial))
-    assert_close(*results, "float64")
+    for start in (initial, None):  # given initial states, and zeros for both h and c
+        results = []
+        for time_loop in (True, False):
+            net = network(model, "float64", time_loop=time_loop)
+            frozen = net.run(x * 1.5, y, tbptt=3)  # other states at the window starts
+            results.append(net.run(x, y, tbptt=3, frozen=frozen, initial=start))
+        assert_close(*results, "float64")
     # Chunks of one and of five steps give the same as one call over all steps.
     chunked = []
     for chunk in (1, 5, 256):
