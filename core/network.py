@@ -267,8 +267,9 @@ class Network:
         bias = (b_ih + b_hh).reshape(G, 1, 1, H)
         if D.cell.NAME == "gru":
             bias[2, 0, 0] = b_ih[2 * H:]
-        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt), bias,  # all steps
-                        self.control)
+        fold = timeloop.folds_bias(self.backend, D.cell, D.P)  # the loop adds the biases
+        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt),  # all steps
+                        None if fold else bias, self.control)
         D.X = X
         D.S = D.cell.alloc(self.mem, T, B, H, dt)
         W_hhT = xp.ascontiguousarray(gate_major(W_hh, G).transpose(0, 2, 1))  # (G, H, H)
@@ -279,7 +280,10 @@ class Network:
         h_prev = zeros if D.h0 is None else D.h0
         c_prev = zeros if D.c0 is None else D.c0
         with self.backend.step_loop(2.0 * B * H * G * H):
-            if not timeloop.run_forward(self, D, xproj, W_hh, h_prev, c_prev, fz, tbptt):
+            if not timeloop.run_forward(self, D, xproj, W_hh, h_prev, c_prev, fz, tbptt,
+                                        bias if fold else None):
+                if fold:
+                    xproj += bias
                 self._forward_steps(D, order, xproj, hproj, W_hhT, h_prev, c_prev, zeros,
                                     fz, tbptt)
 

@@ -93,12 +93,14 @@ _ARG = 6
 # The scalar header of a spec, before its arguments (see the C source below).  Fields
 # naming an array hold its index in the arrays passed beside the spec (-1: none).
 _FWD_HEAD = ("kernel", "f64", "nargs", "s0", "s1", "T", "reverse", "B", "H", "G", "gemm",
-             "gemm64", "first", "narrays", "w", "hbuf", "h", "h_tstep", "h_rstep", "h_init")
+             "gemm64", "first", "narrays", "w", "hbuf", "h", "h_tstep", "h_rstep", "h_init",
+             "bias")
 _BWD_HEAD = ("kernel", "f64", "nargs", "s0", "s1", "T", "reverse", "B", "H", "G", "gemm",
              "gemm64", "first", "narrays", "w", "dhp", "dhp_tstep", "dH", "dH_tstep",
              "dH_bstep", "dh", "dh_tstep", "carry", "direct", "dc_carry", "cut")
 # Header fields that name arrays: checked against the arrays passed.
-_ARRAY_FIELDS = {"w", "hbuf", "h", "h_init", "dhp", "dH", "dh", "carry", "direct", "dc_carry"}
+_ARRAY_FIELDS = {"w", "hbuf", "h", "h_init", "bias", "dhp", "dH", "dh", "carry", "direct",
+                 "dc_carry"}
 
 C_SOURCE = r"""
 /* ---- the compiled time loop (core/cells/timeloop.py) ---- */
@@ -112,27 +114,28 @@ typedef void (*gl_dgemm32)(int, int, int, int32_t, int32_t, int32_t, double, con
 typedef void (*gl_dgemm64)(int, int, int, int64_t, int64_t, int64_t, double, const double *,
                            int64_t, const double *, int64_t, double, double *, int64_t);
 
-/* C = A op(B), row-major CBLAS (101 row-major, 111 no transpose, 112 transpose). */
+/* C = A op(B) + beta C, row-major CBLAS (101 row-major, 111 no transpose, 112
+   transpose); beta is 0 or 1. */
 static void gl_gemm(void *fn, int ilp64, int f64, int trans_b, npy_intp M, npy_intp N,
                     npy_intp K, const char *A, npy_intp lda, const char *Bm, npy_intp ldb,
-                    char *C, npy_intp ldc) {
+                    char *C, npy_intp ldc, int beta) {
     int tb = trans_b ? 112 : 111;
     if (f64) {
         if (ilp64)
             ((gl_dgemm64)fn)(101, 111, tb, M, N, K, 1.0, (const double *)A, lda,
-                             (const double *)Bm, ldb, 0.0, (double *)C, ldc);
+                             (const double *)Bm, ldb, (double)beta, (double *)C, ldc);
         else
             ((gl_dgemm32)fn)(101, 111, tb, (int32_t)M, (int32_t)N, (int32_t)K, 1.0,
                              (const double *)A, (int32_t)lda, (const double *)Bm,
-                             (int32_t)ldb, 0.0, (double *)C, (int32_t)ldc);
+                             (int32_t)ldb, (double)beta, (double *)C, (int32_t)ldc);
     } else {
         if (ilp64)
             ((gl_sgemm64)fn)(101, 111, tb, M, N, K, 1.0f, (const float *)A, lda,
-                             (const float *)Bm, ldb, 0.0f, (float *)C, ldc);
+                             (const float *)Bm, ldb, (float)beta, (float *)C, ldc);
         else
             ((gl_sgemm32)fn)(101, 111, tb, (int32_t)M, (int32_t)N, (int32_t)K, 1.0f,
                              (const float *)A, (int32_t)lda, (const float *)Bm,
-                             (int32_t)ldb, 0.0f, (float *)C, (int32_t)ldc);
+                             (int32_t)ldb, (float)beta, (float *)C, (int32_t)ldc);
     }
 }
 
@@ -202,13 +205,13 @@ static void gl_pointers(const int64_t *args, int64_t nargs, char **data, npy_int
     }
 }
 
-static const int gl_fwd_arrays[] = {F_w, F_hbuf, F_h, F_h_init};
+static const int gl_fwd_arrays[] = {F_w, F_hbuf, F_h, F_h_init, F_bias};
 static const int gl_bwd_arrays[] = {B_w, B_dhp, B_dH, B_dh, B_carry, B_direct, B_dc_carry};
 
 static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
                                          Py_ssize_t nargs) {
     char *data[GL_MAXARRAYS];
-    const int64_t *s = gl_spec(args, nargs, F_HEAD, gl_fwd_arrays, 4, "gradlab_forward_loop",
+    const int64_t *s = gl_spec(args, nargs, F_HEAD, gl_fwd_arrays, 5, "gradlab_forward_loop",
                                data);
     if (s == NULL) return NULL;
     if (s[F_w] < 0 || s[F_hbuf] < 0 || s[F_h] < 0 || s[F_h_init] < 0) {
@@ -220,6 +223,7 @@ static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
     npy_intp T = s[F_T], B = s[F_B], H = s[F_H], G = s[F_G], item = f64 ? 8 : 4;
     int rev = (int)s[F_reverse];
     void *gemm = (void *)(intptr_t)s[F_gemm];
+    const char *bias = gl_at(data, s[F_bias]);
     const int64_t *a = s + F_HEAD;
     char *ptr[GL_MAXARGS];
     npy_intp step[GL_MAXARGS];
@@ -228,8 +232,11 @@ static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
         npy_intp t = rev ? T - 1 - st : st, tp = rev ? t + 1 : t - 1;
         int at_first = st == s[F_first];
         const char *hprev = at_first ? data[s[F_h_init]] : data[s[F_h]] + tp * s[F_h_tstep];
+        if (bias)  /* the biases, folded in here: the product adds onto them */
+            for (npy_intp b = 0; b < B; ++b)
+                memcpy(data[s[F_hbuf]] + b * G * H * item, bias, (size_t)(G * H * item));
         gl_gemm(gemm, (int)s[F_gemm64], f64, 1, B, G * H, H, hprev, s[F_h_rstep] / item,
-                data[s[F_w]], H, data[s[F_hbuf]], G * H);
+                data[s[F_w]], H, data[s[F_hbuf]], G * H, bias != NULL);
         gl_pointers(a, s[F_nargs], data, t, tp, at_first, ptr, step);
         k(B, H, ptr, step);
     }
@@ -285,7 +292,7 @@ static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *const *args,
         }
         /* dh_{t-1} = dL/d(projection)_t W_hh (+ the direct path) */
         gl_gemm(gemm, (int)s[B_gemm64], f64, 0, B, H, G * H,
-                data[s[B_dhp]] + t * s[B_dhp_tstep], G * H, data[s[B_w]], H, carry, H);
+                data[s[B_dhp]] + t * s[B_dhp_tstep], G * H, data[s[B_w]], H, carry, H, 0);
         if (direct) {
             if (f64) {
                 double *c = (double *)carry; const double *d = (const double *)direct;
@@ -436,6 +443,17 @@ def kernels_for(backend: Any, cell: Any, P: dict) -> tuple[dict[str, Any], int, 
     return table, order.index(names[0]), order.index(names[1])
 
 
+# Cells whose biases all add to the pre-activation, so that the forward loop can add
+# them in the step (onto which the recurrent product accumulates) instead of in a pass
+# over all steps' input projections.  Not GRU: r multiplies b_hn and not b_in.
+FOLDS_BIAS = frozenset({"lstm", "rnn"})
+
+
+def folds_bias(backend: Any, cell: Any, P: dict) -> bool:
+    """Whether the compiled forward loop will add this direction's biases itself."""
+    return cell.NAME in FOLDS_BIAS and kernels_for(backend, cell, P) is not None
+
+
 def status() -> str:
     """Whether the compiled time loop can run here, and if not, why."""
     from . import native
@@ -497,10 +515,11 @@ def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: int, dt: np.dtype) 
 
 
 def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: Any,
-                fz: Any, tbptt: int | None, chunk: int | None = None) -> bool:
+                fz: Any, tbptt: int | None, bias: Any = None, chunk: int | None = None) -> bool:
     """The forward recurrence of direction ``D`` in compiled chunks; False (nothing
     done) when the compiled loop cannot run it.  ``xproj`` (G, T, B, H) holds the
-    input projections with the biases, ``h_first``/``c_first`` (B, H) the initial
+    input projections, with the biases unless they are given as ``bias`` (G·H values,
+    added in each step; :func:`folds_bias`), ``h_first``/``c_first`` (B, H) the initial
     state, ``fz`` the frozen trace of that layer (states at window starts) or None."""
     found = kernels_for(net.backend, D.cell, D.P)
     if found is None:
@@ -524,6 +543,8 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
         head[f["hbuf"]] = spec.array(hbuf)
         head[f["h"]], head[f["h_tstep"]], head[f["h_rstep"]] = spec.array(h), *h.strides[:2]
         head[f["h_init"]] = i_h0
+        head[f["bias"]] = (-1 if bias is None else
+                           spec.array(np.ascontiguousarray(bias, dtype=dt).reshape(G * H)))
         xs = xproj.strides
         for base, g in _plan(fused.ALL[kid].name, True):
             if base == "x":

@@ -181,3 +181,22 @@ def test_large_sizes_agree_in_float32(monkeypatch):
     for key in want:  # sums of 48 terms in another order: relative to the values' scale
         scale = max(1.0, float(np.abs(want[key]).max()))
         np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5 * scale, err_msg=key)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+def test_biases_are_added_once_whichever_loop_runs(monkeypatch, cell):
+    """LSTM and RNN biases go to the compiled loop's steps, not the input projection;
+    should the loop then decline a direction, the Python loop gets them instead."""
+    model = small_model(cell, "many_to_many", bidirectional=True, D=3, H=6)
+    assert timeloop.folds_bias(network(model).backend, *_cell_and_constants(cell)) == (cell != "gru")
+    fast, slow = both(model, "float64")
+    assert_close(fast, slow, "float64")
+    monkeypatch.setattr(timeloop, "run_forward", lambda *a, **k: False)  # the loop declines
+    declined, slow = both(model, "float64")
+    assert_close(declined, slow, "float64")
+
+
+def _cell_and_constants(cell: str):
+    from core.cells import CELLS
+
+    return CELLS[cell], {"activation": "tanh"}
