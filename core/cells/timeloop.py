@@ -348,6 +348,7 @@ def blas_gemm() -> tuple[int, int, bool] | str:
     except ImportError:
         return "threadpoolctl is not installed"
     paths = [p["filepath"] for p in threadpool_info() if p.get("user_api") == "blas"]
+    paths.sort(key=lambda path: "numpy" not in path)  # NumPy's own first, if several
     for path in paths:
         try:
             lib = ctypes.CDLL(path)
