@@ -98,9 +98,8 @@ _FWD_HEAD = ("kernel", "f64", "nargs", "s0", "s1", "T", "reverse", "B", "H", "G"
 _BWD_HEAD = ("kernel", "f64", "nargs", "s0", "s1", "T", "reverse", "B", "H", "G", "gemm",
              "gemm64", "first", "narrays", "w", "dhp", "dhp_tstep", "dH", "dH_tstep",
              "dH_bstep", "dh", "dh_tstep", "carry", "direct", "dc_carry", "cut")
-# Header fields that name arrays: checked against the arrays passed.
-_ARRAY_FIELDS = {"w", "hbuf", "h", "h_init", "bias", "dhp", "dH", "dh", "carry", "direct",
-                 "dc_carry"}
+_FIELDS = {head: {n: i for i, n in enumerate(head)} for head in (_FWD_HEAD, _BWD_HEAD)}
+
 
 C_SOURCE = r"""
 /* ---- the compiled time loop (core/cells/timeloop.py) ---- */
@@ -141,6 +140,10 @@ static void gl_gemm(void *fn, int ilp64, int f64, int trans_b, npy_intp M, npy_i
 
 #define GL_MAXARGS 32
 #define GL_MAXARRAYS 64
+#if F_kernel != 0 || B_kernel != 0 || F_f64 != 1 || B_f64 != 1 || F_nargs != 2 || \
+    B_nargs != 2 || F_narrays != B_narrays
+#error "gl_spec reads kernel, f64, nargs and narrays at the same places in both specs"
+#endif
 
 /* Check the spec (contiguous int64, header of `head` fields then 6 per argument) and
    the arrays beside it (a tuple of NumPy arrays, one float dtype); fill `data` with
@@ -162,7 +165,7 @@ static const int64_t *gl_spec(PyObject *const *args, Py_ssize_t nargs, int head,
     Py_ssize_t na = PyTuple_GET_SIZE(args[1]);
     int64_t nk = (int64_t)(sizeof gl_kernels_f32 / sizeof(gl_kernel));
     if (n < head || s[2] < 1 || s[2] > GL_MAXARGS || n != head + 6 * s[2] || s[0] < 0 ||
-        s[0] >= nk || na > GL_MAXARRAYS || s[13] != na) {
+        s[0] >= nk || na > GL_MAXARRAYS || s[F_narrays] != na) {
         PyErr_Format(PyExc_ValueError, "%s: malformed spec", name);
         return NULL;
     }
@@ -390,7 +393,7 @@ class _Spec:
     and pass: a few microseconds per argument."""
 
     def __init__(self, head: tuple[str, ...], item: int):
-        self.field = {n: i for i, n in enumerate(head)}
+        self.field = _FIELDS[head]
         self.head = [0] * len(head)
         self.args: list[int] = []
         self.item = item
