@@ -65,8 +65,9 @@ GPU_SIZES = [(256, 512, 256), (256, 1024, 512)]
 ENGINES = ("trace", "run", "steps", "fused", "loop")
 
 
-def matmul_peak(device: str = "numpy", repeats: int = 5) -> float:
-    """float32 FLOP/s of one large square matrix product (the device's practical peak)."""
+def matmul_peak(device: str = "numpy", repeats: int = 15) -> float:
+    """float32 FLOP/s of one large square matrix product (the device's practical peak):
+    the fastest of ``repeats``, so that one quiet moment on a shared machine is enough."""
     be = resolve_backend(device, "float32")
     n = 2048 if be.name == "numpy" else 8192
     a = be.asarray(np.random.default_rng(0).standard_normal((n, n)))
