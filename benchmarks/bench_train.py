@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="numpy", choices=("auto", "numpy", "cupy"))
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--blocks", type=int, default=5, help="timed blocks (median reported)")
-    ap.add_argument("--block", type=int, default=20, help="steps per block")
+    ap.add_argument("--block", type=int, default=60,
+                    help="steps per block (default 60: at least 0.2 s, over which the other "
+                         "load is read in 10-ms ticks)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     ap.add_argument("--max-load", type=float, default=0.25,
                     help="drop blocks in which other processes kept more than this many "
