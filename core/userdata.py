@@ -78,6 +78,13 @@ def _first_bad(label: str, a: np.ndarray) -> None:
                     f"first at index {list(where)}")
 
 
+def _cast(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """``a`` in ``dtype``; a value beyond float32's range becomes infinite, which the
+    finiteness check then reports."""
+    with np.errstate(over="ignore"):
+        return a.astype(dtype)
+
+
 def _host(a: Any, label: str) -> np.ndarray:
     """A NumPy view or copy of ``a`` (a NumPy or CuPy array, or nested lists)."""
     if isinstance(a, np.ndarray):
@@ -107,8 +114,7 @@ def check_input(a: Any, model: ModelConfig, label: str = "input",
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise DataError(f"{label}: needs at least one timestep and one sequence, got shape "
                         f"{a.shape}")
-    with np.errstate(over="ignore"):  # beyond float32's range: reported just below
-        x = a.astype(dtype, copy=False)
+    x = a if a.dtype == dtype else _cast(a, dtype)
     _first_bad(label, x)
     return x
 
@@ -144,8 +150,7 @@ def check_target(a: Any, model: ModelConfig, T: int, B: int,
     if a.shape != want:
         raise DataError(f"{label}: expected a target of shape {desc} = {want} for {what}, "
                         f"got shape {a.shape}")
-    with np.errstate(over="ignore"):  # beyond float32's range: reported just below
-        y = a.astype(dtype, copy=False)
+    y = a if a.dtype == dtype else _cast(a, dtype)
     _first_bad(label, y)
     return y
 
