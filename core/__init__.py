@@ -55,11 +55,14 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
     analyze``.
     Raises :class:`UserError` for bad or missing data or a size that would not fit
     in memory.
+
+    Repeated calls on one experiment reuse its backend, its initial weights and the
+    memory of earlier passes while the model, ``init`` and ``backend`` stay the same
+    (:mod:`core.trace_cache`); results are those of a fresh network, bit for bit.
     """
-    from .backend import resolve_backend
-    from .errors import DataError
-    from .init import init_params
-    from .network import Network, check_memory
+    from .errors import DataError, MemoryLimitError
+    from .network import check_memory
+    from .trace_cache import cache_of
 
     if x is None and y is not None:
         raise DataError("target given without an input; pass both x and y, or neither")
@@ -74,18 +77,26 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
         from .userdata import check_arrays, check_input
 
         # Without y: the forward pass alone (no loss, so no gradients).
-        x, y = check_arrays(exp.model, x, y) if y is not None else (check_input(x, exp.model), None)
+        # Checked straight into the working dtype: no float64 copy to convert again.
+        dt = exp.backend.dtype
+        x, y = (check_arrays(exp.model, x, y, dtype=dt) if y is not None
+                else (check_input(x, exp.model, dtype=dt), None))
         T, B = x.shape[0], x.shape[1]
-    check_memory(exp.model, T, B, exp.backend.dtype)
+    cache = cache_of(exp)  # the backend, weights and memory of earlier calls
+    try:
+        cache.check_memory(exp, T, B)
+    except MemoryLimitError:
+        cache.release()  # memory kept for reuse counts as taken: free it, then ask again
+        check_memory(exp.model, T, B, exp.backend.dtype)
     if x is None:
         from .tasks import probe_batch
 
         x, y = probe_batch(exp)
     from .probe import teacher_mask_for
 
-    params = exp.weights if exp.weights is not None else init_params(exp.model, exp.init)
-    backend = resolve_backend(exp.backend.device, exp.backend.dtype)
-    net = Network(exp.model, params, backend)
+    params = exp.weights if exp.weights is not None else cache.initial_params(exp)
     window = exp.training.tbptt if tbptt == "experiment" else tbptt
     mask = teacher_mask_for(exp, int(np.shape(x)[0]))
-    return net.run(x, y, tbptt=window, teacher_mask=mask).to_arrays()
+    # The weights as they are now, copied into the network (and memory) of earlier calls.
+    with cache.network(exp, params) as net:
+        return net.run(x, y, tbptt=window, teacher_mask=mask).to_arrays()

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .cpu_share import CpuShare
+
 DEVICES = ("auto", "numpy", "cupy")
 DTYPES = ("float32", "float64")
 
@@ -35,6 +37,11 @@ class Backend:
     # On the CPU, run the cells' fused steps compiled (core.cells.native) when they build;
     # False keeps the NumPy steps (the benchmark's baseline, and the tests' second path).
     compiled: bool = True
+    # With the compiled steps, run each direction's whole recurrence as one compiled loop
+    # (core.cells.timeloop) where it can; False keeps the Python loop over the steps.
+    time_loop: bool = True
+    # The cores other processes leave free, for the BLAS thread policy (CPU only).
+    share: CpuShare | None = field(default=None, repr=False, compare=False)
 
     # A pass whose largest product is below this many FLOPs runs on one BLAS thread
     # throughout: waking a second thread costs more than it saves, and its spinning
@@ -48,8 +55,19 @@ class Backend:
 
     def whole_pass(self, largest_flops: float) -> contextlib.AbstractContextManager:
         """Context for a pass whose largest product is ``largest_flops``: one BLAS thread
-        on the CPU when that is small."""
-        return self._one_thread_below(largest_flops, self.SMALL_PASS_FLOPS)
+        on the CPU when that is small; otherwise no more threads than the cores other
+        processes leave free (:mod:`core.cpu_share`): a thread sharing a busy core stalls
+        every product of the pass."""
+        if self.blas is None or largest_flops < self.SMALL_PASS_FLOPS or self.share is None:
+            return self._one_thread_below(largest_flops, self.SMALL_PASS_FLOPS)
+        free = self.share.free_cores()
+        if free >= self.share.cpus:
+            return contextlib.nullcontext()
+        pools = self.blas.select(user_api="blas")
+        now = max((c.num_threads for c in pools.lib_controllers), default=1)
+        if free >= now:
+            return contextlib.nullcontext()
+        return self.blas.limit(limits=free, user_api="blas")
 
     def step_loop(self, flops_per_step: float) -> contextlib.AbstractContextManager:
         """Context for a loop of small per-step products: one BLAS thread on the CPU."""
@@ -118,13 +136,14 @@ def resolve_backend(device: str = "auto", dtype: str = "float32") -> Backend:
         raise BackendError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     dt = np.dtype(dtype)
     if device == "numpy":
-        return Backend("numpy", np, dt, "NumPy requested", _blas_controller())
+        return Backend("numpy", np, dt, "NumPy requested", _blas_controller(), share=CpuShare())
     cupy, why = probe_cupy()
     if cupy is not None:
         return Backend("cupy", cupy, dt, f"{why}; using it" if device == "auto" else why)
     if device == "cupy":
         raise BackendError(f"device 'cupy' requested, but {why}")
-    return Backend("numpy", np, dt, f"{why}; using NumPy", _blas_controller())
+    return Backend("numpy", np, dt, f"{why}; using NumPy", _blas_controller(),
+                   share=CpuShare())
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,6 +158,16 @@ def _blas_controller() -> Any:
         return None
 
 
+def blas_pool_text(pool: dict[str, Any]) -> str:
+    """One thread pool of threadpoolctl's ``threadpool_info()`` in words: library, version,
+    the kernels OpenBLAS chose for this CPU (its ``architecture``) and the threads, e.g.
+    ``openblas 0.3.31 (Haswell kernels, 2 threads)``."""
+    name = " ".join(str(v) for v in (pool.get("internal_api"), pool.get("version")) if v)
+    arch = pool.get("architecture")
+    kernels = f"{arch} kernels, " if arch else ""
+    return f"{name} ({kernels}{pool.get('num_threads')} threads)"
+
+
 def backend_info() -> dict[str, Any]:
     """Versions, devices and the automatic choice, for ``gradlab info``."""
     info: dict[str, Any] = {
@@ -149,13 +178,13 @@ def backend_info() -> dict[str, Any]:
     try:
         from threadpoolctl import threadpool_info
 
-        info["blas"] = [f"{p.get('internal_api')} ({p.get('num_threads')} threads)"
-                        for p in threadpool_info()]
+        info["blas"] = [blas_pool_text(p) for p in threadpool_info()]
     except ImportError:
         pass
-    from .cells import native
+    from .cells import native, timeloop
 
     info["cpu_steps"] = native.status()
+    info["cpu_time_loop"] = timeloop.status()
     cupy, why = probe_cupy()
     info["cupy"] = why
     if cupy is not None:

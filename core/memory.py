@@ -19,11 +19,14 @@ FALLBACK_AVAILABLE = 8 * 1024**3
 def available_memory() -> int:
     """Bytes of memory available now: Linux's MemAvailable (counts reclaimable cache),
     else free pages from ``os.sysconf``, else 8 GiB."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+    try:  # one unbuffered read: every core.trace asks, and a buffered text loop took 25 µs
+        fd = os.open("/proc/meminfo", os.O_RDONLY)
+        try:
+            text = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+        at = text.index(b"\nMemAvailable:") + 14
+        return int(text[at:text.index(b"\n", at)].split()[0]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     try:

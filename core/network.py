@@ -30,7 +30,7 @@ import numpy as np
 
 from . import scan as time_scan
 from .backend import Backend
-from .cells import CELLS
+from .cells import CELLS, timeloop
 from .cells.lstm import step_constants as lstm_constants
 from .errors import DataError, MemoryLimitError, WeightsError
 from .experiment import ModelConfig
@@ -281,8 +281,9 @@ class Network:
         bias = (b_ih + b_hh if b_hh is not None else b_ih.copy()).reshape(G, 1, 1, H)
         if D.cell.NAME == "gru":
             bias[2, 0, 0] = b_ih[2 * H:]
-        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt), bias,  # all steps
-                        self.control)
+        fold = timeloop.folds_bias(self.backend, D.cell, D.P)  # the loop adds the biases
+        xproj = project(xp, X, W_ih, G, self.mem.empty((G, T, B, H), dt),  # all steps
+                        None if fold else bias, self.control)
         D.X = X
         D.S = D.cell.alloc(self.mem, T, B, H, dt)
         W_hhT = (None if W_hh is None  # (G, H, H)
@@ -297,8 +298,12 @@ class Network:
             time_scan.forward(xp, D, xproj, h_prev, None if fz is None else fz.h, tbptt)
             return
         with self.backend.step_loop(2.0 * B * H * G * H):
-            self._forward_steps(D, order, xproj, hproj, W_hhT, h_prev, c_prev, zeros, fz,
-                                tbptt)
+            if not timeloop.run_forward(self, D, xproj, W_hh, h_prev, c_prev, fz, tbptt,
+                                        bias if fold else None):
+                if fold:
+                    xproj += bias
+                self._forward_steps(D, order, xproj, hproj, W_hhT, h_prev, c_prev, zeros,
+                                    fz, tbptt)
 
     def _forward_steps(self, D: _Dir, order: range, xproj: Any, hproj: Any, W_hhT: Any,
                        h_prev: Any, c_prev: Any, zeros: Any, fz: Any,
@@ -355,9 +360,11 @@ class Network:
         for rows, h_prev, c_prev in D.prev_rows(slice(0, T), h_first, c_first):
             D.cell.local(xp, D.S, rows, h_prev, c_prev, D.P, L)
         with self.backend.step_loop(2.0 * B * H * G * H):
-            dh_carry, dc_carry = self._backward_steps(D, order, dH, W_hh, L,
-                                                      dh_carry, dc_carry, zeros, tbptt,
-                                                      h_first, c_first)
+            carries = timeloop.run_backward(self, D, dH, W_hh, tbptt, h_first, c_first)
+            if carries is None:  # the Python loop over the steps
+                carries = self._backward_steps(D, order, dH, W_hh, L, dh_carry, dc_carry,
+                                               zeros, tbptt, h_first, c_first)
+            dh_carry, dc_carry = carries
         D.dh0, D.dc0 = dh_carry, (dc_carry if lstm else None)  # dL/d(initial state)
         self._dir_param_grads(D, h_first, c_first, grads)
         dX = None

@@ -88,6 +88,9 @@ MAX_VALUE = float(np.finfo(np.float32).max)
 
 
 def _first_bad(label: str, a: np.ndarray) -> None:
+    with np.errstate(invalid="ignore"):  # one pass each in the common case
+        if np.isfinite(a).all() and not (np.abs(a) > MAX_VALUE).any():
+            return
     bad = ~np.isfinite(a)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -102,6 +105,12 @@ def _first_bad(label: str, a: np.ndarray) -> None:
                         f"{list(where)}")
 
 
+def _cast(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """``a`` in ``dtype`` (checked by :func:`_first_bad` first: nothing overflows)."""
+    with np.errstate(over="ignore"):
+        return a.astype(dtype)
+
+
 def _host(a: Any, label: str) -> np.ndarray:
     """A NumPy view or copy of ``a`` (a NumPy or CuPy array, or nested lists)."""
     if isinstance(a, np.ndarray):
@@ -114,8 +123,10 @@ def _host(a: Any, label: str) -> np.ndarray:
         raise DataError(f"{label}: not an array of numbers ({_one_line(exc)})") from None
 
 
-def check_input(a: Any, model: ModelConfig, label: str = "input") -> np.ndarray:
-    """An input ``(T, B, D)`` with ``D = model.input_size``, as float64; ``label`` names
+def check_input(a: Any, model: ModelConfig, label: str = "input",
+                dtype: Any = np.float64) -> np.ndarray:
+    """An input ``(T, B, D)`` with ``D = model.input_size``, as ``dtype`` (float64 unless
+    asked: ``core.trace`` asks for its working dtype, saving two copies); ``label`` names
     it in errors (a file name, or "input")."""
     D = model.input_size
     a = _host(a, label)
@@ -129,15 +140,15 @@ def check_input(a: Any, model: ModelConfig, label: str = "input") -> np.ndarray:
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise DataError(f"{label}: needs at least one timestep and one sequence, got shape "
                         f"{a.shape}")
-    x = a.astype(np.float64, copy=False)
-    _first_bad(label, x)
-    return x
+    _first_bad(label, a)  # before the cast: a value beyond float32 is named as such
+    return a if a.dtype == dtype else _cast(a, dtype)
 
 
 def check_target(a: Any, model: ModelConfig, T: int, B: int,
-                 label: str = "target") -> np.ndarray:
+                 label: str = "target", dtype: Any = np.float64) -> np.ndarray:
     """A target for ``T`` steps of ``B`` sequences: (T, B, O), or (B, O) for many_to_one,
-    as float64; for cross_entropy integer class labels (T, B) or (B,) as int64."""
+    as ``dtype`` (float64 unless asked); for cross_entropy integer class labels (T, B) or
+    (B,) as int64."""
     O = model.output_size
     a = _host(a, label)
     seq = model.pattern != "many_to_one"
@@ -167,22 +178,24 @@ def check_target(a: Any, model: ModelConfig, T: int, B: int,
     if a.shape != want:
         raise DataError(f"{label}: expected a target of shape {desc} = {want} for {what}, "
                         f"got shape {a.shape}")
-    y = a.astype(np.float64, copy=False)
-    _first_bad(label, y)
-    return y
+    _first_bad(label, a)
+    return a if a.dtype == dtype else _cast(a, dtype)
 
 
-def check_arrays(model: ModelConfig, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+def check_arrays(model: ModelConfig, x: Any, y: Any,
+                 dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray]:
     """Input and target arrays given in memory, checked against ``model``: shapes, dtypes,
-    finiteness and class ranges.  Returns ``(x float64, y float64 or int64)`` on the host.
+    finiteness and class ranges.  Returns ``(x, y)`` on the host, in ``dtype`` (float64
+    unless asked; class labels int64).  In float32, a value beyond its range counts as
+    non-finite: it would be infinite in the pass.
     """
     if x is None:
         raise DataError("input: missing; give an input array of shape (T, B, D) with "
                         f"D = model.input_size = {model.input_size}")
     if y is None:
         raise DataError("target: missing; the loss, and so every gradient, needs a target")
-    xs = check_input(x, model)
-    return xs, check_target(y, model, T=xs.shape[0], B=xs.shape[1])
+    xs = check_input(x, model, dtype=dtype)
+    return xs, check_target(y, model, T=xs.shape[0], B=xs.shape[1], dtype=dtype)
 
 
 def load_input(path: str | os.PathLike[str], model: ModelConfig) -> np.ndarray:

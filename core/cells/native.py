@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from . import fused
+from . import fused, timeloop
 
 _C_TYPES = {"f32": "float", "f64": "double"}
 
@@ -238,8 +238,10 @@ def source(module: str, kernels: tuple[fused.Fused, ...] = fused.ALL) -> str:
     parts = [_PRELUDE]
     for k in kernels:
         parts += [_loop(k, "f32"), _loop(k, "f64"), _wrapper(k)]
+    parts.append(timeloop.source(kernels))  # the time loop over these kernels
     table = "\n".join(f'    {{"{k.name}", (PyCFunction)(void (*)(void))py_{k.name}, '
                       f"METH_FASTCALL, NULL}}," for k in kernels)
+    table += "\n" + timeloop.method_table()
     parts.append(_EPILOGUE % {"table": table, "module": module})
     return "\n".join(parts)
 
@@ -363,6 +365,7 @@ def _load_checked(path: Path, module: str) -> dict[str, Any]:
     ext = _import(path, module)
     table = {k.name: getattr(ext, k.name) for k in fused.ALL}
     self_check(table)
+    table.update({m: getattr(ext, m) for m in timeloop.METHODS})
     return table
 
 

@@ -32,9 +32,12 @@ def small_data(model: ModelConfig, T: int = 5, B: int = 2, seed: int = 1):
 
 
 def network(model: ModelConfig, dtype: str = "float64", seed: int = 3, device: str = "numpy",
-            scheme: str = "uniform", scale: float = 1.0, compiled: bool = True) -> Network:
+            scheme: str = "uniform", scale: float = 1.0, compiled: bool = True,
+            time_loop: bool = True) -> Network:
     """A small network with random weights; ``compiled=False`` keeps the cells' NumPy
-    steps on the CPU instead of the compiled ones (core.cells.native)."""
+    steps on the CPU instead of the compiled ones (core.cells.native), and
+    ``time_loop=False`` the compiled steps in the Python loop over t instead of the
+    compiled time loop (core.cells.timeloop)."""
     init = InitConfig(scheme=scheme, seed=seed)
     init.scales.input = init.scales.recurrent = init.scales.output = scale
     params = init_params(model, init)
@@ -43,7 +46,8 @@ def network(model: ModelConfig, dtype: str = "float64", seed: int = 3, device: s
     for name, value in params.items():
         if name.startswith(("weight_peep", "bias")):
             params[name] = rng.uniform(-0.5, 0.5, size=value.shape)
-    return Network(model, params, replace(resolve_backend(device, dtype), compiled=compiled))
+    return Network(model, params, replace(resolve_backend(device, dtype), compiled=compiled,
+                                          time_loop=time_loop))
 
 
 def numeric_grad(f, a: np.ndarray, idx: list[tuple], eps: float = 1e-4) -> np.ndarray:

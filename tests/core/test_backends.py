@@ -44,3 +44,18 @@ def test_cupy_request_without_gpu_is_a_clear_error():
         resolve_backend("cupy")
     auto = resolve_backend("auto")
     assert auto.name == "numpy" and "NumPy" in auto.reason
+
+
+def test_info_names_the_blas_kernels_and_threads():
+    from core.backend import backend_info, blas_pool_text
+
+    pool = {"internal_api": "openblas", "version": "0.3.31", "architecture": "SkylakeX",
+            "num_threads": 2}
+    assert blas_pool_text(pool) == "openblas 0.3.31 (SkylakeX kernels, 2 threads)"
+    assert blas_pool_text({"internal_api": "openmp", "version": None,
+                           "num_threads": 4}) == "openmp (4 threads)"
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    pools = [p for p in threadpoolctl.threadpool_info() if p.get("internal_api") == "openblas"]
+    if not pools:
+        pytest.skip("NumPy here does not use OpenBLAS")
+    assert f"{pools[0]['architecture']} kernels" in " ".join(backend_info()["blas"])

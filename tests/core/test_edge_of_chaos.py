@@ -56,8 +56,10 @@ def test_the_sweep_is_this_lessons_and_recomputes_exactly(ds):
         point = next(pt for pt in p.points if pt.index == index)
         got = run_point(p.seeded(point, seed))
         stored = ds.gradnorm.values[(*index, seed)]
-        np.testing.assert_array_equal(stored[:got["gradnorm"].size], got["gradnorm"])
-        assert ds.grad_ratio.values[(*index, seed)] == got["grad_ratio"]
+        # float32: the compiled time loop and the Python loop sum in other orders
+        np.testing.assert_allclose(stored[:got["gradnorm"].size], got["gradnorm"], rtol=1e-5)
+        assert ds.grad_ratio.values[(*index, seed)] == pytest.approx(got["grad_ratio"],
+                                                                     rel=1e-4)
 
 
 def test_the_map_shows_what_the_text_says(ds):

@@ -78,14 +78,15 @@ def check_gradients(net, x, y, tbptt=None, teacher_mask=None, per_param=8, seed=
     return base
 
 
-@pytest.mark.parametrize("steps", ["compiled", "numpy"])
+@pytest.mark.parametrize("steps", ["loop", "compiled", "numpy"])
 @pytest.mark.parametrize(("cell", "act", "peep", "pattern", "bidir", "depth", "tbptt"), list(_cases()))
 def test_gradients_match_finite_differences(cell, act, peep, pattern, bidir, depth, tbptt, steps):
-    """On both CPU paths: the compiled steps (core.cells.native) and the NumPy steps."""
-    if steps == "compiled":
+    """On every CPU path: the compiled time loop (core.cells.timeloop), the compiled
+    steps in the Python loop over t (core.cells.native), and the NumPy steps."""
+    if steps != "numpy":
         compiled_kernels()
     model = small_model(cell, pattern, bidir, depth, peep, act)
-    net = network(model, compiled=steps == "compiled")
+    net = network(model, compiled=steps != "numpy", time_loop=steps == "loop")
     x, y = small_data(model, T=6)
     mask = None
     if pattern == "output_recurrence":

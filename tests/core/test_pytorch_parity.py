@@ -7,12 +7,15 @@ order, bias placement, bidirectional concatenation and ``h_n`` for many-to-one.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from core.backend import resolve_backend
 from core.experiment import LayerConfig, ModelConfig
 from core.network import Network
+from tests.core.test_native import compiled_kernels
 
 torch = pytest.importorskip("torch")
 
@@ -21,7 +24,12 @@ torch = pytest.importorskip("torch")
 @pytest.mark.parametrize(("cell", "act"), [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"),
                                            ("gru", "tanh")])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_matches_pytorch(cell, act, pattern, bidirectional):
+@pytest.mark.parametrize("path", ["loop", "compiled", "numpy"])
+def test_matches_pytorch(cell, act, pattern, bidirectional, path):
+    """On every CPU path: the compiled time loop, the compiled steps in the Python loop
+    over t, and the NumPy steps."""
+    if path != "numpy":
+        compiled_kernels()
     torch.manual_seed(0)
     T, B, D, H, O = 7, 3, 4, 5, 2
     kw = {"nonlinearity": act} if cell == "rnn" else {}
@@ -46,7 +54,9 @@ def test_matches_pytorch(cell, act, pattern, bidirectional):
     model = ModelConfig(input_size=D, output_size=O, pattern=pattern,
                         layers=[LayerConfig(cell=cell, hidden_size=H, bidirectional=bidirectional,
                                             activation=act)] * 2)
-    net = Network(model, params, resolve_backend("numpy", "float64"))
+    backend = dataclasses.replace(resolve_backend("numpy", "float64"),
+                                  compiled=path != "numpy", time_loop=path == "loop")
+    net = Network(model, params, backend)
     tr = net.run(x.numpy(), y.numpy())
     assert tr.loss == pytest.approx(loss.item(), rel=1e-12)
     np.testing.assert_allclose(tr.output, pred.detach().numpy(), rtol=1e-10, atol=1e-12)
