@@ -190,6 +190,15 @@ lab = Lab.from_preset("vanishing_tanh")
 lab.probe()
 '
 
+run "the Edge-of-chaos lesson's sweep and the forget-gate lesson's Compare step" \
+    "$venv/bin/python" -c '
+from core.lessons import lesson_pair, lesson_sweep
+from core.sweep.phase import open_sweep
+ds = open_sweep(lesson_sweep("edge_of_chaos"))
+assert ds.sizes["seed"] == 3, ds.sizes
+assert lesson_pair("forget_gate").path == "init.forget_bias"
+'
+
 # --- more commands go here, in the same form:
 #   run "what it checks" gradlab COMMAND ARGS...     (cwd: $work; output in $log)
 #   expect_file FILES...                             (paths under $work)
