@@ -112,7 +112,9 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             dh = xp.eye(H, dtype=dt)
             dc = xp.zeros((H, H), dtype=dt)
             dc_total = xp.empty((H, H), dtype=dt)
-            rows = xp.empty((T, H, H), dtype=dt)  # ∂h_last/∂h_t for every t
+            # ‖∂h_last/∂h_t‖₂ for every t, each taken as its matrix is reached: memory
+            # O(H²), not the O(T·H²) of keeping every matrix
+            norms = np.empty(T)
             # The H rows of dh are H covectors at once: they take the batch axis of one
             # step's gradient buffers, laid out as the backward pass lays out its own.
             grads_x = grad_buffer(net.mem, G, 1, H, H, dt)
@@ -123,7 +125,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                 if net.control is not None and s % 4 == 0:
                     net.control.report((T - s) / T)
                 t = order[s]
-                rows[t] = dh
+                norms[t] = np.linalg.norm(net.backend.to_numpy(dh).astype(np.float64), ord=2)
                 if s == 0:
                     break
                 direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp, dc_total,
@@ -133,9 +135,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                     new += direct
                 dh = new
                 dc = dc_prev if dc_prev is not None else dc
-            # Spectral norms of all T matrices in one batched call.
-            out[key] = np.linalg.norm(net.backend.to_numpy(rows).astype(np.float64), ord=2,
-                                      axis=(1, 2))
+            out[key] = norms
     return out
 
 

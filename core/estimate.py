@@ -10,8 +10,8 @@
   buffers, parameters and their gradients);
 - ``eigenvalues`` — float64 copies of float32 parameters and LAPACK's work on the
   largest recurrent block;
-- ``jacobian`` — the (T, H, H) products of the largest layer, in the dtype and as
-  float64 for their norms;
+- ``jacobian`` — the H covectors carried back through the largest layer and one
+  (H, H) product at a time as float64 for its norm;
 - ``connectivity`` — the (T_out, T) float64 map and the pass over one chunk of
   copies of a sample;
 - ``training`` — the optimizer's slots, the copy that undoes a non-finite update,
@@ -75,10 +75,14 @@ def _largest_hidden(model: ModelConfig) -> int:
 
 
 def _jacobian_bytes(model: ModelConfig, T: int, item: int) -> int:
+    """H covectors carried back through the steps (dh, dc, the gate buffers) and the
+    float64 copy and SVD work of one (H, H) matrix at a time; the local derivatives of
+    one sample's T steps."""
     if model.pattern == "output_recurrence":
         return 0
     H = _largest_hidden(model)
-    return T * H * H * (item + 8) + 8 * CELLS["lstm"].BLOCKS * T * H
+    G = max(CELLS[layer.cell].BLOCKS for layer in model.layers)
+    return H * H * (item * (4 + G) + 16) + 3 * G * T * H * item + 8 * T
 
 
 def _connectivity_bytes(model: ModelConfig, T: int, dtype: str) -> int:
@@ -94,12 +98,8 @@ def _connectivity_bytes(model: ModelConfig, T: int, dtype: str) -> int:
 
 
 def _trace_bytes(model: ModelConfig, T: int, B: int, dtype: str) -> int:
-    """:func:`core.network.estimate_trace_bytes`, with what an Elman layer's steps add
-    beside it (measured: half a state per step and sample)."""
-    item = 8 if dtype == "float64" else 4
-    extra = sum((2 if layer.bidirectional else 1) * layer.hidden_size // 2
-                for layer in model.layers if layer.cell == "rnn")
-    return estimate_trace_bytes(model, T, B, dtype) + extra * T * B * item
+    """:func:`core.network.estimate_trace_bytes`: one pass with full traces."""
+    return estimate_trace_bytes(model, T, B, dtype)
 
 
 def _eigen_bytes(model: ModelConfig, item: int) -> int:
