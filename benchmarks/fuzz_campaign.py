@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import multiprocessing as mp
@@ -130,7 +131,7 @@ def mutate_json(rng: random.Random) -> bytes:
             for p in path[:-1]:
                 sub = sub.setdefault(p, {}) if isinstance(sub, dict) else sub
             if isinstance(sub, (dict, list)):
-                _set(exp, path, rng.choice(HOSTILE))
+                _set(exp, path, copy.deepcopy(rng.choice(HOSTILE)))
     elif how < 0.7:  # a missing field or section
         path = rng.choice(_paths(exp))
         sub = exp
@@ -141,7 +142,7 @@ def mutate_json(rng: random.Random) -> bytes:
     elif how < 0.75:  # an unknown field
         path = rng.choice([p for p in _paths(exp) if isinstance(_get(exp, p), dict)] or [()])
         target = _get(exp, path) if path else exp
-        target[rng.choice(["bogus", "Seq_len", "layers ", "é"])] = rng.choice(HOSTILE)
+        target[rng.choice(["bogus", "Seq_len", "layers ", "é"])] = copy.deepcopy(rng.choice(HOSTILE))
     text = json.dumps(exp).encode()
     r = rng.random()
     if how >= 0.75 or r < 0.15:  # broken text
