@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 # ----------------------------------------------------------------------------- helpers
 
 
-def _one_line(text: object, limit: int = 400) -> str:
+def _one_line(text: object, limit: int = 300) -> str:
     """``text`` on one line, at most ``limit`` characters (a long value never floods)."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[:limit - 3] + "..."
@@ -61,8 +61,10 @@ def _lab(args: argparse.Namespace, training: bool = False) -> Any:
         # (every given sequence, or max(4B, 64) of the task) forward only
         B = training_batch_size(exp, N if arrays else None)
         steps = exp.training.steps if args.steps is None else args.steps
+        probes = exp.training.trace_every > 0  # with every analysis, as the window shows
         _check_memory(args.experiment, exp, T, N, training_steps=max(steps, 1), train_batch=B,
-                      val_batch=N if arrays else max(4 * B, 64))
+                      val_batch=N if arrays else max(4 * B, 64), jacobian=probes,
+                      connectivity=probes)
     else:
         _check_memory(args.experiment, exp, T, N, jacobian=getattr(args, "jacobian", False),
                       connectivity=getattr(args, "connectivity", False))
@@ -147,7 +149,7 @@ def _check_memory(exp_path: str, exp: Any, T: int, B: int, **options: Any) -> No
     """Everything the command will allocate (core.estimate), before any of it."""
     from core.estimate import check, estimate
 
-    check(estimate(exp, T, B, **options), exp_path)
+    check(estimate(exp, T, B, writes=True, **options), exp_path)
 
 
 def _user_data(args: argparse.Namespace, exp: Any,

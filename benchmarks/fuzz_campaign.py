@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import multiprocessing as mp
@@ -56,7 +57,13 @@ if str(ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 
 HANG_S = 5.0
+# Peaks are compared with the estimate from this size on: below it, the modules a first
+# run imports (a few MiB of Python objects, traced too) are not small beside the arrays.
+PEAK_FLOOR = 32 * 1024**2
+LONG_S = 30.0  # work estimated past this is cancelled with SIGINT after HANG_S
 KINDS = ("experiment", "npy", "weights", "csv", "archive", "special")
+WEIGHTS = {"experiment": 40, "npy": 15, "weights": 15, "csv": 12, "archive": 10, "special": 8,
+           "sizes": 10}
 HOSTILE: list[Any] = [10**400, -(10**400), 2**63, 2**64 + 1, 1e308, -1e308, 1.7976931348623157e308,
                       5e-324, -0.0, 0, -1, 1, 0.5, 1.5, -1.5, 2**31, 2**32, 2**31 - 1, 2**32 - 1,
                       "", "x", "é" * 10, None, True, False, [], {}, [1, 2], {"a": 1}, "1e400",
@@ -124,7 +131,7 @@ def mutate_json(rng: random.Random) -> bytes:
             for p in path[:-1]:
                 sub = sub.setdefault(p, {}) if isinstance(sub, dict) else sub
             if isinstance(sub, (dict, list)):
-                _set(exp, path, rng.choice(HOSTILE))
+                _set(exp, path, copy.deepcopy(rng.choice(HOSTILE)))
     elif how < 0.7:  # a missing field or section
         path = rng.choice(_paths(exp))
         sub = exp
@@ -135,7 +142,7 @@ def mutate_json(rng: random.Random) -> bytes:
     elif how < 0.75:  # an unknown field
         path = rng.choice([p for p in _paths(exp) if isinstance(_get(exp, p), dict)] or [()])
         target = _get(exp, path) if path else exp
-        target[rng.choice(["bogus", "Seq_len", "layers ", "é"])] = rng.choice(HOSTILE)
+        target[rng.choice(["bogus", "Seq_len", "layers ", "é"])] = copy.deepcopy(rng.choice(HOSTILE))
     text = json.dumps(exp).encode()
     r = rng.random()
     if how >= 0.75 or r < 0.15:  # broken text
@@ -383,6 +390,8 @@ def make_case(rng: random.Random, kind: str) -> Case:
                     [command, "e.json", *tail], old)
     if kind == "archive":
         return Case(kind, {"d.gradlab": _bad_archive(rng)}, [command, "d.gradlab", *tail], old)
+    if kind == "sizes":
+        return _sizes_case(rng, command, tail, old)
     return _special_case(rng, command, tail, old)
 
 
@@ -426,6 +435,8 @@ def _bad_archive(rng: random.Random) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(buf, "w") as dst:
         for info in src.infolist():
+            if kind == "bomb" and info.filename == "weights.safetensors":
+                continue  # replaced by the bomb below
             data = src.read(info)
             if kind == "member" and rng.random() < 0.5:
                 data = rng.choice([b"", b"{", os.urandom(64), json.dumps(HOSTILE[:5]).encode(),
@@ -437,6 +448,40 @@ def _bad_archive(rng: random.Random) -> bytes:
         if kind == "slip":
             dst.writestr(rng.choice(["../evil.txt", "/abs.txt", "dir/../../x"]), b"x")
     return buf.getvalue()
+
+
+def _sizes_case(rng: random.Random, command: str, tail: list[str], old: bool) -> Case:
+    """A valid experiment of moderate size (its peak is measured against the estimate),
+    or one far too large for memory (refused before anything is allocated)."""
+    exp = base_experiment(rng)
+    layer = {"cell": rng.choice(["rnn", "lstm", "gru"]), "hidden_size": rng.choice([16, 64, 128])}
+    if exp["model"]["pattern"] != "output_recurrence" and rng.random() < 0.3:
+        layer["bidirectional"] = True
+    exp["model"]["layers"] = [layer] * rng.choice([1, 1, 2])
+    T = rng.choice([20, 100, 200])
+    exp["task"] = {"name": "sine", "seq_len": T, "batch_size": rng.choice([1, 4, 16])}
+    if "--connectivity" in tail:
+        exp["task"]["seq_len"] = min(T, 100)
+        exp["task"]["batch_size"] = 2
+    if rng.random() < 0.2:  # far beyond memory: must be refused at once
+        how = rng.choice(["hidden", "seq_len", "connectivity", "jacobian", "layers"])
+        if how == "hidden":
+            layer["hidden_size"] = 65_536
+            exp["task"]["seq_len"] = 10
+        elif how == "seq_len":
+            exp["task"]["seq_len"] = rng.choice([20_000_000, 2**31 - 1])
+        elif how == "connectivity":
+            exp["task"]["seq_len"] = 1_000_000
+            layer["hidden_size"] = 4
+            command, tail = "analyze", ["--out", "out", "--connectivity"]
+        elif how == "jacobian":
+            layer["hidden_size"] = 4096
+            exp["task"]["seq_len"] = 5000
+            command, tail = "analyze", ["--out", "out", "--jacobian"]
+        else:
+            exp["model"]["layers"] = [{"cell": "lstm", "hidden_size": 16384}] * 8
+            exp["task"]["seq_len"] = 10
+    return Case("sizes", {"e.json": json.dumps(exp).encode()}, [command, "e.json", *tail], old)
 
 
 def _special_case(rng: random.Random, command: str, tail: list[str], old: bool) -> Case:
@@ -485,9 +530,9 @@ def _prepare(case: Case, folder: Path) -> None:
             p.symlink_to(p)
         elif what.startswith("link:"):
             p.symlink_to(what[5:])
-    if case.old_out:
-        out = folder / "out"
-        out.mkdir(exist_ok=True)
+    out = folder / case.argv[case.argv.index("--out") + 1]
+    if case.old_out and not os.path.lexists(out):
+        out.mkdir()
         for name in ("experiment.json", "weights.safetensors", "history.csv", "trace.npz",
                      "summary.json"):
             (out / name).write_text("old run")
@@ -505,10 +550,13 @@ def _estimate(folder: Path, argv: list[str]) -> tuple[int, float]:
             T, B = 6, 2
         else:
             T, B = exp.task.seq_len, exp.task.batch_size
-        est = estimate(exp, T, B, jacobian="--jacobian" in argv,
-                       connectivity="--connectivity" in argv,
-                       training_steps=2 if argv[0] == "train" else 0,
-                       val_batch=max(4 * B, 64) if argv[0] == "train" else 0)
+        train = argv[0] == "train"
+        probes = train and exp.training.trace_every > 0  # training probes with every analysis
+        est = estimate(exp, T, B, jacobian="--jacobian" in argv or probes,
+                       connectivity="--connectivity" in argv or probes,
+                       training_steps=2 if train else 0, train_batch=B if train else None,
+                       val_batch=(max(4 * B, 64) if exp.task is not None else B) if train else 0,
+                       writes=True)
         return est.peak, est.seconds
     except Exception:
         return 0, 0.0
@@ -564,6 +612,7 @@ class Pool:
         results: dict[int, dict[str, Any]] = {}
         pending = list(jobs)
         busy: dict[int, tuple[int, float, float]] = {}  # worker -> (case, start, est_s)
+        asked: dict[int, float] = {}  # worker -> when it was asked to stop (long work)
         while pending or busy:
             for w, (_proc, conn) in enumerate(self.workers):
                 if w not in busy and pending:
@@ -579,19 +628,30 @@ class Pool:
                         busy[w] = (i, time.monotonic(), value)
                         started, est_s = busy[w][1], value
                     else:
+                        value["cancelled"] = w in asked
                         results[i] = value
                         del busy[w]
+                        asked.pop(w, None)
                         break
                 if w in busy:
-                    limit = HANG_S if est_s < HANG_S else max(4 * est_s, 60.0)
-                    if est_s >= 0 and time.monotonic() - started > limit:
+                    # Long work (estimated past LONG_S) must show it can be cancelled: after
+                    # HANG_S it gets SIGINT, and must end within HANG_S more.  Other work is
+                    # a hang when it runs past 5 s and ten times its estimate (legitimate
+                    # work on a loaded machine, traced, runs several times slower).
+                    now = time.monotonic()
+                    if est_s > LONG_S and now - started > HANG_S and w not in asked:
+                        os.kill(proc.pid, signal.SIGINT)
+                        asked[w] = now
+                    limit = (HANG_S if w in asked else max(HANG_S, 10 * est_s + HANG_S))
+                    since = asked.get(w, started)
+                    if est_s >= 0 and now - since > limit:
                         proc.kill()
                         proc.join()
                         results[i] = {"rc": "killed", "stderr": "", "elapsed": limit,
-                                      "peak": 0, "est_bytes": 0, "est_s": est_s,
-                                      "hang": est_s < HANG_S}
+                                      "peak": 0, "est_bytes": 0, "est_s": est_s, "hang": True}
                         self.workers[w] = self._spawn()
                         del busy[w]
+                        asked.pop(w, None)
             time.sleep(0.002)
         return results
 
@@ -618,6 +678,9 @@ def judge(case: Case, folder: Path, res: dict[str, Any]) -> dict[str, int]:
         bad["internal error"] = 1
     if res.get("hang"):
         bad["hang > 5 s"] = 1
+        return bad  # the worker was killed: what it left is for the next run to clean
+    if res.get("cancelled") and rc not in (130, 0, 2):
+        bad["hang > 5 s"] = 1
     if "Warning" in err:
         bad["numpy warning"] = 1
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -632,7 +695,7 @@ def judge(case: Case, folder: Path, res: dict[str, Any]) -> dict[str, int]:
     command = case.argv[0]
     if out.is_dir() and not out.is_symlink() and rc != "killed":
         names = {p.name for p in out.iterdir()}
-        if rc == 0:
+        if rc == 0 or (rc == 130 and command == "train"):  # a stopped train writes it all
             missing = OUTPUTS[command] - names
             old_left = case.old_out and command == "train" and any(
                 (out / n).read_bytes() == b"old run" for n in names & OUTPUTS["train"])
@@ -648,7 +711,7 @@ def judge(case: Case, folder: Path, res: dict[str, Any]) -> dict[str, int]:
     leftovers = [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".staging", ".old"))]
     if leftovers:
         bad["stale temporary files"] = 1
-    if rc == 0 and res["est_bytes"] >= 8 * 1024**2 and res["peak"] > 1.25 * res["est_bytes"]:
+    if rc == 0 and res["est_bytes"] >= PEAK_FLOOR and res["peak"] > 1.25 * res["est_bytes"]:
         bad["peak over the estimate"] = 1
     return bad
 
@@ -687,12 +750,13 @@ class Tally:
                 self.examples[k].append(f"[{kind}] {example}")
 
 
-def run_inputs(n: int, seed: int, workers: int, base: Path, tally: Tally) -> None:
+def run_inputs(n: int, seed: int, workers: int, base: Path, tally: Tally,
+               kinds: tuple[str, ...] = KINDS) -> None:
     rng = random.Random(seed)
+    weights = [WEIGHTS[k] for k in kinds]
     cases = []
     for i in range(n):
-        kind = KINDS[i % len(KINDS)] if i < len(KINDS) else rng.choices(
-            KINDS, weights=[40, 15, 15, 12, 10, 8])[0]
+        kind = kinds[i % len(kinds)] if i < len(kinds) else rng.choices(kinds, weights)[0]
         cases.append(make_case(rng, kind))
     pool = Pool(workers)
     try:
@@ -708,7 +772,7 @@ def run_inputs(n: int, seed: int, workers: int, base: Path, tally: Tally) -> Non
                 folder = base / f"case{lo + j}"
                 res = results[lo + j]
                 bad = judge(case, folder, res)
-                if res["rc"] == 0 and res["est_bytes"] >= 8 * 1024**2:
+                if res["rc"] == 0 and res["est_bytes"] >= PEAK_FLOOR:
                     ratio = res["peak"] / res["est_bytes"]
                     tally.peak_ratio[case.kind] = max(tally.peak_ratio.get(case.kind, 0.0), ratio)
                 last = res["stderr"].strip().splitlines()[-1:] or [""]
@@ -892,12 +956,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-disk", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help=f"input classes, from {','.join(WEIGHTS)} (sizes: valid runs of "
+                         "moderate size, their peak measured against the estimate, and runs "
+                         "far beyond memory)")
     args = ap.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="gradlab-campaign-"))
     tally = Tally()
     t0 = time.time()
     try:
-        run_inputs(args.inputs, args.seed, args.workers, base / "inputs", tally)
+        kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+        run_inputs(args.inputs, args.seed, args.workers, base / "inputs", tally, kinds)
         if args.kills:
             run_kills(args.kills, args.seed, base, tally)
         if not args.no_disk:

@@ -67,6 +67,14 @@ def spectra(model: ModelConfig, params: dict[str, Any],
     return eigs, radius
 
 
+JACOBIAN_CHUNK_BYTES = 16 * 2**20  # matrices held for one batched norm call
+
+
+def _spectral_norms(net: Network, mats: Any) -> np.ndarray:
+    """‖M‖₂ of each of ``mats`` (n, H, H), as float64 on the host."""
+    return np.linalg.norm(net.backend.to_numpy(mats).astype(np.float64), ord=2, axis=(1, 2))
+
+
 def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.ndarray]:
     """{layer key: (T,) ‖∂h_last/∂h_t‖₂} for one batch element of a finished trace.
 
@@ -123,7 +131,14 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             dh = xp.eye(H, dtype=dt)
             dc = xp.zeros((H, H), dtype=dt)
             dc_total = xp.empty((H, H), dtype=dt)
-            rows = xp.empty((T, H, H), dtype=dt)  # ∂h_last/∂h_t for every t
+            # ‖∂h_last/∂h_t‖₂ for every t, each taken as its matrix is reached: memory
+            # O(H²), not the O(T·H²) of keeping every matrix
+            norms = np.empty(T)
+            # …a chunk of matrices at a time, in one batched call: bounded memory, and
+            # none of T separate calls' overhead (nor T device round trips on a GPU)
+            chunk = max(1, min(T, JACOBIAN_CHUNK_BYTES // (H * H * np.dtype(dt).itemsize)))
+            held = xp.empty((chunk, H, H), dtype=dt)
+            at: list[int] = []
             # The H rows of dh are H covectors at once: they take the batch axis of one
             # step's gradient buffers, laid out as the backward pass lays out its own.
             grads_x = grad_buffer(net.mem, G, 1, H, H, dt)
@@ -134,7 +149,11 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                 if net.control is not None and s % 4 == 0:
                     net.control.report((T - s) / T)
                 t = order[s]
-                rows[t] = dh
+                held[len(at)] = dh
+                at.append(t)
+                if len(at) == chunk or s == 0:
+                    norms[at] = _spectral_norms(net, held[:len(at)])
+                    at.clear()
                 if s == 0:
                     break
                 direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp, dc_total,
@@ -144,9 +163,7 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
                     new += direct
                 dh = new
                 dc = dc_prev if dc_prev is not None else dc
-            # Spectral norms of all T matrices in one batched call.
-            out[key] = np.linalg.norm(net.backend.to_numpy(rows).astype(np.float64), ord=2,
-                                      axis=(1, 2))
+            out[key] = norms
     return out
 
 

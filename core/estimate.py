@@ -10,12 +10,14 @@
   buffers, parameters and their gradients);
 - ``eigenvalues`` — float64 copies of float32 parameters and LAPACK's work on the
   largest recurrent block;
-- ``jacobian`` — the (T, H, H) products of the largest layer, in the dtype and as
-  float64 for their norms;
+- ``jacobian`` — the H covectors carried back through the largest layer and a chunk
+  of (H, H) products (:data:`core.analysis.JACOBIAN_CHUNK_BYTES`) held, then copied
+  to float64, for their norms;
 - ``connectivity`` — the (T_out, T) float64 map and the pass over one chunk of
   copies of a sample;
 - ``training`` — the optimizer's slots, the copy that undoes a non-finite update,
-  and the validation batch's forward pass.
+  and the validation batch's forward pass;
+- ``writing`` — the buffer through which NumPy writes a compressed ``.npz`` member.
 
 The analyses run one after another, so the peak is the largest of them on top of
 what the pass keeps.  :func:`check` raises :class:`~core.errors.MemoryLimitError`
@@ -39,14 +41,18 @@ FRACTION = 0.8
 # Connectivity runs its backward passes over this many copies of a sample at once
 # (core.analysis.connectivity's ``chunk``).
 CONNECTIVITY_CHUNK = 64
-# Rough FLOP rate for time estimates (core.probe.FLOPS_PER_S).
+# Rough rates for time estimates: FLOPs (core.probe.FLOPS_PER_S), the fixed cost of one
+# cell step (measured near 4 µs; a loaded machine is slower), bytes through memory.
 FLOPS_PER_S = 5e9
+STEP_S = 10e-6
+BYTES_PER_S = 1e9
 _SLOTS = {"sgd": 1, "rmsprop": 1, "adam": 2}  # optimizer state per parameter (sgd: momentum)
 
 _WHAT = {"parameters": "the parameters", "data": "the batch",
          "trace": "the forward pass and BPTT", "eigenvalues": "the eigenvalues",
          "jacobian": "the Jacobian products", "connectivity": "the connectivity map",
-         "training": "the optimizer state and validation"}
+         "training": "the optimizer state and validation",
+         "writing": "writing the files"}
 
 
 @dataclass
@@ -70,10 +76,18 @@ def _largest_hidden(model: ModelConfig) -> int:
 
 
 def _jacobian_bytes(model: ModelConfig, T: int, item: int) -> int:
+    """H covectors carried back through the steps (dh, dc, the gate buffers), a chunk
+    of (H, H) products held with its float64 copy and SVD work; the local derivatives
+    of one sample's T steps."""
+    from .analysis import JACOBIAN_CHUNK_BYTES
+
     if model.pattern == "output_recurrence":
         return 0
     H = _largest_hidden(model)
-    return T * H * H * (item + 8) + 8 * CELLS["lstm"].BLOCKS * T * H
+    G = max(CELLS[layer.cell].BLOCKS for layer in model.layers)
+    chunk = max(1, min(T, JACOBIAN_CHUNK_BYTES // (H * H * item)))
+    return (H * H * (item * (4 + G) + 16) + chunk * H * H * (item + 8)
+            + 3 * G * T * H * item + 8 * T)
 
 
 def _connectivity_bytes(model: ModelConfig, T: int, dtype: str) -> int:
@@ -89,12 +103,8 @@ def _connectivity_bytes(model: ModelConfig, T: int, dtype: str) -> int:
 
 
 def _trace_bytes(model: ModelConfig, T: int, B: int, dtype: str) -> int:
-    """:func:`core.network.estimate_trace_bytes`, with what an Elman layer's steps add
-    beside it (measured: half a state per step and sample)."""
-    item = 8 if dtype == "float64" else 4
-    extra = sum((2 if layer.bidirectional else 1) * layer.hidden_size // 2
-                for layer in model.layers if layer.cell == "rnn")
-    return estimate_trace_bytes(model, T, B, dtype) + extra * T * B * item
+    """:func:`core.network.estimate_trace_bytes`: one pass with full traces."""
+    return estimate_trace_bytes(model, T, B, dtype)
 
 
 def _eigen_bytes(model: ModelConfig, item: int) -> int:
@@ -102,6 +112,17 @@ def _eigen_bytes(model: ModelConfig, item: int) -> int:
     LAPACK's copy and work on the largest block."""
     H = _largest_hidden(model)
     return (8 * param_count(model) if item != 8 else 0) + 3 * 8 * H * H
+
+
+def _step_calls(model: ModelConfig, T: int) -> float:
+    """Cell steps one pass takes (forward and backward, every layer and direction)."""
+    return 2.0 * T * sum(2 if layer.bidirectional else 1 for layer in model.layers)
+
+
+def _pass_seconds(model: ModelConfig, T: int, B: int, dtype: str) -> float:
+    """A pass: its FLOPs, its steps' fixed cost and its traffic through memory."""
+    return (_flops(model, T, B)[0] / FLOPS_PER_S + _step_calls(model, T) * STEP_S
+            + 3 * _trace_bytes(model, T, B, dtype) / BYTES_PER_S)
 
 
 def _flops(model: ModelConfig, T: int, B: int) -> tuple[float, float, float, float]:
@@ -120,9 +141,24 @@ def _flops(model: ModelConfig, T: int, B: int) -> tuple[float, float, float, flo
     return passes, eig, jac, conn
 
 
+def _probe_seconds(m: ModelConfig, T: int, B: int, dtype: str, spectra: bool, jacobian: bool,
+                   connectivity: bool) -> float:
+    _passes, eig, jac, _conn = _flops(m, T, B)
+    seconds = _pass_seconds(m, T, B, dtype) + (eig / FLOPS_PER_S if spectra else 0.0)
+    if jacobian and m.pattern != "output_recurrence":  # a Python loop of small products
+        seconds += jac / FLOPS_PER_S + 1.5 * _step_calls(m, T) * STEP_S
+    if connectivity:
+        T_out = T if m.pattern != "many_to_one" else 1
+        seeds = T_out * m.output_size
+        n = min(CONNECTIVITY_CHUNK, seeds)
+        seconds += -(-seeds // n) * _pass_seconds(m, T, n, dtype)
+    return seconds
+
+
 def estimate(exp: Experiment, T: int, B: int, *, jacobian: bool = False,
              connectivity: bool = False, spectra: bool = True, training_steps: int = 0,
-             train_batch: int | None = None, val_batch: int = 0) -> Estimate:
+             train_batch: int | None = None, val_batch: int = 0,
+             writes: bool = False) -> Estimate:
     """The memory peak and time of a probe on ``B`` sequences of ``T`` steps (with the
     analyses asked for), or with ``training_steps`` > 0 of a training run: batches of
     ``train_batch`` sequences, a validation batch of ``val_batch`` and a probe of ``B``."""
@@ -135,18 +171,23 @@ def estimate(exp: Experiment, T: int, B: int, *, jacobian: bool = False,
     after = {"eigenvalues": _eigen_bytes(m, item) if spectra else 0,
              "jacobian": _jacobian_bytes(m, T, item) if jacobian else 0,
              "connectivity": _connectivity_bytes(m, T, dtype) if connectivity else 0}
-    passes, eig, jac, conn = _flops(m, T, B)
-    seconds = (passes + (eig if spectra else 0.0) + (jac if jacobian else 0.0)
-               + (conn if connectivity else 0.0)) / FLOPS_PER_S
+    seconds = _probe_seconds(m, T, B, dtype, spectra, jacobian, connectivity)
     if training_steps > 0:
         Bt = train_batch or B
         slots = _SLOTS.get(exp.training.optimizer, 2)
         state = (2 * slots + 1) * item * P  # the slots, and the copy that undoes an update
         train_trace = _trace_bytes(m, T, Bt, dtype)
-        val = _trace_bytes(m, T, val_batch, dtype) // 2 if val_batch else 0
+        val = _trace_bytes(m, T, val_batch, dtype) if val_batch else 0
         parts["training"] = state + train_trace + max(val, 0)
         parts["data"] += 8 * T * max(Bt, val_batch) * (m.input_size + m.output_size) * 2
-        seconds += training_steps * _flops(m, T, Bt)[0] / FLOPS_PER_S
+        probes = training_steps // max(exp.training.trace_every, 1) if jacobian or connectivity \
+            else 0
+        seconds += (training_steps * _pass_seconds(m, T, Bt, dtype)
+                    + (training_steps // max(exp.training.eval_every, 1) + 1)
+                    * _pass_seconds(m, T, val_batch, dtype) / 2 + probes * seconds)
+    if writes:  # NumPy writes an .npz member through a buffer of up to 16 MiB, zlib beside it
+        H = _largest_hidden(m)
+        parts["writing"] = min(16 * 1024**2, T * B * H * 8) + 2 * 1024**2
     # Drawing the weights briefly holds three float64 copies (the draw, the session's
     # copy, the copy a Version keeps) before anything else exists.
     peak = max(sum(parts.values()) + max(after.values()), 3 * 8 * P)

@@ -287,12 +287,13 @@ def experiment_from_dict(data: Any) -> Experiment:
     if not isinstance(data, dict):
         raise ConfigError(f"expected a JSON object at the top level, got {_describe(data)}")
     if data.get("format") != FORMAT:
-        raise ConfigError(f"format: expected {FORMAT!r}, got {data.get('format')!r}")
+        raise ConfigError(f"format: expected {FORMAT!r}, got {_describe(data.get('format'))}")
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise ConfigError(f"version: expected an integer, got {_describe(version)}")
     if version > VERSION or version < 1:
-        raise ConfigError(f"version: this build reads version {VERSION}, the file is version {version}")
+        raise ConfigError(f"version: this build reads version {VERSION}, the file is version "
+                          f"{_describe(version)}")
     if "model" not in data:
         raise ConfigError("model: missing (every experiment needs a model section)")
     body = {k: v for k, v in data.items() if k not in ("format", "version")}

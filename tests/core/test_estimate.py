@@ -25,8 +25,15 @@ def exp_for(cell: str, H: int, T: int, B: int, dtype: str = "float32", **model):
                                  "backend": {"device": "numpy", "dtype": dtype}})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def warm() -> None:
+    """Import and compile everything a probe uses once, before any peak is traced: the
+    modules a first run loads are Python objects tracemalloc counts too."""
+    Lab(exp_for("rnn", 4, 5, 1)).probe(jacobian=True, connectivity=True)
+
+
 CASES = {
-    "rnn": ("rnn", 64, 200, 16, {}),
+    "rnn": ("rnn", 128, 200, 16, {}),
     "lstm": ("lstm", 64, 200, 16, {}),
     "gru float64": ("gru", 32, 200, 8, {"dtype": "float64"}),
     "bidirectional lstm": ("lstm", 48, 150, 8, {"bidirectional": True}),
@@ -82,11 +89,12 @@ def test_refusal_is_one_sentence_with_estimate_limit_and_free_memory(monkeypatch
                         r"or leave out that analysis", str(info.value)), str(info.value)
 
 
-def test_the_jacobian_of_a_wide_layer_counts_its_products():
+def test_the_jacobian_of_a_wide_layer_takes_one_matrix_at_a_time():
+    """LSTM-1024 at T = 500 once kept all T (H, H) products (6 GiB); now one at a time."""
     exp = exp_for("lstm", 1024, 500, 16)
     est = estimate(exp, 500, 16, jacobian=True)
-    assert est.parts["jacobian"] >= 500 * 1024 * 1024 * 12  # (T, H, H) float32 and float64
-    assert est.peak > estimate(exp, 500, 16).peak + 5 * 1024**3
+    assert 1024 * 1024 * 8 < est.parts["jacobian"] < 500 * 1024 * 1024 * 4 / 10
+    assert est.peak < 2 * 1024**3
 
 
 def test_the_probe_checks_every_analysis_before_drawing_the_batch(monkeypatch):
