@@ -157,6 +157,10 @@ def _run_on(client: Any, plan: SweepPlan, todo: list, finished: Callable[..., No
             cancel: Callable[[], bool] | None) -> None:
     from distributed import as_completed
 
+    # distributed's own wait, interrupted by Ctrl-C, can log a traceback of its cancel
+    # callback from the event loop's thread (a NameError inside distributed.utils.sync);
+    # a job's failure reaches us through its future, so that logger says nothing we need
+    logging.getLogger("tornado.application").setLevel(logging.CRITICAL)
     tag = _keys(plan)
     where: dict[str, tuple[tuple[int, ...], int]] = {}
     futures: list[Any] = []
