@@ -32,6 +32,7 @@ class LessonPanel(QWidget):
         layout.addWidget(self.browser)
         self.state = state
         self.pair = None
+        self._pair_of: object = ()  # the lesson whose Compare step is shown (read once)
         self.compare_button = QPushButton()
         self.compare_button.setToolTip("Run the lesson's other setting (same seed and data), "
                                        "pin it as A, and keep this lesson's setting live")
@@ -46,7 +47,12 @@ class LessonPanel(QWidget):
             self.state.compare_pair(self.pair)
 
     def _show_pair(self) -> None:
+        """The lesson's Compare button; its file is read when the lesson changes, not on
+        every edit."""
         name = getattr(self.state, "lesson", None)
+        if name == self._pair_of:
+            return
+        self._pair_of = name
         try:
             self.pair = lesson_pair(name) if name else None
         except ConfigError:
