@@ -115,6 +115,12 @@ class Pinned:
         """Training steps behind the pinned weights."""
         return len(self.history.get("step", ()))
 
+    @property
+    def layer_keys(self) -> list[str]:
+        """The layer keys (``l0``, ``l0_reverse``, …) whose gradient curve was kept."""
+        return [k.removeprefix("gradnorm.") for k in self.curves
+                if k.startswith("gradnorm.") and k.count(".") == 1]
+
     def gradient(self, key: str) -> np.ndarray | None:
         """``gradnorm.L`` (T,) of layer key ``L`` (``l0``, ``l0_reverse``…), or None."""
         return self.curves.get(f"gradnorm.{key}")

@@ -72,7 +72,8 @@ class ConnectivityPanel(PinAware, PlotPanel):
         super()._pins_changed()
 
     def _draw_pinned(self, levels: tuple[float, float]) -> None:
-        """The latest pinned run's map that was kept (maps are not saved in files)."""
+        """The latest pinned run's map that was kept (maps are not saved in files), and
+        its table entry."""
         self.pinned_label = None
         if not self.pins:
             return
@@ -96,6 +97,8 @@ class ConnectivityPanel(PinAware, PlotPanel):
         fit_title(self.pin_plot, f"Pinned {pin.label}: same scale", f"Pinned {pin.label}",
                   pin.label)
         self.pinned_label = pin.label
+        self._table[f"pinned.{pin.label}.connectivity"] = np.asarray(
+            pin.result.connectivity, dtype=np.float64)
 
     def _draw(self) -> None:
         r = self._result
@@ -133,10 +136,6 @@ class ConnectivityPanel(PinAware, PlotPanel):
         self._shown = logc
         self._table = {"connectivity": conn, "log10_connectivity": logc}
         self._draw_pinned((lo, hi))
-        if self.pinned_label is not None:
-            pinned = next(p for p in self.pins if p.label == self.pinned_label)
-            self._table[f"pinned.{self.pinned_label}.connectivity"] = np.asarray(
-                pinned.result.connectivity, dtype=np.float64)
 
     def _describe(self, x: float, y: float) -> str | None:
         data = self._shown

@@ -178,8 +178,7 @@ class GradientsPanel(PlotPanel):
         pins = tuple(pin for pin, _diffs in runs)
         series = []
         for i, pin in enumerate(pins):
-            keys = [k[9:] for k in pin.curves if k.startswith("gradnorm.") and k.count(".") == 1]
-            for j, key in enumerate(keys):
+            for j, key in enumerate(pin.layer_keys):
                 band = pin.band(key)
                 y = band[0] if band is not None else pin.gradient(key)
                 series.append((i, j, f"{pin.label}.{key}", np.arange(np.size(y)), y))
@@ -199,10 +198,8 @@ class GradientsPanel(PlotPanel):
 
     def _draw_pin_bands(self, pins: Sequence[Any]) -> None:
         """The seed band of each pinned run that has one, faint, behind everything."""
-        bands = [(i, j, pin, key[9:]) for i, pin in enumerate(pins)
-                 for j, key in enumerate(k for k in pin.curves
-                                         if k.startswith("gradnorm.") and k.count(".") == 1)
-                 if pin.band(key[9:]) is not None]
+        bands = [(i, j, pin, key) for i, pin in enumerate(pins)
+                 for j, key in enumerate(pin.layer_keys) if pin.band(key) is not None]
         while len(self._pin_band_pool) < len(bands):
             self._pin_band_pool.append(_fill(self.plot, -6))
         for low, high, fill in self._pin_band_pool:
@@ -437,18 +434,13 @@ class GradientsPanel(PlotPanel):
         else:
             fit_title(self.plot, f"Gradient per timestep {GRAD} (batch mean)",
                       f"{GRAD} per timestep (batch mean)", f"{GRAD} per timestep", GRAD)
-        for pin in self._pins:
+        for pin in self._pins:  # its curves and bands (gradnorm.L, gradnorm.L.low, …)
             for key, values in pin.curves.items():
                 if not key.startswith("gradnorm."):
                     continue
                 shown.append(np.asarray(values, dtype=np.float64).ravel())
                 if np.size(values) == T:
                     table[f"pinned.{pin.label}.{key}"] = np.asarray(values, np.float64).ravel()
-        for pin in self._pins:
-            for key, _cell in layers:
-                b = pin.band(key)
-                if b is not None and np.size(b[1]) == T:
-                    shown.extend([b[1], b[2]])
         if self._pins:
             self._draw_differences(layers, live, table)
         self._set_time_range(self.plot, T)
