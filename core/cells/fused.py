@@ -221,11 +221,9 @@ MINGRU_BACKWARD = Fused(
     direct = vd;
     """)
 
-MINLSTM_FORWARD = Fused(
-    "gradlab_minlstm_forward",
-    ("af", "ai", "ah", "hprev"),
-    ("fn", "fi", "hc", "rf", "ri", "h"),
-    f"""
+# minLSTM's gates from the projections, as the forward step and the scan both take them:
+# the normalised f′ = σ(af)/(σ(af)+σ(ai)), i′ = 1 − f′ and the raw σs kept for BPTT.
+_MINLSTM_GATES = f"""
     T sf = {_SIGMOID.format("af")};
     T si = {_SIGMOID.format("ai")};
     T nf = sf / (sf + si);
@@ -236,6 +234,13 @@ MINLSTM_FORWARD = Fused(
     hc = hh;
     rf = sf;
     ri = si;
+"""
+
+MINLSTM_FORWARD = Fused(
+    "gradlab_minlstm_forward",
+    ("af", "ai", "ah", "hprev"),
+    ("fn", "fi", "hc", "rf", "ri", "h"),
+    _MINLSTM_GATES + """
     h = nf * hprev + ni * hh;
     """)
 
@@ -286,17 +291,7 @@ MINLSTM_SCAN = Fused(
     "gradlab_minlstm_scan",
     ("af", "ai", "ah"),
     ("fn", "fi", "hc", "rf", "ri", "a", "b"),
-    f"""
-    T sf = {_SIGMOID.format("af")};
-    T si = {_SIGMOID.format("ai")};
-    T nf = sf / (sf + si);
-    T ni = 1 - nf;
-    T hh = ah;
-    fn = nf;
-    fi = ni;
-    hc = hh;
-    rf = sf;
-    ri = si;
+    _MINLSTM_GATES + """
     a = nf;
     b = ni * hh;
     """)
