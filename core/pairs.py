@@ -19,7 +19,7 @@ from .errors import ConfigError, UserError
 from .experiment import Experiment
 from .init import init_params
 from .jobs import Control, Part
-from .paths import format_value, get_path, with_path
+from .paths import format_value, with_path
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,6 @@ class PairJob:
     def __init__(self, version: Any, pair: Pair) -> None:
         self.version = version
         self.pair = pair
-        self.seeds = None  # not a probe of the live run's seed ensemble
 
     def run(self, control: Control | None = None) -> PairOutcome:
         from .compare import shared_weights
@@ -115,9 +114,4 @@ class PairJob:
         return PairOutcome(lab.experiment, result, lab.history, tuple(shared))
 
 
-def current_value(exp: Experiment, pair: Pair) -> Any:
-    """The value the current settings have at ``pair.path``."""
-    return get_path(exp, pair.path)
-
-
-__all__ = ["Pair", "PairJob", "PairOutcome", "check_pair", "current_value", "pair_from_dict"]
+__all__ = ["Pair", "PairJob", "PairOutcome", "check_pair", "pair_from_dict"]
