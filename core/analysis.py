@@ -198,7 +198,8 @@ def connectivity(net: Network, x: Any, y: Any = None, sample: int = 0,
                 seed[t, j, o] = 1.0
             else:
                 seed[j, o] = 1.0
-        tr = net.run(xb, yb, d_output=seed, teacher_mask=teacher_mask, input_grad=True)
+        tr = net.run(xb, yb, d_output=seed, teacher_mask=teacher_mask, input_grad=True,
+                     param_grads=False)
         dx = net.backend.to_numpy(tr.dx)  # (T_in, n, D)
         sq = (dx ** 2).sum(axis=-1)  # (T_in, n)
         for j, (t, _o) in enumerate(part):

@@ -208,7 +208,8 @@ class Network:
     def run(self, x: Any, y: Any, *, tbptt: int | None = None, teacher_mask: Any = None,
             need_backward: bool = True, frozen: Trace | None = None,
             d_output: Any = None, initial: Mapping[str, Any] | None = None,
-            loss_scale: float = 1.0, input_grad: bool = False) -> Trace:
+            loss_scale: float = 1.0, input_grad: bool = False,
+            param_grads: bool = True) -> Trace:
         """Forward pass, loss and (unless ``need_backward`` is False) BPTT.
 
         x: (T, B, D).  y: (T, B, O) or (B, O) for ``many_to_one``; integer classes
@@ -223,7 +224,9 @@ class Network:
         the trace then holds their gradients in ``dh0``/``dc0``.  ``loss_scale``
         multiplies the loss and its gradient (a window's share of a longer sequence).
         ``input_grad`` also computes dL/dx into ``trace.dx`` (T, B, D); it costs one more
-        product over all steps, which nothing else needs.
+        product over all steps, which nothing else needs.  ``param_grads`` False skips
+        the weight gradients (``trace.grads`` is then empty): for passes that want only
+        state or input gradients, such as the connectivity map's.
         """
         x, y = self._check_data(x, y)
         if tbptt is not None and tbptt < 1:
@@ -234,9 +237,9 @@ class Network:
               self.backend.whole_pass(self._largest_product(x))):
             if self.model.pattern == "output_recurrence":
                 return self._run_feedback(x, y, tbptt, teacher_mask, need_backward, frozen,
-                                          d_output, loss_scale, input_grad)
+                                          d_output, loss_scale, input_grad, param_grads)
             return self._run_recurrent(x, y, tbptt, need_backward, frozen, d_output, initial,
-                                       loss_scale, input_grad)
+                                       loss_scale, input_grad, param_grads)
 
     def _largest_product(self, x: Any) -> float:
         """FLOPs of the largest product of a pass over ``x``: below the backend's
@@ -326,10 +329,10 @@ class Network:
             xp.matmul(h_prev, W_hhT, out=hproj)
             D.cell.forward(xp, S, t, xproj[:, t], hproj, h_prev, c_prev, D.P)
 
-    def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict,
+    def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict | None,
                       want_dx: bool = True) -> Any:
         """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX, or
-        None unless ``want_dx``.
+        None unless ``want_dx``; the weight gradients go into ``grads`` (none if None).
 
         First, on the NumPy steps, every local derivative that needs only the forward
         pass, for all steps at once (fused kernels derive them in the step instead); then
@@ -421,8 +424,12 @@ class Network:
                 dc_carry = dc_prev
         return dh_carry, dc_carry
 
-    def _dir_param_grads(self, D: _Dir, h_first: Any, c_first: Any, grads: dict) -> None:
-        """Parameter gradients of one direction: one product per weight over all timesteps."""
+    def _dir_param_grads(self, D: _Dir, h_first: Any, c_first: Any,
+                         grads: dict | None) -> None:
+        """Parameter gradients of one direction: one product per weight over all timesteps
+        (nothing when ``grads`` is None)."""
+        if grads is None:
+            return
         xp, dt, X = self.xp, self.backend.dtype, D.X
         T, H = X.shape[0], D.H
         sfx = f"_l{D.k}{D.suffix}"
@@ -450,7 +457,8 @@ class Network:
     def _run_recurrent(self, x: Any, y: Any, tbptt: int | None, need_backward: bool,
                        frozen: Trace | None, d_output: Any = None,
                        initial: Mapping[str, Any] | None = None,
-                       loss_scale: float = 1.0, input_grad: bool = False) -> Trace:
+                       loss_scale: float = 1.0, input_grad: bool = False,
+                       param_grads: bool = True) -> Trace:
         xp, p, m = self.xp, self.params, self.model
         T, B, _ = x.shape
         layers = self._dirs()
@@ -480,8 +488,10 @@ class Network:
         if d_out is None or not need_backward:
             return trace
         grads: dict[str, Any] = {}
-        grads["head.weight"] = d_out.reshape(-1, m.output_size).T @ feat.reshape(-1, feat.shape[-1])
-        grads["head.bias"] = d_out.reshape(-1, m.output_size).sum(axis=0)
+        if param_grads:
+            d_rows = d_out.reshape(-1, m.output_size)
+            grads["head.weight"] = d_rows.T @ feat.reshape(-1, feat.shape[-1])
+            grads["head.bias"] = d_rows.sum(axis=0)
         d_feat = d_out @ W
         if m.pattern == "many_to_one":
             d_inp = self.mem.zeros((T, B, feat.shape[-1]), self.backend.dtype)
@@ -496,7 +506,8 @@ class Network:
             lo = 0
             want_dx = input_grad or row[0].k > 0  # the layer below needs it; x only if asked
             for D in row:
-                dx = self._backward_dir(D, d_inp[..., lo:lo + D.H], tbptt, grads, want_dx)
+                dx = self._backward_dir(D, d_inp[..., lo:lo + D.H], tbptt,
+                                        grads if param_grads else None, want_dx)
                 lo += D.H
                 if dx is not None:
                     d_below = dx if d_below is None else d_below + dx
@@ -512,7 +523,8 @@ class Network:
 
     def _run_feedback(self, x: Any, y: Any, tbptt: int | None, teacher_mask: Any,
                       need_backward: bool, frozen: Trace | None, d_output: Any = None,
-                      loss_scale: float = 1.0, input_grad: bool = False) -> Trace:
+                      loss_scale: float = 1.0, input_grad: bool = False,
+                      param_grads: bool = True) -> Trace:
         xp, p, m, dt = self.xp, self.params, self.model, self.backend.dtype
         T, B, _ = x.shape
         O = m.output_size
@@ -550,9 +562,10 @@ class Network:
             self._feedback_backward(layers, out, d_out, mask, tbptt, classes)
         grads: dict[str, Any] = {}
         top_h = layers[-1].S["h"]
-        grads["head.weight"] = d_out.reshape(-1, O).T @ top_h.reshape(-1, top_h.shape[-1])
-        grads["head.bias"] = d_out.reshape(-1, O).sum(axis=0)
-        for j, D in enumerate(layers):
+        if param_grads:
+            grads["head.weight"] = d_out.reshape(-1, O).T @ top_h.reshape(-1, top_h.shape[-1])
+            grads["head.bias"] = d_out.reshape(-1, O).sum(axis=0)
+        for j, D in enumerate(layers if param_grads else ()):
             H = D.H
             inp = x if j == 0 else layers[j - 1].S["h"]
             grads[f"weight_ih_l{D.k}"] = outer_sum(xp, D.dxp, inp)

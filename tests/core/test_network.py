@@ -156,6 +156,25 @@ def test_jacobian_norms_match_finite_differences(cell, peep, reverse):
 
 
 @pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one", "output_recurrence"])
+@pytest.mark.parametrize(("cell", "peep"), CELLS)
+def test_a_pass_without_weight_gradients_gives_the_same_state_and_input_gradients(
+        cell, peep, pattern):
+    """``param_grads=False`` (the connectivity map's passes) skips only the weight
+    gradients: dL/dx, dL/dh_t and the loss are those of the full pass."""
+    model = small_model(cell, pattern, bidirectional=pattern != "output_recurrence",
+                        depth=2, peephole=peep)
+    net = network(model)
+    x, y = small_data(model, T=6)
+    full = net.run(x, y, input_grad=True, tbptt=4)
+    lean = net.run(x, y, input_grad=True, tbptt=4, param_grads=False)
+    assert lean.grads == {} and set(full.grads) == set(net.params)
+    assert lean.loss == full.loss
+    np.testing.assert_array_equal(lean.dx, full.dx)
+    for key, layer in full.layers.items():
+        np.testing.assert_array_equal(lean.layers[key].dh, layer.dh)
+
+
+@pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one", "output_recurrence"])
 def test_connectivity_matches_finite_differences(pattern):
     model = small_model("lstm", pattern, O=2, D=2)
     net = network(model)
