@@ -25,10 +25,18 @@ from .weights import SUFFIXES as WEIGHTS_SUFFIXES
 EXPERIMENT_SUFFIX = ".json"
 DOCUMENT_SUFFIXES = (ARCHIVE_SUFFIX, EXPERIMENT_SUFFIX)
 OPENABLE_SUFFIXES = (*DOCUMENT_SUFFIXES, *WEIGHTS_SUFFIXES)
+SWEEP_ZIP_SUFFIX = ".zarr.zip"  # a packed sweep (core.sweep.store.pack); else a folder
 
 def file_kind(path: str | os.PathLike[str]) -> str | None:
-    """``"archive"``, ``"experiment"``, ``"weights"`` by suffix, or None if not ours."""
-    suffix = Path(path).suffix.lower()
+    """``"archive"``, ``"experiment"``, ``"weights"`` by suffix, ``"sweep"`` for a sweep
+    (a ``….zarr`` folder, a folder holding ``sweep.zarr``, a packed ``….zarr.zip``), or
+    None if not ours."""
+    p = Path(path)
+    name = p.name.lower()
+    if name.endswith(SWEEP_ZIP_SUFFIX) or (p.is_dir() and (
+            name.endswith(".zarr") or (p / "sweep.zarr").is_dir())):
+        return "sweep"
+    suffix = p.suffix.lower()
     if suffix == ARCHIVE_SUFFIX:
         return "archive"
     if suffix == EXPERIMENT_SUFFIX:

@@ -793,8 +793,14 @@ class MainWindow(QMainWindow):
         kind = file_kind(path)
         if kind is None:
             self._on_error(f"{path}: not a file Gradient Flow Lab opens (it opens "
-                           f"{', '.join(OPENABLE_SUFFIXES)})")
+                           f"{', '.join(OPENABLE_SUFFIXES)} files and sweep.zarr folders)")
             return False
+        if kind == "sweep":  # shown beside the lab's work; it replaces nothing
+            if not self.show_sweep(path):
+                return False
+            self._add_recent(str(path))
+            self.statusBar().showMessage(f"Opened the sweep {Path(path).name}", 5000)
+            return True
         try:  # read and check everything before asking or changing anything
             if kind == "weights":
                 loaded: Any = read_weights(path, self.state.experiment.model)
@@ -961,8 +967,9 @@ class MainWindow(QMainWindow):
             menu.addAction("Clear list").triggered.connect(lambda: self._set_recent([]))
 
     def open_recent(self, path: str) -> bool:
-        """Open a file of the Open Recent list; one that is gone leaves the list."""
-        if not Path(path).is_file():
+        """Open a file (or sweep folder) of the Open Recent list; one that is gone
+        leaves the list."""
+        if not (Path(path).is_file() or file_kind(path) == "sweep"):
             self._set_recent([p for p in self._recent if p != path])
             self._on_error(f"{path}: no longer there; removed from Open Recent")
             return False

@@ -36,9 +36,9 @@ RECENT_LIMIT = 8
 DATA_DIR_ENV = "GRADLAB_DATA_DIR"
 MARKER_FORMAT = "gradlab-autosave"
 
-OPEN_FILTER = ("Gradient Flow Lab files (*.gradlab *.json *.safetensors *.npz);;"
+OPEN_FILTER = ("Gradient Flow Lab files (*.gradlab *.json *.safetensors *.npz *.zarr.zip);;"
                "Saved experiments (*.gradlab);;Experiment settings (*.json);;"
-               "Weights (*.safetensors *.npz);;All files (*)")
+               "Weights (*.safetensors *.npz);;Packed sweeps (*.zarr.zip);;All files (*)")
 SAVE_FILTERS = {"Saved experiment: settings, weights, history (*.gradlab)": ARCHIVE_SUFFIX,
                 "Experiment settings only (*.json)": EXPERIMENT_SUFFIX}
 

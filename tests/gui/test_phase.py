@@ -151,6 +151,39 @@ def test_the_window_opens_a_sweep_in_a_dock(qtbot, sweep_path, tmp_path):
         gc.collect()
 
 
+def test_open_drop_and_open_recent_take_a_sweep_folder(qtbot, sweep_path, tmp_path):
+    import gc
+
+    from PySide6.QtCore import QMimeData, QSettings, QUrl
+
+    from core.document import file_kind
+    from gui.app import MainWindow
+
+    assert file_kind(sweep_path) == file_kind(sweep_path.parent) == "sweep"
+    assert file_kind(tmp_path / "s.zarr.zip") == "sweep" and file_kind(tmp_path) is None
+    win = MainWindow(settings=QSettings(str(tmp_path / "g.ini"), QSettings.Format.IniFormat))
+    asked = []
+    win.confirm_discard = lambda: asked.append(True) or True
+    qtbot.addWidget(win)
+    try:
+        before = win.state.experiment
+        assert win.open_path(sweep_path)  # File → Open, Open Recent and a drop all come here
+        assert win.phase_view.map is not None and win.state.experiment is before
+        assert not asked  # a sweep replaces no work: nothing to ask
+        assert str(sweep_path) in win._recent
+        win.phase_view.ds = None
+        assert win.open_recent(str(sweep_path)) and win.phase_view.ds is not None
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(sweep_path.parent))])
+        assert win._dropped_file(mime) == str(sweep_path.parent)
+        assert not win.open_path(tmp_path)  # a plain folder: one line that says what opens
+        assert "sweep.zarr folders" in win.banner.text()
+    finally:
+        win.close()
+        win.deleteLater()
+        gc.collect()
+
+
 def test_the_edge_of_chaos_lesson_opens_its_sweep(qtbot, tmp_path, monkeypatch):
     import gc
     from pathlib import Path
