@@ -15,6 +15,12 @@ strides taken from the NumPy arrays themselves (:data:`FORWARD_ARGS`,
 :data:`BACKWARD_ARGS`, :data:`KERNELS`).  Truncated BPTT, states frozen at window
 starts and cancellation are handled in Python between chunks of steps.
 
+Cells without recurrent weights (minGRU, minLSTM: ``HIDDEN_WEIGHTS`` False) run the
+same loop with no product: the spec's ``w`` is -1, the forward step is the kernel alone
+and the backward carry is the kernel's direct path, dL/dh_{t-1} = dh ⊙ (1 − z) or
+dh ⊙ f′.  There it also outruns the scan over time (core.scan) at every size measured,
+so the network takes the loop wherever it can run.
+
 Nothing here is required: without the compiled steps, without a CBLAS in NumPy's
 BLAS library, or for a cell or activation without kernels (ReLU and linear RNNs), the
 network runs its Python step loop, which stays the reference.
@@ -34,7 +40,7 @@ from . import fused
 
 # How each kernel's arguments are found, in the kernel's order (inputs, then outputs).
 # A trailing digit is a gate block.  x: the input projection (G, T, B, H) at t;
-# hp: the step's recurrent projection (B, G·H); gates, c, tc, h, hn: the trace at t;
+# hp: the step's recurrent projection (B, G·H); gates, raw, c, tc, h, hn: the trace at t;
 # prev_h, prev_c: the state the step started from; peep, b_hn: (H,) rows;
 # dh: the total dL/dh_t, which the loop first sums; dc: dL/dc_t; dx, dhp: the gradient
 # buffers at t; dc_carry: dL/dc carried between steps; direct: GRU's direct dL/dh_{t-1}.
@@ -48,6 +54,11 @@ FORWARD_ARGS: dict[str, tuple[str, ...]] = {
                             "gates0", "gates1", "gates2", "hn", "h"),
     "gradlab_rnn_tanh_forward": ("x0", "hp0", "h"),
     "gradlab_rnn_sigmoid_forward": ("x0", "hp0", "h"),
+    "gradlab_cifg_forward": ("x0", "x1", "x2", "hp0", "hp1", "hp2", "prev_c",
+                             "gates0", "gates1", "gates2", "c", "tc", "h"),
+    "gradlab_mingru_forward": ("x0", "x1", "prev_h", "gates0", "gates1", "h"),
+    "gradlab_minlstm_forward": ("x0", "x1", "x2", "prev_h", "gates0", "gates1", "gates2",
+                                "raw0", "raw1", "h"),
 }
 BACKWARD_ARGS: dict[str, tuple[str, ...]] = {
     "gradlab_lstm_backward": ("dh", "dc_carry", "gates0", "gates1", "gates2", "gates3", "tc",
@@ -59,6 +70,11 @@ BACKWARD_ARGS: dict[str, tuple[str, ...]] = {
                              "dx0", "dx1", "dx2", "dhp0", "dhp1", "dhp2", "direct"),
     "gradlab_rnn_tanh_backward": ("dh", "h", "dx0"),
     "gradlab_rnn_sigmoid_backward": ("dh", "h", "dx0"),
+    "gradlab_cifg_backward": ("dh", "dc_carry", "gates0", "gates1", "gates2", "tc", "prev_c",
+                              "dc", "dx0", "dx1", "dx2", "dc_carry"),
+    "gradlab_mingru_backward": ("dh", "gates0", "gates1", "prev_h", "dx0", "dx1", "direct"),
+    "gradlab_minlstm_backward": ("dh", "gates0", "gates1", "gates2", "raw0", "raw1", "prev_h",
+                                 "dx0", "dx1", "dx2", "direct"),
 }
 
 
@@ -80,6 +96,9 @@ KERNELS: dict[str, Callable[[dict], tuple[str, str] | None]] = {
     "lstm": _lstm,
     "gru": lambda P: ("gradlab_gru_forward", "gradlab_gru_backward"),
     "rnn": _rnn,
+    "cifg": lambda P: ("gradlab_cifg_forward", "gradlab_cifg_backward"),
+    "mingru": lambda P: ("gradlab_mingru_forward", "gradlab_mingru_backward"),
+    "minlstm": lambda P: ("gradlab_minlstm_forward", "gradlab_minlstm_backward"),
 }
 
 # Modes of an argument: read or written at step t; the state before step t (from the
@@ -217,7 +236,9 @@ static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
     const int64_t *s = gl_spec(args, nargs, F_HEAD, gl_fwd_arrays, 5, "gradlab_forward_loop",
                                data);
     if (s == NULL) return NULL;
-    if (s[F_w] < 0 || s[F_hbuf] < 0 || s[F_h] < 0 || s[F_h_init] < 0) {
+    /* w = -1: a cell without recurrent weights (minGRU, minLSTM), no product */
+    if ((s[F_w] >= 0 && s[F_hbuf] < 0) || (s[F_w] < 0 && s[F_bias] >= 0) || s[F_h] < 0 ||
+        s[F_h_init] < 0) {
         PyErr_SetString(PyExc_ValueError, "gradlab_forward_loop: malformed spec (arrays)");
         return NULL;
     }
@@ -226,7 +247,7 @@ static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
     npy_intp T = s[F_T], B = s[F_B], H = s[F_H], G = s[F_G], item = f64 ? 8 : 4;
     int rev = (int)s[F_reverse];
     void *gemm = (void *)(intptr_t)s[F_gemm];
-    const char *bias = gl_at(data, s[F_bias]);
+    const char *bias = gl_at(data, s[F_bias]), *w = gl_at(data, s[F_w]);
     const int64_t *a = s + F_HEAD;
     char *ptr[GL_MAXARGS];
     npy_intp step[GL_MAXARGS];
@@ -234,12 +255,14 @@ static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
     for (npy_intp st = s[F_s0]; st < s[F_s1]; ++st) {
         npy_intp t = rev ? T - 1 - st : st, tp = rev ? t + 1 : t - 1;
         int at_first = st == s[F_first];
-        const char *hprev = at_first ? data[s[F_h_init]] : data[s[F_h]] + tp * s[F_h_tstep];
-        if (bias)  /* the biases, folded in here: the product adds onto them */
-            for (npy_intp b = 0; b < B; ++b)
-                memcpy(data[s[F_hbuf]] + b * G * H * item, bias, (size_t)(G * H * item));
-        gl_gemm(gemm, (int)s[F_gemm64], f64, 1, B, G * H, H, hprev, s[F_h_rstep] / item,
-                data[s[F_w]], H, data[s[F_hbuf]], G * H, bias != NULL);
+        if (w) {
+            const char *hprev = at_first ? data[s[F_h_init]] : data[s[F_h]] + tp * s[F_h_tstep];
+            if (bias)  /* the biases, folded in here: the product adds onto them */
+                for (npy_intp b = 0; b < B; ++b)
+                    memcpy(data[s[F_hbuf]] + b * G * H * item, bias, (size_t)(G * H * item));
+            gl_gemm(gemm, (int)s[F_gemm64], f64, 1, B, G * H, H, hprev, s[F_h_rstep] / item,
+                    w, H, data[s[F_hbuf]], G * H, bias != NULL);
+        }
         gl_pointers(a, s[F_nargs], data, t, tp, at_first, ptr, step);
         k(B, H, ptr, step);
     }
@@ -253,7 +276,9 @@ static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *const *args,
     const int64_t *s = gl_spec(args, nargs, B_HEAD, gl_bwd_arrays, 7,
                                "gradlab_backward_loop", data);
     if (s == NULL) return NULL;
-    if (s[B_w] < 0 || s[B_dhp] < 0 || s[B_dH] < 0 || s[B_dh] < 0 || s[B_carry] < 0) {
+    /* w = -1: no recurrent weights, the direct path is the whole dL/dh_{t-1} */
+    if ((s[B_w] >= 0 && s[B_dhp] < 0) || (s[B_w] < 0 && s[B_direct] < 0) || s[B_dH] < 0 ||
+        s[B_dh] < 0 || s[B_carry] < 0) {
         PyErr_SetString(PyExc_ValueError, "gradlab_backward_loop: malformed spec (arrays)");
         return NULL;
     }
@@ -266,7 +291,7 @@ static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *const *args,
     char *ptr[GL_MAXARGS];
     npy_intp step[GL_MAXARGS];
     char *carry = data[s[B_carry]], *direct = gl_at(data, s[B_direct]);
-    char *dcc = gl_at(data, s[B_dc_carry]);
+    char *dcc = gl_at(data, s[B_dc_carry]), *w = gl_at(data, s[B_w]);
     Py_BEGIN_ALLOW_THREADS
     for (npy_intp st = s[B_s1] - 1; st >= s[B_s0]; --st) {
         npy_intp t = rev ? T - 1 - st : st, tp = rev ? t + 1 : t - 1;
@@ -293,9 +318,13 @@ static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *const *args,
             if (dcc) memset(dcc, 0, (size_t)(B * H * item));
             continue;
         }
+        if (!w) {  /* no W_hh: dh_{t-1} is the direct path alone */
+            memcpy(carry, direct, (size_t)(B * H * item));
+            continue;
+        }
         /* dh_{t-1} = dL/d(projection)_t W_hh (+ the direct path) */
         gl_gemm(gemm, (int)s[B_gemm64], f64, 0, B, H, G * H,
-                data[s[B_dhp]] + t * s[B_dhp_tstep], G * H, data[s[B_w]], H, carry, H, 0);
+                data[s[B_dhp]] + t * s[B_dhp_tstep], G * H, w, H, carry, H, 0);
         if (direct) {
             if (f64) {
                 double *c = (double *)carry; const double *d = (const double *)direct;
@@ -449,8 +478,9 @@ def kernels_for(backend: Any, cell: Any, P: dict) -> tuple[dict[str, Any], int, 
 
 # Cells whose biases all add to the pre-activation, so that the forward loop can add
 # them in the step (onto which the recurrent product accumulates) instead of in a pass
-# over all steps' input projections.  Not GRU: r multiplies b_hn and not b_in.
-FOLDS_BIAS = frozenset({"lstm", "rnn"})
+# over all steps' input projections.  Not GRU: r multiplies b_hn and not b_in; not
+# minGRU/minLSTM, whose steps have no product to start from the biases.
+FOLDS_BIAS = frozenset({"lstm", "rnn", "cifg"})
 
 
 def folds_bias(backend: Any, cell: Any, P: dict) -> bool:
@@ -489,15 +519,16 @@ def _common(spec: _Spec, D: Any, T: int, B: int, kid: int, W_hh: Any, dt: np.dty
     head[f["reverse"]], head[f["G"]] = int(D.reverse), D.cell.BLOCKS
     head[f["gemm"]] = gemm[1] if dt == np.float64 else gemm[0]
     head[f["gemm64"]] = int(gemm[2])
-    head[f["w"]] = spec.array(np.ascontiguousarray(W_hh, dtype=dt))
+    # No recurrent weights (minGRU, minLSTM): the loop runs the kernels alone.
+    head[f["w"]] = -1 if W_hh is None else spec.array(np.ascontiguousarray(W_hh, dtype=dt))
 
 
 def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: int, dt: np.dtype) -> bool:
     """An argument read from the trace or the step constants (``init``: the index of
     the array of the state before the first step); False if ``base`` is neither."""
     S = D.S
-    if base == "gates":
-        a = S["gates"]
+    if base in ("gates", "raw"):
+        a = S[base]
         st = a.strides
         spec.arg(a, g * st[0], st[1], st[2], AT_T)
     elif base in ("c", "tc", "h", "hn"):
@@ -539,12 +570,12 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
     try:
         _common(spec, D, T, B, kid, W_hh, dt)
         i_h0, i_c0 = spec.slot(h0), spec.slot(c0)
-        hbuf = np.empty((B, G * H), dtype=dt)
+        hbuf = None if W_hh is None else np.empty((B, G * H), dtype=dt)
         h = D.S["h"]
         if h0.strides[0] != h.strides[1] or c0.strides[0] != h.strides[1]:
             raise Unsuitable("initial state rows")
         f, head = spec.field, spec.head
-        head[f["hbuf"]] = spec.array(hbuf)
+        head[f["hbuf"]] = -1 if hbuf is None else spec.array(hbuf)
         head[f["h"]], head[f["h_tstep"]], head[f["h_rstep"]] = spec.array(h), *h.strides[:2]
         head[f["h_init"]] = i_h0
         head[f["bias"]] = (-1 if bias is None else
@@ -554,6 +585,8 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
             if base == "x":
                 spec.arg(xproj, g * xs[0], xs[1], xs[2], AT_T)
             elif base == "hp":
+                if hbuf is None:
+                    raise Unsuitable("a kernel of a recurrent product without W_hh")
                 spec.arg(hbuf, g * H * dt.itemsize, 0, hbuf.strides[0], FIXED)
             elif not _state_arg(spec, D, base, g, i_h0 if base == "prev_h" else i_c0, dt):
                 raise Unsuitable(f"unknown forward argument {base!r}")

@@ -91,7 +91,7 @@ def test_the_scan_is_chosen_from_the_threshold_on(monkeypatch):
     import core.scan
 
     model = small_model("mingru", "many_to_many", H=3)
-    net = network(model)
+    net = network(model, time_loop=False)  # the compiled time loop outruns the scan
     calls = []
     real = core.scan.forward
     monkeypatch.setattr(core.scan, "forward",
@@ -104,4 +104,6 @@ def test_the_scan_is_chosen_from_the_threshold_on(monkeypatch):
     assert calls == [SCAN_FROM_T]
     net.scan = None  # a wide batch: the loop
     net.run(*small_data(model, T=SCAN_FROM_T, B=SCAN_MAX_WIDTH // 3 + 1))
+    assert calls == [SCAN_FROM_T]
+    network(model).run(*small_data(model, T=100))  # the compiled time loop: never the scan
     assert calls == [SCAN_FROM_T]
