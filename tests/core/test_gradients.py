@@ -134,3 +134,17 @@ def test_truncation_changes_the_gradient_only_beyond_the_window():
     assert np.all(dh_cut[:6] == 0)
     assert np.abs(dh_full[:6]).sum() > 0
 
+
+
+@pytest.mark.parametrize("steps", ["loop", "compiled", "numpy"])
+@pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "minlstm"])
+def test_one_input_and_one_output(cell, pattern, steps):
+    """D = 1 and O = 1 (the sine task's sizes): the input projection and dL/d(features)
+    are outer products, computed without a matrix product."""
+    if steps != "numpy":
+        compiled_kernels()
+    model = small_model(cell, pattern, True, 2, D=1, O=1)
+    net = network(model, compiled=steps != "numpy", time_loop=steps == "loop")
+    x, y = small_data(model, T=6)
+    check_gradients(net, x, y)
