@@ -21,6 +21,18 @@ and the backward carry is the kernel's direct path, dL/dh_{t-1} = dh ⊙ (1 − 
 dh ⊙ f′.  There it also outruns the scan over time (core.scan) at every size measured,
 so the network takes the loop wherever it can run.
 
+Weight gradients stay after the loop, one product over all steps, not on the idle core
+during it.  Measured 2026-12-02 on 2 cores (load 0.2–0.4), a proxy of the backward
+loop's products and the dW_hh product in float32, median of 7: with a second thread
+taking dW over each finished chunk while the loop (GIL released) runs the next, both on
+one BLAS thread, against the loop then dW on two BLAS threads — (B, H, T) = (32, 128,
+200): 17.1 ms against 12.3 (the loop's per-step products lose more on one thread than
+the overlap saves; at the default chunk the whole sequence is one chunk anyway);
+(64, 256, 500): 142 ms against 147, within the noise (two BLAS threads already share
+these products well); (1, 32, 100): 0.7 ms against 0.2 (a thread's start and hand-over
+cost more than the pass).  On a machine whose other core is busy there is no idle core
+to take.
+
 Nothing here is required: without the compiled steps, without a CBLAS in NumPy's
 BLAS library, or for a cell or activation without kernels (ReLU and linear RNNs), the
 network runs its Python step loop, which stays the reference.
