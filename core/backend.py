@@ -89,9 +89,7 @@ class Backend:
             return kernels(self.xp)
         if not self.compiled:
             return None
-        from .cells import native
-
-        return native.kernels()
+        return _native().kernels()
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """Copy or move ``a`` onto this backend in ``dtype`` (default: the working dtype)."""
@@ -107,6 +105,14 @@ class Backend:
     def label(self) -> str:
         base = f"{'CuPy' if self.name == 'cupy' else 'NumPy'} · {np.dtype(self.dtype).name}"
         return base + (" · compiled steps" if self.name == "numpy" and self.kernels else "")
+
+
+@functools.cache
+def _native() -> ModuleType:
+    """core.cells.native, imported on first use (asked for several times a pass)."""
+    from .cells import native
+
+    return native
 
 
 _ONE_THREAD = threading.local()  # .depth: one-thread limits open in this thread

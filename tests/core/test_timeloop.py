@@ -233,3 +233,30 @@ def test_cells_without_recurrent_weights_loop_where_the_scan_does_not(monkeypatc
     got, want = traces["loop"].to_arrays(), traces["scan"].to_arrays()
     for key in want:  # the scan associates its products otherwise: rounding apart
         np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-11, err_msg=key)
+
+
+def test_a_spec_is_built_once_per_layout_and_serves_later_passes(monkeypatch):
+    """The second pass of the same shapes takes the kept spec with its own arrays; a
+    pass of other shapes, or with initial states (h0 and c0 no longer one array),
+    builds its own; every trace equals the Python loop's."""
+    built = []
+    for name in ("_forward_spec", "_backward_spec"):
+        real = getattr(timeloop, name)
+        monkeypatch.setattr(timeloop, name,
+                            lambda *a, r=real, n=name, **k: built.append(n) or r(*a, **k))
+    monkeypatch.setattr(timeloop, "_SPECS", {})
+    model = small_model("lstm", "many_to_many", bidirectional=True, D=3, H=5)
+    net = network(model, "float64")
+    slow = network(model, "float64", time_loop=False)
+    rng = np.random.default_rng(2)
+    for T, B, initial in ((7, 2, False), (7, 2, False), (9, 2, False), (7, 3, False),
+                          (7, 2, True), (7, 2, False)):
+        x, y = small_data(model, T=T, B=B, seed=T + B)
+        start = ({k: (rng.normal(size=(B, 5)), rng.normal(size=(B, 5)))
+                  for k in ("l0", "l0_reverse")} if initial else None)
+        before = len(built)
+        assert_close(net.run(x, y, initial=start), slow.run(x, y, initial=start), "float64")
+        if (T, B, initial) == (7, 2, False) and before:
+            assert len(built) == before  # kept from the first pass
+        else:
+            assert len(built) == before + 4  # two directions, forward and back
