@@ -105,5 +105,10 @@ def test_the_scan_is_chosen_from_the_threshold_on(monkeypatch):
     net.scan = None  # a wide batch: the loop
     net.run(*small_data(model, T=SCAN_FROM_T, B=SCAN_MAX_WIDTH // 3 + 1))
     assert calls == [SCAN_FROM_T]
-    network(model).run(*small_data(model, T=100))  # the compiled time loop: never the scan
-    assert calls == [SCAN_FROM_T]
+    from core.cells import timeloop
+
+    network(model).run(*small_data(model, T=100))
+    if timeloop.status().startswith("compiled time loop"):
+        assert calls == [SCAN_FROM_T]  # the compiled time loop runs it: never the scan
+    else:
+        assert calls == [SCAN_FROM_T, 100]
