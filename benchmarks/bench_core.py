@@ -14,8 +14,9 @@ For each cell and size (B, H, T) it times, interleaved in one process:
 
 For ``cifg``, ``mingru`` and ``minlstm``, which PyTorch does not have, the loop unrolls
 their equations (input projections of all steps at once, as the lab does) and there is
-no fused column; the lab's own columns use whatever path it picks (the scan over time
-for minGRU/minLSTM where that is faster, core.scan).
+no fused column; the lab's own columns use whatever path it picks (on the CPU the
+compiled time loop for all six cells; without it, the scan over time for minGRU/minLSTM
+where that is faster, core.scan).
 
 Honest conditions (:mod:`conditions`): the script restarts itself without
 ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` (set on some machines for old OpenBLAS

@@ -39,6 +39,25 @@ def load_experiment(path: str | os.PathLike[str],
     return exp
 
 
+_ENGINE: tuple[Any, ...] | None = None
+
+
+def _engine() -> tuple[Any, ...]:
+    """What :func:`trace` calls, imported on its first call (importing ``core`` stays
+    light) and then kept: six imports cost microseconds a call."""
+    global _ENGINE
+    if _ENGINE is None:
+        from .errors import DataError, MemoryLimitError
+        from .network import check_memory
+        from .probe import teacher_mask_for
+        from .trace_cache import cache_of
+        from .userdata import check_arrays, check_input
+
+        _ENGINE = (DataError, MemoryLimitError, check_memory, cache_of, check_arrays,
+                   check_input, teacher_mask_for)
+    return _ENGINE
+
+
 def trace(exp: Experiment, x: Any = None, y: Any = None, *,
           tbptt: int | str | None = "experiment") -> dict[str, np.ndarray]:
     """One forward pass and BPTT; returns the trace arrays (the keys of ``trace.npz``).
@@ -60,10 +79,8 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
     memory of earlier passes while the model, ``init`` and ``backend`` stay the same
     (:mod:`core.trace_cache`); results are those of a fresh network, bit for bit.
     """
-    from .errors import DataError, MemoryLimitError
-    from .network import check_memory
-    from .trace_cache import cache_of
-
+    DataError, MemoryLimitError, check_memory, cache_of, check_arrays, check_input, \
+        teacher_mask_for = _engine()
     if x is None and y is not None:
         raise DataError("target given without an input; pass both x and y, or neither")
     if x is None and exp.task is None:
@@ -74,8 +91,6 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
     if x is None:
         T, B = exp.task.seq_len, exp.task.batch_size
     else:
-        from .userdata import check_arrays, check_input
-
         # Without y: the forward pass alone (no loss, so no gradients).
         # Checked straight into the working dtype: no float64 copy to convert again.
         dt = exp.backend.dtype
@@ -92,11 +107,9 @@ def trace(exp: Experiment, x: Any = None, y: Any = None, *,
         from .tasks import probe_batch
 
         x, y = probe_batch(exp)
-    from .probe import teacher_mask_for
-
     params = exp.weights if exp.weights is not None else cache.initial_params(exp)
     window = exp.training.tbptt if tbptt == "experiment" else tbptt
-    mask = teacher_mask_for(exp, int(np.shape(x)[0]))
+    mask = teacher_mask_for(exp, int(x.shape[0]))
     # The weights as they are now, copied into the network (and memory) of earlier calls.
     with cache.network(exp, params) as net:
         return net.run(x, y, tbptt=window, teacher_mask=mask).to_arrays()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import platform
+import threading
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -76,7 +77,7 @@ class Backend:
     def _one_thread_below(self, flops: float, bar: float) -> contextlib.AbstractContextManager:
         if self.blas is None or flops >= bar:
             return contextlib.nullcontext()
-        return self.blas.limit(limits=1, user_api="blas")
+        return _OneThread(self.blas)
 
     @property
     def kernels(self) -> dict[str, Any] | None:
@@ -88,9 +89,7 @@ class Backend:
             return kernels(self.xp)
         if not self.compiled:
             return None
-        from .cells import native
-
-        return native.kernels()
+        return _native().kernels()
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         """Copy or move ``a`` onto this backend in ``dtype`` (default: the working dtype)."""
@@ -106,6 +105,40 @@ class Backend:
     def label(self) -> str:
         base = f"{'CuPy' if self.name == 'cupy' else 'NumPy'} · {np.dtype(self.dtype).name}"
         return base + (" · compiled steps" if self.name == "numpy" and self.kernels else "")
+
+
+@functools.cache
+def _native() -> ModuleType:
+    """core.cells.native, imported on first use (asked for several times a pass)."""
+    from .cells import native
+
+    return native
+
+
+_ONE_THREAD = threading.local()  # .depth: one-thread limits open in this thread
+
+
+class _OneThread:
+    """One BLAS thread for a ``with`` block; within another such block of the same
+    thread, nothing to do (a pass's step loops nest in the pass's own limit, and each
+    threadpoolctl limit costs microseconds: a twentieth of a pass at batch 1)."""
+
+    __slots__ = ("blas", "limit")
+
+    def __init__(self, blas: Any):
+        self.blas, self.limit = blas, None
+
+    def __enter__(self) -> None:
+        depth = getattr(_ONE_THREAD, "depth", 0)
+        if depth == 0:
+            self.limit = self.blas.limit(limits=1, user_api="blas")
+        _ONE_THREAD.depth = depth + 1
+
+    def __exit__(self, *exc: object) -> None:
+        _ONE_THREAD.depth -= 1
+        if self.limit is not None:
+            limit, self.limit = self.limit, None
+            limit.restore_original_limits()
 
 
 def probe_cupy() -> tuple[ModuleType | None, str]:

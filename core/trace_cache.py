@@ -18,20 +18,18 @@ a copy of the experiment starts with an empty one.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import threading
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from . import network
 from .backend import Backend, resolve_backend
 from .experiment import BackendConfig, Experiment, InitConfig, ModelConfig
+from .network import Network
 from .workspace import Workspace
-
-if TYPE_CHECKING:
-    from .network import Network
 
 _ATTRIBUTE = "_trace_cache"
 
@@ -56,6 +54,9 @@ class TraceCache:
         self._net_source: Mapping[str, Any] | None = None  # what net.params hold, if fixed
         self._budget = 0.0  # bytes of passes allowed before free memory is read again
         self._spent = 0.0
+        # The last memory estimate: (model copy, T, B, dtype, its bytes), one tuple so
+        # that a second thread reads a whole one.
+        self._need: tuple[Any, ...] | None = None
 
     # A deep copy of an experiment starts with nothing cached: a workspace holds a lock
     # and memory that belong to one experiment.
@@ -75,33 +76,27 @@ class TraceCache:
                 self._model = copy.deepcopy(exp.model)
             return self._backend, self._workspace
 
-    @contextlib.contextmanager
-    def network(self, exp: Experiment, params: Mapping[str, Any]) -> Iterator[Network]:
+    def network(self, exp: Experiment, params: Mapping[str, Any]) -> _Lease:
         """A network of ``exp.model`` on ``exp.backend`` holding ``params`` (copied and
         checked as :class:`~core.network.Network` does) with the workspace of earlier
-        passes: the last call's network, its parameters overwritten in place, while the
-        model and backend are unchanged; else a new one.  A call on another thread while
-        it is in use gets a network and workspace of its own."""
-        from .network import Network
+        passes, for a ``with`` block: the last call's network, its parameters overwritten
+        in place, while the model and backend are unchanged; else a new one.  A call on
+        another thread while it is in use gets a network and workspace of its own."""
+        return _Lease(self, exp, params)
 
-        if not self._busy.acquire(blocking=False):
-            yield Network(exp.model, params, resolve_backend(exp.backend.device,
-                                                             exp.backend.dtype))
-            return
-        try:
-            backend, workspace = self.backend_and_workspace(exp)
-            net = self._net
-            if net is None or net.mem is not workspace:
-                net = self._net = Network(exp.model, params, backend)
-                net.mem = workspace
-            elif not (params is self._net_source or _overwrite(net.params, params)):
-                net = self._net = Network(exp.model, params, backend)  # raises if wrong
-                net.mem = workspace
-            # Read-only initial weights need no copy next time; a user's may change.
-            self._net_source = params if params is self._init_params else None
-            yield net
-        finally:
-            self._busy.release()
+    def _lend(self, exp: Experiment, params: Mapping[str, Any]) -> Network:
+        """The kept network (the caller holds ``_busy``), updated to ``params``."""
+        backend, workspace = self.backend_and_workspace(exp)
+        net = self._net
+        if net is None or net.mem is not workspace:
+            net = self._net = Network(exp.model, params, backend)
+            net.mem = workspace
+        elif not (params is self._net_source or _overwrite(net.params, params)):
+            net = self._net = Network(exp.model, params, backend)  # raises if wrong
+            net.mem = workspace
+        # Read-only initial weights need no copy next time; a user's may change.
+        self._net_source = params if params is self._init_params else None
+        return net
 
     def initial_params(self, exp: Experiment) -> Mapping[str, Any]:
         """The weights ``init_params`` draws for ``exp.model`` and ``exp.init`` (float64
@@ -125,10 +120,13 @@ class TraceCache:
         microseconds, a tenth of the smallest passes, so it is read again only once the
         passes since the last reading could have taken 5 % of what was free then: a
         caller who keeps every result still meets the limit."""
-        from . import network
-
         dtype = exp.backend.dtype
-        need = network.estimate_trace_bytes(exp.model, T, B, dtype)
+        last = self._need  # estimated again only when the model or the sizes change
+        if last is not None and last[1:4] == (T, B, dtype) and last[0] == exp.model:
+            need = last[4]
+        else:
+            need = network.estimate_trace_bytes(exp.model, T, B, dtype)
+            self._need = (copy.deepcopy(exp.model), T, B, dtype, need)
         with self._lock:
             if self._spent + need <= self._budget:
                 self._spent += need
@@ -150,16 +148,47 @@ class TraceCache:
         return 0 if ws is None else ws.held_bytes
 
 
+class _Lease:
+    """``with cache.network(exp, params) as net``: the kept network while no other call
+    holds it, else a network of its own (a plain class: a generator-based context
+    manager cost more than the rest of the lease at batch 1)."""
+
+    __slots__ = ("cache", "exp", "held", "params")
+
+    def __init__(self, cache: TraceCache, exp: Experiment, params: Mapping[str, Any]):
+        self.cache, self.exp, self.params, self.held = cache, exp, params, False
+
+    def __enter__(self) -> Network:
+        cache, exp = self.cache, self.exp
+        if not cache._busy.acquire(blocking=False):
+            return Network(exp.model, self.params,
+                           resolve_backend(exp.backend.device, exp.backend.dtype))
+        self.held = True
+        try:
+            return cache._lend(exp, self.params)
+        except BaseException:
+            self.held = False
+            cache._busy.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            self.held = False
+            self.cache._busy.release()
+
+
 def _overwrite(own: dict[str, Any], params: Mapping[str, Any]) -> bool:
     """Copy ``params`` into a network's parameters ``own`` in place (cast to their dtype,
     as the network's own copy would be); False, with nothing changed, unless both have
     the same names and shapes."""
     if own.keys() != params.keys():
         return False
-    if any(np.shape(params[n]) != a.shape for n, a in own.items()):
-        return False
-    for n, a in own.items():
-        a[...] = params[n]
+    pairs = [(a, params[n]) for n, a in own.items()]
+    for a, p in pairs:  # np.shape only for what has no shape of its own (nested lists)
+        if getattr(p, "shape", None) != a.shape and np.shape(p) != a.shape:
+            return False
+    for a, p in pairs:
+        a[...] = p
     return True
 
 

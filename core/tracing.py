@@ -59,22 +59,27 @@ class Trace:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Host copies under SPEC §3 keys: loss, output, h.L, c.L, gate.NAME.L, dh.L, dc.L,
         gradnorm.L, grad.PARAM."""
-        host = self.backend.to_numpy
-        out: dict[str, np.ndarray] = {"loss": np.asarray(self.loss, dtype=np.float64),
-                                      "output": host(self.output)}
+        xp = self.backend.xp
+        out: dict[str, Any] = {"loss": np.asarray(self.loss, dtype=np.float64),
+                               "output": self.output}
         for key, L in self.layers.items():
-            out[f"h.{key}"] = host(L.h)
+            out[f"h.{key}"] = L.h
             if L.c is not None:
-                out[f"c.{key}"] = host(L.c)
-            for g, a in L.gates.items():
-                out[f"gate.{g}.{key}"] = np.ascontiguousarray(host(a))
+                out[f"c.{key}"] = L.c
+            for g, a in L.gates.items():  # a gate's block of (G, T, B, H), or a copy
+                out[f"gate.{g}.{key}"] = a if a.flags.c_contiguous else xp.ascontiguousarray(a)
             if L.dh is not None:
-                out[f"dh.{key}"] = host(L.dh)
-                out[f"gradnorm.{key}"] = host(self.gradnorm(key))
+                out[f"dh.{key}"] = L.dh
+                out[f"gradnorm.{key}"] = self.gradnorm(key)
             if L.dc is not None:
-                out[f"dc.{key}"] = host(L.dc)
+                out[f"dc.{key}"] = L.dc
         for name, g in self.grads.items():
-            out[f"grad.{name}"] = host(g)
+            out[f"grad.{name}"] = g
+        if self.backend.name == "cupy":
+            host = self.backend.to_numpy
+            return {k: a if k == "loss" else host(a) for k, a in out.items()}
+        # On the CPU the arrays are NumPy's already: the pass's own, which its workspace
+        # never lends again while they are referred to.
         return out
 
 

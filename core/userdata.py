@@ -88,9 +88,13 @@ MAX_VALUE = float(np.finfo(np.float32).max)
 
 
 def _first_bad(label: str, a: np.ndarray) -> None:
-    with np.errstate(invalid="ignore"):  # one pass each in the common case
-        if np.isfinite(a).all() and not (np.abs(a) > MAX_VALUE).any():
-            return
+    if a.dtype.kind in "biu" or a.size == 0:
+        return  # every integer lies within ±MAX_VALUE
+    # The common case in two reductions without temporaries: the extremes are within
+    # range (a NaN makes min and max NaN, and NaN compares False).
+    if (float(np.minimum.reduce(a, axis=None)) >= -MAX_VALUE
+            and float(np.maximum.reduce(a, axis=None)) <= MAX_VALUE):
+        return
     bad = ~np.isfinite(a)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -130,13 +134,15 @@ def check_input(a: Any, model: ModelConfig, label: str = "input",
     it in errors (a file name, or "input")."""
     D = model.input_size
     a = _host(a, label)
-    want = f"(T, B, D) with D = model.input_size = {D}"
+    want = "(T, B, D) with D = model.input_size = {}"  # formatted only for a message
     if a.ndim != 3:
-        raise DataError(f"{label}: expected an input of shape {want}, got shape {a.shape}")
+        raise DataError(f"{label}: expected an input of shape {want.format(D)}, got shape "
+                        f"{a.shape}")
     if a.dtype.kind not in "biuf":
         raise DataError(f"{label}: expected numbers, got dtype {a.dtype}")
     if a.shape[2] != D:
-        raise DataError(f"{label}: expected an input of shape {want}, got shape {a.shape}")
+        raise DataError(f"{label}: expected an input of shape {want.format(D)}, got shape "
+                        f"{a.shape}")
     if a.shape[0] < 1 or a.shape[1] < 1:
         raise DataError(f"{label}: needs at least one timestep and one sequence, got shape "
                         f"{a.shape}")
@@ -152,7 +158,6 @@ def check_target(a: Any, model: ModelConfig, T: int, B: int,
     O = model.output_size
     a = _host(a, label)
     seq = model.pattern != "many_to_one"
-    what = f"a {model.pattern} model with {model.loss} loss"
     if a.dtype.kind not in "biuf":
         raise DataError(f"{label}: expected numbers, got dtype {a.dtype}")
     if model.loss == "cross_entropy":
@@ -161,7 +166,7 @@ def check_target(a: Any, model: ModelConfig, T: int, B: int,
             a = a.reshape(want)
         if a.shape != want:
             raise DataError(f"{label}: expected integer class labels of shape {desc} = {want} "
-                            f"for {what}, got shape {a.shape}")
+                            f"for {_what(model)}, got shape {a.shape}")
         if a.dtype.kind == "f":
             _first_bad(label, a)
             if np.any(a != np.round(a)):
@@ -176,10 +181,14 @@ def check_target(a: Any, model: ModelConfig, T: int, B: int,
         return a.astype(np.int64, copy=False)
     want, desc = ((T, B, O), "(T, B, O)") if seq else ((B, O), "(B, O)")
     if a.shape != want:
-        raise DataError(f"{label}: expected a target of shape {desc} = {want} for {what}, "
-                        f"got shape {a.shape}")
+        raise DataError(f"{label}: expected a target of shape {desc} = {want} for "
+                        f"{_what(model)}, got shape {a.shape}")
     _first_bad(label, a)
     return a if a.dtype == dtype else _cast(a, dtype)
+
+
+def _what(model: ModelConfig) -> str:
+    return f"a {model.pattern} model with {model.loss} loss"
 
 
 def check_arrays(model: ModelConfig, x: Any, y: Any,

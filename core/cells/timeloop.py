@@ -15,6 +15,24 @@ strides taken from the NumPy arrays themselves (:data:`FORWARD_ARGS`,
 :data:`BACKWARD_ARGS`, :data:`KERNELS`).  Truncated BPTT, states frozen at window
 starts and cancellation are handled in Python between chunks of steps.
 
+Cells without recurrent weights (minGRU, minLSTM: ``HIDDEN_WEIGHTS`` False) run the
+same loop with no product: the spec's ``w`` is -1, the forward step is the kernel alone
+and the backward carry is the kernel's direct path, dL/dh_{t-1} = dh ⊙ (1 − z) or
+dh ⊙ f′.  There it also outruns the scan over time (core.scan) at every size measured,
+so the network takes the loop wherever it can run.
+
+Weight gradients stay after the loop, one product over all steps, not on the idle core
+during it.  Measured 2026-12-02 on 2 cores (load 0.2–0.4), a proxy of the backward
+loop's products and the dW_hh product in float32, median of 7: with a second thread
+taking dW over each finished chunk while the loop (GIL released) runs the next, both on
+one BLAS thread, against the loop then dW on two BLAS threads — (B, H, T) = (32, 128,
+200): 17.1 ms against 12.3 (the loop's per-step products lose more on one thread than
+the overlap saves; at the default chunk the whole sequence is one chunk anyway);
+(64, 256, 500): 142 ms against 147, within the noise (two BLAS threads already share
+these products well); (1, 32, 100): 0.7 ms against 0.2 (a thread's start and hand-over
+cost more than the pass).  On a machine whose other core is busy there is no idle core
+to take.
+
 Nothing here is required: without the compiled steps, without a CBLAS in NumPy's
 BLAS library, or for a cell or activation without kernels (ReLU and linear RNNs), the
 network runs its Python step loop, which stays the reference.
@@ -34,7 +52,7 @@ from . import fused
 
 # How each kernel's arguments are found, in the kernel's order (inputs, then outputs).
 # A trailing digit is a gate block.  x: the input projection (G, T, B, H) at t;
-# hp: the step's recurrent projection (B, G·H); gates, c, tc, h, hn: the trace at t;
+# hp: the step's recurrent projection (B, G·H); gates, raw, c, tc, h, hn: the trace at t;
 # prev_h, prev_c: the state the step started from; peep, b_hn: (H,) rows;
 # dh: the total dL/dh_t, which the loop first sums; dc: dL/dc_t; dx, dhp: the gradient
 # buffers at t; dc_carry: dL/dc carried between steps; direct: GRU's direct dL/dh_{t-1}.
@@ -48,6 +66,11 @@ FORWARD_ARGS: dict[str, tuple[str, ...]] = {
                             "gates0", "gates1", "gates2", "hn", "h"),
     "gradlab_rnn_tanh_forward": ("x0", "hp0", "h"),
     "gradlab_rnn_sigmoid_forward": ("x0", "hp0", "h"),
+    "gradlab_cifg_forward": ("x0", "x1", "x2", "hp0", "hp1", "hp2", "prev_c",
+                             "gates0", "gates1", "gates2", "c", "tc", "h"),
+    "gradlab_mingru_forward": ("x0", "x1", "prev_h", "gates0", "gates1", "h"),
+    "gradlab_minlstm_forward": ("x0", "x1", "x2", "prev_h", "gates0", "gates1", "gates2",
+                                "raw0", "raw1", "h"),
 }
 BACKWARD_ARGS: dict[str, tuple[str, ...]] = {
     "gradlab_lstm_backward": ("dh", "dc_carry", "gates0", "gates1", "gates2", "gates3", "tc",
@@ -59,6 +82,11 @@ BACKWARD_ARGS: dict[str, tuple[str, ...]] = {
                              "dx0", "dx1", "dx2", "dhp0", "dhp1", "dhp2", "direct"),
     "gradlab_rnn_tanh_backward": ("dh", "h", "dx0"),
     "gradlab_rnn_sigmoid_backward": ("dh", "h", "dx0"),
+    "gradlab_cifg_backward": ("dh", "dc_carry", "gates0", "gates1", "gates2", "tc", "prev_c",
+                              "dc", "dx0", "dx1", "dx2", "dc_carry"),
+    "gradlab_mingru_backward": ("dh", "gates0", "gates1", "prev_h", "dx0", "dx1", "direct"),
+    "gradlab_minlstm_backward": ("dh", "gates0", "gates1", "gates2", "raw0", "raw1", "prev_h",
+                                 "dx0", "dx1", "dx2", "direct"),
 }
 
 
@@ -80,6 +108,9 @@ KERNELS: dict[str, Callable[[dict], tuple[str, str] | None]] = {
     "lstm": _lstm,
     "gru": lambda P: ("gradlab_gru_forward", "gradlab_gru_backward"),
     "rnn": _rnn,
+    "cifg": lambda P: ("gradlab_cifg_forward", "gradlab_cifg_backward"),
+    "mingru": lambda P: ("gradlab_mingru_forward", "gradlab_mingru_backward"),
+    "minlstm": lambda P: ("gradlab_minlstm_forward", "gradlab_minlstm_backward"),
 }
 
 # Modes of an argument: read or written at step t; the state before step t (from the
@@ -217,7 +248,9 @@ static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
     const int64_t *s = gl_spec(args, nargs, F_HEAD, gl_fwd_arrays, 5, "gradlab_forward_loop",
                                data);
     if (s == NULL) return NULL;
-    if (s[F_w] < 0 || s[F_hbuf] < 0 || s[F_h] < 0 || s[F_h_init] < 0) {
+    /* w = -1: a cell without recurrent weights (minGRU, minLSTM), no product */
+    if ((s[F_w] >= 0 && s[F_hbuf] < 0) || (s[F_w] < 0 && s[F_bias] >= 0) || s[F_h] < 0 ||
+        s[F_h_init] < 0) {
         PyErr_SetString(PyExc_ValueError, "gradlab_forward_loop: malformed spec (arrays)");
         return NULL;
     }
@@ -226,7 +259,7 @@ static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
     npy_intp T = s[F_T], B = s[F_B], H = s[F_H], G = s[F_G], item = f64 ? 8 : 4;
     int rev = (int)s[F_reverse];
     void *gemm = (void *)(intptr_t)s[F_gemm];
-    const char *bias = gl_at(data, s[F_bias]);
+    const char *bias = gl_at(data, s[F_bias]), *w = gl_at(data, s[F_w]);
     const int64_t *a = s + F_HEAD;
     char *ptr[GL_MAXARGS];
     npy_intp step[GL_MAXARGS];
@@ -234,12 +267,14 @@ static PyObject *py_gradlab_forward_loop(PyObject *self, PyObject *const *args,
     for (npy_intp st = s[F_s0]; st < s[F_s1]; ++st) {
         npy_intp t = rev ? T - 1 - st : st, tp = rev ? t + 1 : t - 1;
         int at_first = st == s[F_first];
-        const char *hprev = at_first ? data[s[F_h_init]] : data[s[F_h]] + tp * s[F_h_tstep];
-        if (bias)  /* the biases, folded in here: the product adds onto them */
-            for (npy_intp b = 0; b < B; ++b)
-                memcpy(data[s[F_hbuf]] + b * G * H * item, bias, (size_t)(G * H * item));
-        gl_gemm(gemm, (int)s[F_gemm64], f64, 1, B, G * H, H, hprev, s[F_h_rstep] / item,
-                data[s[F_w]], H, data[s[F_hbuf]], G * H, bias != NULL);
+        if (w) {
+            const char *hprev = at_first ? data[s[F_h_init]] : data[s[F_h]] + tp * s[F_h_tstep];
+            if (bias)  /* the biases, folded in here: the product adds onto them */
+                for (npy_intp b = 0; b < B; ++b)
+                    memcpy(data[s[F_hbuf]] + b * G * H * item, bias, (size_t)(G * H * item));
+            gl_gemm(gemm, (int)s[F_gemm64], f64, 1, B, G * H, H, hprev, s[F_h_rstep] / item,
+                    w, H, data[s[F_hbuf]], G * H, bias != NULL);
+        }
         gl_pointers(a, s[F_nargs], data, t, tp, at_first, ptr, step);
         k(B, H, ptr, step);
     }
@@ -253,7 +288,9 @@ static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *const *args,
     const int64_t *s = gl_spec(args, nargs, B_HEAD, gl_bwd_arrays, 7,
                                "gradlab_backward_loop", data);
     if (s == NULL) return NULL;
-    if (s[B_w] < 0 || s[B_dhp] < 0 || s[B_dH] < 0 || s[B_dh] < 0 || s[B_carry] < 0) {
+    /* w = -1: no recurrent weights, the direct path is the whole dL/dh_{t-1} */
+    if ((s[B_w] >= 0 && s[B_dhp] < 0) || (s[B_w] < 0 && s[B_direct] < 0) || s[B_dH] < 0 ||
+        s[B_dh] < 0 || s[B_carry] < 0) {
         PyErr_SetString(PyExc_ValueError, "gradlab_backward_loop: malformed spec (arrays)");
         return NULL;
     }
@@ -266,7 +303,7 @@ static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *const *args,
     char *ptr[GL_MAXARGS];
     npy_intp step[GL_MAXARGS];
     char *carry = data[s[B_carry]], *direct = gl_at(data, s[B_direct]);
-    char *dcc = gl_at(data, s[B_dc_carry]);
+    char *dcc = gl_at(data, s[B_dc_carry]), *w = gl_at(data, s[B_w]);
     Py_BEGIN_ALLOW_THREADS
     for (npy_intp st = s[B_s1] - 1; st >= s[B_s0]; --st) {
         npy_intp t = rev ? T - 1 - st : st, tp = rev ? t + 1 : t - 1;
@@ -293,9 +330,13 @@ static PyObject *py_gradlab_backward_loop(PyObject *self, PyObject *const *args,
             if (dcc) memset(dcc, 0, (size_t)(B * H * item));
             continue;
         }
+        if (!w) {  /* no W_hh: dh_{t-1} is the direct path alone */
+            memcpy(carry, direct, (size_t)(B * H * item));
+            continue;
+        }
         /* dh_{t-1} = dL/d(projection)_t W_hh (+ the direct path) */
         gl_gemm(gemm, (int)s[B_gemm64], f64, 0, B, H, G * H,
-                data[s[B_dhp]] + t * s[B_dhp_tstep], G * H, data[s[B_w]], H, carry, H, 0);
+                data[s[B_dhp]] + t * s[B_dhp_tstep], G * H, w, H, carry, H, 0);
         if (direct) {
             if (f64) {
                 double *c = (double *)carry; const double *d = (const double *)direct;
@@ -389,8 +430,8 @@ def _plan(kernel: str, forward: bool) -> tuple[tuple[str, int], ...]:
 
 class _Spec:
     """A loop's int64 spec and the arrays it points into (by index, never by address:
-    the extension takes each array's data pointer itself).  Built once per direction
-    and pass: a few microseconds per argument."""
+    the extension takes each array's data pointer itself).  Built for the first pass of
+    each layout (a few microseconds per argument), then kept (:data:`_SPECS`)."""
 
     def __init__(self, head: tuple[str, ...], item: int):
         self.field = _FIELDS[head]
@@ -441,16 +482,23 @@ def kernels_for(backend: Any, cell: Any, P: dict) -> tuple[dict[str, Any], int, 
     names = pick(P) if pick is not None else None
     if names is None or names[0] not in FORWARD_ARGS or names[1] not in BACKWARD_ARGS:
         return None
-    order = [k.name for k in fused.ALL]
+    order = _kernel_index()
     if names[0] not in order or names[1] not in order:
         return None
-    return table, order.index(names[0]), order.index(names[1])
+    return table, order[names[0]], order[names[1]]
+
+
+@functools.cache
+def _kernel_index() -> dict[str, int]:
+    """Each kernel's place in the extension's tables (the order of fused.ALL)."""
+    return {k.name: i for i, k in enumerate(fused.ALL)}
 
 
 # Cells whose biases all add to the pre-activation, so that the forward loop can add
 # them in the step (onto which the recurrent product accumulates) instead of in a pass
-# over all steps' input projections.  Not GRU: r multiplies b_hn and not b_in.
-FOLDS_BIAS = frozenset({"lstm", "rnn"})
+# over all steps' input projections.  Not GRU: r multiplies b_hn and not b_in; not
+# minGRU/minLSTM, whose steps have no product to start from the biases.
+FOLDS_BIAS = frozenset({"lstm", "rnn", "cifg"})
 
 
 def folds_bias(backend: Any, cell: Any, P: dict) -> bool:
@@ -479,7 +527,7 @@ def chunk_steps(B: int, H: int, G: int) -> int:
     return max(1, min(256, int(1e9 // max(1.0, 2.0 * B * H * G * H))))
 
 
-def _common(spec: _Spec, D: Any, T: int, B: int, kid: int, W_hh: Any, dt: np.dtype) -> None:
+def _common(spec: _Spec, D: Any, T: int, B: int, kid: int, w: Any, dt: np.dtype) -> None:
     gemm = blas_gemm()
     assert not isinstance(gemm, str)
     head, f = spec.head, spec.field
@@ -489,15 +537,17 @@ def _common(spec: _Spec, D: Any, T: int, B: int, kid: int, W_hh: Any, dt: np.dty
     head[f["reverse"]], head[f["G"]] = int(D.reverse), D.cell.BLOCKS
     head[f["gemm"]] = gemm[1] if dt == np.float64 else gemm[0]
     head[f["gemm64"]] = int(gemm[2])
-    head[f["w"]] = spec.array(np.ascontiguousarray(W_hh, dtype=dt))
+    # No recurrent weights (minGRU, minLSTM): the loop runs the kernels alone.
+    head[f["w"]] = -1 if w is None else spec.array(w)
 
 
-def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: int, dt: np.dtype) -> bool:
-    """An argument read from the trace or the step constants (``init``: the index of
-    the array of the state before the first step); False if ``base`` is neither."""
+def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: int, rows: dict) -> bool:
+    """An argument read from the trace or the step constants (``rows``: the prepared
+    "peep" and "b_hn"; ``init``: the index of the array of the state before the first
+    step); False if ``base`` is neither."""
     S = D.S
-    if base == "gates":
-        a = S["gates"]
+    if base in ("gates", "raw"):
+        a = S[base]
         st = a.strides
         spec.arg(a, g * st[0], st[1], st[2], AT_T)
     elif base in ("c", "tc", "h", "hn"):
@@ -509,13 +559,63 @@ def _state_arg(spec: _Spec, D: Any, base: str, g: int, init: int, dt: np.dtype) 
             raise Unsuitable("initial state rows")
         spec.arg(a, 0, a.strides[0], a.strides[1], PREV, init)
     elif base == "peep":
-        a = np.ascontiguousarray(D.P["peep"], dtype=dt)  # (3, H): rows p_i, p_f, p_o
+        a = rows["peep"]  # (3, H): rows p_i, p_f, p_o
         spec.arg(a, g * a.strides[0], 0, 0, FIXED)
     elif base == "b_hn":
-        spec.arg(np.ascontiguousarray(D.P["b_hn"], dtype=dt), 0, 0, 0, FIXED)
+        spec.arg(rows["b_hn"], 0, 0, 0, FIXED)
     else:
         return False
     return True
+
+
+# Specs by layout (see _sources): what a direction's pass builds once and its next
+# passes of the same shapes find.  A spec holds offsets, steps and array indices, never
+# addresses, so it serves any arrays laid out the same way.
+_SPECS: dict[tuple, tuple[np.ndarray, tuple[int, ...]]] = {}
+_SPECS_MAX = 512
+
+
+def _sources(D: Any, dt: np.dtype, W_hh: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """Every array a loop's spec may point into, in a fixed order: ``extra`` (the
+    loop's own), the trace's arrays and the rows of the step constants."""
+    S, P = D.S, D.P
+    src = {"w": None if W_hh is None else np.ascontiguousarray(W_hh, dtype=dt)}
+    src.update(extra)
+    for k in ("gates", "raw", "c", "tc", "h", "hn"):
+        src["S." + k] = S.get(k)
+    src["peep"] = (None if P.get("peep") is None
+                   else np.ascontiguousarray(P["peep"], dtype=dt))
+    src["b_hn"] = (None if P.get("b_hn") is None
+                   else np.ascontiguousarray(P["b_hn"], dtype=dt))
+    return src
+
+
+def _layout(kind: tuple, src: dict[str, Any]) -> tuple:
+    """The key of a spec: the loop's scalars ``kind``, each source's shape and strides,
+    and which sources are one array."""
+    arrays = list(src.values())
+    ids = [id(a) for a in arrays]
+    return (kind, tuple(None if a is None else (a.shape, a.strides) for a in arrays),
+            tuple(map(ids.index, ids)))
+
+
+def _remember(key: tuple, spec: _Spec, src: dict[str, Any], slots: dict[int, str]) -> None:
+    """Keep ``spec`` for ``key``, with where each of its arrays comes from (by position
+    among the sources; ``slots``: array index → the source of a swapped slot)."""
+    names = list(src)
+    arrays = list(src.values())
+    recipe = []
+    for i, a in enumerate(spec.arrays):
+        if i in slots:
+            recipe.append(names.index(slots[i]))
+            continue
+        found = [j for j, b in enumerate(arrays) if b is a and names[j] not in slots.values()]
+        if not found:
+            return  # an array that is not a source: build this spec every time
+        recipe.append(found[0])
+    if len(_SPECS) >= _SPECS_MAX:
+        _SPECS.clear()
+    _SPECS[key] = (spec.done(), tuple(recipe))
 
 
 def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: Any,
@@ -531,36 +631,29 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
     table, kid, _ = found
     dt = np.dtype(net.backend.dtype)
     G, T, B, H = xproj.shape
-    spec = _Spec(_FWD_HEAD, dt.itemsize)
-    # The states each chunk starts from sit at fixed places among the arrays: swapped
-    # per chunk.
+    # The states each chunk starts from sit at fixed places among the arrays (the first
+    # two): swapped per chunk.
     h0 = np.ascontiguousarray(h_first, dtype=dt)
     c0 = np.ascontiguousarray(c_first, dtype=dt)
-    try:
-        _common(spec, D, T, B, kid, W_hh, dt)
-        i_h0, i_c0 = spec.slot(h0), spec.slot(c0)
-        hbuf = np.empty((B, G * H), dtype=dt)
-        h = D.S["h"]
-        if h0.strides[0] != h.strides[1] or c0.strides[0] != h.strides[1]:
-            raise Unsuitable("initial state rows")
-        f, head = spec.field, spec.head
-        head[f["hbuf"]] = spec.array(hbuf)
-        head[f["h"]], head[f["h_tstep"]], head[f["h_rstep"]] = spec.array(h), *h.strides[:2]
-        head[f["h_init"]] = i_h0
-        head[f["bias"]] = (-1 if bias is None else
-                           spec.array(np.ascontiguousarray(bias, dtype=dt).reshape(G * H)))
-        xs = xproj.strides
-        for base, g in _plan(fused.ALL[kid].name, True):
-            if base == "x":
-                spec.arg(xproj, g * xs[0], xs[1], xs[2], AT_T)
-            elif base == "hp":
-                spec.arg(hbuf, g * H * dt.itemsize, 0, hbuf.strides[0], FIXED)
-            elif not _state_arg(spec, D, base, g, i_h0 if base == "prev_h" else i_c0, dt):
-                raise Unsuitable(f"unknown forward argument {base!r}")
-    except Unsuitable:
-        return False
-    values = spec.done()
-    arrays = spec.arrays
+    i_h0, i_c0 = 0, 1
+    hbuf = None if W_hh is None else np.empty((B, G * H), dtype=dt)
+    bias_row = None if bias is None else np.ascontiguousarray(bias, dtype=dt).reshape(G * H)
+    src = _sources(D, dt, W_hh, {"h0": h0, "c0": c0, "hbuf": hbuf, "bias": bias_row,
+                                 "xproj": xproj})
+    key = _layout(("forward", kid, dt.str, T, B, H, G, D.reverse), src)
+    known = _SPECS.get(key)
+    if known is not None:
+        values = known[0].copy()
+        arrays = list(src.values())
+        arrays = [arrays[j] for j in known[1]]
+    else:
+        spec = _forward_spec(D, kid, dt, src, T, B, H, G)
+        if spec is None:
+            return False
+        _remember(key, spec, src, {i_h0: "h0", i_c0: "c0"})
+        values = spec.done()
+        arrays = spec.arrays
+    field = _FIELDS[_FWD_HEAD]
     loop = table[METHODS[0]]
     chunk = chunk or chunk_steps(B, H, G)
     cut = tbptt if (fz is not None and tbptt) else None
@@ -572,18 +665,50 @@ def run_forward(net: Any, D: Any, xproj: Any, W_hh: Any, h_first: Any, c_first: 
             s1 = min(s1, (s0 // cut + 1) * cut)
         if s0 > 0:  # the chunk starts from the state before it
             tp = order[s0 - 1]
-            src = fz if (cut and s0 % cut == 0) else None  # frozen at a window start
-            arrays[i_h0] = (src.h if src is not None else D.S["h"])[tp]
+            frozen = fz if (cut and s0 % cut == 0) else None  # frozen at a window start
+            arrays[i_h0] = (frozen.h if frozen is not None else D.S["h"])[tp]
             if "c" in D.S:
-                arrays[i_c0] = (src.c if src is not None else D.S["c"])[tp]
-        values[spec.field["first"]] = s0
-        values[spec.field["s0"]] = s0
-        values[spec.field["s1"]] = s1
+                arrays[i_c0] = (frozen.c if frozen is not None else D.S["c"])[tp]
+        values[field["first"]] = s0
+        values[field["s0"]] = s0
+        values[field["s1"]] = s1
         if net.control is not None:
             net.control.check()
         loop(values, tuple(arrays))
         s0 = s1
     return True
+
+
+def _forward_spec(D: Any, kid: int, dt: np.dtype, src: dict[str, Any], T: int, B: int,
+                  H: int, G: int) -> _Spec | None:
+    """The forward loop's spec over the arrays ``src`` (see run_forward), or None when
+    the loop cannot address them."""
+    spec = _Spec(_FWD_HEAD, dt.itemsize)
+    h0, c0, hbuf, xproj = src["h0"], src["c0"], src["hbuf"], src["xproj"]
+    try:
+        i_h0, i_c0 = spec.slot(h0), spec.slot(c0)  # 0 and 1, as run_forward swaps them
+        _common(spec, D, T, B, kid, src["w"], dt)
+        h = D.S["h"]
+        if h0.strides[0] != h.strides[1] or c0.strides[0] != h.strides[1]:
+            raise Unsuitable("initial state rows")
+        f, head = spec.field, spec.head
+        head[f["hbuf"]] = -1 if hbuf is None else spec.array(hbuf)
+        head[f["h"]], head[f["h_tstep"]], head[f["h_rstep"]] = spec.array(h), *h.strides[:2]
+        head[f["h_init"]] = i_h0
+        head[f["bias"]] = -1 if src["bias"] is None else spec.array(src["bias"])
+        xs = xproj.strides
+        for base, g in _plan(fused.ALL[kid].name, True):
+            if base == "x":
+                spec.arg(xproj, g * xs[0], xs[1], xs[2], AT_T)
+            elif base == "hp":
+                if hbuf is None:
+                    raise Unsuitable("a kernel of a recurrent product without W_hh")
+                spec.arg(hbuf, g * H * dt.itemsize, 0, hbuf.strides[0], FIXED)
+            elif not _state_arg(spec, D, base, g, i_h0 if base == "prev_h" else i_c0, src):
+                raise Unsuitable(f"unknown forward argument {base!r}")
+    except Unsuitable:
+        return None
+    return spec
 
 
 def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_first: Any,
@@ -598,17 +723,59 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
     table, _, kid = found
     dt = np.dtype(net.backend.dtype)
     T, B, H = dH.shape
-    item = dt.itemsize
     names = BACKWARD_ARGS[fused.ALL[kid].name]
-    spec = _Spec(_BWD_HEAD, item)
     carry = np.zeros((B, H), dtype=dt)
     dc_carry = np.zeros((B, H), dtype=dt) if D.cell.HAS_CELL_STATE else None
     direct = np.empty((B, H), dtype=dt) if "direct" in names else None
     h0 = np.ascontiguousarray(h_first, dtype=dt)
     c0 = np.ascontiguousarray(c_first, dtype=dt)
+    tm = D.dhp.transpose(1, 2, 0, 3)  # the time-major (T, B, G, H) memory behind it
+    src = _sources(D, dt, W_hh, {"h0": h0, "c0": c0, "tm": tm, "dH": dH, "dh": D.dh,
+                                 "dc": D.dc, "dxp": D.dxp, "dhp": D.dhp, "carry": carry,
+                                 "direct": direct, "dc_carry": dc_carry})
+    key = _layout(("backward", kid, dt.str, T, B, H, D.cell.BLOCKS, D.reverse,
+                   tm.flags.c_contiguous), src)
+    known = _SPECS.get(key)
+    if known is not None:
+        values = known[0].copy()
+        arrays = list(src.values())
+        arrays = tuple(arrays[j] for j in known[1])
+    else:
+        spec = _backward_spec(D, kid, dt, src, T, B, H)
+        if spec is None:
+            return None
+        _remember(key, spec, src, {0: "h0", 1: "c0"})
+        values = spec.done()
+        arrays = tuple(spec.arrays)
+    field = _FIELDS[_BWD_HEAD]
+    loop = table[METHODS[1]]
+    chunk = chunk or chunk_steps(B, H, D.cell.BLOCKS)
+    s1 = T
+    while s1 > 0:
+        s0 = max(0, s1 - chunk)
+        if tbptt:
+            s0 = max(s0, ((s1 - 1) // tbptt) * tbptt)
+        values[field["s0"]] = s0
+        values[field["s1"]] = s1
+        values[field["cut"]] = int(bool(tbptt) and s0 > 0 and s0 % tbptt == 0)
+        if net.control is not None:
+            net.control.check()
+        loop(values, arrays)
+        s1 = s0
+    return carry, dc_carry
+
+
+def _backward_spec(D: Any, kid: int, dt: np.dtype, src: dict[str, Any], T: int, B: int,
+                   H: int) -> _Spec | None:
+    """The backward loop's spec over the arrays ``src`` (see run_backward), or None when
+    the loop cannot address them."""
+    item = dt.itemsize
+    spec = _Spec(_BWD_HEAD, item)
+    tm, dH, carry = src["tm"], src["dH"], src["carry"]
+    direct, dc_carry = src["direct"], src["dc_carry"]
     try:
-        _common(spec, D, T, B, kid, W_hh, dt)
-        tm = D.dhp.transpose(1, 2, 0, 3)  # the time-major (T, B, G, H) memory behind it
+        i_h0, i_c0 = spec.slot(src["h0"]), spec.slot(src["c0"])  # 0 and 1
+        _common(spec, D, T, B, kid, src["w"], dt)
         if not tm.flags.c_contiguous or D.dh.strides[1:] != (H * item, item):
             raise Unsuitable("gradient buffers not time-major")
         f, head = spec.field, spec.head
@@ -619,7 +786,6 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
         head[f["direct"]] = -1 if direct is None else spec.array(direct)
         head[f["dc_carry"]] = -1 if dc_carry is None else spec.array(dc_carry)
         head[f["first"]] = 0
-        i_h0, i_c0 = spec.slot(h0), spec.slot(c0)
         for base, g in _plan(fused.ALL[kid].name, False):
             if base in ("dx", "dhp"):
                 buf = D.dxp if base == "dx" else D.dhp
@@ -630,24 +796,8 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
                 spec.arg(arr, 0, arr.strides[0], arr.strides[1], AT_T)
             elif base in ("dc_carry", "direct"):
                 spec.arg(dc_carry if base == "dc_carry" else direct, 0, 0, H * item, FIXED)
-            elif not _state_arg(spec, D, base, g, i_h0 if base == "prev_h" else i_c0, dt):
+            elif not _state_arg(spec, D, base, g, i_h0 if base == "prev_h" else i_c0, src):
                 raise Unsuitable(f"unknown backward argument {base!r}")
     except Unsuitable:
         return None
-    values = spec.done()
-    arrays = tuple(spec.arrays)
-    loop = table[METHODS[1]]
-    chunk = chunk or chunk_steps(B, H, D.cell.BLOCKS)
-    s1 = T
-    while s1 > 0:
-        s0 = max(0, s1 - chunk)
-        if tbptt:
-            s0 = max(s0, ((s1 - 1) // tbptt) * tbptt)
-        values[spec.field["s0"]] = s0
-        values[spec.field["s1"]] = s1
-        values[spec.field["cut"]] = int(bool(tbptt) and s0 > 0 and s0 % tbptt == 0)
-        if net.control is not None:
-            net.control.check()
-        loop(values, arrays)
-        s1 = s0
-    return carry, dc_carry
+    return spec

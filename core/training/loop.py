@@ -182,11 +182,17 @@ def _host_params(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 
 class _Backup:
-    """Copies of the parameters and optimizer state, to undo a non-finite update."""
+    """Copies of the parameters and optimizer state, to undo a non-finite update; taken
+    again before every update into the same memory (:meth:`take`)."""
 
     def __init__(self, params: Mapping[str, Any], opt: Optimizer) -> None:
         self.targets = [*params.values(), *opt.arrays()]
         self.copies = [a.copy() for a in self.targets]
+        self.t = opt.t
+
+    def take(self, opt: Optimizer) -> None:
+        for dst, src in zip(self.copies, self.targets, strict=True):
+            dst[...] = src
         self.t = opt.t
 
     def restore(self, opt: Optimizer) -> None:
@@ -267,6 +273,7 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
         with np.errstate(all="ignore"):
             return _loss(net, xv, yv, _free_running(exp, xv.shape[0]))
 
+    backup: _Backup | None = None
     t0 = time.perf_counter()
     stamps: collections.deque[float] = collections.deque([t0], maxlen=RATE_WINDOW + 1)
     for i in range(total):
@@ -310,7 +317,10 @@ def train(exp: Experiment, params: Mapping[str, Any] | None = None,
                            f"overflowed; the largest is that of "
                            f"{param_where(tr, _largest(tr.grads))})")
         if problem is None:
-            backup = _Backup(net.params, opt)
+            if backup is None:
+                backup = _Backup(net.params, opt)
+            else:
+                backup.take(opt)
             with np.errstate(all="ignore"):
                 opt.step(tr.grads, lr)
                 bad = _first_nonfinite(net.params)

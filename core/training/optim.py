@@ -141,22 +141,49 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015) with bias correction, as ``torch.optim.Adam`` computes it."""
+    """Adam (Kingma & Ba 2015) with bias correction, as ``torch.optim.Adam`` computes it.
+
+    On NumPy each step writes its intermediate values into one scratch array per
+    parameter, kept between steps, in the order of the expressions below (so with the
+    same rounding): the same values, without allocating half a dozen arrays per
+    parameter and step."""
 
     slots = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params: Params, cfg: TrainingConfig) -> None:
+        super().__init__(params, cfg)
+        self._scratch: Params = {}
 
     def _update(self, name: str, p: Any, g: Any, lr: float) -> None:
         b1, b2 = self.cfg.beta1, self.cfg.beta2
         m = self.state["exp_avg"][name]
         v = self.state["exp_avg_sq"][name]
-        m *= b1
-        m += (1.0 - b1) * g
-        v *= b2
-        v += (1.0 - b2) * g * g
         bc1 = 1.0 - b1 ** self.t
         bc2 = 1.0 - b2 ** self.t
-        denom = (v ** 0.5) / (bc2 ** 0.5) + self.cfg.eps
-        p -= (lr / bc1) * (m / denom)
+        if not isinstance(p, np.ndarray):  # CuPy: the expressions as written
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * g * g
+            denom = (v ** 0.5) / (bc2 ** 0.5) + self.cfg.eps
+            p -= (lr / bc1) * (m / denom)
+            return
+        s = self._scratch.get(name)
+        if s is None or s.shape != p.shape or s.dtype != p.dtype:
+            s = self._scratch[name] = np.empty_like(p)
+        m *= b1
+        np.multiply(g, 1.0 - b1, out=s)         # m += (1 − β₁)·g
+        m += s
+        v *= b2
+        np.multiply(g, 1.0 - b2, out=s)         # v += (1 − β₂)·g·g
+        s *= g
+        v += s
+        np.sqrt(v, out=s)                       # denom = √v / √bc₂ + ε
+        s /= bc2 ** 0.5
+        s += self.cfg.eps
+        np.divide(m, s, out=s)                  # p −= (lr / bc₁)·(m / denom)
+        s *= lr / bc1
+        p -= s
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam}

@@ -76,6 +76,26 @@ def test_a_large_pass_takes_one_thread_per_free_core():
         assert _blas_threads() == 1
 
 
+def test_step_loops_nest_in_a_passs_one_thread_limit():
+    import dataclasses
+
+    before = _blas_threads()
+    if before < 2:
+        pytest.skip("BLAS runs on one thread here anyway")
+    be = dataclasses.replace(resolve_backend("numpy", "float32"), share=Busy(before, before))
+    with be.whole_pass(10.0):  # small: one thread, which the step loops keep
+        with be.step_loop(10.0):
+            assert _blas_threads() == 1
+        assert _blas_threads() == 1  # the inner loop's end leaves the pass's limit
+    assert _blas_threads() == before
+    with be.whole_pass(1e12):  # large on a quiet machine: all threads, but small steps
+        assert _blas_threads() == before
+        with be.step_loop(10.0):
+            assert _blas_threads() == 1
+        assert _blas_threads() == before
+    assert _blas_threads() == before
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/stat") or (os.cpu_count() or 1) < 2,
                     reason="Linux's /proc/stat and two cores")
 def test_a_busy_process_is_seen():

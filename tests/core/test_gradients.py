@@ -23,6 +23,7 @@ from tests.core.helpers import (
     small_model,
 )
 from tests.core.test_native import compiled_kernels
+from tests.core.test_timeloop import counting
 
 CELLS = [
     ("rnn", "tanh", False),
@@ -80,11 +81,13 @@ def check_gradients(net, x, y, tbptt=None, teacher_mask=None, per_param=8, seed=
 
 @pytest.mark.parametrize("steps", ["loop", "compiled", "numpy"])
 @pytest.mark.parametrize(("cell", "act", "peep", "pattern", "bidir", "depth", "tbptt"), list(_cases()))
-def test_gradients_match_finite_differences(cell, act, peep, pattern, bidir, depth, tbptt, steps):
+def test_gradients_match_finite_differences(monkeypatch, cell, act, peep, pattern, bidir, depth,
+                                            tbptt, steps):
     """On every CPU path: the compiled time loop (core.cells.timeloop), the compiled
     steps in the Python loop over t (core.cells.native), and the NumPy steps."""
     if steps != "numpy":
         compiled_kernels()
+    calls = counting(monkeypatch)
     model = small_model(cell, pattern, bidir, depth, peep, act)
     net = network(model, compiled=steps != "numpy", time_loop=steps == "loop")
     x, y = small_data(model, T=6)
@@ -93,6 +96,14 @@ def test_gradients_match_finite_differences(cell, act, peep, pattern, bidir, dep
         mask = np.array([True, False, True, False, False, True])  # teacher-forcing mix
     # ReLU has a kink at 0: a small step keeps the differences on one side of it.
     check_gradients(net, x, y, tbptt=tbptt, teacher_mask=mask, eps=1e-6 if act == "relu" else 1e-4)
+    # The path named is the path taken: every direction of a hidden recurrence with
+    # kernels runs the compiled loop, and no other path reaches it.
+    looped = (steps == "loop" and pattern != "output_recurrence"
+              and act in ("tanh", "sigmoid"))
+    dirs = depth * (2 if bidir else 1)
+    assert calls["backward"] == (dirs if looped else 0)
+    assert calls["forward"] >= (dirs if looped else 0)
+    assert looped or calls["forward"] == 0
 
 
 @pytest.mark.parametrize("pattern", PATTERNS)
@@ -123,3 +134,17 @@ def test_truncation_changes_the_gradient_only_beyond_the_window():
     assert np.all(dh_cut[:6] == 0)
     assert np.abs(dh_full[:6]).sum() > 0
 
+
+
+@pytest.mark.parametrize("steps", ["loop", "compiled", "numpy"])
+@pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "minlstm"])
+def test_one_input_and_one_output(cell, pattern, steps):
+    """D = 1 and O = 1 (the sine task's sizes): the input projection and dL/d(features)
+    are outer products, computed without a matrix product."""
+    if steps != "numpy":
+        compiled_kernels()
+    model = small_model(cell, pattern, True, 2, D=1, O=1)
+    net = network(model, compiled=steps != "numpy", time_loop=steps == "loop")
+    x, y = small_data(model, T=6)
+    check_gradients(net, x, y)

@@ -91,7 +91,7 @@ def test_the_scan_is_chosen_from_the_threshold_on(monkeypatch):
     import core.scan
 
     model = small_model("mingru", "many_to_many", H=3)
-    net = network(model)
+    net = network(model, time_loop=False)  # the compiled time loop outruns the scan
     calls = []
     real = core.scan.forward
     monkeypatch.setattr(core.scan, "forward",
@@ -105,3 +105,10 @@ def test_the_scan_is_chosen_from_the_threshold_on(monkeypatch):
     net.scan = None  # a wide batch: the loop
     net.run(*small_data(model, T=SCAN_FROM_T, B=SCAN_MAX_WIDTH // 3 + 1))
     assert calls == [SCAN_FROM_T]
+    from core.cells import timeloop
+
+    network(model).run(*small_data(model, T=100))
+    if timeloop.status().startswith("compiled time loop"):
+        assert calls == [SCAN_FROM_T]  # the compiled time loop runs it: never the scan
+    else:
+        assert calls == [SCAN_FROM_T, 100]

@@ -62,7 +62,14 @@ def assert_close(fast, slow, dtype):
 
 
 CASES = [("lstm", False, "tanh"), ("lstm", True, "tanh"), ("gru", False, "tanh"),
-         ("rnn", False, "tanh"), ("rnn", False, "sigmoid")]
+         ("rnn", False, "tanh"), ("rnn", False, "sigmoid"), ("cifg", False, "tanh"),
+         ("mingru", False, "tanh"), ("minlstm", False, "tanh")]
+
+
+def test_every_cell_with_kernels_is_in_the_loops_table():
+    from core.cells import CELLS
+
+    assert set(timeloop.KERNELS) == set(CELLS)
 
 
 @pytest.mark.parametrize(("cell", "peep", "act"), CASES)
@@ -79,17 +86,19 @@ def test_the_loop_gives_the_python_loops_trace(monkeypatch, cell, peep, act, pat
     assert_close(fast, slow, dtype)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "cifg", "mingru", "minlstm"])
 def test_frozen_window_starts_initial_states_and_small_chunks(monkeypatch, cell):
     model = small_model(cell, "many_to_many", bidirectional=True, D=2, H=5)
     x, y = small_data(model, T=13, B=2)
     rng = np.random.default_rng(5)
-    initial = {k: (rng.normal(size=(2, 5)), rng.normal(size=(2, 5)) if cell == "lstm" else None)
+    cell_state = cell in ("lstm", "cifg")
+    initial = {k: (rng.normal(size=(2, 5)), rng.normal(size=(2, 5)) if cell_state else None)
                for k in ("l0", "l0_reverse")}
     for start in (initial, None):  # given initial states, and zeros for both h and c
         results = []
         for time_loop in (True, False):
             net = network(model, "float64", time_loop=time_loop)
+            net.scan = False  # minGRU/minLSTM: the step loops, not the scan (core.scan)
             frozen = net.run(x * 1.5, y, tbptt=3)  # other states at the window starts
             results.append(net.run(x, y, tbptt=3, frozen=frozen, initial=start))
         assert_close(*results, "float64")
@@ -101,7 +110,9 @@ def test_frozen_window_starts_initial_states_and_small_chunks(monkeypatch, cell)
                             lambda *a, c=chunk, f=fwd, **k: f(*a, chunk=c, **k))
         monkeypatch.setattr(timeloop, "run_backward",
                             lambda *a, c=chunk, b=bwd, **k: b(*a, chunk=c, **k))
-        chunked.append(network(model, "float64").run(x, y, tbptt=4, initial=initial))
+        net = network(model, "float64")
+        net.scan = False
+        chunked.append(net.run(x, y, tbptt=4, initial=initial))
         monkeypatch.setattr(timeloop, "run_forward", fwd)
         monkeypatch.setattr(timeloop, "run_backward", bwd)
     assert_close(chunked[0], chunked[2], "float64")
@@ -183,12 +194,14 @@ def test_large_sizes_agree_in_float32(monkeypatch):
         np.testing.assert_allclose(got[key], want[key], rtol=1e-4, atol=1e-5 * scale, err_msg=key)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru", "cifg", "mingru"])
 def test_biases_are_added_once_whichever_loop_runs(monkeypatch, cell):
-    """LSTM and RNN biases go to the compiled loop's steps, not the input projection;
-    should the loop then decline a direction, the Python loop gets them instead."""
+    """LSTM, CIFG and RNN biases go to the compiled loop's steps, not the input
+    projection; should the loop then decline a direction, the Python loop gets them
+    instead."""
     model = small_model(cell, "many_to_many", bidirectional=True, D=3, H=6)
-    assert timeloop.folds_bias(network(model).backend, *_cell_and_constants(cell)) == (cell != "gru")
+    folds = cell in ("lstm", "rnn", "cifg")
+    assert timeloop.folds_bias(network(model).backend, *_cell_and_constants(cell)) == folds
     fast, slow = both(model, "float64")
     assert_close(fast, slow, "float64")
     monkeypatch.setattr(timeloop, "run_forward", lambda *a, **k: False)  # the loop declines
@@ -200,3 +213,50 @@ def _cell_and_constants(cell: str):
     from core.cells import CELLS
 
     return CELLS[cell], {"activation": "tanh"}
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+@pytest.mark.parametrize("tbptt", [None, 5])
+def test_cells_without_recurrent_weights_loop_where_the_scan_does_not(monkeypatch, cell, tbptt):
+    """minGRU and minLSTM take the compiled loop (no product in it) where the scan is not
+    the faster path, and give the scan's trace where both can run."""
+    calls = counting(monkeypatch)
+    model = small_model(cell, "many_to_many", bidirectional=True, depth=2, D=3, H=6)
+    x, y = small_data(model, T=40, B=2)
+    traces = {}
+    for path in ("loop", "scan", "python"):
+        net = network(model, "float64", time_loop=path != "python")
+        net.scan = path == "scan"
+        traces[path] = net.run(x, y, tbptt=tbptt, input_grad=True)
+    assert calls == {"forward": 4, "backward": 4}  # the loop's run only: two layers × two
+    assert_close(traces["loop"], traces["python"], "float64")
+    got, want = traces["loop"].to_arrays(), traces["scan"].to_arrays()
+    for key in want:  # the scan associates its products otherwise: rounding apart
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-11, err_msg=key)
+
+
+def test_a_spec_is_built_once_per_layout_and_serves_later_passes(monkeypatch):
+    """The second pass of the same shapes takes the kept spec with its own arrays; a
+    pass of other shapes, or with initial states (h0 and c0 no longer one array),
+    builds its own; every trace equals the Python loop's."""
+    built = []
+    for name in ("_forward_spec", "_backward_spec"):
+        real = getattr(timeloop, name)
+        monkeypatch.setattr(timeloop, name,
+                            lambda *a, r=real, n=name, **k: built.append(n) or r(*a, **k))
+    monkeypatch.setattr(timeloop, "_SPECS", {})
+    model = small_model("lstm", "many_to_many", bidirectional=True, D=3, H=5)
+    net = network(model, "float64")
+    slow = network(model, "float64", time_loop=False)
+    rng = np.random.default_rng(2)
+    for T, B, initial in ((7, 2, False), (7, 2, False), (9, 2, False), (7, 3, False),
+                          (7, 2, True), (7, 2, False)):
+        x, y = small_data(model, T=T, B=B, seed=T + B)
+        start = ({k: (rng.normal(size=(B, 5)), rng.normal(size=(B, 5)))
+                  for k in ("l0", "l0_reverse")} if initial else None)
+        before = len(built)
+        assert_close(net.run(x, y, initial=start), slow.run(x, y, initial=start), "float64")
+        if (T, B, initial) == (7, 2, False) and before:
+            assert len(built) == before  # kept from the first pass
+        else:
+            assert len(built) == before + 4  # two directions, forward and back
