@@ -355,20 +355,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         from core.weights import load_weights
 
         params = load_weights(args.weights, exp.model)
-    out = _out_dir(args.out)
     # A headless command: never open a window, whatever the display.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     export = _gui("gui.export", "exporting plots")
-    try:
-        written = export.export_headless(exp, out, formats, params=params, data=data,
+    from core.outputs import OutputFolder
+
+    # every file, or none (see core.outputs): an earlier export's plots are replaced
+    # as a whole, the user's own files stay
+    with OutputFolder(args.out, "--out", export.owns) as out:
+        written = export.export_headless(exp, out.path, formats, params=params, data=data,
                                          history=history, size=size, scale=args.scale,
                                          theme=args.theme)
-    except export.ExportError as exc:
-        for path in exc.written:
-            print(f"wrote {path}")
-        raise
+        out.commit()
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {out.final(path)}")
     return 0
 
 
@@ -448,25 +448,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
               "from its seed's initialisation")
     data = _data(args, doc)
     variants(exp, vary)  # every path and value checked before anything is written
-    out = _out_dir(args.out)
     from core.jobs import Control
+    from core.outputs import COMPARE_OUTPUTS, OutputFolder
+    from core.tracefile import writing
 
-    progress = _CompareProgress()
-    result = compare(exp, vary, seeds=args.seeds, train_steps=args.train_steps, data=data,
-                     control=Control(progress.update))
-    progress.close()
-    written = [out / "compare.csv", out / "compare.json"]
-    result.write_csv(written[0])
-    result.write_json(written[1])
+    # A headless command: never open a window, whatever the display.
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    figure = _gui("gui.compare_plot", "drawing compare.png")
+    with OutputFolder(args.out, "--out", COMPARE_OUTPUTS) as out:  # every file, or none
+        progress = _CompareProgress()
+        result = compare(exp, vary, seeds=args.seeds, train_steps=args.train_steps, data=data,
+                         control=Control(progress.update))
+        progress.close()
+        csv, meta = out.path / "compare.csv", out.path / "compare.json"
+        written = [writing(csv, lambda: result.write_csv(csv)),
+                   writing(meta, lambda: result.write_json(meta))]
+        written += figure.write_figure(result, out.path)
+        out.commit()
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {out.final(path)}")
     for run in result.runs:
         if run.nonfinite:
             _warn(f"{run.variant}, seed {run.seed}: {run.nonfinite}")
-    # A headless command: never open a window, whatever the display.
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    for path in _gui("gui.compare_plot", "drawing compare.png").write_figure(result, out):
-        print(f"wrote {path}")
     return 0
 
 
