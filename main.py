@@ -286,11 +286,12 @@ def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
         sys.stderr.write("\nstopping after this step (Ctrl-C again to abort without saving)\n")
 
     progress = _Progress(total)
-    seen: list[Any] = []
+    seen = {"steps": 0, "last": None}  # the last snapshot only: each holds its probe
 
     def each(snap: Any) -> None:
-        seen.append(snap)
-        progress.update(len(seen), snap, final=snap.done)
+        seen["steps"] += 1
+        seen["last"] = snap
+        progress.update(seen["steps"], snap, final=snap.done)
         if snap.nonfinite:
             _warn(snap.nonfinite)
 
@@ -301,9 +302,9 @@ def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    last = seen[-1] if seen else None
+    last = seen["last"]
     if last is not None and not last.done:
-        progress.update(len(seen), last, final=True)
+        progress.update(seen["steps"], last, final=True)
 
     exp, final = lab.experiment, dict(lab.params)
     written = []
@@ -322,7 +323,7 @@ def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
     for path in written:
         print(f"wrote {staged.final(path)}")
     if stop["asked"]:
-        print(f"stopped after {len(seen)} of {total} steps", file=sys.stderr)
+        print(f"stopped after {seen['steps']} of {total} steps", file=sys.stderr)
         return 130
     return 0
 
