@@ -16,7 +16,10 @@
 - ``connectivity`` — the (T_out, T) float64 map and the pass over one chunk of
   copies of a sample;
 - ``training`` — the optimizer's slots, the copy that undoes a non-finite update,
-  and the validation batch's forward pass;
+  the latest training pass (alive while the validation pass and the probe run), the
+  states the validation batch's forward pass leaves in the network's workspace for the
+  next one, and, when training probes, the previous probe's arrays, still shown while
+  the next probe runs;
 - ``writing`` — the buffer through which NumPy writes a compressed ``.npz`` member.
 
 The analyses run one after another, so the peak is the largest of them on top of
@@ -107,6 +110,20 @@ def _trace_bytes(model: ModelConfig, T: int, B: int, dtype: str) -> int:
     return estimate_trace_bytes(model, T, B, dtype)
 
 
+def _stored_bytes(model: ModelConfig, T: int, B: int, item: int, backward: bool) -> int:
+    """The per-step arrays a pass keeps: every direction's states and gates
+    (:data:`core.network._STORED`), with ``backward`` also its dL/dh (and dL/dc) — what a
+    forward-only pass leaves in the workspace, or a probe's arrays."""
+    from .network import _STORED
+
+    units = 0
+    for layer in model.layers:
+        cell = CELLS[layer.cell]
+        per = _STORED[layer.cell] + ((2 if cell.HAS_CELL_STATE else 1) if backward else 0)
+        units += (2 if layer.bidirectional else 1) * per * layer.hidden_size
+    return units * T * B * item
+
+
 def _eigen_bytes(model: ModelConfig, item: int) -> int:
     """Float64 copies of the parameters (none when they are float64 already) and
     LAPACK's copy and work on the largest block."""
@@ -176,9 +193,10 @@ def estimate(exp: Experiment, T: int, B: int, *, jacobian: bool = False,
         Bt = train_batch or B
         slots = _SLOTS.get(exp.training.optimizer, 2)
         state = (2 * slots + 1) * item * P  # the slots, and the copy that undoes an update
-        train_trace = _trace_bytes(m, T, Bt, dtype)
-        val = _trace_bytes(m, T, val_batch, dtype) if val_batch else 0
-        parts["training"] = state + train_trace + max(val, 0)
+        train_trace = _trace_bytes(m, T, Bt, dtype)  # alive through validation and probe
+        val = _stored_bytes(m, T, val_batch, item, backward=False) if val_batch else 0
+        shown = _stored_bytes(m, T, B, item, backward=True) if jacobian or connectivity else 0
+        parts["training"] = state + train_trace + max(val, 0) + shown
         parts["data"] += 8 * T * max(Bt, val_batch) * (m.input_size + m.output_size) * 2
         probes = training_steps // max(exp.training.trace_every, 1) if jacobian or connectivity \
             else 0
