@@ -863,7 +863,26 @@ def _fail(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status."""
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status.
+
+    As the program itself (``argv`` None), a command interrupted during a long LAPACK
+    call (core.jobs.run_cancellable) ends the process at once: the call runs on in its
+    thread, and the BLAS library's exit handlers would wait for it, or hang."""
+    status = _main(argv)
+    if argv is None:
+        from core.jobs import abandoned_calls
+
+        if abandoned_calls():
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(status)
+    return status
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

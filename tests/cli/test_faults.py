@@ -211,3 +211,36 @@ def test_a_full_disk_under_export_and_compare_is_exit_2_and_keeps_the_old_folder
     assert "Traceback" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
+
+
+BIG_EIG = {"format": "gradlab-experiment", "version": 1,  # one 3000 x 3000 eigenvalue problem
+           "model": {"layers": [{"cell": "rnn", "hidden_size": 3000}]},
+           "task": {"name": "sine", "seq_len": 5, "batch_size": 1},
+           "backend": {"device": "numpy", "dtype": "float64"}}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_during_a_long_eigenvalue_call_ends_at_once_and_writes_nothing(tmp_path, sig):
+    """LAPACK cannot be interrupted: the call runs in a thread of its own, and the
+    command stops waiting for it (exit 130 within a second, the old folder intact)."""
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(BIG_EIG))
+    out = old_folder(tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = start(["analyze", exp, "--out", out],
+                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    end = time.monotonic() + 120
+    while not any(p.name.endswith(".staging") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < end, "never started"
+        time.sleep(0.02)
+    time.sleep(0.7)  # into the eigenvalues (the pass of 5 steps takes milliseconds)
+    assert proc.poll() is None, "the eigenvalues took under a second: use a larger size"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, err
+    assert took < 1.5, f"{took:.1f} s after the signal"
+    assert err.strip().splitlines() == ["error: interrupted"], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
