@@ -153,3 +153,18 @@ def test_sizes_near_the_limits_never_overflow():
     assert est.peak > 10**20 and est.seconds > 0
     with pytest.raises(MemoryLimitError, match="this run needs about"):
         check(est)
+
+
+def test_the_time_of_an_eigenvalue_problem_is_estimated_within_ten_times():
+    """The model's 10 n³ FLOPs of LAPACK at its measured rate, against one measurement:
+    within the factor of ten the fuzz campaign allows before it calls a run hung."""
+    import time
+
+    import numpy as np
+
+    exp = exp_for("rnn", 768, 4, 1)
+    a = np.random.default_rng(0).uniform(-1, 1, (768, 768)) / np.sqrt(768)
+    t0 = time.perf_counter()
+    np.linalg.eigvals(a)
+    took = time.perf_counter() - t0
+    assert took / 10 <= estimate_mod.eigen_seconds(exp.model) <= 10 * took
