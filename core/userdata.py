@@ -88,7 +88,9 @@ MAX_VALUE = float(np.finfo(np.float32).max)
 
 
 def _first_bad(label: str, a: np.ndarray) -> None:
-    with np.errstate(invalid="ignore"):  # one pass each in the common case
+    # over: a dtype narrower than float32 (float16) turns MAX_VALUE into inf in the
+    # comparison, which is still right: none of its finite values is beyond it
+    with np.errstate(invalid="ignore", over="ignore"):  # one pass each in the common case
         if np.isfinite(a).all() and not (np.abs(a) > MAX_VALUE).any():
             return
     bad = ~np.isfinite(a)
@@ -96,7 +98,7 @@ def _first_bad(label: str, a: np.ndarray) -> None:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise DataError(f"{label}: {int(bad.sum())} non-finite value(s) (NaN or infinity), the "
                         f"first at index {list(where)}")
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         big = np.abs(a) > MAX_VALUE
     if big.any():
         where = tuple(int(i) for i in np.argwhere(big)[0])
