@@ -156,15 +156,23 @@ def test_sizes_near_the_limits_never_overflow():
 
 
 def test_the_time_of_an_eigenvalue_problem_is_estimated_within_ten_times():
-    """The model's 10 n³ FLOPs of LAPACK at its measured rate, against one measurement:
-    within the factor of ten the fuzz campaign allows before it calls a run hung."""
+    """The model's 10 n³ FLOPs of LAPACK at its measured rate, against the best of three
+    measurements on one BLAS thread (a second thread spinning on a busy machine, or
+    another test's work, can make one measurement many times slower): within the
+    factor of ten the fuzz campaign allows before it calls a run hung."""
     import time
 
     import numpy as np
+    from threadpoolctl import threadpool_limits
 
     exp = exp_for("rnn", 768, 4, 1)
     a = np.random.default_rng(0).uniform(-1, 1, (768, 768)) / np.sqrt(768)
-    t0 = time.perf_counter()
-    np.linalg.eigvals(a)
-    took = time.perf_counter() - t0
-    assert took / 10 <= estimate_mod.eigen_seconds(exp.model) <= 10 * took
+    took = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(3):
+            t0 = time.perf_counter()
+            np.linalg.eigvals(a)
+            took.append(time.perf_counter() - t0)
+    assert min(took) / 10 <= estimate_mod.eigen_seconds(exp.model) <= 10 * min(took)
+    small = estimate_mod.eigen_seconds(exp_for("rnn", 384, 4, 1).model)
+    assert 4 < estimate_mod.eigen_seconds(exp.model) / small < 8  # n³, with an n² part
