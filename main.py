@@ -286,11 +286,12 @@ def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
         sys.stderr.write("\nstopping after this step (Ctrl-C again to abort without saving)\n")
 
     progress = _Progress(total)
-    seen: list[Any] = []
+    seen = {"steps": 0, "last": None}  # the last snapshot only: each holds its probe
 
     def each(snap: Any) -> None:
-        seen.append(snap)
-        progress.update(len(seen), snap, final=snap.done)
+        seen["steps"] += 1
+        seen["last"] = snap
+        progress.update(seen["steps"], snap, final=snap.done)
         if snap.nonfinite:
             _warn(snap.nonfinite)
 
@@ -301,9 +302,9 @@ def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    last = seen[-1] if seen else None
+    last = seen["last"]
     if last is not None and not last.done:
-        progress.update(len(seen), last, final=True)
+        progress.update(seen["steps"], last, final=True)
 
     exp, final = lab.experiment, dict(lab.params)
     written = []
@@ -322,7 +323,7 @@ def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
     for path in written:
         print(f"wrote {staged.final(path)}")
     if stop["asked"]:
-        print(f"stopped after {len(seen)} of {total} steps", file=sys.stderr)
+        print(f"stopped after {seen['steps']} of {total} steps", file=sys.stderr)
         return 130
     return 0
 
@@ -355,20 +356,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         from core.weights import load_weights
 
         params = load_weights(args.weights, exp.model)
-    out = _out_dir(args.out)
     # A headless command: never open a window, whatever the display.
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     export = _gui("gui.export", "exporting plots")
-    try:
-        written = export.export_headless(exp, out, formats, params=params, data=data,
+    from core.outputs import OutputFolder
+
+    # every file, or none (see core.outputs): an earlier export's plots are replaced
+    # as a whole, the user's own files stay
+    with OutputFolder(args.out, "--out", export.owns) as out:
+        written = export.export_headless(exp, out.path, formats, params=params, data=data,
                                          history=history, size=size, scale=args.scale,
                                          theme=args.theme)
-    except export.ExportError as exc:
-        for path in exc.written:
-            print(f"wrote {path}")
-        raise
+        out.commit()
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {out.final(path)}")
     return 0
 
 
@@ -448,25 +449,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
               "from its seed's initialisation")
     data = _data(args, doc)
     variants(exp, vary)  # every path and value checked before anything is written
-    out = _out_dir(args.out)
     from core.jobs import Control
+    from core.outputs import COMPARE_OUTPUTS, OutputFolder
+    from core.tracefile import writing
 
-    progress = _CompareProgress()
-    result = compare(exp, vary, seeds=args.seeds, train_steps=args.train_steps, data=data,
-                     control=Control(progress.update))
-    progress.close()
-    written = [out / "compare.csv", out / "compare.json"]
-    result.write_csv(written[0])
-    result.write_json(written[1])
+    # A headless command: never open a window, whatever the display.
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    figure = _gui("gui.compare_plot", "drawing compare.png")
+    with OutputFolder(args.out, "--out", COMPARE_OUTPUTS) as out:  # every file, or none
+        progress = _CompareProgress()
+        result = compare(exp, vary, seeds=args.seeds, train_steps=args.train_steps, data=data,
+                         control=Control(progress.update))
+        progress.close()
+        csv, meta = out.path / "compare.csv", out.path / "compare.json"
+        written = [writing(csv, lambda: result.write_csv(csv)),
+                   writing(meta, lambda: result.write_json(meta))]
+        written += figure.write_figure(result, out.path)
+        out.commit()
     for path in written:
-        print(f"wrote {path}")
+        print(f"wrote {out.final(path)}")
     for run in result.runs:
         if run.nonfinite:
             _warn(f"{run.variant}, seed {run.seed}: {run.nonfinite}")
-    # A headless command: never open a window, whatever the display.
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    for path in _gui("gui.compare_plot", "drawing compare.png").write_figure(result, out):
-        print(f"wrote {path}")
     return 0
 
 
@@ -859,7 +863,26 @@ def _fail(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status."""
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status.
+
+    As the program itself (``argv`` None), a command interrupted during a long LAPACK
+    call (core.jobs.run_cancellable) ends the process at once: the call runs on in its
+    thread, and the BLAS library's exit handlers would wait for it, or hang."""
+    status = _main(argv)
+    if argv is None:
+        from core.jobs import abandoned_calls
+
+        if abandoned_calls():
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(status)
+    return status
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

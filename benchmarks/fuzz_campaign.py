@@ -12,9 +12,11 @@ input in a folder of its own), and faults run real processes:
 - ``csv``         malformed CSV series for the csv task;
 - ``archive``     corrupted ``.gradlab`` documents;
 - ``special``     named pipes, devices, folders, missing files and links in every path;
-- ``kill``        ``kill -9`` of ``train`` into a folder holding an earlier run, of a
-  document save and of an autosave, at random moments;
-- ``disk``        ``train`` and ``analyze`` under a file-size limit (a full disk).
+- ``kill``        ``kill -9`` of ``train``, ``export`` and ``compare`` into folders
+  holding an earlier run and the user's own file, of a document save and of an
+  autosave, at random moments;
+- ``disk``        ``train``, ``analyze``, ``export`` and ``compare`` under a file-size
+  limit (a full disk).
 
 Each run is judged on: exit status (0, 2 or 130; 1 is an internal error), a traceback
 or a NumPy warning on stderr, more than one ``error:`` line, a run over 5 s whose
@@ -666,7 +668,16 @@ class Pool:
 
 OUTPUTS = {"analyze": {"trace.npz", "summary.json"},
            "train": {"experiment.json", "weights.safetensors", "history.csv", "trace.npz",
-                     "summary.json"}}
+                     "summary.json"},
+           "compare": {"compare.csv", "compare.json", "compare.png", "compare.svg"}}
+# export and compare in the kill and file-size-limit classes: their arguments, and what an
+# earlier run of each left in the folder (an export's names depend on the model: these
+# are an LSTM's and a GRU's)
+EXPORT_ARGS = ["--formats", "png,csv", "--size", "480x320"]
+COMPARE_ARGS = ["--vary", "init.forget_bias=0,1", "--seeds", "2", "--train-steps", "3"]
+EARLIER = {"export": {"experiment.json", "signals.png", "gradients.csv", "hidden.h.l0.png",
+                      "hidden.h.l1.png"},
+           "compare": OUTPUTS["compare"]}
 
 
 def judge(case: Case, folder: Path, res: dict[str, Any]) -> dict[str, int]:
@@ -719,6 +730,8 @@ def judge(case: Case, folder: Path, res: dict[str, Any]) -> dict[str, int]:
 def _loadable(out: Path, command: str) -> bool:
     from core.tracefile import load_trace
 
+    if command in ("export", "compare"):
+        return _output_ok(out, command)
     try:
         load_trace(out / "trace.npz")
         json.loads((out / "summary.json").read_text())
@@ -731,6 +744,48 @@ def _loadable(out: Path, command: str) -> bool:
         return True
     except Exception:
         return False
+
+
+def _output_ok(out: Path, command: str) -> bool:
+    """A complete new export or comparison in ``out``: every file of this run readable,
+    none of an earlier run's left beside them, the user's own file kept."""
+    from core.experiment import load_experiment_config
+
+    try:
+        names = {p.name for p in out.iterdir()}
+        if (out / "notes.txt").read_text() != "mine":
+            return False
+        if any((out / n).read_bytes() == b"old run" for n in names):
+            return False  # an earlier run's file beside the new ones
+        if command == "export":
+            load_experiment_config(out / "experiment.json")
+            pngs = [n for n in names if n.endswith(".png")]
+            return bool(pngs) and all((out / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+                                      for n in pngs) and "gradients.csv" in names
+        json.loads((out / "compare.json").read_text())
+        return (names == OUTPUTS["compare"] | {"notes.txt"}
+                and (out / "compare.csv").read_text().startswith("variant,key,t,mean,low,high")
+                and (out / "compare.png").read_bytes()[:4] == b"\x89PNG")
+    except (OSError, ValueError):
+        return False
+
+
+def _earlier(out: Path, command: str) -> dict[str, bytes]:
+    """``out`` holding an earlier run of ``command`` and the user's own file."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for name in EARLIER[command]:
+        (out / name).write_text("old run")
+    (out / "notes.txt").write_text("mine")
+    return {p.name: p.read_bytes() for p in out.iterdir()}
+
+
+def _argv(command: str, out: str, steps: int = 2) -> list[str]:
+    """The command line of a kill or file-size-limit run of ``command`` on e.json."""
+    head = [sys.executable, str(ROOT / "main.py"), command, "e.json"]
+    tail = {"train": ["--steps", str(steps)], "analyze": [], "export": EXPORT_ARGS,
+            "compare": COMPARE_ARGS}[command]
+    return [*head, *tail, "--out", out]
 
 
 @dataclass
@@ -794,8 +849,13 @@ def _old_run(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in out.iterdir()}
 
 
-def run_kills(n: int, seed: int, base: Path, tally: Tally) -> None:
-    """kill -9 of train, of a document save and of an autosave at random moments."""
+KILLED = ("train", "save", "autosave", "export", "compare")
+
+
+def run_kills(n: int, seed: int, base: Path, tally: Tally,
+              what_runs: tuple[str, ...] = KILLED) -> None:
+    """kill -9 of train, of a document save, of an autosave, of export and of compare at
+    random moments, each into a folder holding an earlier run and the user's own file."""
     rng = random.Random(seed + 1)
     exp = base_experiment(random.Random(3))
     exp["model"]["layers"] = [{"cell": "lstm", "hidden_size": 64}]
@@ -809,15 +869,19 @@ def run_kills(n: int, seed: int, base: Path, tally: Tally) -> None:
     old = _old_run(out)
     saver = folder / "saver.py"
     saver.write_text(SAVER.format(root=str(ROOT)))
+    outs = {"export": folder / "xout", "compare": folder / "cout"}
+    earlier = {what: _earlier(path, what) for what, path in outs.items()}
     for i in range(n):
-        what = ("train", "save", "autosave")[i % 3]
+        what = what_runs[i % len(what_runs)]
         if what == "train":
             argv = [sys.executable, str(ROOT / "main.py"), "train", "e.json", "--out", "out"]
+        elif what in outs:
+            argv = _argv(what, outs[what].name)
         else:
             argv = [sys.executable, str(saver), what]
         proc = subprocess.Popen(argv, cwd=folder, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 3.0 if what == "train" else 2.0))
+        time.sleep(rng.uniform(0.3, 2.0 if what in ("save", "autosave") else 3.0))
         proc.kill()
         proc.wait()
         bad: dict[str, int] = {}
@@ -827,6 +891,12 @@ def run_kills(n: int, seed: int, base: Path, tally: Tally) -> None:
                                      and _loadable(out, "train")):
                 bad["mixed or half-written folder"] = 1
             old = {p.name: p.read_bytes() for p in out.iterdir()}
+        elif what in outs:
+            now = {p.name: p.read_bytes() for p in outs[what].iterdir()}
+            if now != earlier[what] and not _output_ok(outs[what], what):
+                bad["mixed or half-written folder"] = 1
+            if now != earlier[what]:  # a run that finished: the next kill starts from it
+                earlier[what] = _earlier(outs[what], what)
         else:
             doc = folder / ("doc.gradlab" if what == "save" else "autosave")
             if not _document_ok(doc, what):
@@ -837,9 +907,21 @@ def run_kills(n: int, seed: int, base: Path, tally: Tally) -> None:
                            "--steps", "1"], cwd=folder, capture_output=True, text=True, timeout=300)
     for what in ("save", "autosave"):
         subprocess.run([sys.executable, str(saver), what, "once"], cwd=folder, timeout=300)
+    rcs = [done.returncode]
+    bad = {}
+    for what, path in outs.items():
+        if what in what_runs:
+            rcs.append(subprocess.run(_argv(what, path.name), cwd=folder, capture_output=True,
+                                      timeout=300).returncode)
+            if not _output_ok(path, what):
+                bad["mixed or half-written folder"] = 1
     leftovers = [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".staging", ".old"))]
-    tally.add("next run after kills", done.returncode,
-              {"stale temporary files": 1} if leftovers else {}, f"leftovers {leftovers[:3]}")
+    if leftovers:
+        bad["stale temporary files"] = 1
+    if any(rc != 0 for rc in rcs):
+        bad["internal error"] = 1
+    tally.add("next run after kills", max(rcs, key=abs), bad, f"leftovers {leftovers[:3]}, "
+              f"exit codes {rcs}")
 
 
 def _document_ok(path: Path, what: str) -> bool:
@@ -887,8 +969,13 @@ else:
 '''
 
 
-def run_disk(seed: int, base: Path, tally: Tally) -> None:
-    """train and analyze under file-size limits: exit 2 naming the file, old folder kept."""
+DISK_COMMANDS = ("train", "analyze", "export", "compare")
+
+
+def run_disk(seed: int, base: Path, tally: Tally,
+             commands: tuple[str, ...] = DISK_COMMANDS) -> None:
+    """train, analyze, export and compare under file-size limits: exit 2 naming the file,
+    old folder kept."""
     rng = random.Random(seed + 2)
     folder = base / "disk"
     folder.mkdir()
@@ -896,17 +983,15 @@ def run_disk(seed: int, base: Path, tally: Tally) -> None:
     exp["model"]["layers"] = [{"cell": "gru", "hidden_size": 32}]
     (folder / "e.json").write_text(json.dumps(exp))
     for limit in [0, 512, 2048, 8192, 32768, 131072] + [rng.randrange(1, 200_000) for _ in range(14)]:
-        for command in ("train", "analyze"):
+        for command in commands:
             out = folder / "out"
             shutil.rmtree(out, ignore_errors=True)
-            old = _old_run(out)
+            old = _earlier(out, command) if command in EARLIER else _old_run(out)
 
             def cap(limit: int = limit) -> None:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-            argv = [sys.executable, str(ROOT / "main.py"), command, "e.json", "--out", "out"]
-            if command == "train":
-                argv += ["--steps", "2"]
+            argv = _argv(command, "out")
             done = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=300,
                                   preexec_fn=cap)
             bad: dict[str, int] = {}
@@ -916,6 +1001,8 @@ def run_disk(seed: int, base: Path, tally: Tally) -> None:
             now = {p.name: p.read_bytes() for p in out.iterdir()}
             if done.returncode == 2 and now != old:
                 bad["mixed or half-written folder"] = 1
+            if done.returncode == 2 and "cannot" not in err:  # the error names the write
+                bad["error not one short line"] = 1
             if done.returncode == 0 and not _loadable(out, command):
                 bad["mixed or half-written folder"] = 1
             leftovers = [p for p in folder.rglob("*") if p.name.endswith((".tmp", ".staging"))]

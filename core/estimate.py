@@ -16,7 +16,10 @@
 - ``connectivity`` — the (T_out, T) float64 map and the pass over one chunk of
   copies of a sample;
 - ``training`` — the optimizer's slots, the copy that undoes a non-finite update,
-  and the validation batch's forward pass;
+  the latest training pass (alive while the validation pass and the probe run), the
+  states the validation batch's forward pass leaves in the network's workspace for the
+  next one, and, when training probes, the previous probe's arrays, still shown while
+  the next probe runs;
 - ``writing`` — the buffer through which NumPy writes a compressed ``.npz`` member.
 
 The analyses run one after another, so the peak is the largest of them on top of
@@ -41,11 +44,27 @@ FRACTION = 0.8
 # Connectivity runs its backward passes over this many copies of a sample at once
 # (core.analysis.connectivity's ``chunk``).
 CONNECTIVITY_CHUNK = 64
-# Rough rates for time estimates: FLOPs (core.probe.FLOPS_PER_S), the fixed cost of one
-# cell step (measured near 4 µs; a loaded machine is slower), bytes through memory.
-FLOPS_PER_S = 5e9
+# Rates of the time model, each measured on a 2-core machine (OpenBLAS, SkylakeX) and
+# taken at about half what one core did alone, for a loaded machine (2026-12-02):
+# - a pass's batched products in float64 (measured 4e10 to 1e11 FLOP/s in float32 on two
+#   cores; float32 counts twice as fast, as SIMD lanes hold twice as many);
+FLOPS_PER_S = 2e10
+# - the Jacobian's Python loop of (H, H) products (measured near 1e10);
+SMALL_FLOPS_PER_S = 5e9
+# - the fixed cost of one cell step (measured near 4 µs) and bytes through memory (each
+#   array of a pass written and read a few times);
 STEP_S = 10e-6
-BYTES_PER_S = 1e9
+BYTES_PER_S = 4e9
+# - LAPACK's eigenvalues of an n × n block: about 10 n³ FLOPs (Hessenberg reduction and
+#   QR sweeps), measured at 1e10 to 4e10 FLOP/s from n = 256 to 2048 (1.6 to 4.1 s a
+#   4096 block alone, a minute under load), plus a cost in n² that dominates small n;
+EIG_FLOPS_PER_S = 2e10
+EIG_N2_S = 2e-7
+# - zlib behind a compressed .npz: 35 MB/s measured on trace arrays;
+WRITE_BYTES_PER_S = 30e6
+# - what every command pays whatever its size: reading its files, drawing the weights,
+#   writing and renaming its outputs.
+RUN_S = 0.1
 _SLOTS = {"sgd": 1, "rmsprop": 1, "adam": 2}  # optimizer state per parameter (sgd: momentum)
 
 _WHAT = {"parameters": "the parameters", "data": "the batch",
@@ -107,6 +126,20 @@ def _trace_bytes(model: ModelConfig, T: int, B: int, dtype: str) -> int:
     return estimate_trace_bytes(model, T, B, dtype)
 
 
+def _stored_bytes(model: ModelConfig, T: int, B: int, item: int, backward: bool) -> int:
+    """The per-step arrays a pass keeps: every direction's states and gates
+    (:data:`core.network._STORED`), with ``backward`` also its dL/dh (and dL/dc) — what a
+    forward-only pass leaves in the workspace, or a probe's arrays."""
+    from .network import _STORED
+
+    units = 0
+    for layer in model.layers:
+        cell = CELLS[layer.cell]
+        per = _STORED[layer.cell] + ((2 if cell.HAS_CELL_STATE else 1) if backward else 0)
+        units += (2 if layer.bidirectional else 1) * per * layer.hidden_size
+    return units * T * B * item
+
+
 def _eigen_bytes(model: ModelConfig, item: int) -> int:
     """Float64 copies of the parameters (none when they are float64 already) and
     LAPACK's copy and work on the largest block."""
@@ -121,12 +154,14 @@ def _step_calls(model: ModelConfig, T: int) -> float:
 
 def _pass_seconds(model: ModelConfig, T: int, B: int, dtype: str) -> float:
     """A pass: its FLOPs, its steps' fixed cost and its traffic through memory."""
-    return (_flops(model, T, B)[0] / FLOPS_PER_S + _step_calls(model, T) * STEP_S
+    rate = FLOPS_PER_S * (1 if dtype == "float64" else 2)
+    return (_flops(model, T, B)[0] / rate + _step_calls(model, T) * STEP_S
             + 3 * _trace_bytes(model, T, B, dtype) / BYTES_PER_S)
 
 
 def _flops(model: ModelConfig, T: int, B: int) -> tuple[float, float, float, float]:
-    """(pass, eigenvalues, Jacobian products, connectivity map) FLOPs."""
+    """(pass, eigenvalues, Jacobian products, connectivity map) FLOPs; the eigenvalues'
+    time is :func:`eigen_seconds`."""
     passes = eig = jac = 0.0
     d_in = model.input_size
     for layer in model.layers:
@@ -141,12 +176,30 @@ def _flops(model: ModelConfig, T: int, B: int) -> tuple[float, float, float, flo
     return passes, eig, jac, conn
 
 
+def eigen_seconds(model: ModelConfig) -> float:
+    """The eigenvalue problems :func:`core.analysis.spectra` solves: every gate block of
+    every recurrent matrix, or the output loop's blocks of an ``output_recurrence``."""
+    from .layout import INPUT_ONLY
+
+    seconds = 0.0
+    for k, layer in enumerate(model.layers):
+        if model.pattern == "output_recurrence":
+            if k > 0 or len(model.layers) > 1:
+                continue
+        elif layer.cell in INPUT_ONLY:
+            continue
+        n = float(layer.hidden_size)
+        blocks = CELLS[layer.cell].BLOCKS * (2 if layer.bidirectional else 1)
+        seconds += blocks * (10.0 * n ** 3 / EIG_FLOPS_PER_S + EIG_N2_S * n * n)
+    return seconds
+
+
 def _probe_seconds(m: ModelConfig, T: int, B: int, dtype: str, spectra: bool, jacobian: bool,
                    connectivity: bool) -> float:
-    _passes, eig, jac, _conn = _flops(m, T, B)
-    seconds = _pass_seconds(m, T, B, dtype) + (eig / FLOPS_PER_S if spectra else 0.0)
+    _passes, _eig, jac, _conn = _flops(m, T, B)
+    seconds = _pass_seconds(m, T, B, dtype) + (eigen_seconds(m) if spectra else 0.0)
     if jacobian and m.pattern != "output_recurrence":  # a Python loop of small products
-        seconds += jac / FLOPS_PER_S + 1.5 * _step_calls(m, T) * STEP_S
+        seconds += jac / SMALL_FLOPS_PER_S + 1.5 * _step_calls(m, T) * STEP_S
     if connectivity:
         T_out = T if m.pattern != "many_to_one" else 1
         seeds = T_out * m.output_size
@@ -176,18 +229,23 @@ def estimate(exp: Experiment, T: int, B: int, *, jacobian: bool = False,
         Bt = train_batch or B
         slots = _SLOTS.get(exp.training.optimizer, 2)
         state = (2 * slots + 1) * item * P  # the slots, and the copy that undoes an update
-        train_trace = _trace_bytes(m, T, Bt, dtype)
-        val = _trace_bytes(m, T, val_batch, dtype) if val_batch else 0
-        parts["training"] = state + train_trace + max(val, 0)
+        train_trace = _trace_bytes(m, T, Bt, dtype)  # alive through validation and probe
+        val = _stored_bytes(m, T, val_batch, item, backward=False) if val_batch else 0
+        shown = _stored_bytes(m, T, B, item, backward=True) if jacobian or connectivity else 0
+        parts["training"] = state + train_trace + max(val, 0) + shown
         parts["data"] += 8 * T * max(Bt, val_batch) * (m.input_size + m.output_size) * 2
-        probes = training_steps // max(exp.training.trace_every, 1) if jacobian or connectivity \
-            else 0
+        # a probe every trace_every steps and after the last, which is the final probe
+        every = max(exp.training.trace_every, 1)
+        probes = -(-training_steps // every) if jacobian or connectivity else 1
         seconds += (training_steps * _pass_seconds(m, T, Bt, dtype)
                     + (training_steps // max(exp.training.eval_every, 1) + 1)
-                    * _pass_seconds(m, T, val_batch, dtype) / 2 + probes * seconds)
+                    * _pass_seconds(m, T, val_batch, dtype) / 2 + (probes - 1) * seconds)
     if writes:  # NumPy writes an .npz member through a buffer of up to 16 MiB, zlib beside it
         H = _largest_hidden(m)
         parts["writing"] = min(16 * 1024**2, T * B * H * 8) + 2 * 1024**2
+        # trace.npz (every per-step array and the parameters' gradients), compressed
+        written = _stored_bytes(m, T, B, item, backward=True) + item * P
+        seconds += written / WRITE_BYTES_PER_S + RUN_S
     # Drawing the weights briefly holds three float64 copies (the draw, the session's
     # copy, the copy a Version keeps) before anything else exists.
     peak = max(sum(parts.values()) + max(after.values()), 3 * 8 * P)
@@ -211,4 +269,4 @@ def check(est: Estimate, label: str = "", fraction: float = FRACTION) -> Estimat
            else ""))
 
 
-__all__ = ["Estimate", "check", "estimate"]
+__all__ = ["Estimate", "check", "eigen_seconds", "estimate"]

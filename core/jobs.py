@@ -5,7 +5,9 @@ computation calls :meth:`Control.check` between steps, which raises
 :class:`Cancelled` once :meth:`Control.cancel` was called from any thread, and
 :meth:`Control.report` to say how far it got.  Whoever owns the thread decides
 what a cancelled job means; the core only promises to stop soon (between two
-timesteps, two Jacobian rows or two training steps).
+timesteps, two Jacobian rows or two training steps); a long call that cannot check
+(a large eigenvalue problem in LAPACK) is waited for in short slices
+(:func:`run_cancellable`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .errors import UserError
+
+T = TypeVar("T")
 
 
 class Cancelled(Exception):
@@ -78,6 +83,50 @@ class Part(Control):
         super().check()
 
 
+_ABANDONED: list[threading.Thread] = []
+
+
+def abandoned_calls() -> int:
+    """Calls :func:`run_cancellable` gave up on that are still running.  A process
+    ending with one should end with ``os._exit``: the BLAS library's exit handlers
+    wait for its threads, which the abandoned call may still be using."""
+    _ABANDONED[:] = [t for t in _ABANDONED if t.is_alive()]
+    return len(_ABANDONED)
+
+
+def run_cancellable(work: Callable[[], T], control: Control | None = None,
+                    slice_s: float = 0.05) -> T:
+    """``work()`` for one long call that cannot check a control itself (a LAPACK call):
+    it runs in a daemon thread while this thread waits in slices of ``slice_s`` seconds,
+    checking ``control`` between them — a cancel raises :class:`Cancelled`, and Ctrl-C
+    (KeyboardInterrupt, delivered to the main thread between slices) ends the wait
+    too, within a slice.  The abandoned call runs on to its end in its thread; its
+    result is discarded.  ``work``'s own exception is raised here."""
+    done = threading.Event()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append((True, work()))
+        except BaseException as exc:  # handed to the waiting thread
+            box.append((False, exc))
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, name="gradlab-long-call", daemon=True)
+    thread.start()
+    try:
+        while not done.wait(slice_s):
+            check(control)
+    except BaseException:
+        _ABANDONED.append(thread)
+        raise
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
 def describe_exception(exc: BaseException) -> str:
     """One line for the user: the message of a UserError, else type and message (the
     traceback goes to stderr, for a report)."""
@@ -95,4 +144,12 @@ def check(control: Control | None) -> None:
         raise Cancelled
 
 
-__all__ = ["Cancelled", "Control", "Part", "check", "describe_exception"]
+__all__ = [
+    "Cancelled",
+    "Control",
+    "Part",
+    "abandoned_calls",
+    "check",
+    "describe_exception",
+    "run_cancellable",
+]

@@ -1,6 +1,6 @@
 """All-or-nothing output folders: a command's files appear together or not at all.
 
-A command that writes several files (``analyze``, ``train``, ``compare``) writes them
+A command that writes several files (``analyze``, ``train``, ``export``, ``compare``) writes them
 into a *staging* folder beside its ``--out`` folder, ``.NAME.gradlab-PID-HEX.staging``,
 and :meth:`OutputFolder.commit` moves the finished set into place:
 
@@ -27,7 +27,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import UserError
@@ -37,6 +37,7 @@ from .fileio import pid_alive, remove_stale_temporaries
 # run's copies are never kept beside a new run's.  Analyze leaves a trained run's weights.
 ANALYZE_OUTPUTS = frozenset({"trace.npz", "summary.json", "jacobian.npz", "connectivity.npy"})
 RUN_OUTPUTS = ANALYZE_OUTPUTS | {"experiment.json", "weights.safetensors", "history.csv"}
+COMPARE_OUTPUTS = frozenset({"compare.csv", "compare.json", "compare.png", "compare.svg"})
 _STAGE = re.compile(r"^\.(?P<name>.+)\.gradlab-(?P<pid>\d+)-[0-9a-f]{8}\.(?P<kind>staging|old)$")
 
 
@@ -83,11 +84,18 @@ def remove_stale(parent: Path, name: str) -> list[Path]:
     return removed
 
 
-def _carry(old: Path, new: Path, replaces: Iterable[str]) -> None:
+def _owner(replaces: Iterable[str] | Callable[[str], bool]) -> Callable[[str], bool]:
+    """Whether a name is the command's own: a set of names, or a rule on a name."""
+    if callable(replaces):
+        return replaces
+    names = frozenset(replaces)
+    return names.__contains__
+
+
+def _carry(old: Path, new: Path, owns: Callable[[str], bool]) -> None:
     """Link (else copy) every entry of ``old`` that the command does not own into ``new``."""
-    owned = set(replaces)
     for entry in old.iterdir():
-        if entry.name in owned or (new / entry.name).exists():
+        if owns(entry.name) or (new / entry.name).exists():
             continue
         if re.match(r"^\..+\.tmp$", entry.name) or _STAGE.match(entry.name):
             continue  # a temporary file of a killed write: not carried
@@ -112,14 +120,15 @@ class OutputFolder:
     """The staging folder of one command's outputs; :meth:`commit` puts them in place.
 
     ``target``: the ``--out`` folder (created when missing; a file there is an error).
-    ``replaces``: the names the command owns; an earlier run's files of these names
-    are dropped rather than carried over.  Use as a context manager: leaving it
+    ``replaces``: the names the command owns (or a rule saying whether a name is one of
+    them, for a command whose file names depend on what it draws); an earlier run's
+    files of these names are dropped rather than carried over.  Use as a context manager: leaving it
     without :meth:`commit` (an error, Ctrl-C) removes the staging folder and leaves
     the target as it was.
     """
 
     def __init__(self, target: str | os.PathLike[str], label: str = "--out",
-                 replaces: Iterable[str] = RUN_OUTPUTS) -> None:
+                 replaces: Iterable[str] | Callable[[str], bool] = RUN_OUTPUTS) -> None:
         given = Path(target)
         self.label = f"{label} {given}" if label else str(given)
         real = Path(os.path.realpath(given))
@@ -128,7 +137,7 @@ class OutputFolder:
         if real.parent == real:
             raise UserError(f"{self.label}: cannot write into the root of a file system")
         self.target, self.given = real, given
-        self.replaces = frozenset(replaces)
+        self.owns = _owner(replaces)
         try:
             real.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -157,7 +166,7 @@ class OutputFolder:
             if not target.exists():
                 os.rename(stage, target)
             else:
-                _carry(target, stage, self.replaces)
+                _carry(target, stage, self.owns)
                 if _exchange(stage, target):
                     shutil.rmtree(stage, ignore_errors=True)  # now the old folder
                 else:
@@ -189,4 +198,4 @@ class OutputFolder:
             raise type(exc)(str(exc).replace(str(self.path), str(self.given))) from None
 
 
-__all__ = ["ANALYZE_OUTPUTS", "RUN_OUTPUTS", "OutputFolder", "remove_stale"]
+__all__ = ["ANALYZE_OUTPUTS", "COMPARE_OUTPUTS", "RUN_OUTPUTS", "OutputFolder", "remove_stale"]

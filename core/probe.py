@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .analysis import CANCELLABLE_EIG, jacobian_norms, spectra
 from .analysis import connectivity as connectivity_map
-from .analysis import jacobian_norms, spectra
 from .backend import Backend, resolve_backend
 from .cells import CELLS
 from .diagnosis import Diagnosis, diagnose
@@ -90,7 +91,14 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
     bad = tr.nonfinite
     if control is not None:
         control.stage(edges[1], edges[2], "eigenvalues")
-    eigs, radius = spectra(exp.model, net.params, control)
+    # Small blocks on one BLAS thread (a spinning second thread on a busy machine made
+    # 128 x 128 problems take seconds).  Large ones keep the threads as they are: they
+    # run in a thread of their own that a cancel abandons (core.jobs.run_cancellable),
+    # and the thread count must not change under a call still running.
+    largest = max((layer.hidden_size for layer in exp.model.layers), default=1)
+    with (be.whole_pass(10.0 * float(largest) ** 3) if largest < CANCELLABLE_EIG
+          else contextlib.nullcontext()):
+        eigs, radius = spectra(exp.model, net.params, control)
     arrays = tr.to_arrays()
     diag_eigs, diag_radius = step_jacobian_spectra(exp.model, arrays)  # minGRU/minLSTM
     eigs.update(diag_eigs)

@@ -91,7 +91,8 @@ def _first_bad(label: str, a: np.ndarray) -> None:
     if a.dtype.kind in "biu" or a.size == 0:
         return  # every integer lies within ±MAX_VALUE
     # The common case in two reductions without temporaries: the extremes are within
-    # range (a NaN makes min and max NaN, and NaN compares False).
+    # range (a NaN makes min and max NaN, and NaN compares False); compared as Python
+    # floats, so a float16 array meets no overflowing float16 MAX_VALUE.
     if (float(np.minimum.reduce(a, axis=None)) >= -MAX_VALUE
             and float(np.maximum.reduce(a, axis=None)) <= MAX_VALUE):
         return
@@ -100,7 +101,7 @@ def _first_bad(label: str, a: np.ndarray) -> None:
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise DataError(f"{label}: {int(bad.sum())} non-finite value(s) (NaN or infinity), the "
                         f"first at index {list(where)}")
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         big = np.abs(a) > MAX_VALUE
     if big.any():
         where = tuple(int(i) for i in np.argwhere(big)[0])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import math
 import threading
 import weakref
@@ -62,7 +63,10 @@ class Workspace:
         if buf is None:
             buf, size = (ctypes.c_char * nbytes).from_buffer(np.empty(nbytes, np.uint8)), nbytes
         arr = np.ndarray(shape, dtype=dtype, buffer=buf)
-        ref = weakref.ref(arr, lambda r, b=buf, n=size: self._give_back(r, b, n))
+        # The callback holds the workspace only weakly: a network dropped with its
+        # workspace frees the pooled memory at once, not at the next cyclic collection
+        # (a probe's connectivity buffers outlived it into the next probe).
+        ref = weakref.ref(arr, functools.partial(_give_back_to, weakref.ref(self), buf, size))
         with self._lock:
             self._lent[id(ref)] = ref
         return arr
@@ -131,3 +135,11 @@ class Workspace:
         with self._lock:
             self._drain()
             return sum(n * len(bufs) for n, bufs in self._free.items())
+
+
+def _give_back_to(pool: weakref.ref, buf: Any, nbytes: int, ref: weakref.ref) -> None:
+    """A lent array's weak-reference callback: its buffer goes back to the workspace,
+    if that is still alive (else the buffer is simply freed with the array)."""
+    workspace = pool()
+    if workspace is not None:
+        workspace._give_back(ref, buf, nbytes)

@@ -124,6 +124,7 @@ def write_figure(result: CompareResult, out_dir: str | os.PathLike[str],
     from PySide6.QtCore import QCoreApplication, QEvent, Qt
 
     from core.fileio import atomic_write_bytes
+    from core.tracefile import writing
 
     chosen = [f for f in formats if f in FORMATS]
     application()
@@ -142,7 +143,7 @@ def write_figure(result: CompareResult, out_dir: str | os.PathLike[str],
                 data = png_bytes(glw.ci, (glw.width(), glw.height()), 1.0)
             else:
                 data = svg_bytes(glw.ci)
-            atomic_write_bytes(path, data)
+            writing(path, lambda p=path, d=data: atomic_write_bytes(p, d))  # OSError: names it
             written.append(path)
     finally:
         glw.close()

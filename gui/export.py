@@ -647,6 +647,19 @@ def _has_rows(history: dict[str, Any] | None) -> bool:
     return any(np.size(history.get(k, ())) for k in ("step", "loss"))
 
 
+def owns(name: str) -> bool:
+    """Whether a file name in an export folder is an export's own (``experiment.json``,
+    or a plot's ``NAME….png/.svg/.csv``): an earlier export's files of such names are
+    replaced as a whole, never kept beside a new export's; any other file stays."""
+    from .plots import ALL_PANELS
+
+    if name == "experiment.json":
+        return True
+    stem, dot, fmt = name.rpartition(".")
+    return bool(dot) and fmt in FORMATS and any(
+        stem == p.name or stem.startswith(p.name + ".") for p in ALL_PANELS)
+
+
 def export_headless(exp: Experiment, out_dir: str | os.PathLike[str],
                     formats: Iterable[str] = FORMATS, *,
                     params: dict[str, np.ndarray] | None = None,

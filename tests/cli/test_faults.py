@@ -105,3 +105,142 @@ def test_a_full_disk_is_exit_2_naming_the_file_and_keeps_the_old_folder(tmp_path
     assert "Traceback" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
+
+
+# export and compare write their files all-or-nothing too: a folder holding an earlier
+# run's files and the user's own, a kill -9 at a random moment, a full disk.
+OUTPUT_RUNS = {
+    "export": (["--formats", "png,csv", "--size", "480x320"],
+               {"experiment.json", "signals.png", "gradients.csv", "gates.f.l0.png"}),
+    "compare": (["--vary", "init.forget_bias=0,1", "--seeds", "2", "--train-steps", "30"],
+                {"compare.csv", "compare.json", "compare.png", "compare.svg"}),
+}
+SMALL = dict(EXP, training={"steps": 2, "eval_every": 0, "trace_every": 0})
+
+
+def earlier_output(tmp_path: Path, owned: set[str]) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in owned:
+        (out / name).write_text("old run")
+    (out / "notes.txt").write_text("mine")
+    return out
+
+
+def check_new_output(out: Path, command: str) -> None:
+    names = {p.name for p in out.iterdir()}
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not any((out / n).read_bytes() == b"old run" for n in names)  # nothing stale
+    if command == "export":
+        assert {"experiment.json", "signals.png", "gradients.csv"} <= names
+        assert "gates.f.l0.png" not in names or (out / "gates.f.l0.png").stat().st_size > 100
+    else:
+        assert names == OUTPUT_RUNS[command][1] | {"notes.txt"}
+        assert (out / "compare.csv").read_text().startswith("variant,key,t,mean,low,high")
+
+
+@pytest.mark.parametrize("command", list(OUTPUT_RUNS))
+def test_export_and_compare_replace_an_earlier_run_and_keep_the_users_files(tmp_path, command):
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(SMALL))
+    extra, owned = OUTPUT_RUNS[command]
+    # an earlier export of a two-layer model: its plots of layer 1 must not outlive it
+    out = earlier_output(tmp_path, owned | {"hidden.h.l1.png", "signals.sample3.csv"})
+    (out / "photo.png").write_text("mine too")  # not an export's name: the user's
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), command, str(exp), *extra,
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (out / "photo.png").read_text() == "mine too"
+    (out / "photo.png").unlink()
+    if command == "compare":  # plot-like names are the user's files to compare
+        assert (out / "hidden.h.l1.png").read_text() == "old run"
+        (out / "hidden.h.l1.png").unlink()
+        (out / "signals.sample3.csv").unlink()
+    check_new_output(out, command)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
+
+
+@pytest.mark.parametrize("command", list(OUTPUT_RUNS))
+def test_kill_9_of_export_and_compare_leaves_one_folder_and_the_next_run_cleans_up(tmp_path,
+                                                                                  command):
+    import random
+
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(SMALL))
+    extra, owned = OUTPUT_RUNS[command]
+    out = earlier_output(tmp_path, owned)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = start([command, exp, *extra, "--out", out])
+    end = time.monotonic() + 120
+    while not any(p.name.endswith(".staging") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < end, "never started writing"
+        time.sleep(0.02)
+    time.sleep(random.Random(os.getpid()).uniform(0.0, 1.0))
+    proc.kill()
+    proc.communicate(timeout=60)
+    now = {p.name: p.read_bytes() for p in out.iterdir()}
+    if now != before:  # the new folder, whole
+        check_new_output(out, command)
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), command, str(exp), *extra,
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    check_new_output(out, command)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
+
+
+@pytest.mark.parametrize("command", list(OUTPUT_RUNS))
+def test_a_full_disk_under_export_and_compare_is_exit_2_and_keeps_the_old_folder(tmp_path,
+                                                                                 command):
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(SMALL))
+    extra, owned = OUTPUT_RUNS[command]
+    out = earlier_output(tmp_path, owned)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def limit() -> None:  # files may grow to 2 KiB: no PNG fits
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+
+    proc = start([command, exp, *extra, "--out", out], preexec_fn=limit)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "cannot write" in lines[-1], err
+    assert str(out) in lines[-1] and ".staging" not in lines[-1], err  # names the real path
+    assert "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
+
+
+BIG_EIG = {"format": "gradlab-experiment", "version": 1,  # one 3000 x 3000 eigenvalue problem
+           "model": {"layers": [{"cell": "rnn", "hidden_size": 3000}]},
+           "task": {"name": "sine", "seq_len": 5, "batch_size": 1},
+           "backend": {"device": "numpy", "dtype": "float64"}}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_during_a_long_eigenvalue_call_ends_at_once_and_writes_nothing(tmp_path, sig):
+    """LAPACK cannot be interrupted: the call runs in a thread of its own, and the
+    command stops waiting for it (exit 130 within a second, the old folder intact)."""
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(BIG_EIG))
+    out = old_folder(tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc = start(["analyze", exp, "--out", out],
+                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    end = time.monotonic() + 120
+    while not any(p.name.endswith(".staging") for p in tmp_path.iterdir()):
+        assert proc.poll() is None and time.monotonic() < end, "never started"
+        time.sleep(0.02)
+    time.sleep(0.7)  # into the eigenvalues (the pass of 5 steps takes milliseconds)
+    assert proc.poll() is None, "the eigenvalues took under a second: use a larger size"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130, err
+    assert took < 1.5, f"{took:.1f} s after the signal"
+    assert err.strip().splitlines() == ["error: interrupted"], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]

@@ -109,3 +109,16 @@ def test_atomic_write_removes_the_temporaries_of_killed_writes(tmp_path):
     atomic_write_text(tmp_path / "doc.gradlab", "saved")
     assert listing(tmp_path) == {"doc.gradlab", alive.name, unowned_new.name, other.name}
     assert remove_stale_temporaries(tmp_path) == [other]
+
+
+def test_a_rule_can_say_which_files_a_command_owns(tmp_path):
+    """export's file names depend on the model: a rule on the name, not a list."""
+    target = tmp_path / "out"
+    target.mkdir()
+    for name in ("hidden.h.l1.png", "signals.csv", "photo.png"):
+        (target / name).write_text("old")
+    with OutputFolder(target, replaces=lambda n: n.startswith(("hidden.", "signals."))) as out:
+        (out.path / "signals.csv").write_text("new")
+        out.commit()
+    assert listing(target) == {"signals.csv", "photo.png"}
+    assert (target / "signals.csv").read_text() == "new"

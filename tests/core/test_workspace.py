@@ -125,3 +125,27 @@ def test_an_array_freed_by_the_garbage_collector_under_the_lock_does_not_hang():
         with ws._lock:
             gc.collect()  # the callback runs here, with the lock taken
         assert ws.held_bytes == N * 4
+
+
+def test_a_dropped_workspace_frees_its_pool_at_once_not_at_a_collection():
+    """A probe's network and its pooled buffers go when the probe ends, not whenever the
+    cyclic collector runs (they once lived on into the next training step's probe)."""
+    import tracemalloc
+
+    gc.disable()
+    tracemalloc.start()
+    try:
+        ws = Workspace(np)
+        with ws.pass_():
+            a = ws.empty((64, N), np.float32)
+            kept = ws.empty((4, N), np.float32)  # an array the caller keeps
+            del a
+        assert ws.held_bytes >= 64 * N * 4
+        del ws
+        held = tracemalloc.get_traced_memory()[0]
+        assert held < 16 * N * 4, held  # the pool is gone; the kept array stays usable
+        kept[...] = 1.0
+        assert float(kept.sum()) == kept.size
+    finally:
+        tracemalloc.stop()
+        gc.enable()

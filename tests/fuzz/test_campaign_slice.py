@@ -1,6 +1,6 @@
 """A fast, seeded slice of the fuzz and fault campaign (benchmarks/fuzz_campaign.py):
-generated bad inputs through analyze and train, and kill -9 of train, save and
-autosave; every check of the campaign's table must read 0."""
+generated bad inputs through analyze and train, and kill -9 of train, save, autosave,
+export and compare; every check of the campaign's table must read 0."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ def test_generated_bad_inputs(tmp_path):
     assert _failures(tally) == {}, dict(tally.examples)
 
 
-def test_kill_9_of_train_save_and_autosave(tmp_path):
+def test_kill_9_of_train_save_autosave_export_and_compare(tmp_path):
     tally = campaign.Tally()
-    campaign.run_kills(3, seed=2026, base=tmp_path, tally=tally)
-    assert tally.runs["kill -9 train"] == 1 and tally.runs["next run after kills"] == 1
+    campaign.run_kills(len(campaign.KILLED), seed=2026, base=tmp_path, tally=tally)
+    assert all(tally.runs[f"kill -9 {what}"] == 1 for what in campaign.KILLED)
+    assert tally.runs["next run after kills"] == 1
     assert _failures(tally) == {}, dict(tally.examples)
