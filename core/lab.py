@@ -198,6 +198,7 @@ class Lab:
         self._pinned: list[Pinned] = []
         self._saved_pins: tuple[Pinned, ...] = ()  # the pins the file holds
         self._seeds = 1
+        self._connectivity = True  # whether probes compute the connectivity map
 
     # ------------------------------------------------------------------ construction
 
@@ -971,9 +972,21 @@ class Lab:
             self.seeds_changed.emit(self._seeds)
         return True
 
+    def set_analyses(self, *, connectivity: bool) -> bool:
+        """Whether probes compute the connectivity map (True by default).  A way of
+        looking, like :meth:`set_seeds`: a window leaves the map out while its view is
+        hidden, since it costs more than the rest of a lesson's probe.  True when the
+        result shown lacks what is now asked for, so the host should probe again."""
+        self._connectivity = bool(connectivity)
+        r = self.result
+        return (self._connectivity and r is not None
+                and getattr(r, "connectivity", False) is None)
+
     def probe_job(self, **options: Any) -> ProbeJob:
         """A probe of the current version, for a host to run in its own thread;
-        ``options``: ``jacobian=False`` or ``connectivity=False`` leave those out."""
+        ``options``: ``jacobian=False`` or ``connectivity=False`` leave those out
+        (the connectivity map follows :meth:`set_analyses` unless given)."""
+        options.setdefault("connectivity", self._connectivity)
         return ProbeJob(self._v, self._probe_fn, self._seeds, **options)
 
     def publish(self, job: ProbeJob, result: Any, context: str = "") -> bool:
@@ -993,7 +1006,7 @@ class Lab:
             T, B = exp.task.seq_len, exp.task.batch_size
         else:
             return 0.0
-        one = probe_seconds(exp, int(T), int(B))
+        one = probe_seconds(exp, int(T), int(B), connectivity=self._connectivity)
         if self._seeds > 1 and not self.trained:  # the band's probes leave out the analyses
             one += (self._seeds - 1) * probe_seconds(exp, int(T), int(B), jacobian=False,
                                                      connectivity=False)

@@ -10,12 +10,23 @@ import gc
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pyqtgraph.dockarea.Dock import DockLabel
-from PySide6.QtCore import QByteArray, QMimeData, QRect, QSettings, QSize, Qt, QTimer
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QEventLoop,
+    QMimeData,
+    QObject,
+    QRect,
+    QSettings,
+    QSize,
+    Qt,
+    QTimer,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -222,6 +233,21 @@ class Banner(QFrame):
         return "" if self.isHidden() else self.label.text()
 
 
+class _VisibilityWatch(QObject):
+    """Calls ``changed()`` whenever ``widget`` is shown or hidden (its tab raised or left,
+    its dock closed, the window shown)."""
+
+    def __init__(self, widget: QWidget, changed: Callable[[], None]) -> None:
+        super().__init__(widget)
+        self._changed = changed
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.Show, QEvent.Type.Hide):
+            self._changed()
+        return False
+
+
 class MainWindow(QMainWindow):
     """Gradient Flow Lab's window.
 
@@ -296,6 +322,12 @@ class MainWindow(QMainWindow):
 
         for p in self.panels:
             p.timestep_clicked.connect(self.mark_timestep)
+        # The connectivity map costs more than the rest of a lesson's probe: probes
+        # compute it only while its view can be seen (and for export and pinning).
+        self._conn_panel = next((p for p in self.panels if p.name == "connectivity"), None)
+        if self._conn_panel is not None:
+            self._conn_watch = _VisibilityWatch(self._conn_panel, self._follow_views)
+            self.state.lab.set_analyses(connectivity=False)
         self._build_status_bar()
         self._build_actions()
         self._connect_state()
@@ -308,6 +340,28 @@ class MainWindow(QMainWindow):
         if self.autosave is not None:
             self.autosave_timer.start()
         QTimer.singleShot(0, self, self._first_probe)
+
+    def _follow_views(self) -> None:
+        """Probe for what the visible views show (the connectivity map only if seen)."""
+        if self._conn_panel is not None and not self._closed:
+            self.state.show_analyses(connectivity=self._conn_panel.isVisible())
+
+    def complete_result(self) -> None:
+        """Before export or pinning: when the shown result left out the map of a hidden
+        view, probe again with it and wait, the window live."""
+        if not self.state.lab.set_analyses(connectivity=True):
+            return self._follow_views()
+        loop = QEventLoop(self)
+        self.state.result_changed.connect(loop.quit)
+        self.state.error.connect(loop.quit)
+        try:
+            self.state.request_probe()
+            if self.state.probe_runner.is_busy:
+                loop.exec()
+        finally:
+            self.state.result_changed.disconnect(loop.quit)
+            self.state.error.disconnect(loop.quit)
+            self._follow_views()
 
     def _first_probe(self) -> None:
         """Probe the starting experiment unless something else already asked."""
@@ -627,6 +681,7 @@ class MainWindow(QMainWindow):
 
     def pin_run(self) -> bool:
         """Pin the run shown (Training → Pin this run)."""
+        self.complete_result()  # a pin keeps the connectivity map too
         pin = self.state.pin()
         if pin is not None:
             self.statusBar().showMessage(
@@ -1124,6 +1179,7 @@ class MainWindow(QMainWindow):
                                                       self._folder())
         if not folder:
             return False
+        self.complete_result()  # the maps of hidden views too
         self.flush_redraws()
         self.progress.setRange(0, 0)
         self.progress.show()

@@ -182,6 +182,12 @@ class LabState(QObject):
         self.long_probe = self.lab.probe_seconds() > PROGRESS_S
         self.probe_runner.submit(self.lab.probe_job())
 
+    def show_analyses(self, *, connectivity: bool) -> None:
+        """What the visible views need (see :meth:`core.lab.Lab.set_analyses`); probes
+        again when a view just shown lacks its part of the result."""
+        if self.lab.set_analyses(connectivity=connectivity):
+            self.request_probe()
+
     def cancel_probe(self) -> None:
         self.probe_runner.cancel()
 

@@ -802,3 +802,16 @@ def test_a_csv_too_short_for_any_window_says_how_many_values_it_needs(tmp_path):
     assert not lab.set_task("csv", path=str(path), column="value")
     assert "too few values: 3 found" in errors[-1] and "seq_len" not in errors[-1].split(":")[0]
     assert lab.version is before
+
+
+def test_analyses_a_window_leaves_out_and_asks_for_again():
+    """``set_analyses(connectivity=False)`` (a hidden view) leaves the map out of later
+    probes; asking for it again says whether the result shown lacks it."""
+    lab = Lab.from_preset("peephole")
+    assert lab.probe().connectivity is not None  # by default every analysis
+    assert not lab.set_analyses(connectivity=False)
+    lean = lab.probe()
+    assert lean.connectivity is None and lean.jacobian is not None
+    assert lab.set_analyses(connectivity=True)  # the result shown lacks it: probe again
+    assert lab.probe().connectivity is not None
+    assert not lab.set_analyses(connectivity=True)

@@ -288,7 +288,7 @@ def test_timestep_click_marks_every_panel(window, monkeypatch):
 
 
 def test_worker_errors_show_in_the_window(qtbot, window):
-    def broken(exp, params, data, control):
+    def broken(exp, params, data, control, **options):
         raise RuntimeError("boom")
 
     window.state.lab._probe_fn = broken
@@ -368,3 +368,24 @@ def test_run_app_screenshot(qtbot, tmp_path):
     assert run_app(preset="vanishing_tanh", screenshot=str(out)) == 0
     assert out.stat().st_size > 10_000
     assert run_app(preset="no_such_lesson", screenshot=str(out)) == 2
+
+
+def test_the_connectivity_map_is_computed_while_its_view_can_be_seen(qtbot, window, tmp_path):
+    from gui.app import raise_dock
+
+    window.show()
+    qtbot.waitExposed(window)
+    raise_dock(window.docks["plot.jacobian"])  # the map's tab behind another
+    window.state.set_init(forget_bias=1.5)
+    r = wait_result(qtbot, window)
+    assert r.connectivity is None and r.jacobian is not None
+    raise_dock(window.docks["plot.connectivity"])  # shown: probed again with the map
+    r = wait_result(qtbot, window, lambda r: r.connectivity is not None)
+    conn = panel(window, "connectivity")
+    assert conn.isVisible() and "No connectivity" not in (conn.overlay.text or "")
+    raise_dock(window.docks["plot.jacobian"])
+    window.state.set_init(forget_bias=2.0)
+    assert wait_result(qtbot, window).connectivity is None
+    assert window.export_all(str(tmp_path / "out"))  # export computes what was left out
+    assert (tmp_path / "out" / "connectivity.connectivity.csv").exists()
+    assert window.state.result.connectivity is not None

@@ -527,6 +527,9 @@ def _check_window_export(qtbot, win, exp, history, headless, tmp_path) -> None:
     sizes = {p.name: p.size().toTuple() for p in shown}  # (a tab never shown has no size yet)
     colours = {p.name: _colours(p) for p in win.panels}
 
+    win.complete_result()  # as File → Export all does: the hidden connectivity view's map
+    assert win.state.result.connectivity is not None
+    win.flush_redraws()
     written = export.export_all(win.panels, win.state.experiment, tmp_path / "window",
                                 ["png", "csv"], size=(500, 350), theme="light")
 

@@ -178,12 +178,20 @@ def test_every_curve_view_draws_the_pinned_run(qtbot, window):
     ring = eig.pinned_points["A"]
     want = np.asarray(kept.spectra["weight_hh_l0"][block])
     np.testing.assert_allclose(np.sort(ring.data["x"]), np.sort(want.real), atol=1e-6)
-    conn = panel_of(window, "connectivity")
+    # The map is computed while its view can be seen; pinning took it though hidden.
+    assert window.state.result.connectivity is None and kept.connectivity is not None
+    window.show()
+    qtbot.waitExposed(window)
+    conn = panel_of(window, "connectivity")  # raising its tab probes again, with the map
+    wait_result(qtbot, window)
+    assert window.state.result.connectivity is not None
+    conn._catch_up()
     assert conn.pinned_label == "A" and conn.pin_plot.scene() is not None
     np.testing.assert_allclose(conn.pin_image.image, np.log10(kept.connectivity), rtol=1e-6)
     window.unpin_action.trigger()
-    assert conn.pin_plot.scene() is None and eig.pinned_points == {}
-    assert jac.pinned.curves == {}
+    assert conn.pin_plot.scene() is None
+    assert panel_of(window, "eigen").pinned_points == {}  # drawn again when shown
+    assert panel_of(window, "jacobian").pinned.curves == {}
 
 
 def test_a_trained_pin_draws_its_loss_behind_the_live_training(qtbot, window):
