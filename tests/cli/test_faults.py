@@ -139,6 +139,14 @@ def check_new_output(out: Path, command: str) -> None:
         assert (out / "compare.csv").read_text().startswith("variant,key,t,mean,low,high")
 
 
+def run_to_the_end(command: str, exp, extra: list, out) -> None:
+    """``gradlab COMMAND EXP … --out OUT`` in a subprocess, which must succeed."""
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), command, str(exp), *extra,
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
 @pytest.mark.parametrize("command", list(OUTPUT_RUNS))
 def test_export_and_compare_replace_an_earlier_run_and_keep_the_users_files(tmp_path, command):
     exp = tmp_path / "exp.json"
@@ -147,10 +155,7 @@ def test_export_and_compare_replace_an_earlier_run_and_keep_the_users_files(tmp_
     # an earlier export of a two-layer model: its plots of layer 1 must not outlive it
     out = earlier_output(tmp_path, owned | {"hidden.h.l1.png", "signals.sample3.csv"})
     (out / "photo.png").write_text("mine too")  # not an export's name: the user's
-    done = subprocess.run([sys.executable, str(ROOT / "main.py"), command, str(exp), *extra,
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_to_the_end(command, exp, extra, out)
     assert (out / "photo.png").read_text() == "mine too"
     (out / "photo.png").unlink()
     if command == "compare":  # plot-like names are the user's files to compare
@@ -182,10 +187,7 @@ def test_kill_9_of_export_and_compare_leaves_one_folder_and_the_next_run_cleans_
     now = {p.name: p.read_bytes() for p in out.iterdir()}
     if now != before:  # the new folder, whole
         check_new_output(out, command)
-    done = subprocess.run([sys.executable, str(ROOT / "main.py"), command, str(exp), *extra,
-                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
+    run_to_the_end(command, exp, extra, out)
     check_new_output(out, command)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exp.json", "out"]
 
