@@ -159,21 +159,18 @@ def _pass_seconds(model: ModelConfig, T: int, B: int, dtype: str) -> float:
             + 3 * _trace_bytes(model, T, B, dtype) / BYTES_PER_S)
 
 
-def _flops(model: ModelConfig, T: int, B: int) -> tuple[float, float, float, float]:
-    """(pass, eigenvalues, Jacobian products, connectivity map) FLOPs; the eigenvalues'
-    time is :func:`eigen_seconds`."""
-    passes = eig = jac = 0.0
+def _flops(model: ModelConfig, T: int, B: int) -> tuple[float, float]:
+    """(pass, Jacobian products) FLOPs; the eigenvalues' time is :func:`eigen_seconds`,
+    the connectivity map's as passes over chunks of copies (:func:`_probe_seconds`)."""
+    passes = jac = 0.0
     d_in = model.input_size
     for layer in model.layers:
         H, G = layer.hidden_size, CELLS[layer.cell].BLOCKS
         dirs = 2 if layer.bidirectional else 1
         passes += dirs * 6.0 * T * B * G * H * (d_in + H)
-        eig += dirs * G * 10.0 * float(H) ** 3
         jac += dirs * T * 4.0 * float(H) ** 3 * G
         d_in = H * dirs
-    t_out = T if model.pattern != "many_to_one" else 1
-    conn = passes / max(B, 1) * t_out * model.output_size
-    return passes, eig, jac, conn
+    return passes, jac
 
 
 def eigen_seconds(model: ModelConfig) -> float:
@@ -196,7 +193,7 @@ def eigen_seconds(model: ModelConfig) -> float:
 
 def _probe_seconds(m: ModelConfig, T: int, B: int, dtype: str, spectra: bool, jacobian: bool,
                    connectivity: bool) -> float:
-    _passes, _eig, jac, _conn = _flops(m, T, B)
+    jac = _flops(m, T, B)[1]
     seconds = _pass_seconds(m, T, B, dtype) + (eigen_seconds(m) if spectra else 0.0)
     if jacobian and m.pattern != "output_recurrence":  # a Python loop of small products
         seconds += jac / SMALL_FLOPS_PER_S + 1.5 * _step_calls(m, T) * STEP_S
