@@ -11,6 +11,7 @@ Importing ``core`` is light: no Qt, and the engine loads on first use.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -39,23 +40,18 @@ def load_experiment(path: str | os.PathLike[str],
     return exp
 
 
-_ENGINE: tuple[Any, ...] | None = None
-
-
+@functools.cache
 def _engine() -> tuple[Any, ...]:
     """What :func:`trace` calls, imported on its first call (importing ``core`` stays
     light) and then kept: six imports cost microseconds a call."""
-    global _ENGINE
-    if _ENGINE is None:
-        from .errors import DataError, MemoryLimitError
-        from .network import check_memory
-        from .probe import teacher_mask_for
-        from .trace_cache import cache_of
-        from .userdata import check_arrays, check_input
+    from .errors import DataError, MemoryLimitError
+    from .network import check_memory
+    from .probe import teacher_mask_for
+    from .trace_cache import cache_of
+    from .userdata import check_arrays, check_input
 
-        _ENGINE = (DataError, MemoryLimitError, check_memory, cache_of, check_arrays,
-                   check_input, teacher_mask_for)
-    return _ENGINE
+    return (DataError, MemoryLimitError, check_memory, cache_of, check_arrays, check_input,
+            teacher_mask_for)
 
 
 def trace(exp: Experiment, x: Any = None, y: Any = None, *,
