@@ -41,13 +41,17 @@ def old_folder(tmp_path: Path) -> Path:
     return out
 
 
-def wait_for_staging(tmp_path: Path, timeout: float = 60.0) -> None:
+def wait_for_staging(tmp_path: Path, timeout: float = 60.0, settle: float = 1.0,
+                     proc: subprocess.Popen | None = None) -> None:
+    """Wait until the command has made its staging folder, then ``settle`` seconds more
+    (by default into the training loop); ``proc`` must not end before."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if any(p.name.endswith(".staging") for p in tmp_path.iterdir()):
-            time.sleep(1.0)  # into the training loop
+            time.sleep(settle)
             return
-        time.sleep(0.05)
+        assert proc is None or proc.poll() is None, "the command ended before writing"
+        time.sleep(0.02)
     raise AssertionError("the command never started writing")
 
 
@@ -127,6 +131,16 @@ def earlier_output(tmp_path: Path, owned: set[str]) -> Path:
     return out
 
 
+def earlier_run(tmp_path: Path, command: str) -> tuple[Path, list[str], Path, dict]:
+    """An experiment file, the command's options, an --out folder holding an earlier
+    run of it and the user's own file, and that folder's contents now."""
+    exp = tmp_path / "exp.json"
+    exp.write_text(json.dumps(SMALL))
+    extra, owned = OUTPUT_RUNS[command]
+    out = earlier_output(tmp_path, owned)
+    return exp, extra, out, {p.name: p.read_bytes() for p in out.iterdir()}
+
+
 def check_new_output(out: Path, command: str) -> None:
     names = {p.name for p in out.iterdir()}
     assert (out / "notes.txt").read_text() == "mine"
@@ -171,17 +185,9 @@ def test_kill_9_of_export_and_compare_leaves_one_folder_and_the_next_run_cleans_
                                                                                   command):
     import random
 
-    exp = tmp_path / "exp.json"
-    exp.write_text(json.dumps(SMALL))
-    extra, owned = OUTPUT_RUNS[command]
-    out = earlier_output(tmp_path, owned)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    exp, extra, out, before = earlier_run(tmp_path, command)
     proc = start([command, exp, *extra, "--out", out])
-    end = time.monotonic() + 120
-    while not any(p.name.endswith(".staging") for p in tmp_path.iterdir()):
-        assert proc.poll() is None and time.monotonic() < end, "never started writing"
-        time.sleep(0.02)
-    time.sleep(random.Random(os.getpid()).uniform(0.0, 1.0))
+    wait_for_staging(tmp_path, 120, random.Random(os.getpid()).uniform(0.0, 1.0), proc)
     proc.kill()
     proc.communicate(timeout=60)
     now = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -195,11 +201,7 @@ def test_kill_9_of_export_and_compare_leaves_one_folder_and_the_next_run_cleans_
 @pytest.mark.parametrize("command", list(OUTPUT_RUNS))
 def test_a_full_disk_under_export_and_compare_is_exit_2_and_keeps_the_old_folder(tmp_path,
                                                                                  command):
-    exp = tmp_path / "exp.json"
-    exp.write_text(json.dumps(SMALL))
-    extra, owned = OUTPUT_RUNS[command]
-    out = earlier_output(tmp_path, owned)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    exp, extra, out, before = earlier_run(tmp_path, command)
 
     def limit() -> None:  # files may grow to 2 KiB: no PNG fits
         resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
@@ -231,11 +233,8 @@ def test_ctrl_c_during_a_long_eigenvalue_call_ends_at_once_and_writes_nothing(tm
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     proc = start(["analyze", exp, "--out", out],
                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    end = time.monotonic() + 120
-    while not any(p.name.endswith(".staging") for p in tmp_path.iterdir()):
-        assert proc.poll() is None and time.monotonic() < end, "never started"
-        time.sleep(0.02)
-    time.sleep(0.7)  # into the eigenvalues (the pass of 5 steps takes milliseconds)
+    # into the eigenvalues (the pass of 5 steps takes milliseconds)
+    wait_for_staging(tmp_path, 120, 0.7, proc)
     assert proc.poll() is None, "the eigenvalues took under a second: use a larger size"
     sent = time.monotonic()
     proc.send_signal(sig)
