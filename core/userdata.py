@@ -85,14 +85,25 @@ def _short(text: object, limit: int = 160) -> str:
 # The largest magnitude an input or target value may have: float32's, whatever the
 # experiment's dtype, so that choosing float32 later can never overflow the data.
 MAX_VALUE = float(np.finfo(np.float32).max)
+MAX_SQUARED = MAX_VALUE * MAX_VALUE  # 1.2e77, a float64
+_DOT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _first_bad(label: str, a: np.ndarray) -> None:
     if a.dtype.kind in "biu" or a.size == 0:
         return  # every integer lies within ±MAX_VALUE
-    # The common case in two reductions without temporaries: the extremes are within
-    # range (a NaN makes min and max NaN, and NaN compares False); compared as Python
-    # floats, so a float16 array meets no overflowing float16 MAX_VALUE.
+    # The common case in one BLAS call: a finite sum of squares of at most MAX_VALUE²
+    # means every value is finite and within range (a NaN or infinity makes the sum NaN
+    # or infinite).  A sum that overflows its dtype, or a value beyond range, falls
+    # through to the exact tests below, which either pass or name the value.
+    if a.dtype in _DOT_DTYPES and a.flags.c_contiguous:
+        flat = a.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if float(np.dot(flat, flat)) <= MAX_SQUARED:
+                return
+    # Otherwise two reductions without temporaries: the extremes are within range (a NaN
+    # makes min and max NaN, and NaN compares False); compared as Python floats, so a
+    # float16 array meets no overflowing float16 MAX_VALUE.
     if (float(np.minimum.reduce(a, axis=None)) >= -MAX_VALUE
             and float(np.maximum.reduce(a, axis=None)) <= MAX_VALUE):
         return

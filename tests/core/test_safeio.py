@@ -20,7 +20,7 @@ from core.layout import param_shapes
 from core.memory import format_bytes
 from core.safeio import check_npz_members, read_capped
 from core.tasks.series import prepare, read_csv_column
-from core.userdata import check_target, load_input, read_npy
+from core.userdata import check_input, check_target, load_input, read_npy
 from core.weights import load_weights
 
 MODEL = ModelConfig(input_size=1, output_size=1)
@@ -225,3 +225,21 @@ def test_ranges_at_the_schema(path, value, message):
     doc.setdefault(section, {})[key] = value
     with pytest.raises(ConfigError, match=message):
         experiment_from_dict(json.loads(json.dumps(doc)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_range_check_takes_large_valid_values_and_refuses_the_first_beyond(dtype):
+    """The one-call sum-of-squares check overflows long before float32's range ends:
+    values whose squares overflow are still taken, and a value past the range, or a
+    NaN among large ones, is still named."""
+    big = np.full((4, 3, 1), 3.0e38, dtype=dtype)  # squares overflow float32 and sum past 1e77
+    assert check_input(big, MODEL, dtype=dtype) is big
+    if dtype is np.float64:
+        over = big.copy()
+        over[2, 1, 0] = 3.5e38
+        with pytest.raises(DataError, match=r"beyond ±3\.403e\+38 .* at index \[2, 1, 0\]"):
+            check_input(over, MODEL)
+    bad = big.copy()
+    bad[3, 0, 0] = np.nan
+    with pytest.raises(DataError, match=r"1 non-finite value.*\[3, 0, 0\]"):
+        check_input(bad, MODEL, dtype=dtype)
