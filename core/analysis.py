@@ -85,8 +85,27 @@ JACOBIAN_CHUNK_BYTES = 16 * 2**20  # matrices held for one batched norm call
 
 
 def _spectral_norms(net: Network, mats: Any) -> np.ndarray:
-    """‖M‖₂ of each of ``mats`` (n, H, H), as float64 on the host."""
-    return np.linalg.norm(net.backend.to_numpy(mats).astype(np.float64), ord=2, axis=(1, 2))
+    """‖M‖₂ of each of ``mats`` (n, H, H), as float64 on the host: inf where M holds an
+    infinity (a product that overflowed), NaN where it holds a NaN.
+
+    ‖M‖₂ is the square root of the largest eigenvalue of M Mᵀ, which a symmetric
+    eigensolver finds to full relative precision in float64 (the largest eigenvalue is
+    the best-conditioned one) in some 70 % of a singular value decomposition's time.
+    Each M is first divided by its largest magnitude s, so that neither the squares of
+    tiny products (1e-200 after thousands of steps) underflow nor those of huge ones
+    overflow: ‖M‖₂ = s · ‖M / s‖₂.
+    """
+    m = net.backend.to_numpy(mats).astype(np.float64)
+    s = np.max(np.abs(m), axis=(1, 2))  # NaN where M holds one, inf where an infinity
+    out = s.copy()  # 0, inf and NaN stand as they are
+    ok = np.flatnonzero(np.isfinite(s) & (s > 0))
+    if ok.size:
+        if ok.size < len(m):
+            m, s = m.take(ok, axis=0), s[ok]
+        u = m / s[:, None, None]
+        top = np.linalg.eigvalsh(u @ u.transpose(0, 2, 1))[:, -1]
+        out[ok] = s * np.sqrt(np.maximum(top, 0.0))
+    return out
 
 
 def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.ndarray]:
