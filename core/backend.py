@@ -141,12 +141,22 @@ class _OneThread:
             limit.restore_original_limits()
 
 
-def probe_cupy() -> tuple[ModuleType | None, str]:
-    """Return ``(cupy, reason)``: the module when it imports and sees a GPU, else None."""
+@functools.cache
+def _import_cupy() -> tuple[ModuleType | None, str]:
+    """CuPy, or why it does not import, found out once: a failed import is not
+    remembered by Python and searched for again (some 0.2 ms) on every call."""
     try:
         import cupy
     except Exception as exc:  # ImportError, or a CUDA library failing to load
         return None, f"CuPy is not installed ({type(exc).__name__})"
+    return cupy, ""
+
+
+def probe_cupy() -> tuple[ModuleType | None, str]:
+    """Return ``(cupy, reason)``: the module when it imports and sees a GPU, else None."""
+    cupy, why = _import_cupy()
+    if cupy is None:
+        return None, why
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
