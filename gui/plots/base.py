@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QFileDialog,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -553,6 +554,7 @@ class PlotPanel(QWidget):
         plot.setLabel("left", ylabel)
         for axis in ("left", "bottom"):
             plot.getAxis(axis).enableAutoSIPrefix(False)
+            plot.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # a y axis that only grows with its labels is not re-laid out (and repainted) as
         # they change from one result to the next
         plot.getAxis("left").setStyle(autoReduceTextSpace=False)

@@ -7,7 +7,15 @@ from typing import Any
 import numpy as np
 
 from .. import colormaps
-from .base import Overlay, PlotPanel, fit_title, layer_label, set_levels, short_layer_label
+from .base import (
+    Overlay,
+    PlotPanel,
+    fit_title,
+    grow_range,
+    layer_label,
+    set_levels,
+    short_layer_label,
+)
 
 
 class StateHeatmapPanel(PlotPanel):
@@ -54,7 +62,12 @@ class StateHeatmapPanel(PlotPanel):
         self._n_steps = T
         self.image.setImage(data, autoLevels=False)
         self.image.setRect(-0.5, -0.5, T, H)
-        set_levels(self.bar, colormaps.symmetric_levels(data, bounded=1.0))
+        top = colormaps.symmetric_levels(data, bounded=1.0)[1]
+        if top > 1.0:  # unbounded values (a cell state): a round level, kept while the
+            # data fill more than half of it, so that a colour keeps its meaning over
+            # small changes and the bar's axis is not laid out afresh for each
+            top = grow_range(float(self.bar.levels()[1]), top)
+        set_levels(self.bar, (-top, top))
         self._set_time_range(self.plot, T, padding=0)
         self.plot.setYRange(-0.5, H - 0.5, padding=0)
         sym = f"{self.symbol}<sub>t</sub>"

@@ -236,6 +236,27 @@ def test_hidden_heatmap_is_h_transposed_and_follows_selectors(qtbot):
     assert panel.sample_selector.value() == 3
 
 
+def test_cell_state_colours_keep_a_round_level_over_small_changes(qtbot):
+    """An unbounded cell state gets a round colour level above its largest magnitude,
+    kept while the values fill more than half of it and renewed when they outgrow it
+    or shrink below half; bounded values keep ±1."""
+    r = make_fake_result("lstm", T=20, H=6)
+    c = r.arrays["c.l0"]
+    panel = make_panel(qtbot, "cell")
+
+    def show(peak: float) -> tuple[float, float]:
+        r.arrays["c.l0"] = c / np.max(np.abs(c[:, 0])) * peak
+        panel.show_result(r)
+        return panel.bar.levels()
+
+    assert show(0.9) == (-1.0, 1.0)
+    assert show(2.6) == (-3.0, 3.0)
+    assert show(2.2) == (-3.0, 3.0)  # inside and more than half: kept
+    assert show(3.4) == (-4.0, 4.0)  # outgrown
+    assert show(1.7) == (-2.0, 2.0)  # below half of 4
+    assert show(0.5) == (-1.0, 1.0)
+
+
 def test_hidden_hover_reads_out_unit_time_and_value(qtbot):
     r = make_fake_result("gru", T=30, H=8)
     panel = make_panel(qtbot, "hidden")
