@@ -33,6 +33,7 @@ class LessonPanel(QWidget):
         self.state = state
         self.pair = None
         self._pair_of: object = ()  # the lesson whose Compare step is shown (read once)
+        self._markdown: str | None = None  # the text shown
         self.compare_button = QPushButton()
         self.compare_button.setToolTip("Run the lesson's other setting (same seed and data), "
                                        "pin it as A, and keep this lesson's setting live")
@@ -65,10 +66,14 @@ class LessonPanel(QWidget):
         self._show_pair()
         text = exp.description.strip()
         if not text and not exp.title:
-            self.browser.setMarkdown(EMPTY)
-            return
-        title = exp.title or "Experiment"
-        self.browser.setMarkdown(f"### {html.escape(title)}\n\n{text}")
+            markdown = EMPTY
+        else:
+            markdown = f"### {html.escape(exp.title or 'Experiment')}\n\n{text}"
+        # Laid out again only when it changed (not on every knob nudge), which also
+        # keeps the reader's scroll position.
+        if markdown != self._markdown:
+            self._markdown = markdown
+            self.browser.setMarkdown(markdown)
 
     def text(self) -> str:
         return self.browser.toPlainText()

@@ -68,6 +68,29 @@ def test_lesson_panel_shows_title_and_description(qtbot):
     state.shutdown()
 
 
+def test_lesson_text_keeps_its_scroll_position_while_knobs_move(qtbot):
+    """Reading the lesson's "Try:" and nudging a knob: the text stays where the reader
+    scrolled it (it is laid out again only when it changes)."""
+    from gui.lessons import LessonPanel
+    from gui.state import LabState
+
+    state = LabState(load_lesson("peephole"))
+    panel = LessonPanel(state)
+    qtbot.addWidget(panel)
+    panel.resize(300, 160)
+    panel.show()
+    qtbot.waitExposed(panel)
+    bar = panel.browser.verticalScrollBar()
+    assert bar.maximum() > 0
+    bar.setValue(bar.maximum())
+    state.set_scale("recurrent", 1.3)
+    state.set_scale("recurrent", 0.8)
+    assert bar.value() == bar.maximum() > 0
+    state.load(load_lesson("vanishing_tanh"))  # another text starts at its top
+    assert bar.value() == 0
+    state.shutdown()
+
+
 def test_two_lessons_have_a_one_click_compare_step():
     from core.lessons import lesson_pair
 
