@@ -76,7 +76,7 @@ from .files import (
 )
 from .lessons import LessonPanel
 from .state import DIVERGED, FINISHED, PAUSED, RUNNING, LabState
-from .worker import Throttle
+from .worker import Pacer, Throttle
 
 ORGANISATION, APPLICATION = "GradientFlowLab", "gradlab"
 DEFAULT_LESSON = "vanishing_tanh"
@@ -661,10 +661,13 @@ class MainWindow(QMainWindow):
 
     def _connect_state(self) -> None:
         s = self.state
-        self._result_throttle = Throttle(self._on_result, min_ms=RESULT_MIN_MS, parent=self)
+        pacer = Pacer()  # the two never draw in one turn: the window paints in between
+        self._result_throttle = Throttle(self._on_result, min_ms=RESULT_MIN_MS, parent=self,
+                                         pacer=pacer)
         # Training curves redraw at most a few times a second: smooth enough, and it
         # leaves the event loop room while the worker trains.
-        self._history_throttle = Throttle(self._on_history, min_ms=HISTORY_MIN_MS, parent=self)
+        self._history_throttle = Throttle(self._on_history, min_ms=HISTORY_MIN_MS, parent=self,
+                                          pacer=pacer)
         s.result_changed.connect(self._result_throttle.push)
         s.history_changed.connect(self._history_throttle.push)
         s.error.connect(self._on_error)

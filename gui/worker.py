@@ -22,18 +22,39 @@ from core.training.session import Rest, TrainingSession
 _NOTHING = object()
 
 
+class Pacer:
+    """Keeps the redraws of several throttles out of one event-loop turn: after one has
+    drawn, the others wait ``gap_ms``, so that the window paints the first before the
+    second draws.  Without it two throttles of the same period (the training curves and
+    the probes of the training weights) drew and painted together, one long stall
+    instead of two short ones."""
+
+    def __init__(self, gap_ms: float = 10.0) -> None:
+        self._gap_s = gap_ms / 1000.0
+        self._until = 0.0
+
+    def wait_s(self) -> float:
+        """Seconds until a redraw may follow the last one (0: now)."""
+        return max(0.0, self._until - time.perf_counter())
+
+    def drew(self) -> None:
+        self._until = time.perf_counter() + self._gap_s
+
+
 class Throttle(QObject):
     """Calls ``fn(latest value)`` at most every ``min_ms``, and adaptively less often so
     that drawing takes at most ``share`` of the GUI thread's time.
 
-    A value pushed while idle is drawn at once; values pushed during the pause
-    replace each other (latest wins).
+    A value pushed while idle is drawn at once (after the redraw of another throttle
+    sharing its ``pacer`` has been painted); values pushed during the pause replace
+    each other (latest wins).
     """
 
     def __init__(self, fn: Callable[[Any], None], min_ms: int = 50, share: float = 0.2,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, pacer: Pacer | None = None) -> None:
         super().__init__(parent)
         self._fn, self._min_s, self._share = fn, min_ms / 1000.0, share
+        self._pacer = pacer
         self._pending: Any = _NOTHING
         self._next = 0.0
         self._timer = QTimer(self)
@@ -54,9 +75,16 @@ class Throttle(QObject):
         """Draw the pending value now, if there is one."""
         if self._pending is not _NOTHING:
             self._timer.stop()
-            self._fire()
+            self._draw()
 
     def _fire(self) -> None:
+        wait = self._pacer.wait_s() if self._pacer is not None else 0.0
+        if wait > 0.0 and self._pending is not _NOTHING:
+            self._timer.start(max(1, round(1000 * wait)))
+            return
+        self._draw()
+
+    def _draw(self) -> None:
         value, self._pending = self._pending, _NOTHING
         if value is _NOTHING:
             return
@@ -66,6 +94,8 @@ class Throttle(QObject):
         finally:
             cost = time.perf_counter() - start
             self._next = time.perf_counter() + max(self._min_s, cost / self._share)
+            if self._pacer is not None:
+                self._pacer.drew()
 
 
 class _Relay(QObject):

@@ -134,3 +134,28 @@ def test_training_runner_reports_exceptions(qtbot):
         runner.drive(session)
     assert "diverged badly" in blocker.args[0].error
     runner.shutdown()
+
+
+def test_throttles_sharing_a_pacer_never_draw_in_one_turn(qtbot):
+    """A result and a history pushed together: one draws at once, the other only after
+    the pacer's gap (the window paints in between); flush still draws at once; latest
+    value wins."""
+    from gui.worker import Pacer, Throttle
+
+    drawn = []
+    pacer = Pacer(gap_ms=30)
+    a = Throttle(lambda v: drawn.append(("a", v, time.perf_counter())), min_ms=0, pacer=pacer)
+    b = Throttle(lambda v: drawn.append(("b", v, time.perf_counter())), min_ms=0, pacer=pacer)
+    a.push(1)
+    b.push(1)
+    b.push(2)  # replaces the pending 1
+    qtbot.waitUntil(lambda: len(drawn) == 2, timeout=2000)
+    assert sorted((n, v) for n, v, _ in drawn) == [("a", 1), ("b", 2)]
+    assert drawn[1][2] - drawn[0][2] >= 0.025
+    drawn.clear()
+    a.push(3)
+    b.push(4)
+    b.flush()  # an export asks: drawn now, whatever the pacer says
+    assert [(n, v) for n, v, _ in drawn] == [("b", 4)]
+    qtbot.waitUntil(lambda: len(drawn) == 2, timeout=2000)
+    assert drawn[1][:2] == ("a", 3)
