@@ -12,8 +12,6 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 from typing import Any
 
 import numpy as np
@@ -84,46 +82,6 @@ def _eigvals(block: np.ndarray, control: Control | None) -> np.ndarray:
 
 
 JACOBIAN_CHUNK_BYTES = 16 * 2**20  # matrices held for one batched norm call
-
-
-class _NormsBeside:
-    """Takes the spectral norms of chunks of Jacobian products in a thread of its own
-    while the caller's loop goes on building the next products (the eigensolver
-    releases the GIL, the loop is mostly Python): ``with _NormsBeside(net, norms) as
-    beside: beside.add(mats, at)`` fills ``norms[at]`` by the end of the block."""
-
-    def __init__(self, net: Network, norms: np.ndarray) -> None:
-        self.net, self.norms = net, norms
-        # at most two chunks wait: the loop pauses rather than hold every matrix
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="jacobian-norms", daemon=True)
-
-    def __enter__(self) -> _NormsBeside:
-        self._thread.start()
-        return self
-
-    def add(self, mats: Any, at: list[int]) -> None:
-        """Queue ``mats`` (n, H, H) for the norms of steps ``at``; copied to the host
-        first, so the caller may overwrite its buffer at once."""
-        if self._error is not None:
-            raise self._error
-        host = np.array(self.net.backend.to_numpy(mats), dtype=np.float64)
-        self._queue.put((host, list(at)))
-
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self.norms[item[1]] = _spectral_norms(item[0])
-                except BaseException as exc:  # handed to the caller at the end
-                    self._error = exc
-
-    def __exit__(self, kind: object, *rest: object) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if kind is None and self._error is not None:
-            raise self._error
 
 
 def _spectral_norms(m: np.ndarray) -> np.ndarray:
@@ -208,10 +166,9 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             # ‖∂h_last/∂h_t‖₂ for every t, each taken as its matrix is reached: memory
             # O(H²), not the O(T·H²) of keeping every matrix
             norms = np.empty(T)
-            # …a chunk of matrices at a time, in one batched call beside the loop: bounded
-            # memory, none of T separate calls' overhead (nor T device round trips on a
-            # GPU), and the last chunk, the one the loop waits for, a quarter of them
-            chunk = max(1, min((T + 3) // 4, JACOBIAN_CHUNK_BYTES // (H * H * 8)))
+            # …a chunk of matrices at a time, in one batched call: bounded memory, and
+            # none of T separate calls' overhead (nor T device round trips on a GPU)
+            chunk = max(1, min(T, JACOBIAN_CHUNK_BYTES // (H * H * 8)))
             held = xp.empty((chunk, H, H), dtype=dt)
             at: list[int] = []
             # The H rows of dh are H covectors at once: they take the batch axis of one
@@ -220,25 +177,25 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
             grads_h = grads_x if layer.cell != "gru" else grad_buffer(net.mem, G, 1, H, H, dt)
             dxp, dhp = grads_x[:, 0], grads_h[:, 0]  # (G, H, H)
             dhp_rows = time_major(grads_h)[0]  # (H, G·H), the same memory
-            with _NormsBeside(net, norms) as beside:
-                for s in range(T - 1, -1, -1):
-                    if net.control is not None and s % 4 == 0:
-                        net.control.report((T - s) / T)
-                    t = order[s]
-                    held[len(at)] = dh
-                    at.append(t)
-                    if len(at) == chunk or s == 0:
-                        beside.add(held[:len(at)], at)
-                        at.clear()
-                    if s == 0:
-                        break
-                    direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp,
-                                                    dc_total, None, None)  # states in factors
-                    new = dhp_rows @ W_hh  # Σ_gates dhp_g · W_hh,g
-                    if direct is not None:
-                        new += direct
-                    dh = new
-                    dc = dc_prev if dc_prev is not None else dc
+            for s in range(T - 1, -1, -1):
+                if net.control is not None and s % 4 == 0:
+                    net.control.report((T - s) / T)
+                t = order[s]
+                held[len(at)] = dh
+                at.append(t)
+                if len(at) == chunk or s == 0:
+                    host = np.asarray(net.backend.to_numpy(held[:len(at)]), dtype=np.float64)
+                    norms[at] = _spectral_norms(host)
+                    at.clear()
+                if s == 0:
+                    break
+                direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp, dc_total,
+                                                None, None)  # the factors hold the states
+                new = dhp_rows @ W_hh  # Σ_gates dhp_g · W_hh,g
+                if direct is not None:
+                    new += direct
+                dh = new
+                dc = dc_prev if dc_prev is not None else dc
             out[key] = norms
     return out
 
