@@ -76,6 +76,16 @@ def _fill(plot: pg.PlotItem, z: float) -> tuple[pg.PlotDataItem, pg.PlotDataItem
     return low, high, fill
 
 
+
+def _glow(item: pg.PlotDataItem, steps: np.ndarray, g: np.ndarray, where: np.ndarray) -> None:
+    """Draw ``g`` only at the steps ``where`` marks; an empty glow stays empty without
+    a redraw (most results mark none, and a curve of NaNs costs a whole update)."""
+    if where.any():
+        item.setData(steps, positive(np.where(where, g, np.nan)))
+    elif item.xData is not None and item.xData.size:
+        item.setData([], [])
+
+
 def _span(text: str, colour: str | None) -> str:
     return f'<span style="color:{colour}">{text}</span>' if colour else text
 
@@ -481,8 +491,8 @@ class GradientsPanel(PlotPanel):
             explode_glow.setData([], [])
             text = f"{name}: no gradient"
             return text, text, text
-        vanish_glow.setData(steps, positive(np.where(d.faded, g, np.nan)))
-        explode_glow.setData(steps, positive(np.where(d.exploded, g, np.nan)))
+        _glow(vanish_glow, steps, g, d.faded)
+        _glow(explode_glow, steps, g, d.exploded)
         verdict = _span(d.verdict, VERDICT_COLORS.get(d.verdict))
         ratio = "undefined" if d.ratio is None else fmt_sci(d.ratio)
         found = d.findings()
