@@ -91,9 +91,9 @@ def _spectral_norms(m: np.ndarray) -> np.ndarray:
     ‖M‖₂ is the square root of the largest eigenvalue of M Mᵀ, which a symmetric
     eigensolver finds to full relative precision in float64 (the largest eigenvalue is
     the best-conditioned one) in some 70 % of a singular value decomposition's time.
-    Each M is first divided by its largest magnitude s, so that neither the squares of
-    tiny products (1e-200 after thousands of steps) underflow nor those of huge ones
-    overflow: ‖M‖₂ = s · ‖M / s‖₂.
+    Where some M's largest magnitude s lies outside 1e±140 (float64 products after
+    thousands of steps), every M is first divided by its s, so that the squares neither
+    underflow nor overflow: ‖M‖₂ = s · ‖M / s‖₂.  Float32 products never need it.
     """
     s = np.max(np.abs(m), axis=(1, 2))  # NaN where M holds one, inf where an infinity
     out = s.copy()  # 0, inf and NaN stand as they are
@@ -101,10 +101,17 @@ def _spectral_norms(m: np.ndarray) -> np.ndarray:
     if ok.size:
         if ok.size < len(m):
             m, s = m.take(ok, axis=0), s[ok]
-        u = m / s[:, None, None]
-        top = np.linalg.eigvalsh(u @ u.transpose(0, 2, 1))[:, -1]
-        out[ok] = s * np.sqrt(np.maximum(top, 0.0))
+        if s.min() > _SAFE_SQUARE[0] and s.max() < _SAFE_SQUARE[1]:
+            top = np.linalg.eigvalsh(m @ m.transpose(0, 2, 1))[:, -1]
+            out[ok] = np.sqrt(np.maximum(top, 0.0))
+        else:
+            u = m / s[:, None, None]
+            top = np.linalg.eigvalsh(u @ u.transpose(0, 2, 1))[:, -1]
+            out[ok] = s * np.sqrt(np.maximum(top, 0.0))
     return out
+
+
+_SAFE_SQUARE = (1e-140, 1e140)  # largest magnitudes whose squares float64 holds exactly
 
 
 def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.ndarray]:
