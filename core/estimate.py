@@ -96,9 +96,9 @@ def _largest_hidden(model: ModelConfig) -> int:
 
 def _jacobian_bytes(model: ModelConfig, T: int, item: int) -> int:
     """H covectors carried back through the steps (dh, dc, the gate buffers), a chunk
-    of (H, H) products held with its float64 copy, that copy scaled and its Gram
-    matrices (core.analysis._spectral_norms); the local derivatives of one sample's T
-    steps."""
+    of (H, H) products held with its float64 copy and their Gram matrices
+    (core.analysis._spectral_norms; a scaled copy too only for products beyond 1e±140,
+    which float32 never makes); the local derivatives of one sample's T steps."""
     from .analysis import JACOBIAN_CHUNK_BYTES
 
     if model.pattern == "output_recurrence":
@@ -106,7 +106,7 @@ def _jacobian_bytes(model: ModelConfig, T: int, item: int) -> int:
     H = _largest_hidden(model)
     G = max(CELLS[layer.cell].BLOCKS for layer in model.layers)
     chunk = max(1, min(T, JACOBIAN_CHUNK_BYTES // (H * H * 8)))
-    return (H * H * (item * (4 + G) + 16) + chunk * H * H * (item + 3 * 8)
+    return (H * H * (item * (4 + G) + 16) + chunk * H * H * (item + 2 * 8)
             + 3 * G * T * H * item + 8 * T)
 
 
