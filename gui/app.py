@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import UserError
 from core.experiment import Experiment, TaskConfig, experiment_from_dict, experiment_to_dict
+from core.layout import GATES
 from core.lessons import list_lessons, load_lesson
 
 from .builder import BuilderPanel
@@ -1158,6 +1159,9 @@ class MainWindow(QMainWindow):
         ok = self.state.load(exp, lesson=name)
         if ok:
             raise_dock(self.docks["lesson"])
+            signals = self.docks.get("plot.signals")
+            if signals is not None and not any(GATES[layer.cell] for layer in exp.model.layers):
+                raise_dock(signals)  # a gateless model's gate plot would only say so
             self.show_mentioned_panels(exp.description)
             from core.lessons import lesson_sweep
 

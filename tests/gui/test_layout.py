@@ -151,3 +151,16 @@ def test_dock_titles_give_way_instead_of_widening_their_column(qtbot, window):
     assert tab.minimumSizeHint().width() <= max(d.minimumSizeHint().width() for d in docks)
     label = window.docks["plot.connectivity"].label
     assert label.minimumSizeHint().width() < label.sizeHint().width()
+
+
+def test_a_gateless_lesson_shows_its_data_where_the_gates_would_be(qtbot, window):
+    """At laptop size the gate plot shares a place with the data plot: a plain RNN
+    lesson brings the data forward (its gate plot would only say there are none); a
+    gated lesson leaves its gates in front."""
+    show_at(qtbot, window, LAPTOP)
+    assert window.open_lesson("vanishing_tanh")
+    QApplication.processEvents()
+    assert visible(window, "plot.signals") and not visible(window, "plot.gates")
+    assert window.open_lesson("gru_gates")
+    QApplication.processEvents()
+    assert visible(window, "plot.gates")
