@@ -320,6 +320,7 @@ class MainWindow(QMainWindow):
         self.area.restoreState(self.area.saveState(), missing="ignore")
         self._sync_tab_titles()
         self._placed = False  # True once the docks have their sizes in a shown window
+        self._lesson_front: list[Any] = []  # docks the open lesson brought forward
 
         for p in self.panels:
             p.timestep_clicked.connect(self.mark_timestep)
@@ -454,14 +455,17 @@ class MainWindow(QMainWindow):
             return
         shown = {d for d in self.docks.values() if d.isVisibleTo(self)}
         self._arrange_plots(want)
-        # Where docks now share a place as tabs, one that was on view stays in front.
+        # Where docks now share a place as tabs, one that was on view stays in front:
+        # one the open lesson brought forward, else the first.
         tabs = {d.container() for d in self.docks.values()}
         for tab in (c for c in tabs if c is not None and c.type() == "tab"):
             docks = [tab.widget(i) for i in range(tab.count())]
-            if tab.stack.currentWidget() not in shown:
+            current = tab.stack.currentWidget()
+            front = next((d for d in docks if d in shown and d in self._lesson_front), None)
+            if front is None and current not in shown:
                 front = next((d for d in docks if d in shown), None)
-                if front is not None:
-                    tab.tabClicked(front.label)
+            if front is not None and front is not current:
+                tab.tabClicked(front.label)
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
@@ -1158,16 +1162,28 @@ class MainWindow(QMainWindow):
             return False
         ok = self.state.load(exp, lesson=name)
         if ok:
-            raise_dock(self.docks["lesson"])
-            signals = self.docks.get("plot.signals")
-            if signals is not None and not any(GATES[layer.cell] for layer in exp.model.layers):
-                raise_dock(signals)  # a gateless model's gate plot would only say so
-            self.show_mentioned_panels(exp.description)
-            from core.lessons import lesson_sweep
-
-            if (sweep := lesson_sweep(name)) is not None:
-                self.show_sweep(sweep)
+            self.show_lesson_views(exp, name)
         return ok
+
+    def show_lesson_views(self, exp: Experiment, name: str) -> None:
+        """Bring forward what lesson ``name`` (just loaded as ``exp``) is about: its
+        text, the plots it names, its data instead of an empty gate plot where the
+        model has no gates, and its sweep if it has one."""
+        raise_dock(self.docks["lesson"])
+        signals = self.docks.get("plot.signals")
+        gateless = not any(GATES[layer.cell] for layer in exp.model.layers)
+        if signals is not None and gateless:
+            raise_dock(signals)  # a gateless model's gate plot would only say so
+        self.show_mentioned_panels(exp.description)
+        # kept in front, too, where a switch to the compact arrangement merges places
+        self._lesson_front = [self.docks[f"plot.{p.name}"] for p in self.panels
+                              if f'"{p.title}"' in exp.description]
+        if signals is not None and gateless:
+            self._lesson_front.append(signals)
+        from core.lessons import lesson_sweep
+
+        if (sweep := lesson_sweep(name)) is not None:
+            self.show_sweep(sweep)
 
     def show_mentioned_panels(self, text: str) -> None:
         """Bring to the front every plot whose quoted title ``text`` mentions (the first
@@ -1377,13 +1393,8 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
     if screenshot:
         window.confirm_discard = lambda: True
     if exp is not None:
-        window.state.load(exp, lesson=preset)
-        raise_dock(window.docks["lesson"])
-        window.show_mentioned_panels(exp.description)  # as the Lessons menu does
-        from core.lessons import lesson_sweep
-
-        if preset and (sweep := lesson_sweep(preset)) is not None:
-            window.show_sweep(sweep)
+        if window.state.load(exp, lesson=preset):
+            window.show_lesson_views(exp, preset)  # as the Lessons menu does
     elif not window.restore_last_experiment():
         window.open_lesson(DEFAULT_LESSON)
     if screenshot:

@@ -164,3 +164,9 @@ def test_a_gateless_lesson_shows_its_data_where_the_gates_would_be(qtbot, window
     assert window.open_lesson("gru_gates")
     QApplication.processEvents()
     assert visible(window, "plot.gates")
+    # opened in the wide arrangement, where the two have places of their own, and then
+    # narrowed to a laptop's: the data stays in front
+    show_at(qtbot, window, LARGE)
+    assert window.open_lesson("vanishing_tanh")
+    show_at(qtbot, window, LAPTOP)
+    assert visible(window, "plot.signals") and not visible(window, "plot.gates")
