@@ -102,12 +102,11 @@ def _spectral_norms(m: np.ndarray) -> np.ndarray:
         if ok.size < len(m):
             m, s = m.take(ok, axis=0), s[ok]
         if s.min() > _SAFE_SQUARE[0] and s.max() < _SAFE_SQUARE[1]:
-            top = np.linalg.eigvalsh(m @ m.transpose(0, 2, 1))[:, -1]
-            out[ok] = np.sqrt(np.maximum(top, 0.0))
+            s = np.ones_like(s)  # the squares fit: no scaled copy
         else:
-            u = m / s[:, None, None]
-            top = np.linalg.eigvalsh(u @ u.transpose(0, 2, 1))[:, -1]
-            out[ok] = s * np.sqrt(np.maximum(top, 0.0))
+            m = m / s[:, None, None]
+        top = np.linalg.eigvalsh(m @ m.transpose(0, 2, 1))[:, -1]
+        out[ok] = s * np.sqrt(np.maximum(top, 0.0))
     return out
 
 
