@@ -320,7 +320,6 @@ class MainWindow(QMainWindow):
         self.area.restoreState(self.area.saveState(), missing="ignore")
         self._sync_tab_titles()
         self._placed = False  # True once the docks have their sizes in a shown window
-        self._lesson_front: list[Any] = []  # docks the open lesson brought forward
 
         for p in self.panels:
             p.timestep_clicked.connect(self.mark_timestep)
@@ -458,10 +457,11 @@ class MainWindow(QMainWindow):
         # Where docks now share a place as tabs, one that was on view stays in front:
         # one the open lesson brought forward, else the first.
         tabs = {d.container() for d in self.docks.values()}
+        lesson_front = self._lesson_docks()
         for tab in (c for c in tabs if c is not None and c.type() == "tab"):
             docks = [tab.widget(i) for i in range(tab.count())]
             current = tab.stack.currentWidget()
-            front = next((d for d in docks if d in shown and d in self._lesson_front), None)
+            front = next((d for d in docks if d in shown and d in lesson_front), None)
             if front is None and current not in shown:
                 front = next((d for d in docks if d in shown), None)
             if front is not None and front is not current:
@@ -1170,16 +1170,9 @@ class MainWindow(QMainWindow):
         text, the plots it names, its data instead of an empty gate plot where the
         model has no gates, and its sweep if it has one."""
         raise_dock(self.docks["lesson"])
-        signals = self.docks.get("plot.signals")
-        gateless = not any(GATES[layer.cell] for layer in exp.model.layers)
-        if signals is not None and gateless:
-            raise_dock(signals)  # a gateless model's gate plot would only say so
+        if (data := self._data_instead_of_gates(exp)) is not None:
+            raise_dock(data)
         self.show_mentioned_panels(exp.description)
-        # kept in front, too, where a switch to the compact arrangement merges places
-        self._lesson_front = [self.docks[f"plot.{p.name}"] for p in self.panels
-                              if f'"{p.title}"' in exp.description]
-        if signals is not None and gateless:
-            self._lesson_front.append(signals)
         from core.lessons import lesson_sweep
 
         if (sweep := lesson_sweep(name)) is not None:
@@ -1188,9 +1181,31 @@ class MainWindow(QMainWindow):
     def show_mentioned_panels(self, text: str) -> None:
         """Bring to the front every plot whose quoted title ``text`` mentions (the first
         mention wins where two share a place)."""
-        mentioned = [(text.find(f'"{p.title}"'), p) for p in self.panels]
-        for _pos, p in sorted((m for m in mentioned if m[0] >= 0), key=lambda m: -m[0]):
+        for p in self._mentioned_panels(text)[::-1]:
             raise_dock(self.docks[f"plot.{p.name}"])
+
+    def _mentioned_panels(self, text: str) -> list[Any]:
+        """The plot panels whose quoted title ``text`` mentions, in order of mention."""
+        mentioned = [(text.find(f'"{p.title}"'), p) for p in self.panels]
+        return [p for _pos, p in sorted((m for m in mentioned if m[0] >= 0),
+                                        key=lambda m: m[0])]
+
+    def _data_instead_of_gates(self, exp: Experiment) -> Any | None:
+        """The data plot's dock where ``exp``'s model has no gates (its gate plot would
+        only say so), else None."""
+        if any(GATES[layer.cell] for layer in exp.model.layers):
+            return None
+        return self.docks.get("plot.signals")
+
+    def _lesson_docks(self) -> list[Any]:
+        """The docks the open lesson brings forward (none without a lesson): kept in
+        front, too, where a switch to the compact arrangement merges places."""
+        if not getattr(self.state, "lesson", None):
+            return []
+        exp = self.state.experiment
+        docks = [self.docks[f"plot.{p.name}"] for p in self._mentioned_panels(exp.description)]
+        data = self._data_instead_of_gates(exp)
+        return docks if data is None else [*docks, data]
 
     def export_all(self, folder: str | None = None) -> bool:
         """Write every plot (PNG, SVG, CSV) and the experiment into ``folder`` (asked

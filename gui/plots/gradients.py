@@ -76,7 +76,6 @@ def _fill(plot: pg.PlotItem, z: float) -> tuple[pg.PlotDataItem, pg.PlotDataItem
     return low, high, fill
 
 
-
 def _glow(item: pg.PlotDataItem, steps: np.ndarray, g: np.ndarray, where: np.ndarray) -> None:
     """Draw ``g`` only at the steps ``where`` marks; an empty glow stays empty without
     a redraw (most results mark none, and a curve of NaNs costs a whole update)."""
