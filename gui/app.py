@@ -667,6 +667,7 @@ class MainWindow(QMainWindow):
     def _connect_state(self) -> None:
         s = self.state
         pacer = Pacer()  # the two never draw in one turn: the window paints in between
+        self._history_empty = False  # the curves drawn last had no rows
         self._result_throttle = Throttle(self._on_result, min_ms=RESULT_MIN_MS, parent=self,
                                          pacer=pacer)
         # Training curves redraw at most a few times a second: smooth enough, and it
@@ -674,7 +675,7 @@ class MainWindow(QMainWindow):
         self._history_throttle = Throttle(self._on_history, min_ms=HISTORY_MIN_MS, parent=self,
                                           pacer=pacer)
         s.result_changed.connect(self._result_throttle.push)
-        s.history_changed.connect(self._history_throttle.push)
+        s.history_changed.connect(self._push_history)
         s.error.connect(self._on_error)
         s.nonfinite.connect(self._on_nonfinite)
         s.busy.connect(self._on_busy)
@@ -729,6 +730,16 @@ class MainWindow(QMainWindow):
         self.backend_label.setText(label)
         if self.banner.kind == "error":
             self.banner.dismiss()
+
+    def _push_history(self, history: dict) -> None:
+        """Hand new training curves to their throttle, except one empty history after
+        another (each knob edit starts one): nothing would change on screen, and the
+        redraw would hold back the probe result that follows by the pacer's gap."""
+        empty = not len(history.get("step", ()))
+        if empty and self._history_empty:
+            return
+        self._history_empty = empty
+        self._history_throttle.push(history)
 
     def _on_history(self, history: dict) -> None:
         for p in self.panels:

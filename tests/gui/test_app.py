@@ -217,6 +217,29 @@ def test_train_grows_the_loss_curve_and_pause_stops_it(qtbot, window):
                           small_params(state.experiment)["weight_hh_l0"])
 
 
+def test_knob_edits_without_training_do_not_redraw_the_empty_curves(qtbot, window):
+    """Each knob edit of untrained weights starts an empty history; drawing it again
+    would change nothing and hold the probe result back by the pacer's gap.  The curves
+    of a step are drawn, and so is the history that empties at Reset."""
+    state = window.state
+    drawn = []
+    window._history_throttle._fn = drawn.append  # what reaches the plots
+    for value in (1.1, 1.2, 1.3):
+        state.lab.set_scale("recurrent", value)
+        wait_result(qtbot, window)
+    assert drawn == []
+
+    state.step()
+    qtbot.waitUntil(lambda: len(state.history["step"]) == 1, timeout=WAIT_MS)
+    wait_result(qtbot, window)
+    assert [len(h["step"]) for h in drawn][-1:] == [1]
+    window.reset_action.trigger()  # the step's curves give way to none
+    wait_result(qtbot, window)
+    state.lab.set_scale("recurrent", 1.5)
+    wait_result(qtbot, window)
+    assert [len(h["step"]) for h in drawn][-2:] == [1, 0]
+
+
 def small_params(exp):
     from core.init import init_params
 
