@@ -21,7 +21,7 @@ from .diagonal import keep_factors, keep_jacobian_norms
 from .experiment import ModelConfig
 from .jobs import Control
 from .layout import INPUT_ONLY, ROW_BLOCKS, directions
-from .network import Network, grad_buffer, time_major
+from .network import Network
 from .tracing import Trace
 
 
@@ -120,90 +120,87 @@ def jacobian_norms(net: Network, trace: Trace, sample: int = 0) -> dict[str, np.
     """
     if net.model.pattern == "output_recurrence":
         return {}
-    xp, dt = net.xp, net.backend.dtype
     out: dict[str, np.ndarray] = {}
     for k, layer in enumerate(net.model.layers):
-        cell, H = CELLS[layer.cell], layer.hidden_size
-        if layer.cell in INPUT_ONLY:  # diagonal step Jacobians, read off the gates
-            for d in directions(layer):
-                L = trace.layers[f"l{k}{d}"]
-                gates = {g: net.backend.to_numpy(a[:, sample]) for g, a in L.gates.items()}
-                out[f"l{k}{d}"] = keep_jacobian_norms(keep_factors(layer.cell, gates), bool(d))
-            continue
-        P: dict[str, Any] = {"activation": layer.activation}
-        if layer.cell == "lstm":
-            from .cells.lstm import step_constants as lstm_constants
-
-            P.update(lstm_constants(xp, dt))
         for d in directions(layer):
             key = f"l{k}{d}"
-            if layer.peephole:
-                P["peep"] = net.params[f"weight_peep_l{k}{d}"]
-            W_hh = net.params[f"weight_hh_l{k}{d}"]
             L = trace.layers[key]
-            S = {"h": L.h[:, sample:sample + 1]}
-            T = L.h.shape[0]
-            order = list(range(T - 1, -1, -1) if d else range(T))
-            prev = {}  # the state each step started from: t+1 (reverse) or t−1, zeros first
-            for name, a in (("h", L.h), ("c", L.c)):
-                if a is not None:
-                    p_ = xp.zeros_like(a[:, sample:sample + 1])
-                    if d:
-                        p_[:-1] = a[1:, sample:sample + 1]
-                    else:
-                        p_[1:] = a[:-1, sample:sample + 1]
-                    prev[name] = p_
-            if L.c is not None:
-                S["c"] = L.c[:, sample:sample + 1]
-                S["tc"] = xp.tanh(S["c"])
-            if L.gates:  # (G, T, 1, H): the gate-major layout of one sample
-                S["gates"] = xp.stack([L.gates[g][:, sample:sample + 1] for g in cell.GATES])
-            if layer.cell == "gru":  # hp_n = W_hn h_{t-1} + b_hn, recomputed
-                S["hn"] = prev["h"] @ W_hh[2 * H:].T + net.params[f"bias_hh_l{k}{d}"][2 * H:]
-            G = cell.BLOCKS
-            # The local derivatives of the sample's steps, as the backward pass takes them.
-            kx = xp.empty((G, T, 1, H), dtype=dt)
-            kh = kx if layer.cell != "gru" else xp.empty_like(kx)
-            factors = cell.factor_arrays(net.mem, S, P, kx, kh, xp.empty((T, 1, H), dtype=dt))
-            cell.local(xp, S, slice(0, T), prev["h"], prev.get("c"), P, factors)
-            dh = xp.eye(H, dtype=dt)
-            dc = xp.zeros((H, H), dtype=dt)
-            dc_total = xp.empty((H, H), dtype=dt)
-            # ‖∂h_last/∂h_t‖₂ for every t, each taken as its matrix is reached: memory
-            # O(H²), not the O(T·H²) of keeping every matrix
-            norms = np.empty(T)
-            # …a chunk of matrices at a time, in one batched call: bounded memory, and
-            # none of T separate calls' overhead (nor T device round trips on a GPU)
-            chunk = max(1, min(T, JACOBIAN_CHUNK_BYTES // (H * H * 8)))
-            held = xp.empty((chunk, H, H), dtype=dt)
-            at: list[int] = []
-            # The H rows of dh are H covectors at once: they take the batch axis of one
-            # step's gradient buffers, laid out as the backward pass lays out its own.
-            grads_x = grad_buffer(net.mem, G, 1, H, H, dt)
-            grads_h = grads_x if layer.cell != "gru" else grad_buffer(net.mem, G, 1, H, H, dt)
-            dxp, dhp = grads_x[:, 0], grads_h[:, 0]  # (G, H, H)
-            dhp_rows = time_major(grads_h)[0]  # (H, G·H), the same memory
-            for s in range(T - 1, -1, -1):
-                if net.control is not None and s % 4 == 0:
-                    net.control.report((T - s) / T)
-                t = order[s]
-                held[len(at)] = dh
-                at.append(t)
-                if len(at) == chunk or s == 0:
-                    host = np.asarray(net.backend.to_numpy(held[:len(at)]), dtype=np.float64)
-                    norms[at] = _spectral_norms(host)
-                    at.clear()
-                if s == 0:
-                    break
-                direct, dc_prev = cell.backward(xp, t, dh, dc, factors, P, dxp, dhp, dc_total,
-                                                None, None)  # the factors hold the states
-                new = dhp_rows @ W_hh  # Σ_gates dhp_g · W_hh,g
-                if direct is not None:
-                    new += direct
-                dh = new
-                dc = dc_prev if dc_prev is not None else dc
-            out[key] = norms
+            if layer.cell in INPUT_ONLY:  # diagonal step Jacobians, read off the gates
+                gates = {g: net.backend.to_numpy(a[:, sample]) for g, a in L.gates.items()}
+                out[key] = keep_jacobian_norms(keep_factors(layer.cell, gates), bool(d))
+            else:
+                out[key] = _covector_norms(net, key, layer.cell, bool(d), L, sample)
     return out
+
+
+def covector_step_bytes(cell: str, H: int, item: int) -> int:
+    """Bytes :func:`jacobian_norms` holds per step of a chunk: the backward pass's
+    buffers for H covectors (the gate blocks' gradients, dL/dh and, with a cell state,
+    dL/dc; the states are views of the sample's) and the step's (H, H) product in
+    float64 with its Gram matrix."""
+    c = CELLS[cell]
+    grads = c.BLOCKS * (2 if cell == "gru" else 1) + (2 if c.HAS_CELL_STATE else 1)
+    return H * H * (item * grads + 2 * 8)
+
+
+def _covector_norms(net: Network, key: str, cell_name: str, reverse: bool, L: Any,
+                    sample: int) -> np.ndarray:
+    """‖∂h_last/∂h_t‖₂ of one direction: BPTT of the H rows of an identity matrix at
+    once, the batch of a backward pass (:meth:`Network.carry_back`) whose dL/dh_t are
+    the rows of ∂h_last/∂h_t, from the last step to the first in chunks of bounded
+    memory (the carries pass from one chunk to the next)."""
+    xp, dt = net.xp, net.backend.dtype
+    cell = CELLS[cell_name]
+    T, _, H = L.h.shape
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    one = slice(sample, sample + 1)
+    h, c = L.h[:, one], (None if L.c is None else L.c[:, one])  # (T, 1, H)
+    # The state each step started from (zeros before the first), for GRU's hp_n.
+    prev_h = xp.zeros_like(h)
+    if reverse:
+        prev_h[:-1] = h[1:]
+    else:
+        prev_h[1:] = h[:-1]
+    item = np.dtype(dt).itemsize
+    chunk = max(1, min(T, JACOBIAN_CHUNK_BYTES // covector_step_bytes(cell_name, H, item)))
+    norms = np.empty(T)
+    carry = (xp.eye(H, dtype=dt), None if c is None else xp.zeros((H, H), dtype=dt))
+
+    def rows(a: Any) -> Any:
+        """(…, 1, H) → (…, H, H): a step's row for every covector, a view (stride 0)."""
+        return xp.broadcast_to(a, (*a.shape[:-2], H, H))
+
+    tc = None if c is None else xp.tanh(c)
+    hn = None
+    if cell_name == "gru":  # hp_n = W_hn h_{t-1} + b_hn, recomputed
+        W, b = net.params["weight_hh_" + key], net.params["bias_hh_" + key]
+        hn = prev_h @ W[2 * H:].T + b[2 * H:]
+    gates = xp.stack([L.gates[g][:, one] for g in cell.GATES]) if cell.GATES else None
+    s1 = T  # steps are taken in the order s = 0 … T−1; chunks go from the last back
+    while s1 > 0:
+        if net.control is not None:
+            net.control.report((T - s1) / T)
+        s0 = max(0, s1 - chunk)
+        ts = slice(T - s1, T - s0) if reverse else slice(s0, s1)  # the chunk's times
+        S: dict[str, Any] = {"h": rows(h[ts])}
+        if c is not None:
+            S["c"], S["tc"] = rows(c[ts]), rows(tc[ts])
+        if gates is not None:
+            S["gates"] = rows(gates[:, ts])
+        if hn is not None:
+            S["hn"] = rows(hn[ts])
+        if s0 == 0:  # zeros before the first step
+            tp, before = None, xp.zeros((1, H), dtype=dt)
+        else:
+            tp, before = order[s0 - 1], None
+        first = (rows(h[tp] if tp is not None else before),
+                 None if c is None else rows(c[tp] if tp is not None else before))
+        dh, dh_before, dc_before = net.carry_back(key, S, first, carry)
+        carry = (dh_before, dc_before)
+        host = np.asarray(net.backend.to_numpy(dh), dtype=np.float64)
+        norms[ts] = _spectral_norms(host)
+        s1 = s0
+    return norms
 
 
 def connectivity(net: Network, x: Any, y: Any = None, sample: int = 0,

@@ -10,9 +10,9 @@
   buffers, parameters and their gradients);
 - ``eigenvalues`` — float64 copies of float32 parameters and LAPACK's work on the
   largest recurrent block;
-- ``jacobian`` — the H covectors carried back through the largest layer and a chunk
-  of (H, H) products (:data:`core.analysis.JACOBIAN_CHUNK_BYTES`) held, then copied
-  to float64, for their norms;
+- ``jacobian`` — the H covectors carried back through a chunk of steps of the
+  largest layer, with the chunk's (H, H) products copied to float64 for their norms
+  (:data:`core.analysis.JACOBIAN_CHUNK_BYTES` in all);
 - ``connectivity`` — the (T_out, T) float64 map and the pass over one chunk of
   copies of a sample;
 - ``training`` — the optimizer's slots, the copy that undoes a non-finite update,
@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from .cells import CELLS
 from .errors import MemoryLimitError
 from .experiment import Experiment, ModelConfig
+from .layout import INPUT_ONLY
 from .memory import available_memory, format_bytes, param_count
 from .network import estimate_trace_bytes
 
@@ -95,19 +96,25 @@ def _largest_hidden(model: ModelConfig) -> int:
 
 
 def _jacobian_bytes(model: ModelConfig, T: int, item: int) -> int:
-    """H covectors carried back through the steps (dh, dc, the gate buffers), a chunk
-    of (H, H) products held with its float64 copy and their Gram matrices
-    (core.analysis._spectral_norms; a scaled copy too only for products beyond 1e±140,
-    which float32 never makes); the local derivatives of one sample's T steps."""
-    from .analysis import JACOBIAN_CHUNK_BYTES
+    """H covectors carried back through a chunk of steps, the chunk's (H, H) products
+    in float64 with their Gram matrices (core.analysis.covector_step_bytes; a scaled
+    copy too only for products beyond 1e±140, which float32 never makes), and the
+    sample's gates and states (T, H) that the covectors share; the norms."""
+    from .analysis import JACOBIAN_CHUNK_BYTES, covector_step_bytes
 
     if model.pattern == "output_recurrence":
         return 0
-    H = _largest_hidden(model)
-    G = max(CELLS[layer.cell].BLOCKS for layer in model.layers)
-    chunk = max(1, min(T, JACOBIAN_CHUNK_BYTES // (H * H * 8)))
-    return (H * H * (item * (4 + G) + 16) + chunk * H * H * (item + 2 * 8)
-            + 3 * G * T * H * item + 8 * T)
+    worst = 0
+    for layer in model.layers:
+        H, G = layer.hidden_size, CELLS[layer.cell].BLOCKS
+        shared = (G + 4) * T * H * item
+        if layer.cell in INPUT_ONLY:  # diagonal Jacobians: products of the gates
+            worst = max(worst, 2 * shared)
+            continue
+        step = covector_step_bytes(layer.cell, H, item)
+        chunk = max(1, min(T, JACOBIAN_CHUNK_BYTES // step))
+        worst = max(worst, chunk * step + shared + 3 * H * H * item)
+    return worst + 8 * T
 
 
 def _connectivity_bytes(model: ModelConfig, T: int, dtype: str) -> int:
@@ -177,8 +184,6 @@ def _flops(model: ModelConfig, T: int, B: int) -> tuple[float, float]:
 def eigen_seconds(model: ModelConfig) -> float:
     """The eigenvalue problems :func:`core.analysis.spectra` solves: every gate block of
     every recurrent matrix, or the output loop's blocks of an ``output_recurrence``."""
-    from .layout import INPUT_ONLY
-
     seconds = 0.0
     for k, layer in enumerate(model.layers):
         if model.pattern == "output_recurrence":

@@ -261,6 +261,29 @@ class Network:
         """The loss alone (a forward pass)."""
         return self.run(x, y, need_backward=False, **kw).loss
 
+    def carry_back(self, key: str, states: dict[str, Any], first: tuple[Any, Any],
+                   carry: tuple[Any, Any]) -> tuple[Any, Any, Any]:
+        """BPTT through the one direction ``key`` (``"l0"``, ``"l1_reverse"``, …) over
+        the given states, for any covectors rather than a loss's gradient (the batch
+        axis holds them: core.analysis carries H unit covectors back at once).
+
+        ``states``: the direction's arrays as its forward pass stores them, for the T
+        steps taken (``cell.alloc``: (T, B, H), gates (G, T, B, H)); ``first``: (h, c)
+        (B, H), the state before the first step taken (c None without a cell state);
+        ``carry``: (dh, dc) (B, H), arriving from beyond the last step taken.  Returns
+        dL/dh_t (T, B, H) and (dh, dc), the carries before the first step."""
+        D = next((D for row in self._dirs() for D in row if D.key == key), None)
+        if D is None or not D.cell.HIDDEN_WEIGHTS:
+            raise ValueError(f"carry_back: no recurrent direction {key!r}")
+        xp, dt = self.xp, self.backend.dtype
+        T, B, H = states["h"].shape
+        D.S, D.X = states, xp.empty((T, B, 0), dtype=dt)
+        D.h0, D.c0 = first
+        nothing = xp.broadcast_to(xp.zeros((1, 1, H), dtype=dt), (T, B, H))  # no loss
+        with np.errstate(all="ignore"), self.mem.pass_():
+            self._backward_dir(D, nothing, None, None, want_dx=False, carry=carry)
+        return D.dh, D.dh0, D.dc0
+
     def _loss_gradient(self, trace: Trace, y: Any, d_output: Any, loss_scale: float) -> Any:
         """Set ``trace.loss`` and return dL/d(output), or ``d_output`` when one is given;
         None when there is no target and so nothing to backpropagate."""
@@ -334,9 +357,11 @@ class Network:
             D.cell.forward(xp, S, t, xproj[:, t], hproj, h_prev, c_prev, D.P)
 
     def _backward_dir(self, D: _Dir, dH: Any, tbptt: int | None, grads: dict | None,
-                      want_dx: bool = True) -> Any:
+                      want_dx: bool = True, carry: tuple[Any, Any] | None = None) -> Any:
         """BPTT through one direction; ``dH`` (T, B, H) from above.  Returns dL/dX, or
         None unless ``want_dx``; the weight gradients go into ``grads`` (none if None).
+        ``carry`` (dL/dh, dL/dc) (B, H): what arrives from beyond the last step (zeros
+        if None; dL/dc None without a cell state).
 
         First, on the NumPy steps, every local derivative that needs only the forward
         pass, for all steps at once (fused kernels derive them in the step instead); then
@@ -353,8 +378,8 @@ class Network:
         zeros = xp.zeros((B, H), dtype=dt)
         h_first = zeros if D.h0 is None else D.h0
         c_first = zeros if D.c0 is None else D.c0
-        dh_carry = xp.zeros((B, H), dtype=dt)
-        dc_carry = zeros
+        dh_carry = xp.zeros((B, H), dtype=dt) if carry is None else carry[0].astype(dt)
+        dc_carry = zeros if carry is None or carry[1] is None else carry[1].astype(dt)
         order = D.order(T)
         if self._use_scan(D, T):  # minGRU/minLSTM: one scan back over time (core.scan)
             D.dh0, D.dc0 = time_scan.backward(xp, D, dH, h_first, tbptt), None
@@ -367,7 +392,8 @@ class Network:
         for rows, h_prev, c_prev in D.prev_rows(slice(0, T), h_first, c_first):
             D.cell.local(xp, D.S, rows, h_prev, c_prev, D.P, L)
         with self.backend.step_loop(2.0 * B * H * G * H):
-            carries = timeloop.run_backward(self, D, dH, W_hh, tbptt, h_first, c_first)
+            carries = timeloop.run_backward(self, D, dH, W_hh, tbptt, h_first, c_first,
+                                            carry=(dh_carry, dc_carry) if carry else None)
             if carries is None:  # the Python loop over the steps
                 carries = self._backward_steps(D, order, dH, W_hh, L, dh_carry, dc_carry,
                                                zeros, tbptt, h_first, c_first)

@@ -712,11 +712,13 @@ def _forward_spec(D: Any, kid: int, dt: np.dtype, src: dict[str, Any], T: int, B
 
 
 def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_first: Any,
-                 c_first: Any, chunk: int | None = None) -> tuple[Any, Any] | None:
+                 c_first: Any, chunk: int | None = None,
+                 carry: tuple[Any, Any] | None = None) -> tuple[Any, Any] | None:
     """BPTT through direction ``D`` in compiled chunks, writing D.dh, D.dc and the
     gradient buffers D.dxp/D.dhp as the Python loop does; returns the carries
     (dL/dh_{-1}, dL/dc_{-1}) — the gradients of the initial state — or None when the
-    compiled loop cannot run it (nothing written)."""
+    compiled loop cannot run it (nothing written).  ``carry`` (dL/dh, dL/dc) (B, H):
+    what arrives from beyond the last step (zeros if None)."""
     found = kernels_for(net.backend, D.cell, D.P)
     if found is None:
         return None
@@ -724,11 +726,15 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
     dt = np.dtype(net.backend.dtype)
     T, B, H = dH.shape
     names = BACKWARD_ARGS[fused.ALL[kid].name]
-    carry = np.zeros((B, H), dtype=dt)
-    dc_carry = np.zeros((B, H), dtype=dt) if D.cell.HAS_CELL_STATE else None
+    start = (None, None) if carry is None else carry
+    carry = (np.zeros((B, H), dtype=dt) if start[0] is None
+             else np.array(start[0], dtype=dt, order="C"))  # the loop writes into it
+    dc_carry = None
+    if D.cell.HAS_CELL_STATE:
+        dc_carry = (np.zeros((B, H), dtype=dt) if start[1] is None
+                    else np.array(start[1], dtype=dt, order="C"))
     direct = np.empty((B, H), dtype=dt) if "direct" in names else None
-    h0 = np.ascontiguousarray(h_first, dtype=dt)
-    c0 = np.ascontiguousarray(c_first, dtype=dt)
+    h0, c0 = _state_rows(h_first, dt), _state_rows(c_first, dt)
     tm = D.dhp.transpose(1, 2, 0, 3)  # the time-major (T, B, G, H) memory behind it
     src = _sources(D, dt, W_hh, {"h0": h0, "c0": c0, "tm": tm, "dH": dH, "dh": D.dh,
                                  "dc": D.dc, "dxp": D.dxp, "dhp": D.dhp, "carry": carry,
@@ -763,6 +769,16 @@ def run_backward(net: Any, D: Any, dH: Any, W_hh: Any, tbptt: int | None, h_firs
         loop(values, arrays)
         s1 = s0
     return carry, dc_carry
+
+
+def _state_rows(a: Any, dt: np.dtype) -> Any:
+    """A state (B, H) as the loop reads it: contiguous rows in ``dt``.  Rows that all
+    repeat one (stride 0: covectors sharing one sample's states) stay a view, as the
+    trace's arrays beside them do."""
+    a = np.asarray(a)
+    if a.dtype == dt and a.ndim == 2 and a.strides[1] == dt.itemsize and a.strides[0] == 0:
+        return a
+    return np.ascontiguousarray(a, dtype=dt)
 
 
 def _backward_spec(D: Any, kid: int, dt: np.dtype, src: dict[str, Any], T: int, B: int,

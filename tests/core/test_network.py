@@ -13,6 +13,7 @@ from core.experiment import LayerConfig, ModelConfig
 from core.init import init_params
 from core.network import Network, check_memory, estimate_trace_bytes
 from tests.core.helpers import network, numeric_grad, rel_error, small_data, small_model
+from tests.core.test_native import compiled_kernels
 
 CELLS = [("rnn", False), ("lstm", False), ("lstm", True), ("gru", False), ("cifg", False),
          ("mingru", False), ("minlstm", False)]
@@ -119,14 +120,35 @@ def test_gradient_of_the_initial_state(cell, peep):
 
 @pytest.mark.parametrize(("cell", "peep"), CELLS)
 @pytest.mark.parametrize("reverse", [False, True])
-def test_jacobian_norms_match_finite_differences(cell, peep, reverse):
-    """‖∂h_last/∂h_t‖₂, with ∂h_last/∂h_t built column by column from perturbed restarts."""
+@pytest.mark.parametrize("steps", ["loop", "compiled", "numpy"])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_jacobian_norms_match_finite_differences(monkeypatch, cell, peep, reverse, steps,
+                                                 chunked):
+    """‖∂h_last/∂h_t‖₂, with ∂h_last/∂h_t built column by column from perturbed restarts;
+    on every CPU path of the backward pass that carries the covectors, in one chunk of
+    steps or in chunks of 4 and 2 (the carries handed from one to the next)."""
+    from core import analysis
+    from core.cells import timeloop
+
+    if steps != "numpy":
+        compiled_kernels()
     model = small_model(cell, bidirectional=reverse, peephole=peep, H=4)
-    net = network(model)
+    net = network(model, compiled=steps != "numpy", time_loop=steps == "loop")
     x, y = small_data(model, T=6, B=1)
     tr = net.run(x, y)
     key = "l0_reverse" if reverse else "l0"
+    if chunked:
+        monkeypatch.setattr(analysis, "JACOBIAN_CHUNK_BYTES",
+                            4 * analysis.covector_step_bytes(cell, 4, 8))
+    loops = []
+    run_backward = timeloop.run_backward
+    monkeypatch.setattr(timeloop, "run_backward",
+                        lambda *a, **k: loops.append(r := run_backward(*a, **k)) or r)
     norms = jacobian_norms(net, tr)[key]
+    if cell not in ("mingru", "minlstm"):  # diagonal Jacobians: read off the gates
+        ran = [r is not None for r in loops]
+        directions = 2 if reverse else 1  # the reverse cell's model is bidirectional
+        assert ran == [steps == "loop"] * (directions * (2 if chunked else 1))
     L = tr.layers[key]
     T, H = 6, 4
     # A one-direction network holding just this cell, restarted from state (h_t, c_t).
