@@ -3,9 +3,10 @@
 Opens the real main window on the default lesson, then
 
 (a) moves the recurrent-scale slider N times through the slider widget (as a drag
-    does) and times each change until every plot panel has been given the probe
-    result of the new weights (a panel behind a dock tab draws it when shown) and
-    the window has finished painting it; the table splits the time into stages;
+    does) and times each change until every plot panel has been given the complete
+    probe result of the new weights (a panel behind a dock tab draws it when shown;
+    the pass comes first, as an early result, then its Jacobian products) and the
+    window has finished painting it; the table splits the time into stages;
 (b) presses Train and, for a while, records the gaps between the ticks of a 5 ms
     timer: the longest gap is the longest time the window could not react.  The
     worst gaps are shown with the GUI thread's CPU time in them and the plot redraws.
@@ -180,8 +181,10 @@ def slider_latency(app: Any, window: Any, watch: Watcher, changes: int, gap_s: f
         target = state.experiment.init.scales.recurrent
 
         def latest(target: float = target) -> Any:
+            """The complete result of the new weights (an early one lacks analyses)."""
             for result, _t in reversed(published):
-                if result.experiment.init.scales.recurrent == target:
+                if (result.experiment.init.scales.recurrent == target
+                        and not getattr(result, "pending", ())):
                     return result
             return None
 
@@ -194,11 +197,13 @@ def slider_latency(app: Any, window: Any, watch: Watcher, changes: int, gap_s: f
             continue
         result = latest()
         t_pub = next(t for r, t in published if r is result)
+        t_first = next(t for r, t in published if r.arrays is result.arrays)  # early or not
         t_drawn = watch.drawn(result)
         t_end = watch.settled(result)
         stages["total"].append(t_end - t0)
         stages["edit (GUI thread)"].append(t_edit - t0)
-        stages["probe (worker) + queue"].append(t_pub - t_edit)
+        stages["probe (worker) + queue"].append(t_first - t_edit)
+        stages["then its analyses"].append(t_pub - t_first)
         stages["probe elapsed_s"].append(float(getattr(result, "elapsed_s", 0.0) or 0.0))
         stages["throttle + redraw"].append(t_drawn - t_pub)
         stages["paint"].append(t_end - t_drawn)
@@ -351,8 +356,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(total)} changes, {args.gap_ms:.0f} ms apart"
           + (f", {stages['failures'][0]} timed out" if stages["failures"][0] else "") + ")")
     print(f"    {'stage':<26} {'median ms':>10} {'p95 ms':>9} {'max ms':>9}")
-    for name in ("total", "edit (GUI thread)", "probe (worker) + queue", "probe elapsed_s",
-                 "throttle + redraw", "paint"):
+    for name in ("total", "edit (GUI thread)", "probe (worker) + queue", "then its analyses",
+                 "probe elapsed_s", "throttle + redraw", "paint"):
         v = stages[name]
         print(f"    {name:<26} {ms * statistics.median(v):10.1f} {ms * percentile(v, 95):9.1f} "
               f"{ms * max(v):9.1f}")

@@ -31,13 +31,29 @@ class Control:
     """A cancel flag and a progress callback shared by a job and its owner.
 
     ``on_progress(fraction, text)`` is called from the job's thread with a fraction
-    in [0, 1] of the whole job and a few words on the stage.
+    in [0, 1] of the whole job and a few words on the stage.  ``on_early(part)``, if
+    given, receives a part of the result that is ready before the rest (a probe's pass
+    before its slower analyses), also from the job's thread.
     """
 
-    def __init__(self, on_progress: Callable[[float, str], None] | None = None) -> None:
+    def __init__(self, on_progress: Callable[[float, str], None] | None = None,
+                 on_early: Callable[[Any], None] | None = None) -> None:
         self._event = threading.Event()
         self._on_progress = on_progress
+        self._on_early = on_early
         self._stage = (0.0, 1.0, "")
+
+    @property
+    def wants_early(self) -> bool:
+        """Whether the owner takes early parts of the result (:meth:`early`)."""
+        return self._on_early is not None
+
+    def early(self, part: Any) -> None:
+        """Hand ``part`` of the result, ready before the rest, to the owner (if it
+        takes them); checks for cancellation first."""
+        self.check()
+        if self._on_early is not None:
+            self._on_early(part)
 
     def cancel(self) -> None:
         """Ask the job to stop at its next check (any thread)."""

@@ -890,7 +890,8 @@ class Lab:
         """
         result = self.result
         shown = getattr(result, "experiment", None)
-        if result is None or (shown is not None and shown != self.experiment):
+        if (result is None or (shown is not None and shown != self.experiment)
+                or getattr(result, "pending", ())):
             self._report("nothing to pin yet: wait for the probe of the current settings "
                          "(Training → Run probe, F5)")
             return None
@@ -980,7 +981,8 @@ class Lab:
         self._connectivity = bool(connectivity)
         r = self.result
         return (self._connectivity and r is not None
-                and getattr(r, "connectivity", False) is None)
+                and getattr(r, "connectivity", False) is None
+                and "connectivity" not in getattr(r, "pending", ()))
 
     def probe_job(self, **options: Any) -> ProbeJob:
         """A probe of the current version, for a host to run in its own thread;
@@ -991,11 +993,21 @@ class Lab:
 
     def publish(self, job: ProbeJob, result: Any, context: str = "") -> bool:
         """Show ``result`` of ``job`` if it is still about the current version (and
-        seed ensemble)."""
+        seed ensemble).  An early result (its ``pending`` analyses still being
+        computed; core.jobs.Control.early) is shown like any other, and the complete
+        one that follows replaces it."""
         if job.version is not self._v or job.seeds != self._seeds:
             return False
         self._show(result, context)
         return True
+
+    def end_early_result(self) -> None:
+        """The probe of the early result shown was cancelled: show that result as
+        final, without the analyses it waited for (the views then say there are none,
+        not that they are on their way)."""
+        r = self.result
+        if getattr(r, "pending", ()):
+            self._show(dataclasses.replace(r, pending=()))
 
     def probe_seconds(self) -> float:
         """A rough, pessimistic estimate of a probe's time (0 without data)."""

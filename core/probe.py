@@ -48,6 +48,9 @@ class ProbeResult:
     # the same settings over a seed ensemble (core.compare.SeedBand), when asked for
     seed_band: Any = None
     seed_note: str = ""  # why a band asked for was not drawn
+    # analyses still being computed ("jacobian", "connectivity"): an early result,
+    # handed out before them (core.jobs.Control.early); () once complete
+    pending: tuple[str, ...] = ()
 
 
 def teacher_mask_for(exp: Experiment, T: int, seed: int | None = None) -> np.ndarray | None:
@@ -70,7 +73,9 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
     :class:`~core.errors.MemoryLimitError` before allocating a pass that cannot fit.
     ``control`` (:class:`core.jobs.Control`) is checked every few timesteps; a
     cancelled probe raises :class:`core.jobs.Cancelled`.  Progress is reported in
-    stages: the pass, the spectra, the Jacobian products, the connectivity map.
+    stages: the pass, the spectra, the Jacobian products, the connectivity map.  A
+    control that takes early results is handed the result without those two (their
+    names in ``pending``) as soon as the pass and the spectra are done.
     """
     start = time.perf_counter()
     be = backend or resolve_backend(exp.backend.device, exp.backend.dtype)
@@ -107,6 +112,10 @@ def probe(exp: Experiment, params: dict[str, Any], x: Any, y: Any, *, jacobian: 
                       arrays=arrays, spectra=eigs, spectral_radius=radius,
                       nonfinite=bad, backend_label=be.label, teacher_mask=teacher_mask)
     res.diagnosis = diagnose(res.arrays, exp.model.pattern, tbptt=window)
+    pending = tuple(name for name, asked in (("jacobian", jacobian),
+                                             ("connectivity", connectivity)) if asked)
+    if bad is None and pending and control is not None and control.wants_early:
+        control.early(replace(res, pending=pending, elapsed_s=time.perf_counter() - start))
     if bad is None:
         # Small products throughout: one BLAS thread (see Backend.step_loop).
         with np.errstate(all="ignore"), be.step_loop(0.0):

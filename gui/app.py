@@ -349,18 +349,26 @@ class MainWindow(QMainWindow):
 
     def complete_result(self) -> None:
         """Before export or pinning: when the shown result left out the map of a hidden
-        view, probe again with it and wait, the window live."""
-        if not self.state.lab.set_analyses(connectivity=True):
+        view, probe again with it, and wait for a probe's analyses still computed
+        for an early result; the window stays live."""
+        lab = self.state.lab
+        if lab.set_analyses(connectivity=True):
+            self.state.request_probe()
+        elif not getattr(lab.result, "pending", ()) or not self.state.probe_runner.is_busy:
             return self._follow_views()
         loop = QEventLoop(self)
-        self.state.result_changed.connect(loop.quit)
+
+        def done(*_: Any) -> None:
+            if not getattr(lab.result, "pending", ()):
+                loop.quit()
+
+        self.state.result_changed.connect(done)
         self.state.error.connect(loop.quit)
         try:
-            self.state.request_probe()
             if self.state.probe_runner.is_busy:
                 loop.exec()
         finally:
-            self.state.result_changed.disconnect(loop.quit)
+            self.state.result_changed.disconnect(done)
             self.state.error.disconnect(loop.quit)
             self._follow_views()
 
@@ -674,7 +682,8 @@ class MainWindow(QMainWindow):
         # leaves the event loop room while the worker trains.
         self._history_throttle = Throttle(self._on_history, min_ms=HISTORY_MIN_MS, parent=self,
                                           pacer=pacer)
-        s.result_changed.connect(self._result_throttle.push)
+        self._drawn_result: Any = None  # the result the views were given last
+        s.result_changed.connect(self._push_result)
         s.history_changed.connect(self._push_history)
         s.error.connect(self._on_error)
         s.nonfinite.connect(self._on_nonfinite)
@@ -716,7 +725,21 @@ class MainWindow(QMainWindow):
             if hasattr(p, "set_pinned"):
                 p.set_pinned(runs)
 
+    def _push_result(self, result: Any) -> None:
+        """A new probe result to the views: through the throttle, except the completion
+        of the early result drawn last (the same pass with its analyses), which goes to
+        the views at once: only those that waited for the analyses redraw."""
+        drawn = self._drawn_result
+        if (drawn is not None and getattr(drawn, "pending", ())
+                and not getattr(result, "pending", ())
+                and getattr(drawn, "arrays", None) is getattr(result, "arrays", False)
+                and not self._result_throttle.pending):
+            self._on_result(result)
+        else:
+            self._result_throttle.push(result)
+
     def _on_result(self, result: Any) -> None:
+        self._drawn_result = result
         if self.state.pinned:
             self._show_pins()  # the differences are with the run just probed
         for p in self.panels:

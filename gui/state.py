@@ -65,6 +65,7 @@ class LabState(QObject):
         self.lab = lab = Lab(experiment)
         self.probe_runner = ProbeRunner(self)
         self.probe_runner.result.connect(self._on_probe_result)
+        self.probe_runner.early.connect(self._on_probe_early)
         self.probe_runner.failed.connect(self._on_failure)
         self.probe_runner.busy.connect(self.busy)
         self.probe_runner.progress.connect(self._on_probe_progress)
@@ -170,7 +171,7 @@ class LabState(QObject):
         older one.  A long probe reports progress; a very long one asks first."""
         seconds = self.lab.probe_seconds()
         if seconds > ASK_S and not self.confirm_long_probe(seconds):
-            self.probe_runner.cancel()
+            self.cancel_probe()
             self.error.emit(f"probe not run: it would take about {seconds:.0f} s; press "
                             "Probe (F5) to run it anyway")
             return
@@ -190,6 +191,7 @@ class LabState(QObject):
 
     def cancel_probe(self) -> None:
         self.probe_runner.cancel()
+        self.lab.end_early_result()  # its analyses will not come
 
     def _on_probe_progress(self, fraction: float, stage: str) -> None:
         if self.long_probe:
@@ -202,6 +204,13 @@ class LabState(QObject):
             self.lab.apply_pair(job, result)
         else:
             self.lab.publish(job, result)
+
+    def _on_probe_early(self, job: Any, part: Any) -> None:
+        """A probe's pass, shown while its slower analyses are still computed."""
+        from core.lab import ProbeJob
+
+        if isinstance(job, ProbeJob):
+            self.lab.publish(job, part)
 
     def compare_pair(self, pair: Any) -> bool:
         """Run A of ``pair`` (:class:`core.pairs.Pair`) in the background, then pin it and
@@ -220,6 +229,7 @@ class LabState(QObject):
         return True
 
     def _on_failure(self, message: str) -> None:
+        self.lab.end_early_result()  # the analyses it waited for failed
         self.lab.last_error = message
         self.error.emit(message)
 

@@ -61,6 +61,11 @@ class Throttle(QObject):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._fire)
 
+    @property
+    def pending(self) -> bool:
+        """A value waits to be drawn."""
+        return self._pending is not _NOTHING
+
     def set_min_ms(self, min_ms: int) -> None:
         """Change the least time between two calls; a pause already begun keeps its end."""
         self._min_s = min_ms / 1000.0
@@ -102,6 +107,7 @@ class _Relay(QObject):
     """Carries a worker thread's news back to the GUI thread (queued signals)."""
 
     finished = Signal(int, object, str)  # generation, result, error message
+    early = Signal(int, object)  # generation, a part of the result ready before the rest
     progress = Signal(int, float, str)  # generation, fraction, stage
 
 
@@ -112,10 +118,13 @@ class ProbeRunner(QObject):
     the previous job, which stops at its next check (a few timesteps) and whose
     outcome is dropped: a newer edit never waits behind a stale probe.  Only the
     newest job's outcome is published: ``result(job, result)`` or ``failed(str)``;
-    ``progress(fraction, stage)`` while it runs; ``busy(bool)``.
+    before it, ``early(job, part)`` for each part of the result the job hands out
+    early (core.jobs.Control.early); ``progress(fraction, stage)`` while it runs;
+    ``busy(bool)``.
     """
 
     result = Signal(object, object)
+    early = Signal(object, object)
     failed = Signal(str)
     progress = Signal(float, str)
     busy = Signal(bool)
@@ -124,6 +133,7 @@ class ProbeRunner(QObject):
         super().__init__(parent)
         self._relay = _Relay(self)
         self._relay.finished.connect(self._on_finished)
+        self._relay.early.connect(self._on_early)
         self._relay.progress.connect(self._on_progress)
         self._latest = 0
         self._job: Any = None
@@ -148,7 +158,8 @@ class ProbeRunner(QObject):
                 last[0] = now
                 relay.progress.emit(generation, fraction, stage)
 
-        control = Control(on_progress=report)
+        control = Control(on_progress=report,
+                          on_early=lambda part: relay.early.emit(generation, part))
 
         def run() -> None:
             try:
@@ -185,6 +196,10 @@ class ProbeRunner(QObject):
     def _on_progress(self, generation: int, fraction: float, stage: str) -> None:
         if generation == self._latest:
             self.progress.emit(fraction, stage)
+
+    def _on_early(self, generation: int, part: Any) -> None:
+        if generation == self._latest and self._job is not None:
+            self.early.emit(self._job, part)
 
     def _on_finished(self, generation: int, result: Any, message: str) -> None:
         if generation != self._latest or self._job is None:

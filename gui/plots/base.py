@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QCursor, QFontMetricsF, QImage, QTextDocument
 from PySide6.QtWidgets import (
     QApplication,
@@ -195,12 +195,27 @@ class Overlay:
         return self._item.toPlainText() if self._item.isVisible() else ""
 
 
+# How long a panel keeps its last drawing while the analyses it shows are computed
+# for an early result, before it says that they are (a blink would be noise).
+WAIT_NOTE_MS = 300
+
+
+def _same_pass(a: Any, b: Any) -> bool:
+    """Whether results ``a`` and ``b`` come from one probe's pass (an early result and
+    its completion share their arrays)."""
+    arrays = getattr(a, "arrays", None)
+    return arrays is not None and arrays is getattr(b, "arrays", None)
+
+
 class PlotPanel(QWidget):
     """Base of the plot panels: selectors row, a graphics layout, markers and export."""
 
     name: str = ""
     title: str = ""
     tooltip: str = ""
+    # The analyses of a probe this panel draws (ProbeResult fields computed after the
+    # pass, which an early result has still pending): it waits for them.
+    analyses: tuple[str, ...] = ()
 
     timestep_clicked = Signal(int)
 
@@ -212,6 +227,8 @@ class PlotPanel(QWidget):
         self.sample_selector: QSpinBox | None = None
         self._result: ProbeResult | None = None
         self._stale = False  # a result arrived while hidden and is not drawn yet
+        self._awaited: ProbeResult | None = None  # an early result lacking our analyses
+        self._wait_timer: QTimer | None = None
         self._table: dict[str, np.ndarray] = {}
         self._time_plots: list[tuple[pg.PlotItem, pg.InfiniteLine]] = []
         self._views: list[pg.ViewBox] = []  # settled after each redraw (see _settle)
@@ -246,11 +263,43 @@ class PlotPanel(QWidget):
     # ------------------------------------------------------------------ public API
 
     def show_result(self, result: ProbeResult) -> None:
-        """Redraw from a ProbeResult (later, when shown, if hidden behind a dock tab)."""
+        """Redraw from a ProbeResult (later, when shown, if hidden behind a dock tab).
+
+        An early result that lacks what this panel draws (:attr:`analyses`) leaves the
+        panel as it is for :data:`WAIT_NOTE_MS`, then draws what it lacks as being
+        computed; the complete result that follows an early one redraws only the
+        panels that waited for it."""
+        pending = set(getattr(result, "pending", ()))
+        if pending & set(self.analyses):
+            self._awaited = result
+            if self._wait_timer is None:
+                self._wait_timer = QTimer(self)
+                self._wait_timer.setSingleShot(True)
+                self._wait_timer.timeout.connect(self._still_waiting)
+            self._wait_timer.start(WAIT_NOTE_MS)
+            return
+        self._awaited = None
+        if self._wait_timer is not None:
+            self._wait_timer.stop()
+        drawn = self._result
+        waited = set(getattr(drawn, "pending", ()))  # what the early result drawn lacked
+        if (waited and not waited & set(self.analyses) and not self._stale
+                and _same_pass(drawn, result)):
+            self._result = result  # its completion: nothing drawn here changes
+            return
         self._result = result
         self._stale = True
         if not self._hidden_in_window():
             self._catch_up()
+
+    def _still_waiting(self) -> None:
+        """An early result's analyses take long: draw it, saying what is computed."""
+        result, self._awaited = self._awaited, None
+        if result is not None:
+            self._result = result
+            self._stale = True
+            if not self._hidden_in_window():
+                self._catch_up()
 
     def _hidden_in_window(self) -> bool:
         """Behind a tab of a shown window: a redraw now would be seen by nobody."""

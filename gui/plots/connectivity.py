@@ -17,6 +17,7 @@ DECADES = 8  # the colour scale spans at most this many powers of ten below the 
 
 class ConnectivityPanel(PinAware, PlotPanel):
     name = "connectivity"
+    analyses = ("connectivity",)
     title = "Input–output connectivity"
     tooltip = ("How strongly output o_t (rows) depends on input x_s (columns): "
                "log₁₀‖∂o_t/∂x_s‖. The band along the diagonal shows how far back the network "
@@ -109,7 +110,9 @@ class ConnectivityPanel(PinAware, PlotPanel):
             self.image.clear()
             self._shown = None
             self._table = {}
-            self.overlay.set("No connectivity map in this result.", hide=(self.bar,))
+            computing = "connectivity" in getattr(r, "pending", ())
+            self.overlay.set("Computing the connectivity map of these weights…" if computing
+                             else "No connectivity map in this result.", hide=(self.bar,))
             return
         self.overlay.set(None, hide=(self.bar,))
         conn = np.asarray(conn, dtype=np.float64)

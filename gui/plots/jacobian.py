@@ -28,6 +28,7 @@ TITLES = (f"Jacobian product norm {NORM}", f"Jacobian norm {NORM}", NORM)
 
 class JacobianPanel(PinAware, PlotPanel):
     name = "jacobian"
+    analyses = ("jacobian",)
     title = "Jacobian products"
     tooltip = ("How strongly the last hidden state depends on the state at step t: the "
                "spectral norm ‖∂h_{T−1}/∂h_t‖₂ of the product of step Jacobians, log scale. "
@@ -79,10 +80,14 @@ class JacobianPanel(PinAware, PlotPanel):
         self._n_steps = T
         keys = tuple(key for key, _cell in model_layers(r) if key in jac)
         keys += tuple(sorted(k for k in jac if k not in keys))
+        if "jacobian" in getattr(r, "pending", ()):
+            keys = ()
         self._build(keys)
         if not keys:
             self._table = {}
-            self.overlay.set("No Jacobian products in this result.", hide=(self._legend,))
+            computing = "jacobian" in getattr(r, "pending", ())
+            self.overlay.set("Computing the Jacobian products of these weights…" if computing
+                             else "No Jacobian products in this result.", hide=(self._legend,))
             return
         self.overlay.set(None, hide=(self._legend,))
         self._legend.setVisible(len(keys) > 3)

@@ -804,6 +804,50 @@ def test_a_csv_too_short_for_any_window_says_how_many_values_it_needs(tmp_path):
     assert lab.version is before
 
 
+def test_a_probe_hands_out_its_pass_before_the_analyses():
+    """A control that takes early results gets the pass without the Jacobian products
+    and the connectivity map (named in ``pending``), then the complete result shares
+    its arrays; published in turn, the early one is shown but neither pinned nor
+    taken for a result lacking the map."""
+    lab = Lab.from_preset("peephole")
+    early = []
+    job = lab.probe_job()
+    result = job.run(Control(on_early=early.append))
+    assert len(early) == 1
+    part = early[0]
+    assert part.pending == ("jacobian", "connectivity") and result.pending == ()
+    assert part.jacobian == {} and part.connectivity is None
+    assert result.jacobian and result.connectivity is not None
+    assert part.arrays is result.arrays and part.spectra is result.spectra
+    assert 0 < part.elapsed_s <= result.elapsed_s
+
+    shown = listen(lab.result_changed)
+    assert lab.publish(job, part)
+    assert lab.result is part and shown == [part]
+    assert lab.pin() is None and "wait for the probe" in lab.last_error
+    assert not lab.set_analyses(connectivity=True)  # the map is on its way: no new probe
+    assert lab.publish(job, result)
+    assert shown == [part, result] and lab.pin() is not None
+    lab.end_early_result()  # nothing pending: nothing to end
+    assert shown == [part, result]
+
+    # Its probe cancelled, an early result is shown as final, without the analyses.
+    assert lab.publish(job, part)
+    lab.end_early_result()
+    assert shown[-1].pending == () and shown[-1].jacobian == {} and lab.result is shown[-1]
+
+    # For a pass that overflowed, nothing comes early: there are no analyses to wait for.
+    from core.lab import probe_batch
+    from core.probe import probe
+
+    params = dict(lab.params)
+    params["head.weight"] = np.full_like(params["head.weight"], 3e38)
+    params["head.bias"] = np.full_like(params["head.bias"], 3e38)
+    x, y = probe_batch(lab.experiment, None)
+    bad = probe(lab.experiment, params, x, y, control=Control(on_early=early.append))
+    assert bad.nonfinite and len(early) == 1
+
+
 def test_analyses_a_window_leaves_out_and_asks_for_again():
     """``set_analyses(connectivity=False)`` (a hidden view) leaves the map out of later
     probes; asking for it again says whether the result shown lacks it."""

@@ -240,6 +240,26 @@ def test_knob_edits_without_training_do_not_redraw_the_empty_curves(qtbot, windo
     assert [len(h["step"]) for h in drawn][-2:] == [1, 0]
 
 
+def test_an_edit_shows_the_pass_first_and_pins_only_the_complete_result(qtbot, window):
+    """The probe of an edit is shown in two steps, the pass and then its Jacobian
+    products; a pin taken at once waits for the second."""
+    state = window.state
+    seen = []
+    state.result_changed.connect(lambda r: seen.append(r))
+    state.lab.set_scale("recurrent", 1.3)
+    wait_result(qtbot, window)
+    assert [r.pending for r in seen] == [("jacobian",), ()]
+    assert seen[0].arrays is seen[1].arrays
+    jacobian = panel(window, "jacobian")
+    assert jacobian.to_csv_table()["jacobian.l0"].size == state.experiment.task.seq_len
+
+    state.lab.set_scale("recurrent", 1.4)
+    assert window.pin_run()  # at once, while the probe runs
+    pin = state.pinned[-1]
+    assert pin.result.pending == () and pin.result.jacobian
+    assert pin.experiment.init.scales.recurrent == 1.4
+
+
 def small_params(exp):
     from core.init import init_params
 

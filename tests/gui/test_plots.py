@@ -342,6 +342,45 @@ def test_signals_regression_classification_and_many_to_one(qtbot):
     assert panel.pred_curves[0].yData[0] == np.argmax(mc.arrays["output"][2])
 
 
+def test_an_early_result_waits_only_in_the_views_of_its_pending_analyses(qtbot, monkeypatch):
+    """The pass comes first (an early result), its Jacobian products a moment later:
+    the gradient panel draws the pass once, the Jacobian panel keeps its curves until
+    the products come, and says they are being computed if they take long."""
+    from dataclasses import replace
+
+    from gui.plots.base import WAIT_NOTE_MS
+
+    old = make_fake_result("gru", num_layers=2)
+    new = make_fake_result("gru", num_layers=2, decay=0.8, seed=1)
+    early = replace(new, jacobian={}, pending=("jacobian",))
+    jac, grads = make_panel(qtbot, "jacobian"), make_panel(qtbot, "gradients")
+    draws = {"jacobian": 0, "gradients": 0}
+    for p in (jac, grads):
+        p.show_result(old)
+        draw = p._draw
+        monkeypatch.setattr(p, "_draw", lambda p=p, draw=draw: (
+            draws.__setitem__(p.name, draws[p.name] + 1), draw()))
+    for p in (jac, grads):
+        p.show_result(early)
+    assert draws == {"jacobian": 0, "gradients": 1}
+    np.testing.assert_allclose(jac.curves["l0"].yData, old.jacobian["l0"])
+    for p in (jac, grads):
+        p.show_result(new)  # the completion: only the panel that waited draws
+    assert draws == {"jacobian": 1, "gradients": 1}
+    np.testing.assert_allclose(jac.curves["l0"].yData, new.jacobian["l0"])
+    assert jac.overlay.text == ""
+
+    slow = replace(old, jacobian={}, pending=("jacobian",))
+    jac.show_result(slow)
+    assert jac.overlay.text == ""  # not at once: a short wait would only blink
+    qtbot.waitUntil(lambda: "Computing the Jacobian products" in jac.overlay.text,
+                    timeout=WAIT_NOTE_MS + 2000)
+    assert jac.to_csv_table() == {}  # nothing of the old weights passes for the new
+    jac.show_result(old)
+    assert jac.overlay.text == ""
+    np.testing.assert_allclose(jac.curves["l1"].yData, old.jacobian["l1"])
+
+
 def test_jacobian_curves_and_placeholder(qtbot):
     r = make_fake_result("gru", num_layers=2)
     panel = make_panel(qtbot, "jacobian")

@@ -114,3 +114,19 @@ def test_a_short_real_series_fits_the_window_to_it(state):
     assert exp.model.output_size == 1
     state.undo()
     assert (state.experiment.task.name, state.experiment.task.seq_len) == ("sine", 500)
+
+
+def test_a_cancelled_or_failed_probe_ends_the_early_result_it_showed(qtbot, state):
+    """The Cancel button after the pass came: the Jacobian panel must not go on
+    saying the products are being computed; nor after the analyses failed."""
+    from core.jobs import Control
+
+    for end in (state.cancel_probe, lambda: state.probe_runner.failed.emit("no memory")):
+        job = state.lab.probe_job()
+        early = []
+        job.run(Control(on_early=early.append))
+        state.probe_runner.early.emit(job, early[0])  # as the runner relays it
+        assert state.result.pending == ("jacobian", "connectivity")
+        end()
+        assert state.result.pending == () and state.result.jacobian == {}
+        assert state.result.arrays is early[0].arrays
