@@ -843,8 +843,11 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         s = self.state
         name = s.path.name if s.path else (s.experiment.title or "untitled")
-        self.setWindowTitle(f"{name}[*] — Gradient Flow Lab")
-        self.setWindowModified(s.modified)
+        title = f"{name}[*] — Gradient Flow Lab"
+        if title != self.windowTitle():
+            self.setWindowTitle(title)
+        if s.modified != self.isWindowModified():  # each call retitles the window (0.3 ms)
+            self.setWindowModified(s.modified)
 
     # ------------------------------------------------------------------ files and lessons
 
