@@ -2,9 +2,9 @@
 
 - :func:`spectra` — eigenvalues of every recurrent matrix, whole and per gate block.
 - :func:`jacobian_norms` — ‖∂h_last/∂h_t‖₂ for every t, where ``last`` is the final
-  step a cell processes (T−1 forward, 0 for a reverse cell).  The cells' own
-  backward rules are applied to the H rows of an identity matrix at once, so
-  each step is one vector–Jacobian product of H covectors.
+  step a cell processes (T−1 forward, 0 for a reverse cell).  The network's own
+  backward pass carries the H rows of an identity matrix back at once, as its
+  batch, so each step is one vector–Jacobian product of H covectors.
 - :func:`connectivity` — ‖∂o_t/∂x_s‖ (Frobenius) for every output step t and input
   step s: one backward pass over a batch of copies of a sample, each copy seeded
   with one output coordinate.
