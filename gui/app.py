@@ -76,6 +76,7 @@ from .files import (
     split_missing,
 )
 from .lessons import LessonPanel
+from .plots.base import completes
 from .state import DIVERGED, FINISHED, PAUSED, RUNNING, LabState
 from .worker import Pacer, Throttle
 
@@ -729,11 +730,7 @@ class MainWindow(QMainWindow):
         """A new probe result to the views: through the throttle, except the completion
         of the early result drawn last (the same pass with its analyses), which goes to
         the views at once: only those that waited for the analyses redraw."""
-        drawn = self._drawn_result
-        if (drawn is not None and getattr(drawn, "pending", ())
-                and not getattr(result, "pending", ())
-                and getattr(drawn, "arrays", None) is getattr(result, "arrays", False)
-                and not self._result_throttle.pending):
+        if completes(result, self._drawn_result) and not self._result_throttle.pending:
             self._on_result(result)
         else:
             self._result_throttle.push(result)

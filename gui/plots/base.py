@@ -200,11 +200,12 @@ class Overlay:
 WAIT_NOTE_MS = 300
 
 
-def _same_pass(a: Any, b: Any) -> bool:
-    """Whether results ``a`` and ``b`` come from one probe's pass (an early result and
-    its completion share their arrays)."""
-    arrays = getattr(a, "arrays", None)
-    return arrays is not None and arrays is getattr(b, "arrays", None)
+def completes(result: Any, early: Any) -> bool:
+    """Whether ``result`` is the completion of the early result ``early``: the same
+    probe's pass (they share their arrays) with the analyses ``early`` lacked."""
+    arrays = getattr(early, "arrays", None)
+    return (bool(getattr(early, "pending", ())) and not getattr(result, "pending", ())
+            and arrays is not None and arrays is getattr(result, "arrays", None))
 
 
 class PlotPanel(QWidget):
@@ -282,10 +283,9 @@ class PlotPanel(QWidget):
         if self._wait_timer is not None:
             self._wait_timer.stop()
         drawn = self._result
-        waited = set(getattr(drawn, "pending", ()))  # what the early result drawn lacked
-        if (waited and not waited & set(self.analyses) and not self._stale
-                and _same_pass(drawn, result)):
-            self._result = result  # its completion: nothing drawn here changes
+        if (completes(result, drawn) and not self._stale
+                and not set(drawn.pending) & set(self.analyses)):
+            self._result = result  # nothing drawn here changes
             return
         self._result = result
         self._stale = True

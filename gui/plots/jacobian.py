@@ -80,10 +80,8 @@ class JacobianPanel(PinAware, PlotPanel):
         self._n_steps = T
         keys = tuple(key for key, _cell in model_layers(r) if key in jac)
         keys += tuple(sorted(k for k in jac if k not in keys))
-        if "jacobian" in getattr(r, "pending", ()):
-            keys = ()
         self._build(keys)
-        if not keys:
+        if not keys:  # none, or not yet: an early result's products are on their way
             self._table = {}
             computing = "jacobian" in getattr(r, "pending", ())
             self.overlay.set("Computing the Jacobian products of these weights…" if computing
