@@ -190,11 +190,11 @@ def _covector_norms(net: Network, key: str, cell_name: str, reverse: bool, L: An
         if hn is not None:
             S["hn"] = rows(hn[ts])
         if s0 == 0:  # zeros before the first step
-            tp, before = None, xp.zeros((1, H), dtype=dt)
+            h_before = c_before = xp.zeros((1, H), dtype=dt)
         else:
-            tp, before = order[s0 - 1], None
-        first = (rows(h[tp] if tp is not None else before),
-                 None if c is None else rows(c[tp] if tp is not None else before))
+            tp = order[s0 - 1]
+            h_before, c_before = h[tp], (None if c is None else c[tp])
+        first = (rows(h_before), None if c is None else rows(c_before))
         dh, dh_before, dc_before = net.carry_back(key, S, first, carry)
         carry = (dh_before, dc_before)
         host = np.asarray(net.backend.to_numpy(dh), dtype=np.float64)

@@ -1002,9 +1002,9 @@ class Lab:
         return True
 
     def end_early_result(self) -> None:
-        """The probe of the early result shown was cancelled: show that result as
-        final, without the analyses it waited for (the views then say there are none,
-        not that they are on their way)."""
+        """The probe of the early result shown was cancelled or failed: show that
+        result as final, without the analyses it waited for (the views then say there
+        are none, not that they are on their way)."""
         r = self.result
         if getattr(r, "pending", ()):
             self._show(dataclasses.replace(r, pending=()))
