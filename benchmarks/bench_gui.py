@@ -5,8 +5,8 @@ Opens the real main window on the default lesson, then
 (a) moves the recurrent-scale slider N times through the slider widget (as a drag
     does) and times each change until every plot panel has been given the complete
     probe result of the new weights (a panel behind a dock tab draws it when shown;
-    the pass comes first, as an early result, then its Jacobian products) and the
-    window has finished painting it; the table splits the time into stages;
+    when the Jacobian products are slow, the pass comes first, as an early result)
+    and the window has finished painting it; the table splits the time into stages;
 (b) presses Train and, for a while, records the gaps between the ticks of a 5 ms
     timer: the longest gap is the longest time the window could not react.  The
     worst gaps are shown with the GUI thread's CPU time in them and the plot redraws.

@@ -20,6 +20,8 @@ from core.jobs import Cancelled, Control, describe_exception
 from core.training.session import Rest, TrainingSession
 
 _NOTHING = object()
+# How long a probe's early part waits for the whole result before it is shown alone.
+EARLY_GRACE_MS = 30
 
 
 class Pacer:
@@ -121,6 +123,12 @@ class ProbeRunner(QObject):
     before it, ``early(job, part)`` for each part of the result the job hands out
     early (core.jobs.Control.early); ``progress(fraction, stage)`` while it runs;
     ``busy(bool)``.
+
+    An early part is held back ``early_grace_ms``: when the whole result follows
+    within that time only the whole is published.  On a small model the analyses take
+    a few milliseconds, and drawing the early part meanwhile would only compete with
+    them for the cores and the GIL (and draw twice); on a large one the pass still
+    shows long before its analyses.  A grace of 0 shows every early part at once.
     """
 
     result = Signal(object, object)
@@ -129,8 +137,14 @@ class ProbeRunner(QObject):
     progress = Signal(float, str)
     busy = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, early_grace_ms: int = EARLY_GRACE_MS
+                 ) -> None:
         super().__init__(parent)
+        self.early_grace_ms = early_grace_ms
+        self._early: tuple[int, Any] | None = None  # (generation, part) held back
+        self._early_timer = QTimer(self)
+        self._early_timer.setSingleShot(True)
+        self._early_timer.timeout.connect(self._release_early)
         self._relay = _Relay(self)
         self._relay.finished.connect(self._on_finished)
         self._relay.early.connect(self._on_early)
@@ -199,12 +213,22 @@ class ProbeRunner(QObject):
 
     def _on_early(self, generation: int, part: Any) -> None:
         if generation == self._latest and self._job is not None:
-            self.early.emit(self._job, part)
+            self._early = (generation, part)
+            if self.early_grace_ms > 0:
+                self._early_timer.start(self.early_grace_ms)
+            else:
+                self._release_early()
+
+    def _release_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None and early[0] == self._latest and self._job is not None:
+            self.early.emit(self._job, early[1])
 
     def _on_finished(self, generation: int, result: Any, message: str) -> None:
         if generation != self._latest or self._job is None:
             return
         job, self._job, self._control = self._job, None, None
+        self._early = None  # the whole result came within the grace: only it is shown
         self.busy.emit(False)
         if message:
             self.failed.emit(message)

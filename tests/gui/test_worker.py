@@ -79,6 +79,49 @@ def test_probe_failure_is_reported_and_runner_goes_on(qtbot):
     runner.shutdown()
 
 
+class EarlyJob:
+    """A probe job that hands out an early part, then (after ``release``) the whole."""
+
+    def __init__(self, release=None):
+        self.release = release
+
+    def run(self, control):
+        control.early("pass")
+        while self.release is not None and not self.release.wait(0.005):
+            control.check()
+        return "pass and analyses"
+
+
+def test_an_early_part_is_shown_only_when_the_whole_result_is_late(qtbot):
+    """The whole result within the grace: only it is published.  Later: the early
+    part first, then the whole."""
+    runner = ProbeRunner(early_grace_ms=2000)
+    seen = []
+    runner.early.connect(lambda job, part: seen.append(part))
+    runner.result.connect(lambda job, r: seen.append(r))
+    runner.submit(EarlyJob())
+    qtbot.waitUntil(lambda: seen == ["pass and analyses"], timeout=5000)
+    qtbot.wait(50)
+    assert seen == ["pass and analyses"]
+
+    runner.early_grace_ms = 20
+    seen.clear()
+    release = threading.Event()
+    runner.submit(EarlyJob(release))
+    qtbot.waitUntil(lambda: seen == ["pass"], timeout=5000)  # the grace ran out
+    release.set()
+    qtbot.waitUntil(lambda: seen == ["pass", "pass and analyses"], timeout=5000)
+
+    seen.clear()  # a newer job: the stale one's early part is never shown
+    stale = EarlyJob(threading.Event())
+    runner.submit(stale)
+    runner.submit(Job("new"))
+    qtbot.waitUntil(lambda: seen == ["new"], timeout=5000)
+    qtbot.wait(60)
+    assert seen == ["new"]
+    runner.shutdown()
+
+
 def counting(params, opt_state, control, n):
     """A fake training generator: params count the steps; sleeps a little per step."""
     start = (params or {}).get("w", 0)
