@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QCursor, QFontMetricsF, QImage, QTextDocument
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QCursor, QFontMetricsF, QImage, QPen, QTextDocument
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -126,7 +126,7 @@ class LogAxis(pg.AxisItem):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.setStyle(textFillLimits=[(0, 0.5)])
+        self.setStyle(textFillLimits=[(0, 0.5)], hideOverlappingLabels=True)
         # Room for the widest label from the start ("5·10⁻¹⁰"): a wider label would
         # resize the axis, re-lay out the plot and cost a second paint.
         self.textWidth = QFontMetricsF(self.font()).horizontalAdvance("5·10⁻¹⁰")
@@ -142,6 +142,80 @@ class LogAxis(pg.AxisItem):
             main = np.isin(mantissa, (1, 2, 5))
             ticks += [(None, list(minor[main])), (None, list(minor[~main]))]
         return ticks
+
+
+class AxisGrid(pg.GraphicsObject):
+    """Grid lines across a plot at the ticks of its left axis, drawn in the view.
+
+    pyqtgraph's own grid (``showGrid``) is drawn by the axis, whose item then covers
+    the whole plot: every redraw of a curve replayed the axis's lines and labels, and
+    every new range re-rendered a cached picture the size of the plot.  Here the lines
+    are one item of the view, laid out again only when the range or the height
+    changes, in the axis's colour, as faint as pyqtgraph's (the opacity of each tick
+    level fades with its density and rank).
+    """
+
+    def __init__(self, plot: pg.PlotItem, alpha: float = 0.25) -> None:
+        super().__init__()
+        self._plot = plot
+        self._alpha = alpha
+        self._rect = QRectF()
+        self._lines: list[tuple[float, list[QLineF]]] | None = []  # None: lay out again
+        self.setZValue(-100)  # behind every curve
+        plot.vb.addItem(self, ignoreBounds=True)  # not a data item: no legend, hover or CSV
+        plot.vb.sigRangeChanged.connect(self._changed)
+        plot.vb.sigResized.connect(self._changed)
+        self._changed()
+
+    def _changed(self, *_: Any) -> None:
+        (x0, x1), (y0, y1) = self._plot.vb.viewRange()
+        self.prepareGeometryChange()
+        self._rect = QRectF(x0, y0, x1 - x0, y1 - y0)
+        self._lines = None
+        self.update()
+
+    def _layout(self) -> list[tuple[float, list[QLineF]]]:
+        """(opacity, lines) per tick level, as the axis draws its ticks."""
+        axis = self._plot.getAxis("left")
+        r = self._rect
+        length = axis.geometry().height()
+        if length <= 0 or r.height() <= 0:
+            return []
+        out = []
+        for i, (_spacing, values) in enumerate(axis.tickValues(r.top(), r.bottom(), length)):
+            fade = min(max(0.05 * length / (len(values) + 1), 0.0), 1.0)
+            lines = [QLineF(r.left(), v, r.right(), v) for v in values if r.top() <= v <= r.bottom()]
+            out.append((self._alpha * fade / (i + 1), lines))
+        return out
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._rect)
+
+    def paint(self, painter: Any, *_: Any) -> None:
+        if self._lines is None:
+            self._lines = self._layout()
+        fg = self._plot.getAxis("left").pen().color()  # both follow an export theme
+        views = self.scene().views() if self.scene() is not None else []
+        bg = views[0].backgroundBrush().color() if views else QColor(0, 0, 0, 0)
+        for opacity, lines in self._lines:
+            if lines:
+                painter.setPen(QPen(faint(fg, bg, opacity * fg.alphaF()), 0))  # cosmetic: 1 px
+                painter.drawLines(lines)
+
+
+def faint(fg: QColor, bg: QColor, opacity: float) -> QColor:
+    """``fg`` at ``opacity`` over ``bg``: mixed in advance where ``bg`` is opaque.
+
+    Qt's raster engine draws a translucent line some 30 times slower than an opaque
+    one (a grid of 20 lines across a plot: milliseconds a paint).
+    """
+    if bg.alpha() < 255:
+        c = QColor(fg)
+        c.setAlphaF(opacity)
+        return c
+    mix = [round(b + (f - b) * opacity) for f, b in zip(fg.getRgb()[:3], bg.getRgb()[:3],
+                                                       strict=True)]
+    return QColor(*mix)
 
 
 class Overlay:
@@ -177,6 +251,9 @@ class Overlay:
         for item in hide:
             item.setVisible(not text)
         self._plot._message_shown = bool(text)
+        grid = getattr(self._plot, "_grid", None)
+        if grid is not None:  # grid lines belong with the axis
+            grid.setVisible(not text)
         marker = getattr(self._plot, "_time_marker", None)
         if marker is not None:  # a timestep marker over a message would mean nothing
             marker.setVisible(bool(getattr(marker, "_wanted", False)) and not text)
@@ -598,7 +675,7 @@ class PlotPanel(QWidget):
         self._hovers[plot] = None  # the value of the curve under the mouse
         if log_y:
             plot.setLogMode(y=True)
-            plot.showGrid(y=True, alpha=0.25)
+            plot._grid = AxisGrid(plot)
         plot.setLabel("bottom", xlabel)
         plot.setLabel("left", ylabel)
         for axis in ("left", "bottom"):
@@ -1036,7 +1113,7 @@ def legend_html(entries: Sequence[tuple[str, str] | tuple[str, str, str]]) -> st
     return "&nbsp; ".join(parts)
 
 
-__all__ = ["LINE_MARKS", "LogAxis", "Overlay", "PlotPanel", "align_bar", "batch_norm",
+__all__ = ["LINE_MARKS", "AxisGrid", "LogAxis", "Overlay", "PlotPanel", "align_bar", "batch_norm",
            "color_bar", "colormaps", "compact_title_row", "fit_label", "fit_title", "fmt_sci",
            "gate_names", "grow_range", "layer_label", "legend_html", "let_label_shrink",
            "linear_range", "log_range", "mkpen", "model_layers", "nice_step",

@@ -393,6 +393,46 @@ def test_jacobian_curves_and_placeholder(qtbot):
     assert panel.to_csv_table() == {}
 
 
+def test_log_plots_grid_lines_sit_at_the_axis_ticks_and_stay_out_of_the_axis(qtbot):
+    """The grid of a log plot is an item of the view, with a line at every tick the
+    axis labels; the axis keeps to its own strip (a grid drawn by the axis made it
+    cover the whole plot, repainted with every curve)."""
+    panel = make_panel(qtbot, "jacobian")
+    panel.show_result(make_fake_result("gru", num_layers=2))
+    qtbot.wait(50)  # laid out and painted
+    plot = panel.plot
+    axis, grid = plot.getAxis("left"), plot._grid
+    assert axis.grid is False
+    assert axis.boundingRect().width() < plot.vb.width() / 2
+    (lo, hi) = plot.vb.viewRange()[1]
+    assert grid.isVisible() and grid.boundingRect().top() == lo
+    levels = axis.tickValues(lo, hi, axis.geometry().height())
+    major = [v for v in levels[0][1] if lo <= v <= hi]
+    assert len(major) >= 2
+    drawn = grid._lines if grid._lines is not None else grid._layout()
+    assert [line.y1() for line in drawn[0][1]] == major
+    assert all(line.y1() == line.y2() for _o, lines in drawn for line in lines)
+    assert 0 < drawn[0][0] <= 0.25
+
+    plot.setYRange(lo - 3, hi + 3, padding=0)  # a new range: the lines follow
+    (lo2, hi2) = plot.vb.viewRange()[1]
+    assert grid._lines is None and grid.boundingRect().bottom() == hi2
+    panel.show_result(make_fake_result("gru", jacobian=False))  # a message instead
+    assert not grid.isVisible()
+
+
+def test_faint_colours_are_mixed_in_advance_over_an_opaque_background():
+    from PySide6.QtGui import QColor
+
+    from gui.plots.base import faint
+
+    mixed = faint(QColor(255, 255, 255), QColor(0, 0, 0), 0.25)
+    assert mixed.getRgb() == (64, 64, 64, 255)
+    assert faint(QColor(0, 0, 0), QColor(255, 255, 255), 0.5).getRgb()[:3] == (128, 128, 128)
+    see_through = faint(QColor(255, 0, 0), QColor(0, 0, 0, 0), 0.25)
+    assert see_through.red() == 255 and abs(see_through.alphaF() - 0.25) < 0.01
+
+
 def test_eigen_points_blocks_and_radius(qtbot):
     r = make_fake_result("lstm")
     panel = make_panel(qtbot, "eigen")
