@@ -1114,8 +1114,8 @@ def legend_html(entries: Sequence[tuple[str, str] | tuple[str, str, str]]) -> st
 
 
 __all__ = ["LINE_MARKS", "AxisGrid", "LogAxis", "Overlay", "PlotPanel", "align_bar", "batch_norm",
-           "color_bar", "colormaps", "compact_title_row", "fit_label", "fit_title", "fmt_sci",
-           "gate_names", "grow_range", "layer_label", "legend_html", "let_label_shrink",
+           "color_bar", "colormaps", "compact_title_row", "faint", "fit_label", "fit_title",
+           "fmt_sci", "gate_names", "grow_range", "layer_label", "legend_html", "let_label_shrink",
            "linear_range", "log_range", "mkpen", "model_layers", "nice_step",
            "placeholder_curve", "positive", "set_color_map", "set_levels", "set_y_range",
            "short_layer_label", "text_width"]

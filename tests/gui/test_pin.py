@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
@@ -53,7 +54,15 @@ def test_pin_then_edit_overlays_the_pinned_run(qtbot, window):
     curve = panel.pinned.curves["A.l0"]
     assert curve.isVisible() and curve.zValue() < panel.curves["h.l0"].zValue()
     np.testing.assert_allclose(curve.yData, pinned)
-    assert curve.opts["pen"].color().alpha() < 255  # muted
+    # muted: the live curve's colour mixed toward the background (opaque, so cheap to paint)
+    bg = pg.mkColor(pg.getConfigOption("background"))
+    live, muted = panel.curves["h.l0"].opts["pen"].color(), curve.opts["pen"].color()
+    assert muted.alpha() == 255 and muted.rgb() != live.rgb()
+
+    def distance(c):
+        return sum(abs(a - b) for a, b in zip(c.getRgb()[:3], bg.getRgb()[:3], strict=True))
+
+    assert 0 < distance(muted) < distance(live)
     assert panel.pinned.legend_texts == ["A: init.forget_bias 0 → 2"]
     legend = [label.text for _sample, label in panel.pinned.legend.items]
     assert any("A: init.forget_bias 0 → 2" in text for text in legend)

@@ -416,7 +416,8 @@ def test_log_plots_grid_lines_sit_at_the_axis_ticks_and_stay_out_of_the_axis(qtb
 
     plot.setYRange(lo - 3, hi + 3, padding=0)  # a new range: the lines follow
     (lo2, hi2) = plot.vb.viewRange()[1]
-    assert grid._lines is None and grid.boundingRect().bottom() == hi2
+    assert grid._lines is None
+    assert (grid.boundingRect().top(), grid.boundingRect().bottom()) == (lo2, hi2)
     panel.show_result(make_fake_result("gru", jacobian=False))  # a message instead
     assert not grid.isVisible()
 
