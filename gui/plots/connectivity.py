@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -94,7 +95,7 @@ class ConnectivityPanel(PinAware, PlotPanel):
         self.pin_image.setRect(-0.5, row0 - 0.5, cols, rows)
         self.pin_plot.setXRange(-0.5, cols - 0.5, padding=0)
         self.pin_plot.setYRange(row0 - 0.5, row0 + rows - 0.5, padding=0)
-        self.pin_plot.getAxis("left").setStyle(showValues=rows > 1)
+        self._rows_axis(self.pin_plot, rows, label=False)
         fit_title(self.pin_plot, f"Pinned {pin.label}: same scale", f"Pinned {pin.label}",
                   pin.label)
         self.pinned_label = pin.label
@@ -121,10 +122,8 @@ class ConnectivityPanel(PinAware, PlotPanel):
         rows, cols = conn.shape
         logc, self._row0 = _log_map(conn)
         finite = logc[np.isfinite(logc)]
-        hi = float(finite.max()) if finite.size else 0.0
-        lo = max(float(finite.min()), hi - DECADES) if finite.size else hi - 1.0
-        if hi - lo < 1e-9:
-            lo = hi - 1.0
+        lo, hi = self._levels(float(finite.min()) if finite.size else -1.0,
+                              float(finite.max()) if finite.size else 0.0)
         self.image.setImage(logc, autoLevels=False)
         self.image.setRect(-0.5, self._row0 - 0.5, cols, rows)
         set_levels(self.bar, (lo, hi))
@@ -134,11 +133,36 @@ class ConnectivityPanel(PinAware, PlotPanel):
         norm = "‖∂o<sub>t</sub>/∂x<sub>s</sub>‖"
         fit_title(self.plot, f"Connectivity log₁₀ {norm}{final}", f"log₁₀ {norm}{final}",
                   f"log₁₀ {norm}")
-        self.plot.setLabel("left", "final output" if rows == 1 else "output timestep t")
-        self.plot.getAxis("left").setStyle(showValues=rows > 1)
+        self._rows_axis(self.plot, rows)
         self._shown = logc
         self._table = {"connectivity": conn, "log10_connectivity": logc}
         self._draw_pinned((lo, hi))
+
+    def _levels(self, lo: float, hi: float) -> tuple[float, float]:
+        """Colour levels (log10) for data from ``lo`` to ``hi``: the peak rounded up to
+        half a decade, at most DECADES below it.  The levels in place are kept while the
+        peak lies within a decade under their top, so that a colour keeps its meaning
+        over small changes and the bar's axis is not laid out afresh for each."""
+        def below(top: float) -> float:
+            return max(math.floor(lo * 2) / 2, top - DECADES)
+
+        top = float(self.bar.levels()[1])
+        if not (self._shown is not None and hi <= top < hi + 1.0
+                and float(self.bar.levels()[0]) == below(top)):
+            top = math.ceil(hi * 2) / 2
+        bottom = below(top)
+        return (bottom if bottom < top else top - 1.0), top
+
+    @staticmethod
+    def _rows_axis(plot: pg.PlotItem, rows: int, label: bool = True) -> None:
+        """Name the output-time axis, or a single row's "final output"; set only on a
+        change (either redraws the axis)."""
+        axis = plot.getAxis("left")
+        text = "final output" if rows == 1 else "output timestep t"
+        if label and axis.labelText != text:
+            plot.setLabel("left", text)
+        if axis.style["showValues"] != (rows > 1):
+            axis.setStyle(showValues=rows > 1)
 
     def _describe(self, x: float, y: float) -> str | None:
         data = self._shown

@@ -488,13 +488,37 @@ def test_connectivity_is_log10_with_colour_bar(qtbot):
                                                               r.connectivity, 1)), np.nan)
     np.testing.assert_allclose(panel.image.image, expected)
     assert "log" in panel.bar.getAxis("right").labelText  # beside the values
-    lo, hi = panel.bar.levels()
-    assert hi == pytest.approx(np.nanmax(expected)) and hi - lo <= 8
+    lo, hi = panel.bar.levels()  # the peak rounded up to half a decade, at most 8 below
+    assert 0 <= hi - np.nanmax(expected) < 0.5 and hi * 2 == round(hi * 2) and hi - lo <= 8
     m = make_fake_result("lstm", T=40, pattern="many_to_one")
     panel.show_result(m)
     assert panel.image.image.shape == (1, 40)
     panel.show_result(make_fake_result("lstm", connectivity=False))
     assert "No connectivity" in panel.overlay.text
+
+
+def test_connectivity_colours_keep_their_levels_over_small_changes(qtbot):
+    """A map that moves a little keeps the colour levels and the axes: their labels are
+    not laid out again (a change of levels or of an axis's style redraws it)."""
+    from dataclasses import replace
+
+    r = make_fake_result("lstm", T=30)
+    t = np.arange(30)
+    decades = -0.5 * np.abs(t[:, None] - t[None, :]) + 0.2  # 14.5 decades across
+    panel = make_panel(qtbot, "connectivity")
+    panel.show_result(replace(r, connectivity=10.0 ** decades))
+    levels = tuple(panel.bar.levels())
+    assert levels == (0.5 - 8, 0.5)
+    qtbot.wait(30)
+    axes = [panel.plot.getAxis("left"), panel.plot.getAxis("bottom"), panel.bar.getAxis("right")]
+    for axis in axes:
+        axis.picture = "drawn"  # stands for the picture pyqtgraph keeps until a redraw
+    panel.show_result(replace(r, connectivity=10.0 ** (decades - 0.4)))
+    assert tuple(panel.bar.levels()) == levels
+    assert [axis.picture for axis in axes] == ["drawn"] * 3
+    np.testing.assert_allclose(panel.image.image, decades - 0.4)
+    panel.show_result(replace(r, connectivity=10.0 ** (decades + 2)))  # the peak went up
+    assert tuple(panel.bar.levels()) == (2.5 - 8, 2.5)
 
 
 # ----------------------------------------------------------------------------- real engine
