@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,34 @@ def _eigvals(block: np.ndarray, control: Control | None) -> np.ndarray:
 JACOBIAN_CHUNK_BYTES = 16 * 2**20  # matrices held for one batched norm call
 
 
+# Matrices from which the spectral norms are shared with a second thread: LAPACK and
+# the batched products release the GIL, and a probe's host is mostly idle meanwhile.
+SPLIT_NORMS_WORK = 100 * 32**3  # n · H³: some 2 ms in one thread
+
+
 def _spectral_norms(m: np.ndarray) -> np.ndarray:
+    """‖M‖₂ of each of ``m`` (n, H, H) float64, the two halves of a large batch in two
+    threads (see :func:`_spectral_norms_1`)."""
+    n = len(m)
+    if n < 2 or n * m.shape[1] ** 3 < SPLIT_NORMS_WORK:
+        return _spectral_norms_1(m)
+    half = n // 2
+    second: list[np.ndarray] = []
+
+    def run() -> None:
+        with np.errstate(all="ignore"):
+            second.append(_spectral_norms_1(m[half:]))
+
+    helper = threading.Thread(target=run, name="gradlab-norms", daemon=True)
+    helper.start()
+    first = _spectral_norms_1(m[:half])
+    helper.join()
+    if not second:  # the helper failed (it cannot, short of memory): do its half here
+        second.append(_spectral_norms_1(m[half:]))
+    return np.concatenate([first, second[0]])
+
+
+def _spectral_norms_1(m: np.ndarray) -> np.ndarray:
     """‖M‖₂ of each of ``m`` (n, H, H) float64: inf where M holds an infinity (a
     product that overflowed), NaN where it holds a NaN.
 

@@ -177,12 +177,27 @@ def test_jacobian_norms_match_finite_differences(monkeypatch, cell, peep, revers
     assert norms[last_t] == pytest.approx(1.0)
 
 
-def test_spectral_norms_keep_tiny_huge_and_overflowed_products():
+@pytest.mark.parametrize("split", [False, True])
+def test_spectral_norms_keep_tiny_huge_and_overflowed_products(split, monkeypatch):
     """The Jacobian panel's ‖M‖₂: equal to the SVD's for ordinary matrices, exact for
     products far below or above what their squares could hold, and inf / NaN (not an
-    error from the eigensolver) for a product that overflowed or went NaN."""
+    error from the eigensolver) for a product that overflowed or went NaN; the same
+    when a large batch is shared with a second thread."""
+    import threading
+
+    from core import analysis
     from core.analysis import _spectral_norms
 
+    threads = []
+    one = analysis._spectral_norms_1
+
+    def spy(m):
+        threads.append((threading.current_thread().name, len(m)))
+        return one(m)
+
+    monkeypatch.setattr(analysis, "_spectral_norms_1", spy)
+    if split:  # these small matrices stand for a large batch
+        monkeypatch.setattr(analysis, "SPLIT_NORMS_WORK", 1)
     m = np.random.default_rng(1).standard_normal((7, 5, 5))
     want = np.linalg.norm(m, 2, axis=(1, 2))
     np.testing.assert_allclose(_spectral_norms(m), want, rtol=1e-13)
@@ -195,6 +210,9 @@ def test_spectral_norms_keep_tiny_huge_and_overflowed_products():
     np.testing.assert_allclose(got[:4], [want[0], want[1], want[2] * 1e-200, want[3] * 1e200],
                                rtol=1e-13)
     assert got[4] == 0.0 and got[5] == np.inf and np.isnan(got[6])
+    halves = sorted(threads[-2:]) if split else threads[-1:]
+    assert halves == ([("MainThread", 3), ("gradlab-norms", 4)] if split
+                      else [("MainThread", 7)])
 
 
 @pytest.mark.parametrize("pattern", ["many_to_many", "many_to_one", "output_recurrence"])
