@@ -509,13 +509,14 @@ def test_connectivity_colours_keep_their_levels_over_small_changes(qtbot):
     panel.show_result(replace(r, connectivity=10.0 ** decades))
     levels = tuple(panel.bar.levels())
     assert levels == (0.5 - 8, 0.5)
-    qtbot.wait(30)
     axes = [panel.plot.getAxis("left"), panel.plot.getAxis("bottom"), panel.bar.getAxis("right")]
-    for axis in axes:
-        axis.picture = "drawn"  # stands for the picture pyqtgraph keeps until a redraw
+    panel.glw.grab()  # painted: each axis keeps its picture until it must be redrawn
+    pictures = [axis.picture for axis in axes]
+    assert None not in pictures
     panel.show_result(replace(r, connectivity=10.0 ** (decades - 0.4)))
+    panel.glw.grab()
     assert tuple(panel.bar.levels()) == levels
-    assert [axis.picture for axis in axes] == ["drawn"] * 3
+    assert all(axis.picture is picture for axis, picture in zip(axes, pictures, strict=True))
     np.testing.assert_allclose(panel.image.image, decades - 0.4)
     panel.show_result(replace(r, connectivity=10.0 ** (decades + 2)))  # the peak went up
     assert tuple(panel.bar.levels()) == (2.5 - 8, 2.5)
