@@ -984,6 +984,12 @@ class Lab:
                 and getattr(r, "connectivity", False) is None
                 and "connectivity" not in getattr(r, "pending", ()))
 
+    def left_out(self, job: ProbeJob) -> bool:
+        """Whether ``job`` left out the connectivity map that is now asked for (its view
+        came into sight while the job ran), so the host should probe again."""
+        return (self._connectivity and job.version is self._v
+                and job._options.get("connectivity") is False)
+
     def probe_job(self, **options: Any) -> ProbeJob:
         """A probe of the current version, for a host to run in its own thread;
         ``options``: ``jacobian=False`` or ``connectivity=False`` leave those out

@@ -202,8 +202,8 @@ class LabState(QObject):
 
         if isinstance(job, PairJob):
             self.lab.apply_pair(job, result)
-        else:
-            self.lab.publish(job, result)
+        elif self.lab.publish(job, result) and self.lab.left_out(job):
+            self.request_probe()  # the map's view was shown while this probe ran
 
     def _on_probe_early(self, job: Any, part: Any) -> None:
         """A probe's pass, shown while its slower analyses are still computed."""

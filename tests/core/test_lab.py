@@ -859,3 +859,20 @@ def test_analyses_a_window_leaves_out_and_asks_for_again():
     assert lab.set_analyses(connectivity=True)  # the result shown lacks it: probe again
     assert lab.probe().connectivity is not None
     assert not lab.set_analyses(connectivity=True)
+
+
+def test_a_probe_that_left_out_the_map_asked_for_while_it_ran_is_followed_by_another():
+    """The map's view comes into sight while a lean probe runs, before any result is
+    shown: set_analyses cannot tell yet, so the host asks ``left_out`` when the lean
+    result comes (a lesson that opens on the map showed "no map" until a nudge)."""
+    lab = Lab.from_preset("teacher_forcing")
+    lab.set_analyses(connectivity=False)
+    lean = lab.probe_job()
+    assert not lab.set_analyses(connectivity=True)  # nothing shown yet to compare
+    assert lab.publish(lean, lean.run())
+    assert lab.result.connectivity is None and lab.left_out(lean)
+    full = lab.probe_job()
+    assert lab.publish(full, full.run())
+    assert lab.result.connectivity is not None and not lab.left_out(full)
+    lab.set_analyses(connectivity=False)
+    assert not lab.left_out(lab.probe_job())  # the map is not wanted
