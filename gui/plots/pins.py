@@ -37,8 +37,8 @@ def pin_pen(pin_index: int, color_index: int, width: float = 2.0) -> Any:
     """The pen of pin ``pin_index``'s curve in line colour ``color_index``: muted by
     mixing it with the background in advance (a translucent pen paints several times
     slower, on every repaint of the plot)."""
-    muted = faint(pg.mkColor(colormaps.line_color(color_index)),
-                  pg.mkColor(pg.getConfigOption("background")), PIN_ALPHA / 255)
+    muted = faint(pin_color(color_index, 255), pg.mkColor(pg.getConfigOption("background")),
+                  PIN_ALPHA / 255)
     return pg.mkPen(muted, width=width, style=PIN_STYLES[pin_index % len(PIN_STYLES)])
 
 
