@@ -252,8 +252,20 @@ class _RangeField:
         if self.flagged and value == self._base:
             return
         self.clear_flag()
+        shown = self._off_value() if value is None else value
+        if self._shows(shown):
+            return  # Qt repaints a spin box on every setValue, even of the value it holds
         with QSignalBlocker(self):  # type: ignore[arg-type]
-            self.setValue(self._off_value() if value is None else value)  # type: ignore[attr-defined]
+            self.setValue(shown)  # type: ignore[attr-defined]
+
+    def _shows(self, value: Any) -> bool:
+        """Whether the field holds ``value`` and its text is that value's."""
+        if self.value() != value:  # type: ignore[attr-defined]
+            return False
+        special = self.specialValueText()  # type: ignore[attr-defined]
+        text = (special if special and value == self.minimum() else  # type: ignore[attr-defined]
+                f"{self.prefix()}{self.textFromValue(value)}{self.suffix()}")  # type: ignore[attr-defined]
+        return self.lineEdit().text() == text  # type: ignore[attr-defined]
 
     def check(self, value: Any) -> bool:
         """Whether a value that reached the spin box may be applied; when not, the

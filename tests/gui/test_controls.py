@@ -80,6 +80,49 @@ def test_a_slider_move_is_not_echoed_back_into_the_slider(qtbot):
     s.shutdown()
 
 
+def test_an_edit_repaints_only_the_fields_it_changed(qtbot):
+    """Showing the lab's values after an edit leaves alone the fields that show them
+    already: Qt repaints a spin box on every setValue, even of the value it holds."""
+    from collections import Counter
+
+    from PySide6.QtCore import QObject
+
+    s = LabState(with_task())
+    panel = ControlPanel(s)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    fields = {"lr": panel.lr, "seed": panel.seed, "forget bias": panel.forget_bias,
+              "steps": panel.steps, "seq_len": panel.seq_len,
+              "input scale": panel.scales["input"].spin,
+              "recurrent scale": panel.scales["recurrent"].spin}
+    painted: Counter = Counter()
+
+    class Spy(QObject):
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                painted[obj.objectName()] += 1
+            return False
+
+    spy = Spy()
+    for name, field in fields.items():
+        for widget in (field, field.lineEdit()):
+            widget.setObjectName(name)
+            widget.installEventFilter(spy)
+    qtbot.wait(50)
+    painted.clear()
+    slider = panel.scales["recurrent"].slider
+    slider.setValue(slider.value() + 9)
+    qtbot.waitUntil(lambda: painted["recurrent scale"] > 0)
+    qtbot.wait(50)
+    assert {name for name, n in painted.items() if n} == {"recurrent scale"}
+    # A field whose text is not its value's (typed, not entered) is set again.
+    panel.lr.lineEdit().setText("0.5")
+    panel.sync(s.experiment)
+    assert panel.lr.lineEdit().text() == panel.lr.textFromValue(s.experiment.training.lr)
+    s.shutdown()
+
+
 # ----------------------------------------------------------------------------- typed values
 
 def lstm_on_sine() -> Experiment:
