@@ -28,6 +28,7 @@ from .base import (
     legend_html,
     linear_range,
     mkpen,
+    set_spin_range,
     set_y_range,
     short_layer_label,
 )
@@ -108,10 +109,7 @@ class AnatomyPanel(PlotPanel):
         key, _cell = self._layer()
         h = self._result.arrays.get(f"h.{key}")
         units = int(np.shape(h)[2]) if h is not None and np.ndim(h) == 3 else 1
-        spin = self.unit_selector
-        spin.blockSignals(True)
-        spin.setRange(-1, max(units - 1, 0))
-        spin.blockSignals(False)
+        set_spin_range(self.unit_selector, -1, max(units - 1, 0))
 
     # ------------------------------------------------------------------ drawing
 
