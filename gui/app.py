@@ -781,6 +781,7 @@ class MainWindow(QMainWindow):
                                          (self.redo_action, "Redo", s.can_redo, s.redo_text)):
             action.setEnabled(able)
             action.setText(f"{word} {text}" if text else word)
+            action.setIconText(word)  # the toolbar button keeps its width as the text changes
             action.setToolTip(f"{word} {text}" if text else f"Nothing to {word.lower()}")
 
     def _on_notice(self, message: str) -> None:

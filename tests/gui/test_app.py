@@ -174,6 +174,25 @@ def test_recurrent_slider_updates_gradient_plot_and_spectral_radius(qtbot, windo
     assert window.controls.scales["recurrent"].spin.value() == pytest.approx(4.0)
 
 
+def test_the_toolbar_says_undo_while_the_menu_says_what(qtbot, window):
+    """The Undo button keeps its width: the edit it undoes is in its tooltip and menu."""
+    from PySide6.QtWidgets import QToolButton
+
+    button = next(b for b in window.findChildren(QToolButton)
+                  if b.defaultAction() is window.undo_action)
+    slider = window.controls.scales["recurrent"].slider
+    for step in (5, 11):
+        slider.setValue(slider.value() + step)
+        text = window.undo_action.text()
+        assert text.startswith("Undo ") and text != "Undo"  # names the edit
+        assert window.undo_action.toolTip() == text
+        assert button.text() == "Undo"
+    window.undo_action.trigger()
+    window.undo_action.trigger()
+    assert window.undo_action.text() == "Undo" and button.text() == "Undo"
+    assert not window.undo_action.isEnabled()
+
+
 def test_seq_len_change_keeps_the_weights(qtbot, window):
     params = window.state.params
     window.controls.seq_len.setValue(35)
