@@ -151,6 +151,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def collect_in_the_gui_thread(qapp):
+    """As in the app: reference cycles of Qt objects are collected in the GUI thread,
+    never in a worker thread that happens to allocate (gui.garbage)."""
+    from gui.garbage import GuiThreadCollector
+
+    collector = GuiThreadCollector(qapp)
+    yield collector
+    collector.stop()
+
+
 @pytest.fixture
 def fake_result():
     """Factory: ``fake_result("gru", num_layers=2, ...)`` builds a synthetic ProbeResult."""
