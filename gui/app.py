@@ -518,6 +518,10 @@ class MainWindow(QMainWindow):
         self.cancel_button.hide()
         self.probe_label = QLabel("probe: –")
         self.probe_label.setToolTip("Time of the last forward + backward pass and its analysis")
+        # A fixed size: a new time repaints the label without laying the window out again.
+        self.probe_label.setFixedSize(
+            self.probe_label.fontMetrics().horizontalAdvance("probe: 99999 ms") + 4,
+            self.probe_label.sizeHint().height())
         self.backend_label = QLabel()
         self.backend_label.setToolTip("Array backend and precision of the maths")
         for w in (self.training_label, self.progress, self.cancel_button, self.probe_label,

@@ -368,6 +368,11 @@ def test_status_bar_and_title(window):
     steps = " · compiled steps" if native.kernels() else ""  # the C build, where it works
     assert window.backend_label.text() == "NumPy · float32" + steps
     assert window.probe_label.text().endswith("ms")
+    # A new time repaints the label without laying the window out: its size is fixed
+    # and holds the longest time a probe is let run.
+    label = window.probe_label
+    assert label.minimumSize() == label.maximumSize()
+    assert label.width() >= label.fontMetrics().horizontalAdvance("probe: 99999 ms")
     window.controls.dtype.setCurrentIndex(window.controls.dtype.findData("float64"))
     assert window.backend_label.text() == "NumPy · float64" + steps
     assert window.isWindowModified()
