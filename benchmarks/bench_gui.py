@@ -6,7 +6,9 @@ Opens the real main window on the default lesson, then
     does) and times each change until every plot panel has been given the complete
     probe result of the new weights (a panel behind a dock tab draws it when shown;
     when the Jacobian products are slow, the pass comes first, as an early result)
-    and the window has finished painting it; the table splits the time into stages;
+    and the window has finished painting it; the table splits the time into stages
+    and gives the CPU time each change took (all threads, and the GUI thread's),
+    which a busy machine disturbs less than the wall-clock time;
 (b) presses Train and, for a while, records the gaps between the ticks of a 5 ms
     timer: the longest gap is the longest time the window could not react.  The
     worst gaps are shown with the GUI thread's CPU time in them and the plot redraws.
@@ -67,6 +69,7 @@ class Watcher:
         self.window = window
         self.shown: dict[Any, tuple[Any, float]] = {}
         self.paints: list[float] = []  # end of each paint pass that touched a plot
+        self.cpu: dict[float, tuple[float, float]] = {}  # pass end: (process, GUI thread) CPU
         self.costs: dict[str, list[float]] = defaultdict(list)  # per-panel redraw seconds
         self.spans: list[tuple[float, float, str]] = []  # (start, end, what) on the GUI thread
         self._in_pass = False
@@ -103,7 +106,9 @@ class Watcher:
 
     def _pass_done(self) -> None:
         self._in_pass = False
-        self.paints.append(time.perf_counter())
+        now = time.perf_counter()
+        self.paints.append(now)
+        self.cpu[now] = (time.process_time(), time.thread_time())
 
     def drawn(self, result: Any) -> float | None:
         """When the last panel drew ``result``; None while one has not."""
@@ -175,6 +180,7 @@ def slider_latency(app: Any, window: Any, watch: Watcher, changes: int, gap_s: f
         if pos == control.slider.value():
             pos += 1
         published.clear()
+        cpu0 = (time.process_time(), time.thread_time())
         t0 = time.perf_counter()
         control.slider.setValue(pos)  # emits valueChanged, exactly as a drag does
         t_edit = time.perf_counter()
@@ -207,6 +213,9 @@ def slider_latency(app: Any, window: Any, watch: Watcher, changes: int, gap_s: f
         stages["probe elapsed_s"].append(float(getattr(result, "elapsed_s", 0.0) or 0.0))
         stages["throttle + redraw"].append(t_drawn - t_pub)
         stages["paint"].append(t_end - t_drawn)
+        if t_end in watch.cpu:  # the CPU time the change took, all threads and the GUI's
+            stages["CPU, all threads"].append(watch.cpu[t_end][0] - cpu0[0])
+            stages["CPU, GUI thread"].append(watch.cpu[t_end][1] - cpu0[1])
         idle(app, gap_s)
     stages["failures"] = [failures]
     return stages
@@ -360,8 +369,11 @@ def main(argv: list[str] | None = None) -> int:
           + (f", {stages['failures'][0]} timed out" if stages["failures"][0] else "") + ")")
     print(f"    {'stage':<26} {'median ms':>10} {'p95 ms':>9} {'max ms':>9}")
     for name in ("total", "edit (GUI thread)", "probe (worker) + queue", "then its analyses",
-                 "probe elapsed_s", "throttle + redraw", "paint"):
+                 "probe elapsed_s", "throttle + redraw", "paint", "CPU, all threads",
+                 "CPU, GUI thread"):
         v = stages[name]
+        if not v:
+            continue
         print(f"    {name:<26} {ms * statistics.median(v):10.1f} {ms * percentile(v, 95):9.1f} "
               f"{ms * max(v):9.1f}")
     print("    per-panel show_result, median ms: " + ", ".join(
