@@ -39,7 +39,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QGraphicsItem,
-    QGraphicsView,
     QHBoxLayout,
     QLabel,
     QMainWindow,
@@ -381,7 +380,6 @@ class PlotPanel(QWidget):
         self._bar.hide()
         outer.addWidget(self._bar)
         self.glw = pg.GraphicsLayoutWidget(self)
-        self.glw.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self.glw.ci.setContentsMargins(4, 4, 4, 4)
         outer.addWidget(self.glw, 1)
         self.glw.scene().sigMouseClicked.connect(self._on_scene_click)
