@@ -1445,7 +1445,8 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Gradient Flow Lab")
-    GuiThreadCollector(app)  # reference cycles of Qt objects die in the GUI thread
+    if app.findChild(GuiThreadCollector) is None:  # one per application
+        GuiThreadCollector(app)  # reference cycles of Qt objects die in the GUI thread
     # A screenshot is independent of (and leaves alone) the user's remembered layout,
     # files and autosave, and never asks anything.
     settings = None if screenshot else QSettings(ORGANISATION, APPLICATION)
