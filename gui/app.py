@@ -77,7 +77,7 @@ from .files import (
 )
 from .garbage import GuiThreadCollector
 from .lessons import LessonPanel
-from .plots.base import PaintBatch, completes
+from .plots.base import completes
 from .state import DIVERGED, FINISHED, PAUSED, RUNNING, LabState
 from .worker import Pacer, Throttle
 
@@ -294,9 +294,6 @@ class MainWindow(QMainWindow):
         self.lesson_panel = LessonPanel(self.state)
         self.panels: list[Any] = [cls() for cls in (default_panels() if panels is None
                                                     else panels)]
-        self._paint_batch = PaintBatch()  # a probe's redraws painted in one pass
-        for p in self.panels:
-            p.paint_batch = self._paint_batch
         self.docks: dict[str, Any] = {}
 
         def dock(name: str, title: str, widget: QWidget, size: tuple[int, int],
@@ -747,12 +744,11 @@ class MainWindow(QMainWindow):
         self._drawn_result = result
         if self.state.pinned:
             self._show_pins()  # the differences are with the run just probed
-        with self._paint_batch:
-            for p in self.panels:
-                try:
-                    p.show_result(result)
-                except Exception as exc:  # one broken plot must not take the others down
-                    self._on_error(f"{getattr(p, 'title', p)}: could not draw ({exc})")
+        for p in self.panels:
+            try:
+                p.show_result(result)
+            except Exception as exc:  # one broken plot must not take the others down
+                self._on_error(f"{getattr(p, 'title', p)}: could not draw ({exc})")
         ms = 1000.0 * float(getattr(result, "elapsed_s", 0.0) or 0.0)
         self.probe_label.setText(f"probe: {ms:.0f} ms")
         label = getattr(result, "backend_label", "") or self.state.backend_label

@@ -285,44 +285,6 @@ def completes(result: Any, early: Any) -> bool:
             and arrays is not None and arrays is getattr(result, "arrays", None))
 
 
-class PaintBatch:
-    """Redraws of several plot panels painted in one pass.
-
-    A graphics view paints its scene's changes and sends them to the screen as soon as
-    the scene has gathered them: one pass per view, the window composed each time.
-    While a batch is open (``with batch:``), a panel about to redraw holds its view's
-    updates (:meth:`hold`); when the batch closes, the held views are released after
-    their scenes have gathered the changes, and one pass paints them all.
-    """
-
-    def __init__(self) -> None:
-        self._open = 0
-        self._held: list[QWidget] = []
-
-    def __enter__(self) -> PaintBatch:
-        self._open += 1
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._open -= 1
-        if self._open or not self._held:
-            return
-        held, self._held = self._held, []
-
-        def release() -> None:  # queued after the scenes' gathering of their changes
-            for view in held:
-                if shiboken6.isValid(view):
-                    view.setUpdatesEnabled(True)  # which repaints the whole view
-
-        QTimer.singleShot(0, release)
-
-    def hold(self, view: QWidget) -> None:
-        """Hold ``view``'s updates until the batch closes (nothing when it is not open)."""
-        if self._open and view.updatesEnabled():
-            view.setUpdatesEnabled(False)
-            self._held.append(view)
-
-
 def set_spin_range(spin: QSpinBox, lo: int, hi: int) -> None:
     """Give a selector the range ``lo``…``hi`` without emitting; nothing when it has it
     already (Qt would lay out and repaint the panel's bar on every probe)."""
@@ -351,7 +313,6 @@ class PlotPanel(QWidget):
         self.setMinimumSize(240, 160)
         self.layer_selector: QComboBox | None = None
         self.sample_selector: QSpinBox | None = None
-        self.paint_batch: PaintBatch | None = None  # the window's, to paint redraws together
         self._result: ProbeResult | None = None
         self._stale = False  # a result arrived while hidden and is not drawn yet
         self._awaited: ProbeResult | None = None  # an early result lacking our analyses
@@ -436,8 +397,6 @@ class PlotPanel(QWidget):
         """Draw the latest result if it has not been drawn yet."""
         if self._stale and self._result is not None:
             self._stale = False
-            if self.paint_batch is not None:
-                self.paint_batch.hold(self.glw.viewport())
             self._sync_selectors(self._result)
             self._draw()
             self._settle()

@@ -254,55 +254,6 @@ def test_a_result_of_the_same_batch_leaves_the_sample_selector_alone(qtbot, monk
     assert calls == [(0, 5)]
 
 
-def test_redraws_in_a_paint_batch_reach_the_screen_in_one_pass(qtbot):
-    """Each graphics view sends its own changes to the screen at once; the panels
-    redrawn in a batch are painted together, and a panel not redrawn is not painted."""
-    from PySide6.QtCore import QEvent, QObject
-    from PySide6.QtWidgets import QHBoxLayout, QWidget
-
-    from gui.plots.base import PaintBatch
-
-    host = QWidget()
-    row = QHBoxLayout(host)
-    panels = [panel_by_name(name)() for name in ("hidden", "gradients", "jacobian")]
-    batch = PaintBatch()
-    for p in panels:
-        p.paint_batch = batch
-        row.addWidget(p)
-    qtbot.addWidget(host)
-    host.resize(1200, 400)
-    host.show()
-    qtbot.waitExposed(host)
-    for p in panels:
-        p.show_result(make_fake_result("lstm"))
-    qtbot.wait(100)
-    events: list[str] = []
-
-    class Spy(QObject):
-        def eventFilter(self, obj, event):
-            if event.type() == QEvent.Type.UpdateRequest:
-                events.append("pass")
-            elif event.type() == QEvent.Type.Paint:
-                events.append(obj.objectName())
-            return False
-
-    spy = Spy()
-    host.installEventFilter(spy)
-    for p in panels:
-        p.glw.viewport().setObjectName(p.name)
-        p.glw.viewport().installEventFilter(spy)
-    redrawn = [p.name for p in panels[:2]]
-    with batch:
-        for p in panels[:2]:
-            p.show_result(make_fake_result("lstm", seed=1))
-    qtbot.waitUntil(lambda: all(name in events for name in redrawn))
-    qtbot.wait(50)
-    passes = [set(part.split()) for part in " ".join(events).split("pass") if part.strip()]
-    assert any(set(redrawn) <= painted for painted in passes), events
-    assert "jacobian" not in events
-    assert all(p.glw.viewport().updatesEnabled() for p in panels)
-
-
 def test_cell_state_colours_keep_a_round_level_over_small_changes(qtbot):
     """An unbounded cell state gets a round colour level above its largest magnitude,
     kept while the values fill more than half of it and renewed when they outgrow it
