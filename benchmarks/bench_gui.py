@@ -301,9 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from gui.garbage import GuiThreadCollector
+    from gui.garbage import collect_in_gui_thread
 
-    GuiThreadCollector(app)  # as the app does
+    collect_in_gui_thread(app)  # as the app does
     import pyqtgraph as pg
 
     from core.lessons import list_lessons

@@ -75,7 +75,7 @@ from .files import (
     read_weights,
     split_missing,
 )
-from .garbage import GuiThreadCollector
+from .garbage import collect_in_gui_thread
 from .lessons import LessonPanel
 from .plots.base import completes
 from .state import DIVERGED, FINISHED, PAUSED, RUNNING, LabState
@@ -1441,8 +1441,7 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Gradient Flow Lab")
-    if app.findChild(GuiThreadCollector) is None:  # one per application
-        GuiThreadCollector(app)  # reference cycles of Qt objects die in the GUI thread
+    collect_in_gui_thread(app)  # reference cycles of Qt objects die in the GUI thread
     # A screenshot is independent of (and leaves alone) the user's remembered layout,
     # files and autosave, and never asks anything.
     settings = None if screenshot else QSettings(ORGANISATION, APPLICATION)

@@ -55,3 +55,8 @@ class GuiThreadCollector(QObject):
         self._timer.stop()
         if self._was_enabled:
             gc.enable()
+
+
+def collect_in_gui_thread(app: QObject) -> GuiThreadCollector:
+    """The application's collector, started now if it has none (one per application)."""
+    return app.findChild(GuiThreadCollector) or GuiThreadCollector(app)

@@ -155,9 +155,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def collect_in_the_gui_thread(qapp):
     """As in the app: reference cycles of Qt objects are collected in the GUI thread,
     never in a worker thread that happens to allocate (gui.garbage)."""
-    from gui.garbage import GuiThreadCollector
+    from gui.garbage import collect_in_gui_thread
 
-    collector = GuiThreadCollector(qapp)
+    collector = collect_in_gui_thread(qapp)
     yield collector
     collector.stop()
 

@@ -6,12 +6,13 @@ import gc
 import threading
 
 from gui import garbage
-from gui.garbage import GuiThreadCollector
+from gui.garbage import GuiThreadCollector, collect_in_gui_thread
 
 
 def test_a_cycle_dropped_while_a_worker_allocates_dies_in_the_gui_thread(
-        qtbot, collect_in_the_gui_thread):
+        qtbot, qapp, collect_in_the_gui_thread):
     assert not gc.isenabled()  # the session's collector (conftest) runs
+    assert collect_in_gui_thread(qapp) is collect_in_the_gui_thread  # one per application
     died: list[str] = []
 
     class Node:
