@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from gui.garbage import collect_in_gui_thread
 
-    collect_in_gui_thread(app)  # as the app does
+    collector = collect_in_gui_thread(app)  # as the app does
     import pyqtgraph as pg
 
     from core.lessons import list_lessons
@@ -319,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     if not window.open_lesson(lesson):
         print(f"error: cannot open lesson {lesson}", file=sys.stderr)
         return 1
+    collector.freeze_startup()  # as the app does
     if args.throttle_ms is not None:
         for name in ("_result_throttle", "_history_throttle"):
             throttle = getattr(window, name, None)

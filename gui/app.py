@@ -1441,7 +1441,7 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("Gradient Flow Lab")
-    collect_in_gui_thread(app)  # reference cycles of Qt objects die in the GUI thread
+    collector = collect_in_gui_thread(app)  # cycles of Qt objects die in the GUI thread
     # A screenshot is independent of (and leaves alone) the user's remembered layout,
     # files and autosave, and never asks anything.
     settings = None if screenshot else QSettings(ORGANISATION, APPLICATION)
@@ -1453,6 +1453,7 @@ def run_app(argv: list[str] | None = None, preset: str | None = None,
             window.show_lesson_views(exp, preset)  # as the Lessons menu does
     elif not window.restore_last_experiment():
         window.open_lesson(DEFAULT_LESSON)
+    collector.freeze_startup()  # what lives as long as the app: out of every collection
     if screenshot:
         window.resize(*(size or SCREENSHOT_SIZE))
         _screenshot_when_ready(app, window, screenshot)
