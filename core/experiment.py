@@ -210,7 +210,7 @@ def _describe(value: Any) -> str:
 
 
 @functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
     """The resolved annotations of a schema class (resolving them is slow; they never change)."""
     return typing.get_type_hints(cls)
 
@@ -223,7 +223,7 @@ def _from_dict(cls: type, data: Any, where: str) -> Any:
     """Build ``cls`` from ``data``; ``where`` is the field path so far ("" at the top)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'experiment'}: expected an object, got {_describe(data)}")
-    hints = _type_hints(cls)
+    hints = type_hints(cls)
     if cls is TaskConfig:  # task-specific fields are collected into `options`
         known = {"name", "seq_len", "batch_size"}
         kwargs = {k: _convert(data[k], hints[k], _join(where, k)) for k in known if k in data}

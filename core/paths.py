@@ -31,7 +31,13 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .experiment import Experiment, TaskConfig, experiment_from_dict, experiment_to_dict
+from .experiment import (
+    Experiment,
+    TaskConfig,
+    experiment_from_dict,
+    experiment_to_dict,
+    type_hints,
+)
 
 __all__ = ["fit_layer", "format_value", "get_path", "parse_value", "parse_vary", "with_path",
            "with_paths"]
@@ -116,7 +122,7 @@ def _resolve(exp: Experiment, path: str) -> tuple[list[str | int], _Field]:
                 raise ConfigError(f"{here}: no such field (expected one of "
                                   f"{', '.join(sorted(fields))})")
             keys.append(part)
-            tp = typing.get_type_hints(TaskConfig)[part] if part in _TASK_COMMON else None
+            tp = type_hints(TaskConfig)[part] if part in _TASK_COMMON else None
             obj, nullable = fields[part], False
             continue
         if dataclasses.is_dataclass(tp):
@@ -125,7 +131,7 @@ def _resolve(exp: Experiment, path: str) -> tuple[list[str | int], _Field]:
                 raise ConfigError(f"{here}: no such field (expected one of "
                                   f"{', '.join(sorted(names))})")
             keys.append(part)
-            obj, tp = getattr(obj, part), typing.get_type_hints(tp)[part]
+            obj, tp = getattr(obj, part), type_hints(tp)[part]
             continue
         kind = "a list" if isinstance(obj, list) else f"a {_kind(tp)}"
         raise ConfigError(f"{here}: no such field ({where} is {kind}, not a section)")
