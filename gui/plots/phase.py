@@ -7,9 +7,9 @@ on 0 (ratio 1), losses and the spectral radius on a sequential map.  A contour
 (pyqtgraph's IsocurveItem) marks the measured boundary, ratio = 1; for a tanh RNN
 with ``init.scales.recurrent`` on an axis a dashed line marks the mean-field
 critical scale (Chen, Pennington & Schoenholz, ICML 2018; :mod:`core.meanfield`).
-The "you are here" marker follows the Lab's ``experiment_changed`` and
-``params_changed`` events; a click on a cell loads that grid point's setting into
-the Lab (:meth:`core.lab.Lab.set_paths`, one undoable edit).
+The "you are here" marker follows the Lab's ``experiment_changed`` events; a click
+on a cell loads that grid point's setting into the Lab
+(:meth:`core.lab.Lab.set_paths`, one undoable edit).
 """
 
 from __future__ import annotations
@@ -101,21 +101,20 @@ class PhaseView(QWidget):
         self.marker = pg.ScatterPlotItem(size=16, symbol="star", pen=pg.mkPen("#000000"),
                                          brush=pg.mkBrush(MARKER_COLOR))
         self.marker.setZValue(10)
+        self._marker_at: tuple[float, float] | None = None  # where it is drawn
         self.plot.addItem(self.marker)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         self.quantity.currentIndexChanged.connect(self._redraw)
         self.x_axis.currentIndexChanged.connect(self._redraw)
         self.y_axis.currentIndexChanged.connect(self._redraw)
-        lab.experiment_changed.connect(self._follow)
-        lab.params_changed.connect(self._follow)
+        lab.experiment_changed.connect(self._follow)  # where the lab is: its settings only
         self.destroyed.connect(lambda *_: self._disconnect(lab))
 
     def _disconnect(self, lab: Lab) -> None:
-        for sig in (lab.experiment_changed, lab.params_changed):
-            try:
-                sig.disconnect(self._follow)
-            except (ValueError, RuntimeError):
-                pass
+        try:
+            lab.experiment_changed.disconnect(self._follow)
+        except (ValueError, RuntimeError):
+            pass
 
     # ------------------------------------------------------------------ data
 
@@ -291,6 +290,9 @@ class PhaseView(QWidget):
             self._redraw()  # the other axes follow the lab to its slice; that redraw follows
             return
         pos = self.marker_position()
+        if pos == self._marker_at:
+            return  # a knob off the map's axes moved: the marker stays
+        self._marker_at = pos
         if pos is None:
             self.marker.setData([], [])
         else:

@@ -77,6 +77,17 @@ def test_the_marker_follows_the_lab(view):
     assert view.marker_position() is None and len(view.marker.data) == 0
     lab.undo()
     assert view.marker_position() == pytest.approx((2.5, 1.0))
+    assert view.marker.data["x"].tolist() == pytest.approx([2.5])
+
+
+def test_a_knob_off_the_map_leaves_the_marker_alone(view, monkeypatch):
+    drawn: list[tuple] = []
+    monkeypatch.setattr(view.marker, "setData", lambda *a, **k: drawn.append(a))
+    view.lab.set_scale("input", 0.7)  # neither axis of the map
+    view.lab.set_init(seed=5)  # new weights, the same setting on the map
+    assert drawn == []
+    view.lab.set_scale("recurrent", 1.75)
+    assert drawn == [([2.5], [0.0])]
 
 
 def test_a_click_loads_the_cell_undoably(view, qtbot):
