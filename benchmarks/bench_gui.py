@@ -22,6 +22,7 @@ Runs headless (``QT_QPA_PLATFORM=offscreen`` is set when there is no display).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import pstats
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from conditions import LoadMeter, reference_ms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -291,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="profile the GUI thread (cProfile) and print where its time went")
     args = ap.parse_args(argv)
+    speed_before = reference_ms()  # how fast the machine is now (its speed drifts)
 
     if sys.platform.startswith("linux") and not os.environ.get("QT_QPA_PLATFORM") and not (
             os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -334,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     idle(app, 0.5)
 
+    meter = LoadMeter()
+    marks = [meter.mark()]
     profiler = Profile() if args.profile else None
     if profiler is not None:
         profiler.enable()
@@ -343,8 +348,10 @@ def main(argv: list[str] | None = None) -> int:
         print_profile(profiler, "slider changes")
         profiler = Profile()
         profiler.enable()
+    marks.append(meter.mark())
     redraw_costs = {k: list(v) for k, v in watch.costs.items() if k.endswith("show_result")}
     stalls = training_stalls(app, window, watch, args.train_s)
+    marks.append(meter.mark())
     if profiler is not None:
         profiler.disable()
         print_profile(profiler, "training")
@@ -361,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
           f"Qt platform {app.platformName()} · switch interval "
           f"{1000 * sys.getswitchinterval():g} ms"
           + (f" · redraws at most every {args.throttle_ms:g} ms" if args.throttle_ms else ""))
+    others = [meter.other(a, b) for a, b in itertools.pairwise(marks)]
+    print(f"machine: a fixed workload (conditions.reference_ms) took {speed_before:.1f} ms "
+          f"before and {reference_ms():.1f} ms after (lower is faster); other processes "
+          "kept " + " and ".join("?" if o is None else f"{o:.2f}" for o in others)
+          + " cores busy during (a) and (b)")
     print(f"lesson {lesson}: {layer.cell} H={layer.hidden_size}, T={exp.task.seq_len}, "
           f"B={exp.task.batch_size} · window {width}x{height} · backend "
           f"{window.state.backend_label}")

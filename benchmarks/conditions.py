@@ -10,11 +10,15 @@ busy the other processes keep the machine.
   in cores, from ``/proc/stat`` less this process's own CPU time: on a 2-core machine a
   fraction of a core of other load is enough to stall every 2-thread engine, so such
   rounds are dropped rather than averaged in.
+- :func:`reference_ms` times a fixed workload, the same whatever the code under test:
+  a shared machine's speed drifts (by a third within the hour on some), and runs of
+  different moments compare only beside it.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -92,3 +96,21 @@ class LoadMeter:
             return None
         others = (end.busy - start.busy) - (end.own - start.own)
         return max(0.0, others / (end.wall - start.wall))
+
+
+def reference_ms(repeats: int = 5) -> float:
+    """Median milliseconds of a fixed one-thread workload: Python arithmetic and small
+    NumPy products, as a GUI redraw and a probe mix them.  Lower is a faster machine."""
+    import numpy as np
+
+    times = []
+    for _ in range(repeats):
+        a = np.full((32, 32), 0.01)
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(100_000):
+            total += i * i % 7
+        for _ in range(1000):
+            a = np.tanh(a @ a + 0.01)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * statistics.median(times)

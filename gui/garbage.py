@@ -60,7 +60,10 @@ class GuiThreadCollector(QObject):
     def freeze_startup(self) -> int:
         """Collect everything now and leave what survives out of every later
         collection (:func:`gc.freeze`); call once, when the window is built.  Returns
-        the number of unreachable objects found."""
+        the number of unreachable objects found.
+
+        What of it dies later in a cycle (a layer card of the first model, rebuilt)
+        is not freed: at most part of what startup made, never more as the app runs."""
         found = gc.collect()
         gc.freeze()
         self._froze = True
