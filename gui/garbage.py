@@ -11,8 +11,8 @@ collection is off and a timer in the GUI thread collects instead.
 What the app makes at startup (modules, classes, the window and its plots: some
 170 000 objects) lives as long as the app.  Once the window is built,
 :meth:`GuiThreadCollector.freeze_startup` collects once and exempts the survivors from
-every later collection; otherwise each full collection walked them all again, a stall
-of 100-200 ms in the middle of training.
+every later collection; otherwise each full collection walked them all again
+(140-230 ms here), a stall in the middle of training.
 """
 
 from __future__ import annotations
