@@ -73,7 +73,7 @@ class PhaseView(QWidget):
         self.y_axis = QComboBox()
         for label, w in (("Show", self.quantity), ("x", self.x_axis), ("y", self.y_axis)):
             w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            w.setMinimumContentsLength(6)  # the dock may be narrow: the text is elided
+            w.setMinimumContentsLength(4)  # the dock may be narrow: the text is elided
             row.addWidget(QLabel(label))
             row.addWidget(w, 1)
         col.addLayout(row)
@@ -166,6 +166,8 @@ class PhaseView(QWidget):
             y = None
         pm = phase_map(self.ds, self.quantity.currentData(), x, y, self._held(x, y))
         self.map = pm
+        for combo in (self.quantity, self.x_axis, self.y_axis):
+            combo.setToolTip(combo.currentText())  # the whole name, where it is elided
         ny, nx = pm.values.shape
         finite = pm.values[np.isfinite(pm.values)]
         if pm.quantity == "grad_ratio":

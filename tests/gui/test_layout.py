@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QSize
 from PySide6.QtWidgets import QApplication, QGroupBox
 
-from core.lessons import load_lesson
+from core.lessons import list_lessons, load_lesson
 from gui.app import WIDE_MIN, MainWindow
 
 LAPTOP = (1280, 720)
@@ -79,6 +79,24 @@ def test_the_window_fits_a_laptop_screen(qtbot, window):
     assert {"hidden", "gates"} <= set(views)
     for name, (w, h) in views.items():
         assert w >= HEATMAP_MIN[0] and h >= HEATMAP_MIN[1], (name, w, h)
+
+
+@pytest.mark.parametrize("name", [name for name, _title in list_lessons()])
+def test_every_lesson_opened_at_start_fits_a_laptop_screen(qtbot, name):
+    """As ``gradlab --preset NAME`` opens it on a laptop: the docks a lesson brings
+    forward (the edge-of-chaos lesson's phase diagram) must not widen the window."""
+    win = MainWindow(settings=None)
+    qtbot.addWidget(win)
+    win.confirm_discard = lambda: True
+    exp = load_lesson(name)
+    assert win.state.load(exp, lesson=name)
+    win.show_lesson_views(exp, name)  # before the window is shown, as run_app does
+    show_at(qtbot, win, LAPTOP)
+    assert win.width() <= LAPTOP[0] and win.height() <= LAPTOP[1]
+    assert fits(win.minimumSizeHint(), LAPTOP), win.minimumSizeHint()
+    assert win.open_lesson("forget_gate")  # and then another lesson from the menu
+    show_at(qtbot, win, LAPTOP)
+    assert win.width() <= LAPTOP[0] and win.height() <= LAPTOP[1]
 
 
 def test_the_lesson_and_the_controls_scroll_to_their_ends(qtbot, window):

@@ -52,6 +52,7 @@ def view(qtbot, sweep_path):
 def test_the_map_and_its_axes(view):
     pm = view.map
     assert (pm.x, pm.y) == ("init.scales.recurrent", "model.layers.0.cell")
+    assert view.x_axis.toolTip() == "init.scales.recurrent"  # elided in a narrow dock
     assert pm.values.shape == (2, 7)
     assert pm.x_values == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5])
     rnn = pm.values[0]
