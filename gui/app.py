@@ -579,8 +579,9 @@ class MainWindow(QMainWindow):
         s = self.state
         # Every edit is undoable, Controls and training runs included (core.lab.Lab).
         # Redo answers both Ctrl+Shift+Z and Ctrl+Y; each key is bound once.
-        self.undo_action = self._action("Undo", s.undo, "Ctrl+Z")
-        self.redo_action = self._action("Redo", s.redo, "Ctrl+Shift+Z")
+        self.undo_action = self._action("Undo", lambda: self._step_back(redo=False), "Ctrl+Z")
+        self.redo_action = self._action("Redo", lambda: self._step_back(redo=True),
+                                        "Ctrl+Shift+Z")
         self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         s.undo_changed.connect(self._update_undo_actions)
         self._update_undo_actions()
@@ -784,6 +785,18 @@ class MainWindow(QMainWindow):
             action.setText(f"{word} {text}" if text else word)
             action.setIconText(word)  # the toolbar button keeps its width as the text changes
             action.setToolTip(f"{word} {text}" if text else f"Nothing to {word.lower()}")
+
+    def _step_back(self, redo: bool) -> bool:
+        """Undo (or redo) one edit, and say which: a notice about the edit it leaves
+        ("trained weights kept and adjusted: ×1.3") is taken down, no longer true."""
+        s = self.state
+        text = s.redo_text if redo else s.undo_text
+        if not (s.redo() if redo else s.undo()):
+            return False
+        self.banner.clear("notice")
+        message = f"{'Redone' if redo else 'Undone'}: {text}" if text else ""
+        self.statusBar().showMessage(message, 5000)
+        return True
 
     def _on_notice(self, message: str) -> None:
         """Something the user must not miss (trained weights redrawn, a partial save)."""

@@ -236,6 +236,35 @@ def test_train_grows_the_loss_curve_and_pause_stops_it(qtbot, window):
                           small_params(state.experiment)["weight_hh_l0"])
 
 
+def test_train_nudge_undo_takes_the_notice_about_the_nudge_down(qtbot, window):
+    """The notice of an edit of trained weights says what it did to them; once Undo
+    has brought them back it would mislead, so it goes, and the status bar says what
+    was undone.  Redo brings the edit back and says so."""
+    state = window.state
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: len(state.history["step"]) >= 5, timeout=WAIT_MS)
+    window.train_action.trigger()
+    qtbot.waitUntil(lambda: state.at_rest, timeout=WAIT_MS)
+    wait_result(qtbot, window)
+    trained = dict(state.params)
+    window.controls.scales["recurrent"].spin.setValue(1.3)
+    wait_result(qtbot, window, lambda r: r.experiment.init.scales.recurrent == 1.3)
+    assert window.banner.kind == "notice"
+    assert "recurrent weights ×1.3" in window.banner.text()
+    window.undo_action.trigger()
+    assert state.experiment.init.scales.recurrent == 1.0
+    np.testing.assert_array_equal(state.params["weight_hh_l0"], trained["weight_hh_l0"])
+    assert window.banner.isHidden() and window.banner.kind == ""
+    assert window.statusBar().currentMessage() == "Undone: Recurrent scale 1.3"
+    window.redo_action.trigger()
+    assert state.experiment.init.scales.recurrent == 1.3
+    assert window.statusBar().currentMessage() == "Redone: Recurrent scale 1.3"
+    window.undo_action.trigger()
+    window.undo_action.trigger()  # the training run
+    assert state.history["step"] == []
+    assert window.statusBar().currentMessage().startswith("Undone: ")
+
+
 def test_knob_edits_without_training_do_not_redraw_the_empty_curves(qtbot, window):
     """Each knob edit of untrained weights starts an empty history; drawing it again
     would change nothing and hold the probe result back by the pacer's gap.  The curves
