@@ -351,6 +351,9 @@ def load_experiment_config(path: str | os.PathLike[str]) -> Experiment:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{p}: cannot read ({exc})") from None
+    if not text.strip():
+        raise ConfigError(f"{p}: the file is empty (an experiment is a JSON object; "
+                          "gradlab presets lists lessons to start from)")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

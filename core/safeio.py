@@ -73,11 +73,14 @@ def size_refusal(label: str, size: int, cap: int, what: str = "a file") -> str:
 def check_regular(path: str | os.PathLike[str], cap: int, label: str | None = None,
                   error: type[UserError] = UserError, what: str = "a file") -> int:
     """The size of the regular file at ``path``; ``error`` naming it (``label``) when it
-    is missing, not a regular file, or larger than ``cap`` bytes."""
+    is missing, not a regular file, empty (no file the lab reads may be) or larger than
+    ``cap`` bytes."""
     p = Path(path)
     label = label or str(p)
     st = _stat(p, label, error)
     _refuse_kind(label, st.st_mode, error)
+    if st.st_size == 0:
+        raise error(f"{label}: the file is empty (0 bytes); expected {what}")
     if st.st_size > cap:
         raise error(size_refusal(label, st.st_size, cap, what))
     return int(st.st_size)

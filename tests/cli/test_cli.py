@@ -258,6 +258,14 @@ def test_malformed_json(tmp_path, capsys):
     assert not (tmp_path / "o" / "trace.npz").exists()
 
 
+@pytest.mark.parametrize("content", ["", "  \n"])
+def test_an_empty_experiment_file_says_it_is_empty(tmp_path, capsys, content):
+    path = tmp_path / "e.json"
+    path.write_text(content)
+    rc, _, err = run(["analyze", path, "--out", tmp_path / "o"], capsys)
+    assert_user_error(rc, err, str(path), "the file is empty")
+
+
 def test_missing_model(tmp_path, capsys):
     path = tmp_path / "e.json"
     path.write_text(json.dumps({"format": "gradlab-experiment", "version": 1}))

@@ -243,7 +243,7 @@ def test_not_a_zip(tmp_path):
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.gradlab"
     path.write_bytes(b"")
-    _raises(path, UserError, "not a Gradient Flow Lab archive")
+    _raises(path, UserError, r"the file is empty \(0 bytes\); expected a \.gradlab file")
 
 
 @pytest.mark.parametrize("keep", [0.2, 0.5, 0.9, 0.99])

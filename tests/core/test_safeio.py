@@ -91,6 +91,15 @@ def test_a_folder_is_refused(tmp_path, reader):
         READERS[reader](folder)
 
 
+@pytest.mark.parametrize("reader", list(READERS))
+def test_an_empty_file_is_called_empty(tmp_path, reader):
+    empty = tmp_path / f"empty{SUFFIX[reader]}"
+    empty.write_bytes(b"")
+    with pytest.raises(UserError) as err:
+        READERS[reader](empty)
+    assert str(err.value).startswith(f"{empty}: the file is empty (0 bytes); expected ")
+
+
 def test_read_capped_refuses_before_reading(tmp_path):
     p = tmp_path / "big.json"
     p.write_bytes(b" " * 2000)
