@@ -1091,6 +1091,20 @@ def grow_range(current: float, needed: float) -> float:
     return next(m * magnitude for m in (1, 1.5, 2, 3, 4, 5, 6, 8, 10) if m * magnitude >= needed)
 
 
+def set_curve(item: pg.PlotDataItem, x: Any, y: Any) -> bool:
+    """``item.setData(x, y)`` unless it shows exactly these values already (the input
+    and target of a probe after a knob edit): setting them again would make the plot
+    lay out and repaint for nothing.  Returns whether it set them."""
+    old_x, old_y = item.xData, item.yData
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if (old_x is not None and old_y is not None and old_x.shape == x.shape
+            and old_y.shape == y.shape and np.array_equal(old_x, x, equal_nan=True)
+            and np.array_equal(old_y, y, equal_nan=True)):
+        return False
+    item.setData(x, y)
+    return True
+
+
 def placeholder_curve(plot: pg.PlotItem, **kwargs: Any) -> pg.PlotDataItem:
     """An empty PlotDataItem added to ``plot``, ready for ``setData``."""
     item = pg.PlotDataItem([], [], **kwargs)
@@ -1124,5 +1138,6 @@ __all__ = ["LINE_MARKS", "AxisGrid", "LogAxis", "Overlay", "PlotPanel", "align_b
            "color_bar", "colormaps", "compact_title_row", "faint", "fit_label", "fit_title",
            "fmt_sci", "gate_names", "grow_range", "layer_label", "legend_html", "let_label_shrink",
            "linear_range", "log_range", "mkpen", "model_layers", "nice_step",
-           "placeholder_curve", "positive", "set_color_map", "set_levels", "set_y_range",
+           "placeholder_curve", "positive", "set_color_map", "set_curve", "set_levels",
+           "set_y_range",
            "short_layer_label", "text_width"]

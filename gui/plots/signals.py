@@ -16,6 +16,7 @@ from .base import (
     legend_html,
     linear_range,
     mkpen,
+    set_curve,
     set_levels,
     set_y_range,
 )
@@ -159,7 +160,7 @@ class SignalsPanel(PlotPanel):
 
         table: dict[str, np.ndarray] = {"timestep": steps}
         for i in range(n_in):
-            self.input_curves[i].setData(steps, x[:, i])
+            set_curve(self.input_curves[i], steps, x[:, i])  # the same after a knob edit
             table[f"input_{i}"] = x[:, i].astype(np.float64)
         more = f" (first {n_in} of {D} channels)" if D > n_in else ""
         x_t, legend = "Input x<sub>t</sub>", self._in_legend
@@ -210,7 +211,7 @@ class SignalsPanel(PlotPanel):
                 pad = np.full(T, np.nan)
                 pad[-1] = preds[i]
                 if targets is not None:
-                    self.target_curves[i].setData(at, targets[i:i + 1])
+                    set_curve(self.target_curves[i], at, targets[i:i + 1])
                     pad_t = np.full(T, np.nan)
                     pad_t[-1] = targets[i]
                     table[f"target_{name}"] = pad_t
@@ -223,7 +224,7 @@ class SignalsPanel(PlotPanel):
                 self.pred_curves[i].setData(steps, out[:, b, i])
                 table[f"prediction_{i}"] = out[:, b, i].astype(np.float64)
                 if has_target:
-                    self.target_curves[i].setData(steps, y[:, b, i])
+                    set_curve(self.target_curves[i], steps, y[:, b, i])
                     table[f"target_{i}"] = y[:, b, i].astype(np.float64)
             if has_target:
                 shown.append(y[:, b, :n_out])

@@ -354,6 +354,32 @@ def test_signals_regression_classification_and_many_to_one(qtbot):
     assert panel.pred_curves[0].yData[0] == np.argmax(mc.arrays["output"][2])
 
 
+def test_a_knob_edit_sets_only_the_curves_whose_values_changed(qtbot, monkeypatch):
+    """The input and the target of a probe are the same after a knob edit: setting
+    them again would lay out and repaint their plot for nothing."""
+    import dataclasses
+
+    panel = make_panel(qtbot, "signals")
+    r = make_fake_result("lstm", D=2, O=1)
+    panel.show_result(r)
+    calls: list[str] = []
+    for name, curve in [("input", panel.input_curves[0]), ("target", panel.target_curves[0]),
+                        ("prediction", panel.pred_curves[0])]:
+        original = curve.setData
+        monkeypatch.setattr(curve, "setData", lambda *a, _n=name, _o=original, **k: (
+            calls.append(_n), _o(*a, **k)))
+    arrays = dict(r.arrays, output=np.asarray(r.arrays["output"]) * 1.5)  # new weights
+    panel.show_result(dataclasses.replace(r, x=np.array(r.x), arrays=arrays))
+    assert calls == ["prediction"]
+    np.testing.assert_array_equal(panel.pred_curves[0].yData, arrays["output"][:, 0, 0])
+    calls.clear()
+    x = np.array(r.x)
+    x[3, 0, 0] += 1.0  # another batch: the input is drawn again
+    panel.show_result(dataclasses.replace(r, x=x, arrays=arrays))
+    assert calls == ["input", "prediction"]
+    assert panel.input_curves[0].yData[3] == x[3, 0, 0]
+
+
 def test_an_early_result_waits_only_in_the_views_of_its_pending_analyses(qtbot, monkeypatch):
     """The pass comes first (an early result), its Jacobian products a moment later:
     the gradient panel draws the pass once, the Jacobian panel keeps its curves until
