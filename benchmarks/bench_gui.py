@@ -14,6 +14,9 @@ Opens the real main window on the default lesson, then
     worst gaps are shown with the GUI thread's CPU time in them and the plot redraws.
 
 The targets are a 95th percentile latency of at most 50 ms and no stall over 100 ms.
+The report also says how fast the machine was (a fixed workload timed before and after,
+``conditions.reference_ms``) and how much CPU other processes took, the X server's
+included: the same code's figures follow the machine's speed.
 Runs headless (``QT_QPA_PLATFORM=offscreen`` is set when there is no display).
 
     python benchmarks/bench_gui.py [--changes 40] [--train-s 10] [--profile]
