@@ -19,6 +19,7 @@ from .. import colormaps
 from .base import (
     PlotPanel,
     batch_norm,
+    clear_curve,
     fit_label,
     fit_title,
     fmt_sci,
@@ -81,8 +82,8 @@ def _glow(item: pg.PlotDataItem, steps: np.ndarray, g: np.ndarray, where: np.nda
     a redraw (most results mark none, and a curve of NaNs costs a whole update)."""
     if where.any():
         item.setData(steps, positive(np.where(where, g, np.nan)))
-    elif item.xData is not None and item.xData.size:
-        item.setData([], [])
+    else:
+        clear_curve(item)
 
 
 def _span(text: str, colour: str | None) -> str:
@@ -240,8 +241,8 @@ class GradientsPanel(PlotPanel):
         while len(self._band_pool) < len(layers):
             self._band_pool.append(_fill(self.plot, -4))
         for low, high, fill in self._band_pool:
-            low.setData([], [])
-            high.setData([], [])
+            clear_curve(low)
+            clear_curve(high)
             fill.setVisible(False)
         for k in [k for k in self.bands if "." not in k]:
             del self.bands[k]
@@ -474,7 +475,7 @@ class GradientsPanel(PlotPanel):
             d = found[key]
             item = self.floors[key]
             if d is None or not d.underflow.any() or d.underflow.size != steps.size:
-                item.setData([], [])
+                clear_curve(item)
                 continue
             y = 10.0 ** (lo + (0.02 + 0.03 * i) * (hi - lo))
             item.setData(steps, np.where(d.underflow, y, np.nan))
@@ -486,8 +487,8 @@ class GradientsPanel(PlotPanel):
         name = short_layer_label(key)
         steps = np.arange(g.size, dtype=np.float64)
         if d is None or d.vanished.size != g.size:
-            vanish_glow.setData([], [])
-            explode_glow.setData([], [])
+            clear_curve(vanish_glow)
+            clear_curve(explode_glow)
             text = f"{name}: no gradient"
             return text, text, text
         _glow(vanish_glow, steps, g, d.faded)
