@@ -51,7 +51,7 @@ def _lab(args: argparse.Namespace, training: bool = False) -> Any:
     from core.experiment import training_batch_size
     from core.lab import Lab
 
-    doc = _document(args.experiment, None)
+    doc = _source(args)
     exp = doc.experiment
     data = _user_data(args, exp, saved=doc.data is not None)
     arrays = data or doc.data  # given on the command line, else saved in the document
@@ -62,15 +62,16 @@ def _lab(args: argparse.Namespace, training: bool = False) -> Any:
         B = training_batch_size(exp, N if arrays else None)
         steps = exp.training.steps if args.steps is None else args.steps
         probes = exp.training.trace_every > 0  # with every analysis, as the window shows
-        _check_memory(args.experiment, exp, T, N, training_steps=max(steps, 1), train_batch=B,
-                      val_batch=N if arrays else max(4 * B, 64), jacobian=probes,
-                      connectivity=probes)
+        _check_memory(_source_name(args), exp, T, N, training_steps=max(steps, 1),
+                      train_batch=B, val_batch=N if arrays else max(4 * B, 64),
+                      jacobian=probes, connectivity=probes)
     else:
-        _check_memory(args.experiment, exp, T, N, jacobian=getattr(args, "jacobian", False),
+        _check_memory(_source_name(args), exp, T, N,
+                      jacobian=getattr(args, "jacobian", False),
                       connectivity=getattr(args, "connectivity", False))
     resolve_backend(exp.backend.device, exp.backend.dtype)  # fail early: no GPU for 'cupy'
     lab = Lab(exp)
-    lab.load_document(doc, path=args.experiment)
+    lab.load_document(doc, path=args.experiment, lesson=args.source_preset)
     if args.weights:
         from core.weights import load_weights
 
@@ -94,6 +95,20 @@ def _document(path: str | None, preset: str | None) -> Any:
     from core.document import read_document
 
     return read_document(path)
+
+
+def _source(args: argparse.Namespace) -> Any:
+    """The document a command works on, from its EXPERIMENT file or its ``--preset``
+    (exactly one of them; see :func:`_source_args`)."""
+    if bool(args.experiment) == bool(args.source_preset):
+        raise UsageError(f"{PROG} {args.command}: give an EXPERIMENT file or --preset NAME, "
+                         f"not both and not neither (see {PROG} {args.command} --help)")
+    return _document(args.experiment, args.source_preset)
+
+
+def _source_name(args: argparse.Namespace) -> str:
+    """How messages name what a command works on: the file, or ``preset NAME``."""
+    return args.experiment or f"preset {args.source_preset}"
 
 
 def _data(args: argparse.Namespace, doc: Any) -> tuple[Any, Any] | None:
@@ -160,7 +175,7 @@ def _user_data(args: argparse.Namespace, exp: Any,
     from core.errors import DataError
     from core.userdata import load_input, load_target
 
-    name = args.experiment or f"preset {getattr(args, 'export_preset', '')}"
+    name = _source_name(args)
     if exp.task is None and not (args.input or args.target) and not saved:
         raise DataError(f"{name} has no task section: give --input X.npy and --target Y.npy")
     if args.target and not args.input:
@@ -330,9 +345,6 @@ def _train_into(args: argparse.Namespace, lab: Any, staged: Any) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export every plot of an experiment or preset, headless: PNG, SVG, CSV."""
-    if bool(args.experiment) == bool(args.export_preset):
-        raise UsageError(f"{PROG} export: give an EXPERIMENT file or --preset NAME, not both "
-                         f"and not neither (see {PROG} export --help)")
     formats = [f.strip().lower() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in EXPORT_FORMATS]
     if bad or not formats:
@@ -341,7 +353,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.size is not None and (args.width is not None or args.height is not None):
         raise UsageError(f"{PROG} export: give --size WxH, or --width and --height, not both")
     size = args.size or (args.width or EXPORT_SIZE[0], args.height or EXPORT_SIZE[1])
-    doc = _document(args.experiment, args.export_preset)
+    doc = _source(args)
     exp = doc.experiment
     if doc.params is not None:
         exp.weights = doc.params
@@ -349,8 +361,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = _data(args, doc)
     T, B = (data[0].shape[0], data[0].shape[1]) if data else (exp.task.seq_len,
                                                               exp.task.batch_size)
-    _check_memory(args.experiment or f"preset {args.export_preset}", exp, T, B, jacobian=True,
-                  connectivity=True)
+    _check_memory(_source_name(args), exp, T, B, jacobian=True, connectivity=True)
     params = None  # the .gradlab's weights (exp.weights), else drawn from the seed
     if args.weights:
         from core.weights import load_weights
@@ -429,12 +440,8 @@ def _scale(text: str) -> float:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Variants of an experiment over seed ensembles: compare.csv, .json, .png and .svg."""
     from core.compare import compare, variants
-    from core.paths import parse_vary
-
-    if bool(args.experiment) == bool(args.compare_preset):
-        raise UsageError(f"{PROG} compare: give an EXPERIMENT file or --preset NAME, not both "
-                         f"and not neither (see {PROG} compare --help)")
     from core.errors import ConfigError
+    from core.paths import parse_vary
 
     vary = []
     for text in args.vary:
@@ -442,7 +449,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             vary.append(parse_vary(text))
         except ConfigError as exc:
             raise ConfigError(f"--vary {exc}") from None
-    doc = _document(args.experiment, args.compare_preset)
+    doc = _source(args)
     exp = doc.experiment
     if doc.params is not None:
         _warn(f"{args.experiment}: its saved weights are not used; every run starts "
@@ -508,13 +515,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from core.jobs import Cancelled
     from core.sweep import embedded_client, parse_grid, plan, run_sweep
 
-    if bool(args.experiment) == bool(args.sweep_preset):
-        raise UsageError(f"{PROG} sweep: give an EXPERIMENT file or --preset NAME, not both "
-                         f"and not neither (see {PROG} sweep --help)")
     if args.scheduler and args.workers:
         raise UsageError(f"{PROG} sweep: --scheduler runs on an existing cluster; --workers "
                          "sizes the embedded one: give one of them")
-    doc = _document(args.experiment, args.sweep_preset)
+    doc = _source(args)
     exp = doc.experiment
     axes = []
     for text in args.grid:
@@ -532,7 +536,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _warn(f"{args.experiment}: its saved weights are not used; every run starts "
               "from its seed's initialisation")
     out = _out_dir(args.out)
-    source = f"--preset {args.sweep_preset}" if args.sweep_preset else str(args.experiment)
+    source = f"--preset {args.source_preset}" if args.source_preset else str(args.experiment)
     command = " ".join([PROG, "sweep", source, *(f"--grid {g}" for g in args.grid),
                         f"--seeds {args.seeds}", f"--train-steps {args.train_steps}",
                         f"--out {args.out}"])
@@ -665,6 +669,8 @@ def _nonneg_int(text: str) -> int:
 EXPERIMENT_HELP = ("experiment file (.json) or saved experiment (.gradlab, whose weights "
                    "are used unless --weights is given and whose own arrays unless --input/"
                    "--target are; train continues its saved run)")
+SEEDED_HELP = ("experiment file (.json) or saved experiment (.gradlab; its saved weights "
+               "are not used)")
 WEIGHTS_HELP = ("PyTorch-named weights (.safetensors or .npz); default: the weights saved in "
                 "a .gradlab, else a fresh initialisation from the experiment's init section")
 
@@ -678,8 +684,15 @@ def _array_args(p: argparse.ArgumentParser) -> None:
                         "many_to_one; integer classes (T, B) or (B,) for cross_entropy")
 
 
+def _source_args(p: argparse.ArgumentParser, help: str = EXPERIMENT_HELP) -> None:
+    """EXPERIMENT, or ``--preset NAME`` instead (see :func:`_source`)."""
+    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?", help=help)
+    p.add_argument("--preset", metavar="NAME", dest="source_preset",
+                   help="a lesson preset instead of a file (see `gradlab presets`)")
+
+
 def _data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", metavar="EXPERIMENT", help=EXPERIMENT_HELP)
+    _source_args(p)
     p.add_argument("--weights", metavar="W", help=WEIGHTS_HELP)
     _array_args(p)
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
@@ -745,9 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "of column indices, each row led by its index); plus DIR/experiment.json.  "
                     "The training plot is written for a .gradlab with a training history.  "
                     "Non-finite values are written as nan, inf, -inf.")
-    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?", help=EXPERIMENT_HELP)
-    p.add_argument("--preset", metavar="NAME", dest="export_preset",
-                   help="a lesson preset instead of a file (see `gradlab presets`)")
+    _source_args(p)
     p.add_argument("--weights", metavar="W", help=WEIGHTS_HELP)
     _array_args(p)
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write into")
@@ -785,11 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "shared) and DIR/compare.png, DIR/compare.svg (mean curves with bands, "
                     "log scale).  A changed layer cell turns off what it cannot have "
                     "(peepholes, an activation), as compare.json notes.")
-    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?",
-                   help="experiment file (.json) or saved experiment (.gradlab; its saved "
-                        "weights are not used)")
-    p.add_argument("--preset", metavar="NAME", dest="compare_preset",
-                   help="a lesson preset instead of a file (see `gradlab presets`)")
+    _source_args(p, SEEDED_HELP)
     p.add_argument("--vary", metavar="PATH=V1,V2", action="append", required=True,
                    help="a dotted field path and the values to compare, comma-separated "
                         "(numbers, true/false, null, or text); repeat for a product")
@@ -818,11 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "run on a Dask LocalCluster (one single-threaded process per core), or on "
                     "an existing cluster with --scheduler (its workers must import gradlab: "
                     "install it, or start them with PYTHONPATH at its folder).")
-    p.add_argument("experiment", metavar="EXPERIMENT", nargs="?",
-                   help="experiment file (.json) or saved experiment (.gradlab; its saved "
-                        "weights are not used)")
-    p.add_argument("--preset", metavar="NAME", dest="sweep_preset",
-                   help="a lesson preset instead of a file (see `gradlab presets`)")
+    _source_args(p, SEEDED_HELP)
     p.add_argument("--grid", metavar="PATH=VALUES", action="append", required=True,
                    help="one axis: a dotted field path and a,b,c or START:STOP:N or "
                         "START:STOP:Nlog; repeat for more axes (their product)")

@@ -164,6 +164,43 @@ def test_analyze_with_weights_and_data_and_extras(tmp_path, exp_file, capsys):
         assert set(z.files) == {"l0", "l0_reverse", "l1"}
 
 
+def test_analyze_and_train_take_a_preset_as_export_does(tmp_path, capsys):
+    """``--preset NAME`` instead of a file: the lesson's own experiment, exactly."""
+    import core
+    from core.lessons import load_lesson
+    from core.tracefile import load_trace
+
+    rc, out, err = run(["analyze", "--preset", "forget_gate", "--out", tmp_path / "a"], capsys)
+    assert rc == 0, err
+    assert str(tmp_path / "a" / "summary.json") in out
+    saved = load_trace(tmp_path / "a" / "trace.npz")
+    api = core.trace(load_lesson("forget_gate"))
+    assert set(api) == set(saved)
+    for key in saved:
+        np.testing.assert_allclose(api[key], saved[key], rtol=1e-12, atol=1e-15, err_msg=key)
+
+    rc, out, err = run(["train", "--preset", "vanishing_tanh", "--steps", 2,
+                        "--out", tmp_path / "t"], capsys)
+    assert rc == 0, err
+    assert "step 2/2" in err and str(tmp_path / "t" / "weights.safetensors") in out
+    trained = load_experiment_config(tmp_path / "t" / "experiment.json")
+    lesson = load_lesson("vanishing_tanh")
+    assert (trained.title, trained.model) == (lesson.title, lesson.model)
+    assert len((tmp_path / "t" / "history.csv").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("command", ["analyze", "train"])
+def test_analyze_and_train_want_a_file_or_a_preset(command, tmp_path, exp_file, capsys):
+    out = ["--out", tmp_path / "o"]
+    rc, _, err = run([command, *out], capsys)
+    assert_user_error(rc, err, f"gradlab {command}", "EXPERIMENT", "--preset", "neither")
+    rc, _, err = run([command, exp_file, "--preset", "forget_gate", *out], capsys)
+    assert_user_error(rc, err, "not both")
+    rc, _, err = run([command, "--preset", "no_such_lesson", *out], capsys)
+    assert_user_error(rc, err, "no_such_lesson")
+    assert not (tmp_path / "o").exists()
+
+
 def test_train_writes_every_file(tmp_path, exp_file, capsys):
     rc, _, err = run(["train", exp_file, "--steps", 3, "--out", tmp_path / "t"], capsys)
     assert rc == 0, err
