@@ -50,6 +50,11 @@ from .training.session import DIVERGED, IDLE, Rest, TrainingSession
 from .weights_policy import FAMILIES, Change, Version, carry
 
 MERGE_S = 1.0
+# The undo history keeps at most this many steps, and forgets its oldest ones while the
+# arrays it holds beyond the current version's (weights, optimizer state, data) pass
+# this many bytes: a large model's every edit keeps a copy of its weights.
+UNDO_STEPS = 200
+UNDO_BYTES = 1 << 30
 PIN_LABELS = "ABCDEFGH"
 MAX_BAND_SEEDS = 50  # the window's seed ensemble (gradlab compare takes more)
 # Fields that say nothing about what a run computes: left out of Lab.differences.
@@ -112,6 +117,23 @@ def run_probe(exp: Experiment, params: Mapping[str, Any], data: tuple[Any, Any] 
     x, y = probe_batch(exp, data)
     with np.errstate(all="ignore"):
         return probe(exp, dict(params), x, y, control=control, **options)
+
+
+def _version_arrays(v: Version) -> list[np.ndarray]:
+    """The arrays a version holds: its weights, its optimizer state's and its data."""
+    out = [a for a in v.params.values() if isinstance(a, np.ndarray)]
+    state = list((v.optimizer_state or {}).values())
+    while state:
+        item = state.pop()
+        if isinstance(item, np.ndarray):
+            out.append(item)
+        elif isinstance(item, dict):
+            state.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            state.extend(item)
+    if v.data is not None:
+        out += [a for a in v.data if isinstance(a, np.ndarray)]
+    return out
 
 
 class ProbeJob:
@@ -195,6 +217,9 @@ class Lab:
         self.before_edit: Callable[[], None] | None = None
         # Edits of one knob closer together than this (s) are one undo step (a drag).
         self.merge_s = MERGE_S
+        self.undo_steps = UNDO_STEPS  # see _trim_undo
+        self.undo_bytes = UNDO_BYTES
+        self._held: dict[int, tuple[Version, dict[int, int]]] = {}  # see _undo_bytes
         self._pinned: list[Pinned] = []
         self._saved_pins: tuple[Pinned, ...] = ()  # the pins the file holds
         self._seeds = 1
@@ -312,8 +337,34 @@ class Lab:
             before = top.before
         self._undo.append(Change(text, before, after, training, key, now))
         self._redo.clear()
+        self._trim_undo()
         self._set(after)
         self.undo_changed.emit()
+
+    def _trim_undo(self) -> None:
+        """Forget the oldest undo steps past :data:`UNDO_STEPS`, and while the arrays
+        the history holds beyond the current version's pass :data:`UNDO_BYTES`; the
+        newest step always stays."""
+        while len(self._undo) > 1 and (len(self._undo) > self.undo_steps
+                                       or self._undo_bytes() > self.undo_bytes):
+            del self._undo[0]
+
+    def _undo_bytes(self) -> int:
+        """Bytes of the arrays the undo and redo steps hold that the current version
+        does not (each array once, however many versions share it)."""
+        held: dict[int, int] = {}
+        seen: dict[int, tuple[Version, dict[int, int]]] = {}
+        for change in (*self._undo, *self._redo):
+            for v in (change.before, change.after):
+                entry = self._held.get(id(v))
+                if entry is None or entry[0] is not v:  # each version's arrays, once
+                    entry = (v, {id(a): a.nbytes for a in _version_arrays(v)})
+                seen[id(v)] = entry
+                held.update(entry[1])
+        self._held = seen  # the versions still in the history
+        for a in _version_arrays(self._v):
+            held.pop(id(a), None)
+        return sum(held.values())
 
     def undo(self) -> bool:
         """Go back one edit (or one training run): the exact weights and history before."""
@@ -1141,6 +1192,7 @@ class Lab:
                                          before, after, training=True)
             self._undo.append(self._session_entry)
             self._redo.clear()
+            self._trim_undo()
             self._set(after, exp_changed=False)
             self.undo_changed.emit()
         self._live = None

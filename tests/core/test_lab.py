@@ -355,6 +355,39 @@ def test_undo_redo_texts_and_a_new_edit_clears_redo():
     assert len(undo_events) == 8  # every move of the stack, none for the refused redo
 
 
+def test_the_undo_history_forgets_its_oldest_steps_past_its_step_and_byte_limits():
+    """A long session keeps a bounded history: at most ``undo_steps`` steps, and no
+    more arrays beyond the current version's than ``undo_bytes``; the newest steps
+    stay, and undo walks back exactly through them."""
+    lab = fast_lab()
+    lab.merge_s = 0.0  # every edit its own step
+    lab.undo_steps = 5
+    for i in range(8):
+        assert lab.set_training(lr=0.001 * (i + 1))  # settings: the weights are shared
+    assert lab._undo_bytes() == 0
+    texts = []
+    while lab.undo():
+        texts.append(lab.redo_text)
+    assert texts == [f"Training: lr {0.001 * (i + 1):g}" for i in range(7, 2, -1)]
+    assert lab.experiment.training.lr == pytest.approx(0.003)  # the oldest kept step's before
+
+    lab = fast_lab()
+    lab.merge_s = 0.0
+    one = sum(a.nbytes for a in lab.params.values())  # every init edit draws new weights
+    lab.undo_bytes = 3 * one
+    for i in range(6):
+        assert lab.set_init(seed=i + 1)
+        assert lab._undo_bytes() <= 3 * one
+    steps = 0
+    while lab.undo():
+        steps += 1
+    assert steps == 3 and lab.experiment.init.seed == 3  # seeds 4, 5, 6 undone; 3 kept
+    assert lab.redo() and lab.experiment.init.seed == 4
+    lab.undo_bytes = 0
+    assert lab.set_init(seed=99) and lab.can_undo  # the newest step always stays
+    assert lab.undo() and lab.experiment.init.seed == 4 and not lab.can_undo
+
+
 def test_an_edit_to_the_same_value_is_no_undo_entry():
     lab = fast_lab()
     assert lab.set_scale("recurrent", 1.0)
