@@ -120,20 +120,10 @@ def run_probe(exp: Experiment, params: Mapping[str, Any], data: tuple[Any, Any] 
 
 
 def _version_arrays(v: Version) -> list[np.ndarray]:
-    """The arrays a version holds: its weights, its optimizer state's and its data."""
-    out = [a for a in v.params.values() if isinstance(a, np.ndarray)]
-    state = list((v.optimizer_state or {}).values())
-    while state:
-        item = state.pop()
-        if isinstance(item, np.ndarray):
-            out.append(item)
-        elif isinstance(item, dict):
-            state.extend(item.values())
-        elif isinstance(item, (list, tuple)):
-            state.extend(item)
-    if v.data is not None:
-        out += [a for a in v.data if isinstance(a, np.ndarray)]
-    return out
+    """The arrays a version holds: its weights, its optimizer state's (the flat
+    ``Optimizer.state_dict`` form) and its data."""
+    held = [*v.params.values(), *(v.optimizer_state or {}).values(), *(v.data or ())]
+    return [a for a in held if isinstance(a, np.ndarray)]
 
 
 class ProbeJob:

@@ -1132,10 +1132,9 @@ def set_curve(item: pg.PlotDataItem, x: Any, y: Any) -> bool:
 
 
 def clear_curve(item: pg.PlotDataItem) -> None:
-    """Empty ``item`` unless it is empty already: setting no data again would still
-    cost a whole update (a band, a glow or a floor marker shows in few results)."""
-    if item.xData is not None and item.xData.size:
-        item.setData([], [])
+    """Empty ``item`` unless it is empty already (:func:`set_curve`): a band, a glow or
+    a floor marker shows in few results."""
+    set_curve(item, (), ())
 
 
 def placeholder_curve(plot: pg.PlotItem, **kwargs: Any) -> pg.PlotDataItem:
